@@ -1,0 +1,70 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up, then run the whole course (notebooks 01-06) on the embedded synthetic data
+#   make test   set up, then run the whole test suite (unit tests + notebooks under nbval)
+# Set-up creates .venv with python3.11 unless a virtual or conda environment is already active.
+
+SHELL := /bin/bash
+PYTHON_SYSTEM ?= python3.11
+
+ifneq ($(strip $(VIRTUAL_ENV)$(CONDA_PREFIX)),)
+  PY := python
+  ENV_DIR := $(firstword $(VIRTUAL_ENV) $(CONDA_PREFIX))
+else
+  PY := .venv/bin/python
+  ENV_DIR := .venv
+endif
+STAMP := $(ENV_DIR)/.stamp-course-install
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+export MPLBACKEND ?= Agg
+
+.PHONY: run test test-fast lab bench setup clean help
+
+help:
+	@echo "make run    - set up and run the whole course on the synthetic default data (results/)"
+	@echo "make test   - set up and run all tests (unit + notebooks under nbval)"
+	@echo "make lab    - set up and open the course in JupyterLab"
+	@echo "make bench  - speed and memory of the models on this machine"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@if [ "$(ENV_DIR)" = ".venv" ] && [ ! -x .venv/bin/python ]; then \
+	  if ! command -v $(PYTHON_SYSTEM) >/dev/null 2>&1; then \
+	    echo "error: $(PYTHON_SYSTEM) was not found. This course needs Python 3.11 (mediapipe 0.10.21 and"; \
+	    echo "       tensorflow 2.19 have no wheels for other versions). Install it (pyenv install 3.11,"; \
+	    echo "       apt install python3.11 python3.11-venv, or conda create -n course python=3.11) and"; \
+	    echo "       run make again, or point PYTHON_SYSTEM=/path/to/python3.11 at one."; \
+	    exit 1; \
+	  fi; \
+	  echo ">> creating .venv with $(PYTHON_SYSTEM)"; \
+	  $(PYTHON_SYSTEM) -m venv .venv || { echo "error: could not create .venv (on Debian/Ubuntu: apt install python3.11-venv)"; exit 1; }; \
+	fi
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
+	  echo "error: $(ENV_DIR) runs Python $$($(PY) -c 'import platform; print(platform.python_version())'), the course needs 3.11."; \
+	  echo "       Deactivate that environment (or delete .venv) and run make again."; exit 1; }
+	@echo ">> installing pinned requirements into $(ENV_DIR) (first time only: a few minutes)"
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	@touch $@
+
+run: $(STAMP)
+	$(PY) -m utils course
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow" --ignore=tests/test_notebooks.py
+
+lab: $(STAMP)
+	$(PY) -m jupyter lab notebooks
+
+bench: $(STAMP)
+	$(PY) -m utils bench
+
+clean:
+	rm -rf results .pytest_cache
