@@ -54,11 +54,12 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(PY) -m utils course
 
+# Unit tests, then the notebooks under nbval (lax: outputs are not compared) in FAST mode.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	FAST=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 --durations=15
 
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not slow" --ignore=tests/test_notebooks.py
+	$(PY) -m pytest tests -m "not slow"
 
 lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks

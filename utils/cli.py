@@ -92,6 +92,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_course(args: argparse.Namespace) -> int:
+    from utils import course
+
+    if args.dataset:
+        os.environ["DATASET"] = args.dataset
+    if args.fast:
+        os.environ["FAST"] = "1"
+    course.run_course(only=args.only)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m utils", formatter_class=_formatter,
                                      description="Skeleton-based sign-language and action recognition course.")
@@ -167,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", default=["tflite", "savedmodel"], choices=["tflite", "savedmodel"])
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("course", formatter_class=_formatter,
+                       help="the main job: run notebooks 01-06 in order and print a summary of the models",
+                       description="Execute the course notebooks in order (executed copies, figures and "
+                                   "metrics go under results/). DATASET and FAST environment variables apply.")
+    p.add_argument("--dataset", default=None, help="synthetic | asl | ucf11 | a folder (default: $DATASET or synthetic)")
+    p.add_argument("--fast", action="store_true", help="quick smoke run (small data, few epochs)")
+    p.add_argument("--only", nargs="+", default=None, help="run only notebooks whose names start with these, e.g. 01 03")
+    p.set_defaults(func=cmd_course)
     return parser
 
 

@@ -1,0 +1,111 @@
+"""Course-wide settings read from the environment: which dataset, quick mode, seed, and where things go.
+
+Every notebook's setup cell calls :func:`course_settings`, so ``DATASET=asl make run`` or ``FAST=1``
+change all notebooks the same way.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from utils import paths
+
+KNOWN_DATASETS = ("synthetic", "asl", "ucf11")
+
+# The synthetic default: 10 signs x 40 clips by 10 signers (400 clips). FAST=1 shrinks it for smoke tests.
+SYNTHETIC_DEFAULT = dict(clips_per_class=40, num_signers=10, num_frames=30, image_size=128)
+SYNTHETIC_FAST = dict(clips_per_class=8, num_signers=4, num_frames=30, image_size=128)
+
+
+@dataclass
+class CourseSettings:
+    """What one run of the course works on; printed by every notebook's setup cell."""
+
+    dataset: str
+    fast: bool
+    seed: int
+    num_frames: int = 30
+    image_size: int = 64
+    epochs: int | None = None  # None = each configuration's own number of epochs
+    synthetic: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Short name of the dataset, for file names."""
+        base = self.dataset if self.dataset in KNOWN_DATASETS else Path(self.dataset).name
+        return f"{base}_fast" if self.fast else base
+
+    @property
+    def source_dir(self) -> Path:
+        """Folder holding the raw clips of the dataset."""
+        if self.dataset == "synthetic":
+            return paths.DATA_DIR / ("synthetic_fast" if self.fast else "synthetic")
+        if self.dataset in KNOWN_DATASETS:
+            return paths.RAW_DIR / self.dataset
+        return Path(self.dataset).expanduser().resolve()
+
+    @property
+    def features_path(self) -> Path:
+        """The one feature file every notebook after 01 reads."""
+        return paths.FEATURES_DIR / f"{self.name}_T{self.num_frames}_S{self.image_size}.npz"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where trained models and their metrics go (one sub-folder per run)."""
+        return paths.RUNS_DIR / self.name
+
+    def __str__(self) -> str:
+        epochs = "per configuration" if self.epochs is None else self.epochs
+        return (f"dataset={self.dataset} fast={self.fast} seed={self.seed} T={self.num_frames} "
+                f"S={self.image_size} epochs={epochs}\n  source:   {self.source_dir}\n"
+                f"  features: {self.features_path}\n  runs:     {self.runs_dir}")
+
+
+def course_settings(dataset: str | None = None, fast: bool | None = None, seed: int = 42) -> CourseSettings:
+    """Settings from arguments, else the DATASET and FAST environment variables (default: synthetic, full)."""
+    dataset = dataset or os.environ.get("DATASET", "synthetic")
+    if fast is None:
+        fast = os.environ.get("FAST", "0").lower() in ("1", "true", "yes")
+    settings = CourseSettings(dataset=dataset, fast=fast, seed=seed,
+                              epochs=3 if fast else None,
+                              synthetic=dict(SYNTHETIC_FAST if fast else SYNTHETIC_DEFAULT))
+    if dataset == "ucf11":
+        settings.num_frames = 20  # the original used 20 frames per UCF11 clip
+    return settings
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and (if already imported) Keras/TensorFlow."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    if "keras" in __import__("sys").modules:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+
+
+def package_versions(names: tuple[str, ...] = ("numpy", "tensorflow", "keras", "mediapipe", "cv2",
+                                               "sklearn", "matplotlib")) -> dict[str, str]:
+    """Installed versions of the given packages ('missing' when not installed)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = getattr(importlib.import_module(name), "__version__", "?")
+        except ImportError:
+            versions[name] = "missing"
+    return versions
+
+
+def print_versions(names: tuple[str, ...] | None = None) -> None:
+    """Print package versions, one per line (the first thing every notebook shows)."""
+    import platform
+
+    print(f"python     {platform.python_version()}")
+    for name, version in (package_versions(names) if names else package_versions()).items():
+        print(f"{name:<10} {version}")
