@@ -20,3 +20,5 @@ CACHE_DIR = _env_path("COURSE_CACHE_DIR", DATA_DIR / "cache")
 RESULTS_DIR = _env_path("COURSE_RESULTS_DIR", REPO_ROOT / "results")
 FIGURES_DIR = RESULTS_DIR / "figures"
 RUNS_DIR = RESULTS_DIR / "runs"
+# Real recordings used by some tests and notebook 02 when present (never part of the repository).
+REAL_RECORDINGS_DIR = _env_path("COURSE_REAL_DIR", REPO_ROOT.parent / "shared" / "real")
