@@ -1,13 +1,269 @@
-"""Reading, sampling, resizing and writing video clips (RGB uint8 frames). Knows nothing of MediaPipe or models."""
+"""Reading, sampling, resizing and writing video clips (RGB uint8 frames). Knows nothing of MediaPipe or models.
+
+Frames are always RGB ``uint8`` arrays, a clip is ``(T, H, W, 3)``. Reading goes frame by frame until
+the decoder stops, because the frame count a container announces (``CAP_PROP_FRAME_COUNT``) is only a
+hint: some codecs and truncated files report more (or fewer) frames than can be decoded.
+"""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from utils.errors import VideoError
 
+DEFAULT_FPS = 30.0  # used when a container does not say its frame rate
 
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds: frame count, frame rate and frame size."""
+
+    path: Path
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    frames_counted: bool  # True: num_frames was counted by decoding; False: the container's (unreliable) hint
+
+
+@dataclass
+class Clip:
+    """A clip sampled to a fixed number of frames: full-resolution frames (for MediaPipe) and thumbnails (for the ConvLSTM)."""
+
+    path: Path
+    frames: np.ndarray  # (T, H, W, 3) uint8, full resolution
+    thumbnails: np.ndarray  # (T, S, S, 3) uint8
+    indices: np.ndarray  # (T,) source frame index of each sampled frame
+    padded: bool  # True when the source had fewer than T frames, so some frames repeat
+    num_source_frames: int
+    fps: float
+
+    @property
+    def num_frames(self) -> int:
+        """Number of sampled frames T."""
+        return len(self.indices)
+
+
+# ----------------------------------------------------------------------------- opening and reading
+def _open_capture(path: str | Path):
+    """Open a video with OpenCV, raising VideoError for a missing, empty or unreadable file."""
+    import cv2
+
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: file not found (check the path; datasets live under data/, see README)")
+    if not path.is_file():
+        raise VideoError(f"{path}: not a file but a folder; pass the path of one video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: file is empty (0 bytes); re-download or re-record it")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoError(f"{path}: OpenCV could not open it: not a video, truncated, or a codec this OpenCV "
+                         "build lacks; check that it plays in a video player, or re-encode it to H.264 .mp4")
+    return capture
+
+
+def _no_frames_error(path: str | Path) -> VideoError:
+    """The error for a file that opens but yields no frame."""
+    return VideoError(f"{path}: OpenCV could not decode any frame: not a video or truncated; "
+                      "check that it plays in a video player, or re-download it")
+
+
+def _to_rgb(frame_bgr: np.ndarray) -> np.ndarray:
+    """Convert one decoded OpenCV frame (BGR, or grey/BGRA for odd codecs) to RGB uint8."""
+    import cv2
+
+    if frame_bgr.ndim == 2:
+        return cv2.cvtColor(frame_bgr, cv2.COLOR_GRAY2RGB)
+    if frame_bgr.shape[-1] == 4:
+        return cv2.cvtColor(frame_bgr, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Yield the RGB uint8 frames (H, W, 3) of a video one by one, until the decoder stops.
+
+    Raises :class:`VideoError` at once for a missing, empty or unreadable file, and for a file that
+    decodes no frame at all. A truncated file that still decodes some frames yields those frames.
+    """
+    capture = _open_capture(path)
+    ok, first = capture.read()
+    if not ok or first is None:
+        capture.release()
+        raise _no_frames_error(path)
+    return _frames_from(capture, first)
+
+
+def _frames_from(capture, first: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield the already-read first frame, then the rest of the capture, releasing it at the end."""
+    try:
+        yield _to_rgb(first)
+        while True:
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                return
+            yield _to_rgb(frame)
+    finally:
+        capture.release()
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Read every decodable frame of a video as RGB uint8 (N, H, W, 3).
+
+    Reads until the decoder stops (the container's frame count is not trusted). A truncated file that
+    still decodes some frames returns those frames; one that decodes none raises :class:`VideoError`,
+    as do missing, empty and non-video files. Long videos take N x H x W x 3 bytes: use
+    :func:`iter_frames` or :func:`load_clip` for those.
+    """
+    frames = list(iter_frames(path))
+    shapes = {frame.shape for frame in frames}
+    if len(shapes) > 1:
+        raise VideoError(f"{path}: frame size changes inside the video ({sorted(shapes)}); re-encode it "
+                         "with one frame size")
+    return np.stack(frames)
+
+
+def _frame_count_hint(capture) -> int:
+    """The frame count the container announces (may be wrong or 0)."""
+    import cv2
+
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if np.isfinite(count) and count > 0 else 0
+
+
+def _fps_of(capture) -> float:
+    """The container's frame rate, or DEFAULT_FPS when it does not say."""
+    import cv2
+
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return float(fps) if np.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
+
+
+def count_frames(path: str | Path) -> int:
+    """Count the decodable frames of a video (decodes all of it; skips only the colour conversion)."""
+    capture = _open_capture(path)
+    try:
+        count = 0
+        while capture.grab():
+            count += 1
+    finally:
+        capture.release()
+    if count == 0:
+        raise _no_frames_error(path)
+    return count
+
+
+def video_info(path: str | Path, count: bool = True) -> VideoInfo:
+    """Frame count, fps and size of a video; ``count=False`` trusts the container's frame-count hint (fast, may lie)."""
+    capture = _open_capture(path)
+    try:
+        fps = _fps_of(capture)
+        hint = _frame_count_hint(capture)
+        ok, first = capture.read()
+    finally:
+        capture.release()
+    if not ok or first is None:
+        raise _no_frames_error(path)
+    height, width = first.shape[:2]  # the decoded frame, not the container's claim
+    if count or hint == 0:
+        return VideoInfo(Path(path), count_frames(path), fps, width, height, frames_counted=True)
+    return VideoInfo(Path(path), hint, fps, width, height, frames_counted=False)
+
+
+# ----------------------------------------------------------------------------- sampling and resizing
+def sample_frame_indices(num_available: int, num_frames: int) -> tuple[np.ndarray, bool]:
+    """Pick exactly ``num_frames`` source indices spread evenly over ``num_available`` frames, first and last included.
+
+    Returns ``(indices, padded)``: ``indices`` is int64 (num_frames,), non-decreasing; ``padded`` is True
+    when the clip is shorter than ``num_frames``, so that some frames repeat (spread over the clip,
+    not piled up at its end). With ``num_frames == 1`` the first frame is picked.
+    """
+    if int(num_available) < 1:
+        raise ValueError(f"num_available must be at least 1 (a clip with no frames cannot be sampled), got {num_available}")
+    if int(num_frames) < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    positions = np.linspace(0, int(num_available) - 1, int(num_frames))
+    indices = np.floor(positions + 0.5).astype(np.int64)  # round half up, so equal steps stay equal
+    return indices, int(num_available) < int(num_frames)
+
+
+def resize_frames(frames: np.ndarray, image_size: int = 64) -> np.ndarray:
+    """Resize RGB frames (T, H, W, 3) to (T, S, S, 3) uint8 squares with ``cv2.INTER_AREA``.
+
+    The frame is squashed to a square (aspect ratio not kept, no cropping), as the original project did.
+    """
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3), got shape {frames.shape}")
+    if int(image_size) < 1:
+        raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
+    size = int(image_size)
+    resized = np.empty((len(frames), size, size, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        frame = frame if frame.dtype == np.uint8 else np.clip(frame, 0, 255).astype(np.uint8)
+        resized[i] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+    return resized
+
+
+def _read_selected_frames(path: str | Path, wanted: set[int]) -> tuple[dict[int, np.ndarray], int]:
+    """Decode a whole video, keep the RGB frames whose index is in ``wanted``; also return the true frame count."""
+    capture = _open_capture(path)
+    selected: dict[int, np.ndarray] = {}
+    count = 0
+    try:
+        while capture.grab():
+            if count in wanted:
+                ok, frame = capture.retrieve()
+                if not ok or frame is None:
+                    break
+                selected[count] = _to_rgb(frame)
+            count += 1
+    finally:
+        capture.release()
+    if count == 0:
+        raise _no_frames_error(path)
+    return selected, count
+
+
+def load_clip(path: str | Path, num_frames: int = 30, image_size: int = 64) -> Clip:
+    """Read a video into a :class:`Clip` of ``num_frames`` evenly spaced frames plus their ``image_size`` thumbnails.
+
+    Only the sampled frames are kept in memory. The container's frame count is used as a first guess
+    and checked while decoding; when it was wrong the clip is sampled again from the true count. A
+    truncated file that still decodes some frames is sampled from the frames it has.
+    """
+    capture = _open_capture(path)
+    try:
+        fps = _fps_of(capture)
+        hint = _frame_count_hint(capture)
+    finally:
+        capture.release()
+    num_available = hint if hint > 0 else count_frames(path)
+    indices, padded = sample_frame_indices(num_available, num_frames)
+    selected, true_count = _read_selected_frames(path, set(indices.tolist()))
+    if true_count != num_available or any(int(i) not in selected for i in indices):
+        num_available = true_count
+        indices, padded = sample_frame_indices(num_available, num_frames)
+        selected, _ = _read_selected_frames(path, set(indices.tolist()))
+    if any(int(i) not in selected for i in indices):
+        raise VideoError(f"{path}: OpenCV stopped decoding part-way through the file (corrupt or truncated); "
+                         "re-download or re-encode it")
+    shapes = {frame.shape for frame in selected.values()}
+    if len(shapes) != 1:
+        raise VideoError(f"{path}: frame size changes inside the video ({sorted(shapes)}); re-encode it "
+                         "with one frame size")
+    frames = np.stack([selected[int(i)] for i in indices])
+    return Clip(path=Path(path), frames=frames, thumbnails=resize_frames(frames, image_size), indices=indices,
+                padded=padded, num_source_frames=num_available, fps=fps)
+
+
+# ----------------------------------------------------------------------------- writing
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0) -> Path:
     """Write RGB uint8 frames (T, H, W, 3) to an .mp4 (mp4v) or .avi (MJPG), atomically (temp file, then rename)."""
     import cv2
@@ -30,3 +286,22 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0) -> Path
         writer.release()
     tmp.replace(path)
     return path
+
+
+def pan_zoom_clip(image: np.ndarray, num_frames: int = 16, zoom: float = 1.3, output_size: int | None = None) -> np.ndarray:
+    """A short "camera move" over a still RGB image (slow zoom in and pan), as (T, H, W, 3) uint8 frames."""
+    import cv2
+
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    output_size = output_size or min(height, width)
+    frames = []
+    for step in np.linspace(0.0, 1.0, num_frames):
+        scale = 1.0 + (zoom - 1.0) * step
+        crop_h, crop_w = int(height / scale), int(width / scale)
+        top = int((height - crop_h) * (0.5 - 0.3 * step))
+        left = int((width - crop_w) * (0.5 + 0.3 * np.sin(np.pi * step)))
+        top, left = max(0, min(top, height - crop_h)), max(0, min(left, width - crop_w))
+        crop = image[top:top + crop_h, left:left + crop_w]
+        frames.append(cv2.resize(crop, (output_size, output_size), interpolation=cv2.INTER_AREA))
+    return np.stack(frames).astype(np.uint8)
