@@ -1,0 +1,307 @@
+"""The one features file: extraction from each source kind, skipping bad clips, resuming, validation."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from utils import features, keypoints, paths
+from utils.errors import DatasetError, FeatureFileError
+from utils.features import FeatureSet, extract_features, load_features, save_features
+from utils.keypoints import FACE, KEYPOINT_DIM, LEFT_HAND, POSE, RIGHT_HAND
+from utils.video import sample_frame_indices, write_video
+
+SOURCE_FRAMES, NUM_FRAMES, IMAGE_SIZE = 8, 4, 16
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Every test gets its own empty feature cache."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(paths, "CACHE_DIR", cache)
+    return cache
+
+
+def clip_frames(level: int, num_frames: int = SOURCE_FRAMES, size: int = 32) -> np.ndarray:
+    """A small clip whose frames are a uniform grey `level` with a bright frame-number bar."""
+    frames = np.full((num_frames, size, size, 3), level, dtype=np.uint8)
+    for t in range(num_frames):
+        frames[t, :4, : 4 * (t + 1)] = 255
+    return frames
+
+
+def make_video_folder(root: Path, classes=("hello", "thanks"), per_class: int = 2) -> Path:
+    """<root>/<class>/clipN.mp4 with tiny videos."""
+    for c, label in enumerate(classes):
+        for i in range(per_class):
+            write_video(root / label / f"clip{i}.mp4", clip_frames(40 + 60 * c + 20 * i))
+    return root
+
+
+def make_synthetic(root: Path, signers=("s01", "s02"), signs=("circle", "wave")) -> Path:
+    """A synthetic-layout dataset whose stored keypoints encode (clip, frame) so sampling can be checked."""
+    root.mkdir(parents=True)
+    (root / "dataset.json").write_text(json.dumps({"kind": "synthetic"}))
+    rows = ["path,label,signer"]
+    for c, sign in enumerate(signs):
+        for s, signer in enumerate(signers):
+            video = write_video(root / sign / f"{signer}_000.mp4", clip_frames(50 + 50 * c + 10 * s))
+            values = (100 * c + 10 * s + np.arange(SOURCE_FRAMES, dtype=np.float32))[:, None]
+            np.savez(video.with_name(f"{signer}_000.keypoints.npz"),
+                     keypoints=np.repeat(values, KEYPOINT_DIM, axis=1).astype(np.float32),
+                     detected=np.ones((SOURCE_FRAMES, 4), dtype=bool))
+            rows.append(f"{sign}/{signer}_000.mp4,{sign},{signer}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+class FakeExtractor:
+    """Stands in for MediaPipe: keypoints = mean grey level of each frame; counts its clips."""
+
+    calls: list[int] = []
+    interrupt_at: int | None = None  # raise KeyboardInterrupt on this (1-based) clip
+
+    def extract(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        FakeExtractor.calls.append(len(frames))
+        if FakeExtractor.interrupt_at == len(FakeExtractor.calls):
+            raise KeyboardInterrupt
+        levels = frames.reshape(len(frames), -1).mean(axis=1, dtype=np.float64) / 255
+        return np.repeat(levels[:, None], KEYPOINT_DIM, axis=1).astype(np.float32), np.ones((len(frames), 4), bool)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_mediapipe(monkeypatch: pytest.MonkeyPatch) -> type[FakeExtractor]:
+    """Replace the Holistic extractor by FakeExtractor (fresh counters)."""
+    monkeypatch.setattr(keypoints, "HolisticExtractor", FakeExtractor)
+    FakeExtractor.calls, FakeExtractor.interrupt_at = [], None
+    return FakeExtractor
+
+
+def extract(source: Path, out: Path, **options) -> features.ExtractionReport:
+    """extract_features with the small test settings."""
+    settings = dict(num_frames=NUM_FRAMES, image_size=IMAGE_SIZE, workers=1, progress=False) | options
+    return extract_features(source, out, **settings)
+
+
+# ----------------------------------------------------------------------------- extraction
+def test_synthetic_uses_stored_keypoints_at_the_sampled_frames(tmp_path: Path) -> None:
+    report = extract(make_synthetic(tmp_path / "synthetic"), tmp_path / "synthetic.npz")
+    loaded = load_features(report.path)
+    assert report.num_clips == len(loaded) == 4 and report.skipped == []
+    assert loaded.classes == ["circle", "wave"] and loaded.labels.tolist() == [0, 0, 1, 1]
+    assert loaded.groups.tolist() == ["s01", "s02", "s01", "s02"]
+    assert loaded.paths.tolist()[0] == "circle/s01_000.mp4"
+    assert loaded.frames.shape == (4, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3) and loaded.frames.dtype == np.uint8
+    indices, _ = sample_frame_indices(SOURCE_FRAMES, NUM_FRAMES)
+    assert np.array_equal(loaded.keypoints[3, :, 0], 100 + 10 + indices)  # wave, s02
+    assert loaded.detected.shape == (4, NUM_FRAMES, 4)
+    assert loaded.meta["kind"] == "synthetic" and loaded.meta["keypoints_from"] == "stored"
+    assert loaded.meta["num_frames"] == NUM_FRAMES and "mediapipe" in loaded.meta["versions"]
+    assert loaded.num_frames == NUM_FRAMES and loaded.image_size == IMAGE_SIZE and loaded.num_classes == 2
+
+
+def test_video_folder_runs_the_extractor_on_full_resolution_frames(tmp_path: Path, fake_mediapipe) -> None:
+    report = extract(make_video_folder(tmp_path / "videos"), tmp_path / "videos.npz")
+    loaded = load_features(report.path)
+    assert fake_mediapipe.calls == [NUM_FRAMES] * 4
+    assert loaded.meta["keypoints_from"] == "mediapipe" and loaded.meta["kind"] == "video_folder"
+    assert loaded.keypoints[0, 0, 0] < loaded.keypoints[3, 0, 0]  # darker clip -> smaller fake keypoints
+    assert loaded.groups.tolist() == [""] * 4 and loaded.split.tolist() == [""] * 4
+
+
+def test_corrupt_clip_is_skipped_and_listed(tmp_path: Path, fake_mediapipe, capsys) -> None:
+    root = make_video_folder(tmp_path / "videos")
+    (root / "hello" / "broken.mp4").write_bytes(b"\x00\x01 definitely not a video" * 50)
+    report = extract(root, tmp_path / "videos.npz")
+    assert report.num_clips == 4
+    assert [path for path, _ in report.skipped] == ["hello/broken.mp4"]
+    assert "VideoError" in report.skipped[0][1]
+    assert "hello/broken.mp4" in capsys.readouterr().err
+    assert "hello/broken.mp4" not in load_features(report.path).paths.tolist()
+
+
+def test_no_readable_clip_raises_feature_file_error(tmp_path: Path, fake_mediapipe) -> None:
+    (tmp_path / "bad" / "a").mkdir(parents=True)
+    (tmp_path / "bad" / "a" / "x.mp4").write_bytes(b"garbage")
+    with pytest.raises(FeatureFileError, match="no clip could be read"):
+        extract(tmp_path / "bad", tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, fake_mediapipe, cache_in_tmp) -> None:
+    root = make_video_folder(tmp_path / "videos", per_class=3)
+    fake_mediapipe.interrupt_at = 4
+    with pytest.raises(KeyboardInterrupt):
+        extract(root, tmp_path / "videos.npz")
+    assert len(list((cache_in_tmp / "features").glob("*.npz"))) == 3  # clips 1-3 were kept
+    assert not (tmp_path / "videos.npz").exists()
+    fake_mediapipe.calls, fake_mediapipe.interrupt_at = [], None
+    report = extract(root, tmp_path / "videos.npz")
+    assert len(fake_mediapipe.calls) == 3 and report.cache_hits == 3 and report.num_clips == 6
+    fake_mediapipe.calls = []
+    again = extract(root, tmp_path / "again.npz")
+    assert fake_mediapipe.calls == [] and again.cache_hits == 6
+    first, second = load_features(report.path), load_features(again.path)
+    assert np.array_equal(first.keypoints, second.keypoints) and np.array_equal(first.frames, second.frames)
+
+
+def test_changed_settings_are_not_served_from_the_cache(tmp_path: Path, fake_mediapipe) -> None:
+    root = make_video_folder(tmp_path / "videos")
+    extract(root, tmp_path / "a.npz")
+    fake_mediapipe.calls = []
+    report = extract(root, tmp_path / "b.npz", num_frames=NUM_FRAMES + 1)
+    assert len(fake_mediapipe.calls) == 4 and report.cache_hits == 0
+
+
+def test_limit_takes_clips_from_every_class(tmp_path: Path, fake_mediapipe) -> None:
+    report = extract(make_video_folder(tmp_path / "videos", per_class=3), tmp_path / "small.npz", limit=2)
+    assert load_features(report.path).classes == ["hello", "thanks"]
+
+
+def test_keypoint_source_that_the_dataset_lacks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no stored keypoints"):
+        extract(make_video_folder(tmp_path / "videos"), tmp_path / "x.npz", keypoints_from="stored")
+
+
+def make_mp_data(root: Path, num_frames: int) -> Path:
+    """MP_Data/<sign>/<seq>/<frame>.npy whose parts hold distinct constants (pose 1, face 2, left 3, right 4)."""
+    vector = np.concatenate([np.full(132, 1.0), np.full(1404, 2.0), np.full(63, 3.0), np.full(63, 4.0)])
+    for sign in ("hello", "no"):
+        for sequence in range(2):
+            folder = root / "MP_Data" / sign / str(sequence)
+            folder.mkdir(parents=True)
+            for frame in range(num_frames):
+                np.save(folder / f"{frame}.npy", vector * (frame + 1))
+    return root
+
+
+def test_mp_data_is_reordered_and_padded(tmp_path: Path) -> None:
+    report = extract(make_mp_data(tmp_path / "mp", num_frames=3), tmp_path / "mp.npz", num_frames=5)
+    loaded = load_features(report.path)
+    assert loaded.frames is None and loaded.image_size is None and loaded.meta["kind"] == "mp_data"
+    assert loaded.keypoints.shape == (4, 5, KEYPOINT_DIM)
+    indices, padded = sample_frame_indices(3, 5)
+    assert padded and loaded.meta["num_padded"] == 4
+    scale = (indices + 1)[:, None]
+    for part, value in ((FACE, 2.0), (POSE, 1.0), (LEFT_HAND, 3.0), (RIGHT_HAND, 4.0)):
+        assert np.allclose(loaded.keypoints[0][:, part], value * scale)
+
+
+def test_extract_command(tmp_path: Path, capsys) -> None:
+    from utils import cli
+
+    out = tmp_path / "features" / "mp.npz"
+    assert cli.main(["extract", str(make_mp_data(tmp_path / "mp", 6)), "--out", str(out), "--frames", "6"]) == 0
+    assert capsys.readouterr().out.strip() == str(out) and len(load_features(out)) == 4
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["extract", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "found no clips" in err and "Traceback" not in err
+
+
+@pytest.mark.real
+def test_real_mp_data_sample_lands_in_our_order(tmp_path: Path, real_dir: Path) -> None:
+    source = real_dir / "mp_data_sample"
+    loaded = load_features(extract(source, tmp_path / "real.npz", num_frames=30).path)
+    assert len(loaded) == 30 and loaded.num_classes == 6
+    pose = loaded.keypoints[..., POSE].reshape(30, 30, 33, 4)
+    found = loaded.detected[..., 1]
+    shoulders = pose[found][:, 11:13]  # landmarks 11/12 of frames where a pose was found
+    assert np.all((shoulders[..., 3] >= 0) & (shoulders[..., 3] <= 1))  # visibility
+    assert shoulders[..., 3].mean() > 0.9
+    assert np.all((shoulders[..., :2] > 0.05) & (shoulders[..., :2] < 1.2))
+    face = loaded.keypoints[..., FACE].reshape(30, 30, 468, 3)[loaded.detected[..., 0]]
+    assert face.shape[1] == 468 and np.abs(face[..., 2]).max() < 0.2  # face z is small
+    assert np.all((face[..., :2] > 0) & (face[..., :2] < 1))
+    raw = np.load(source / "MP_Data" / loaded.paths[0].split("/", 1)[1] / "0.npy")
+    assert np.allclose(loaded.keypoints[0, 0, POSE], raw[:132])
+    assert np.allclose(loaded.keypoints[0, 0, FACE], raw[132:1536])
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_real_asl_clips_through_mediapipe(tmp_path: Path, real_dir: Path) -> None:
+    for sign in ("help", "yes"):  # the two smallest real clips, linked into a class-folder dataset
+        (tmp_path / "asl" / sign).mkdir(parents=True)
+        (tmp_path / "asl" / sign / "kirichovka.mp4").symlink_to(real_dir / "asl_clips" / sign / "kirichovka.mp4")
+    loaded = load_features(extract(tmp_path / "asl", tmp_path / "asl.npz", image_size=32).path)
+    assert loaded.classes == ["help", "yes"] and loaded.frames.shape == (2, NUM_FRAMES, 32, 32, 3)
+    assert loaded.meta["keypoints_from"] == "mediapipe"
+    assert loaded.detected[..., 1].mean() > 0.5  # MediaPipe found the signer's pose in most frames
+    pose = loaded.keypoints[..., POSE].reshape(2, NUM_FRAMES, 33, 4)[loaded.detected[..., 1]]
+    assert np.all((pose[:, 11:13, :2] > 0) & (pose[:, 11:13, :2] < 1))  # shoulders inside the picture
+
+
+def test_worker_processes_give_the_same_file(tmp_path: Path) -> None:
+    root = make_synthetic(tmp_path / "synthetic")
+    parallel = load_features(extract(root, tmp_path / "parallel.npz", workers=2).path)
+    serial = load_features(extract(root, tmp_path / "serial.npz", workers=1).path)  # cache hits now
+    assert np.array_equal(parallel.keypoints, serial.keypoints) and np.array_equal(parallel.frames, serial.frames)
+
+
+# ----------------------------------------------------------------------------- the file and its checks
+def small_feature_set(num_clips: int = 6) -> FeatureSet:
+    """A valid in-memory feature set."""
+    rng = np.random.default_rng(0)
+    return FeatureSet(keypoints=rng.random((num_clips, 3, KEYPOINT_DIM), dtype=np.float32),
+                      frames=rng.integers(0, 255, (num_clips, 3, 8, 8, 3), dtype=np.uint8),
+                      labels=np.arange(num_clips) % 2, classes=["привет", "你好"],
+                      groups=np.array(["a", "b", "c"] * (num_clips // 3)), split=np.array([""] * num_clips),
+                      paths=np.array([f"clip{i}.mp4" for i in range(num_clips)]),
+                      detected=np.ones((num_clips, 3, 4), bool), meta={"kind": "test"})
+
+
+def test_save_load_round_trip_and_subset(tmp_path: Path) -> None:
+    original = small_feature_set()
+    loaded = load_features(save_features(tmp_path / "f.npz", original))
+    assert loaded.classes == ["привет", "你好"] and loaded.meta == {"kind": "test"}
+    assert np.array_equal(loaded.keypoints, original.keypoints) and np.array_equal(loaded.frames, original.frames)
+    part = loaded.subset([1, 4])
+    assert len(part) == 2 and part.paths.tolist() == ["clip1.mp4", "clip4.mp4"] and part.classes == loaded.classes
+    assert part.frames.shape == (2, 3, 8, 8, 3) and part.detected.shape == (2, 3, 4)
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left
+
+
+def write_arrays(path: Path, **changes) -> Path:
+    """Save a valid feature file, then rewrite it with some arrays changed (None = removed)."""
+    save_features(path, small_feature_set())
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    for name, value in changes.items():
+        arrays.pop(name) if value is None else arrays.__setitem__(name, value)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"labels": None}, "missing array.*labels"),
+    ({"keypoints": np.zeros((6, 3, 1000), np.float32)}, r"'keypoints' has shape \(6, 3, 1000\)"),
+    ({"labels": np.arange(5)}, r"'labels' has shape \(5,\)"),
+    ({"frames": np.zeros((6, 2, 8, 8, 3), np.uint8)}, "'frames' has shape"),
+    ({"labels": np.array([0, 1, 2, 0, 1, 0])}, "labels range over 0..2 but there are 2 classes"),
+])
+def test_load_features_explains_what_is_wrong(tmp_path: Path, changes: dict, message: str) -> None:
+    path = write_arrays(tmp_path / "bad.npz", **changes)
+    with pytest.raises(FeatureFileError, match=message) as error:
+        load_features(path)
+    assert str(path) in str(error.value) and "python -m utils extract" in str(error.value)
+
+
+def test_load_features_rejects_nan(tmp_path: Path) -> None:
+    keypoints = small_feature_set().keypoints.copy()
+    keypoints[2, 1, 7] = np.nan
+    with pytest.raises(FeatureFileError, match="NaN/inf values \\(first in clip 2\\)"):
+        load_features(write_arrays(tmp_path / "nan.npz", keypoints=keypoints))
+
+
+def test_missing_or_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(FeatureFileError, match="not found.*python -m utils extract"):
+        load_features(tmp_path / "absent.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(FeatureFileError, match="not a readable .npz"):
+        load_features(tmp_path / "text.npz")

@@ -1,0 +1,466 @@
+"""Turning any dataset folder into the one features file (.npz) the models train on; reading it back.
+
+The file's contract is written out in data/README.md. In short, N clips of T frames:
+``keypoints`` float32 (N, T, 1662) in the original project's order (face, pose, left hand, right hand),
+``frames`` uint8 (N, T, S, S, 3) RGB thumbnails (absent for MP_Data, which has no video),
+``labels`` int64 (N,), ``classes`` str (C,), ``groups``/``split``/``paths`` str (N,),
+``detected`` bool (N, T, 4) and ``meta`` (a JSON string).
+
+Extraction keeps one small cache file per clip (``data/cache/features/``), written as soon as the clip
+is done, so an interrupted run loses nothing: run the same command again and it resumes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from utils import paths
+from utils.datasets import ClipRecord, discover, resolve_dataset
+from utils.errors import DatasetError, FeatureFileError
+from utils.keypoints import KEYPOINT_DIM, mp_data_to_original, parts_present
+
+CACHE_VERSION = 1  # bump when the content of a cached clip changes, so old caches are not reused
+KEYPOINT_SOURCES = ("auto", "mediapipe", "stored")
+NUM_PARTS = 4  # face, pose, left hand, right hand (see utils.keypoints.PARTS)
+
+
+# ----------------------------------------------------------------------------- the feature set
+@dataclass
+class FeatureSet:
+    """The content of a features file: keypoints, frames, labels and what describes each clip."""
+
+    keypoints: np.ndarray  # float32 (N, T, 1662)
+    frames: np.ndarray | None  # uint8 (N, T, S, S, 3), None for keypoint-only sources (MP_Data)
+    labels: np.ndarray  # int64 (N,)
+    classes: list[str]
+    groups: np.ndarray  # str (N,), "" when unknown
+    split: np.ndarray  # str (N,), "train" / "val" / "test" or ""
+    paths: np.ndarray  # str (N,), relative to the source folder
+    detected: np.ndarray | None = None  # bool (N, T, 4)
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        """Number of clips N."""
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        return len(self.classes)
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip T."""
+        return int(self.keypoints.shape[1])
+
+    @property
+    def image_size(self) -> int | None:
+        """Thumbnail side S in pixels, None without frames."""
+        return None if self.frames is None else int(self.frames.shape[2])
+
+    def subset(self, indices: np.ndarray | list[int]) -> FeatureSet:
+        """The clips at indices (same classes, so labels keep their meaning)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        pick = lambda array: None if array is None else array[indices]  # noqa: E731
+        return FeatureSet(keypoints=self.keypoints[indices], frames=pick(self.frames), labels=self.labels[indices],
+                          classes=list(self.classes), groups=self.groups[indices], split=self.split[indices],
+                          paths=self.paths[indices], detected=pick(self.detected), meta=dict(self.meta))
+
+
+def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write a compressed .npz through a temporary file and a rename, so no half-written file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_features(path: str | Path, features: FeatureSet) -> Path:
+    """Write a FeatureSet to one compressed .npz, atomically."""
+    path = Path(path)
+    arrays = {
+        "keypoints": np.asarray(features.keypoints, dtype=np.float32),
+        "labels": np.asarray(features.labels, dtype=np.int64),
+        "classes": np.asarray(list(features.classes), dtype=str),
+        "groups": np.asarray(features.groups, dtype=str),
+        "split": np.asarray(features.split, dtype=str),
+        "paths": np.asarray(features.paths, dtype=str),
+        "meta": np.asarray(json.dumps(features.meta, ensure_ascii=False)),
+    }
+    if features.frames is not None:
+        arrays["frames"] = np.asarray(features.frames, dtype=np.uint8)
+    if features.detected is not None:
+        arrays["detected"] = np.asarray(features.detected, dtype=bool)
+    _write_npz_atomically(path, arrays)
+    return path
+
+
+# ----------------------------------------------------------------------------- loading with checks
+def _problem(path: Path, text: str) -> FeatureFileError:
+    """A FeatureFileError naming the file, the problem and the way out."""
+    return FeatureFileError(f"{path}: {text}. Re-create it with `python -m utils extract <dataset> --out {path}`.")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an .npz (no pickles), or FeatureFileError when it is missing or unreadable."""
+    if not path.is_file():
+        raise FeatureFileError(f"{path}: features file not found. Create it with "
+                               f"`python -m utils extract <dataset folder or 'synthetic'> --out {path}`.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except Exception as error:  # BadZipFile, ValueError (pickled object), OSError ...
+        raise _problem(path, f"not a readable .npz features file ({type(error).__name__}: {error})") from error
+
+
+def _check_shape(path: Path, arrays: dict[str, np.ndarray], name: str, shape: tuple) -> None:
+    """FeatureFileError when arrays[name] does not have the expected shape (None = any length)."""
+    actual = arrays[name].shape
+    if len(actual) != len(shape) or any(want is not None and want != got for want, got in zip(shape, actual)):
+        wanted = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        raise _problem(path, f"array '{name}' has shape {actual}, expected {wanted}")
+
+
+def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
+    """A FeatureSet from raw arrays, after checking names, shapes, label range and finite keypoints."""
+    missing = [name for name in ("keypoints", "labels", "classes") if name not in arrays]
+    if missing:
+        raise _problem(path, f"missing array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
+    keypoints = arrays["keypoints"]
+    if keypoints.ndim != 3 or keypoints.shape[2] != KEYPOINT_DIM:
+        raise _problem(path, f"array 'keypoints' has shape {keypoints.shape}, expected (N, T, {KEYPOINT_DIM})")
+    num_clips, num_frames = keypoints.shape[:2]
+    _check_shape(path, arrays, "labels", (num_clips,))
+    _check_shape(path, arrays, "classes", (None,))
+    if "frames" in arrays:
+        _check_shape(path, arrays, "frames", (num_clips, num_frames, None, None, 3))
+        if arrays["frames"].shape[2] != arrays["frames"].shape[3]:
+            raise _problem(path, f"frames are not square: {arrays['frames'].shape}")
+    if "detected" in arrays:
+        _check_shape(path, arrays, "detected", (num_clips, num_frames, NUM_PARTS))
+    for name in ("groups", "split", "paths"):
+        if name in arrays:
+            _check_shape(path, arrays, name, (num_clips,))
+    labels, classes = arrays["labels"], arrays["classes"]
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise _problem(path, f"labels must be integers, got {labels.dtype}")
+    if num_clips and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise _problem(path, f"labels range over {labels.min()}..{labels.max()} but there are {len(classes)} classes")
+    bad = ~np.isfinite(keypoints)
+    if bad.any():
+        clip = int(np.argwhere(bad)[0][0])
+        raise _problem(path, f"keypoints hold {int(bad.sum())} NaN/inf values (first in clip {clip})")
+    empty = np.full(num_clips, "", dtype=str)
+    meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+    return FeatureSet(keypoints=keypoints.astype(np.float32, copy=False), frames=arrays.get("frames"),
+                      labels=labels.astype(np.int64), classes=[str(c) for c in classes],
+                      groups=arrays.get("groups", empty).astype(str), split=arrays.get("split", empty).astype(str),
+                      paths=arrays.get("paths", empty).astype(str),
+                      detected=None if "detected" not in arrays else arrays["detected"].astype(bool), meta=meta)
+
+
+def load_features(path: str | Path) -> FeatureSet:
+    """Read a features .npz and check it; FeatureFileError names the file and the problem."""
+    path = Path(path)
+    return _validated(path, _read_npz(path))
+
+
+# ----------------------------------------------------------------------------- one clip
+@dataclass(frozen=True)
+class _ClipJob:
+    """Everything a worker process needs to turn one clip into its cache file."""
+
+    source: str  # absolute path of the clip (a video, or an MP_Data sequence folder)
+    relative: str  # path relative to the dataset folder, for messages and the features file
+    mode: str  # "mediapipe", "stored" (synthetic keypoints beside the video) or "mp_data"
+    keypoints_path: str | None
+    num_frames: int
+    image_size: int
+    cache_path: str
+
+
+class _ExtractorHolder:
+    """One MediaPipe Holistic extractor, created on first use and reused for every clip."""
+
+    def __init__(self) -> None:
+        self._extractor = None
+
+    def get(self):
+        """The extractor, created now if needed."""
+        if self._extractor is None:
+            from utils.keypoints import HolisticExtractor
+
+            self._extractor = HolisticExtractor()
+        return self._extractor
+
+    def close(self) -> None:
+        """Free the extractor (and its MediaPipe graph)."""
+        if self._extractor is not None and hasattr(self._extractor, "close"):
+            self._extractor.close()
+        self._extractor = None
+
+
+_WORKER_EXTRACTOR = _ExtractorHolder()  # one per worker process
+
+
+def _mp_data_frames(folder: Path) -> np.ndarray:
+    """The (F, 1662) float64 keypoints of one MP_Data sequence folder, frames in numeric order."""
+    files = sorted((f for f in folder.iterdir() if f.suffix == ".npy" and f.stem.isdigit()),
+                   key=lambda f: int(f.stem))
+    if not files:
+        raise FeatureFileError(f"{folder}: no numbered .npy frames")
+    frames = [np.load(f, allow_pickle=False).reshape(-1) for f in files]
+    wrong = [f.name for f, frame in zip(files, frames) if frame.shape != (KEYPOINT_DIM,)]
+    if wrong:
+        raise FeatureFileError(f"{folder}: frame(s) {', '.join(wrong[:3])} do not hold {KEYPOINT_DIM} numbers")
+    return np.stack(frames)
+
+
+def _stored_keypoints(keypoints_path: str | None, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints and detected flags stored beside a synthetic clip, at the sampled frame indices."""
+    if keypoints_path is None or not Path(keypoints_path).is_file():
+        raise FeatureFileError(f"{keypoints_path}: stored keypoints not found (use keypoints_from='mediapipe')")
+    with np.load(keypoints_path, allow_pickle=False) as data:
+        keypoints = data["keypoints"]
+        detected = data["detected"] if "detected" in data.files else parts_present(keypoints)
+    if indices.max() >= len(keypoints):
+        raise FeatureFileError(f"{keypoints_path}: holds {len(keypoints)} frames but the video has more")
+    return keypoints[indices].astype(np.float32), detected[indices].astype(bool)
+
+
+def _extract_clip(job: _ClipJob, extractors: _ExtractorHolder) -> dict[str, np.ndarray]:
+    """Frames, keypoints and detected flags of one clip (T frames each)."""
+    from utils import video
+
+    if job.mode == "mp_data":
+        sequence = _mp_data_frames(Path(job.source))
+        indices, padded = video.sample_frame_indices(len(sequence), job.num_frames)
+        keypoints = mp_data_to_original(sequence[indices]).astype(np.float32)
+        return {"keypoints": keypoints, "detected": parts_present(keypoints), "padded": np.asarray(padded)}
+    clip = video.load_clip(job.source, job.num_frames, job.image_size)
+    if job.mode == "stored":
+        keypoints, detected = _stored_keypoints(job.keypoints_path, clip.indices)
+    else:
+        keypoints, detected = extractors.get().extract(clip.frames)
+    return {"keypoints": np.asarray(keypoints, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
+            "frames": clip.thumbnails, "padded": np.asarray(clip.padded)}
+
+
+def _run_job(job: _ClipJob, extractors: _ExtractorHolder | None = None) -> str | None:
+    """Extract one clip into its cache file; return None, or why the clip could not be read."""
+    try:
+        arrays = _extract_clip(job, extractors or _WORKER_EXTRACTOR)
+        if arrays["keypoints"].shape != (job.num_frames, KEYPOINT_DIM):
+            return f"keypoints came out with shape {arrays['keypoints'].shape}"
+        if not np.isfinite(arrays["keypoints"]).all():
+            return "keypoints contain NaN/inf"
+        _write_npz_atomically(Path(job.cache_path), arrays)
+    except Exception as error:  # any unreadable clip is skipped and listed, never the end of the run
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+# ----------------------------------------------------------------------------- planning
+def _signature(path: Path) -> tuple[int, int]:
+    """Size and latest modification time (ns) of a file, or of all files in a folder."""
+    if path.is_dir():
+        stats = [f.stat() for f in path.iterdir() if f.is_file()]
+        return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int, mode: str) -> Path:
+    """Cache file of one clip, named by a hash of what its content depends on."""
+    try:
+        size, mtime = _signature(record.path)
+    except OSError:
+        size, mtime = -1, -1  # unreadable: the worker will report why
+    stored = record.keypoints_path if mode == "stored" else None
+    extra = _signature(stored) if stored is not None and stored.is_file() else ()
+    key = json.dumps([CACHE_VERSION, str(root.resolve()), record.path.relative_to(root).as_posix(), size, mtime,
+                      num_frames, image_size, mode, list(extra)])
+    return paths.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+
+
+def _keypoint_mode(kind: str, keypoints_from: str) -> str:
+    """Where keypoints come from for this dataset kind: 'mediapipe', 'stored' or 'mp_data'."""
+    if keypoints_from not in KEYPOINT_SOURCES:
+        raise DatasetError(f"keypoints_from={keypoints_from!r}; use one of {', '.join(KEYPOINT_SOURCES)}")
+    if kind == "mp_data":
+        if keypoints_from == "mediapipe":
+            raise DatasetError("an MP_Data folder holds keypoints only (no video to run MediaPipe on); "
+                               "use keypoints_from='auto'")
+        return "mp_data"
+    if keypoints_from == "stored" and kind != "synthetic":
+        raise DatasetError(f"a {kind} dataset has no stored keypoints (only the synthetic one has); "
+                           "use keypoints_from='auto' or 'mediapipe'")
+    if keypoints_from == "auto":
+        return "stored" if kind == "synthetic" else "mediapipe"
+    return keypoints_from
+
+
+def _take_balanced(records: list[ClipRecord], limit: int | None) -> list[ClipRecord]:
+    """The first `limit` records taken in turn from each class (all when limit is None)."""
+    if limit is None or limit >= len(records):
+        return records
+    by_class: dict[str, list[ClipRecord]] = {}
+    for record in records:
+        by_class.setdefault(record.label, []).append(record)
+    queues = [by_class[label] for label in sorted(by_class)]
+    taken = [queue[row] for row in range(max(map(len, queues))) for queue in queues if row < len(queue)]
+    chosen = {id(r) for r in taken[:max(0, int(limit))]}
+    return [r for r in records if id(r) in chosen]
+
+
+# ----------------------------------------------------------------------------- running the jobs
+def _run_in_process(jobs: list[_ClipJob], bar) -> dict[str, str]:
+    """Run jobs one after another here; return {relative path: reason} of the clips that failed."""
+    failures, extractors = {}, _ExtractorHolder()
+    try:
+        for job in jobs:
+            reason = _run_job(job, extractors)
+            if reason:
+                failures[job.relative] = reason
+            bar.update(1)
+    finally:
+        extractors.close()
+    return failures
+
+
+def _quiet_worker() -> None:
+    """Keep TensorFlow/MediaPipe start-up chatter out of the output of each worker process."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def _run_in_pool(jobs: list[_ClipJob], workers: int, bar) -> dict[str, str]:
+    """Run jobs in worker processes (each with its own extractor); return the failures."""
+    import multiprocessing
+
+    failures: dict[str, str] = {}
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_quiet_worker)
+    try:
+        pending = {executor.submit(_run_job, job): job for job in jobs}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                try:
+                    reason = future.result()
+                except Exception as error:  # a worker died (e.g. out of memory)
+                    reason = f"worker failed: {type(error).__name__}: {error}"
+                if reason:
+                    failures[job.relative] = reason
+                bar.update(1)
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+    return failures
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the libraries that shape the features, read without importing them."""
+    from importlib import metadata
+
+    found = {}
+    for name in ("mediapipe", "opencv-contrib-python", "opencv-python", "numpy"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+@dataclass
+class ExtractionReport:
+    """What an extraction produced: the file, how many clips, which were skipped and why, how long it took."""
+
+    path: Path
+    num_clips: int
+    skipped: list[tuple[str, str]]
+    seconds: float
+    cache_hits: int = 0  # clips whose features were already cached (not recomputed)
+
+
+def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob], mode: str,
+              num_frames: int, image_size: int, failures: dict[str, str]) -> tuple[FeatureSet, list[tuple[str, str]]]:
+    """Read the cached clips back into one FeatureSet; also return the skipped clips with reasons."""
+    kept, parts, skipped = [], [], []
+    for record, job in zip(records, jobs):
+        if job.relative in failures:
+            skipped.append((job.relative, failures[job.relative]))
+            continue
+        try:
+            with np.load(job.cache_path, allow_pickle=False) as data:
+                parts.append({name: data[name] for name in data.files})
+            kept.append((record, job))
+        except Exception as error:  # cache removed or damaged meanwhile
+            skipped.append((job.relative, f"cache unreadable ({type(error).__name__}); run again"))
+    if not kept:
+        reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:10]) or "no clips found"
+        raise FeatureFileError(f"{root}: no clip could be read ({reasons}). Check the files play in a video player.")
+    classes = sorted({record.label for record, _ in kept})
+    has_frames = all("frames" in part for part in parts)
+    meta = {"source": str(root.resolve()), "kind": kind, "num_frames": num_frames,
+            "image_size": image_size if has_frames else None, "keypoints_from": mode, "versions": _versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "num_padded": int(sum(bool(part["padded"]) for part in parts)), "skipped": skipped}
+    features = FeatureSet(
+        keypoints=np.stack([part["keypoints"] for part in parts]),
+        frames=np.stack([part["frames"] for part in parts]) if has_frames else None,
+        labels=np.array([classes.index(record.label) for record, _ in kept], dtype=np.int64), classes=classes,
+        groups=np.array([record.group for record, _ in kept], dtype=str),
+        split=np.array([record.split for record, _ in kept], dtype=str),
+        paths=np.array([job.relative for _, job in kept], dtype=str),
+        detected=np.stack([part["detected"] for part in parts]), meta=meta)
+    return features, skipped
+
+
+def extract_features(source: str | Path, out: str | Path, num_frames: int = 30, image_size: int = 64,
+                     workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
+                     progress: bool = True) -> ExtractionReport:
+    """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz."""
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    if int(num_frames) < 1 or int(image_size) < 1:
+        raise DatasetError(f"num_frames and image_size must be positive, got {num_frames} and {image_size}")
+    root = resolve_dataset(source)
+    kind, records = discover(root)
+    mode = _keypoint_mode(kind, keypoints_from)
+    records = _take_balanced(records, limit)
+    jobs = [_ClipJob(source=str(r.path.resolve()), relative=r.path.relative_to(root).as_posix(), mode=mode,
+                     keypoints_path=str(r.keypoints_path) if r.keypoints_path else None, num_frames=int(num_frames),
+                     image_size=int(image_size), cache_path=str(_cache_path(root, r, num_frames, image_size, mode)))
+            for r in records]
+    todo = [job for job in jobs if not Path(job.cache_path).is_file()]
+    workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo) or 1))
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"extract {root.name}", unit="clip",
+              disable=not progress) as bar:
+        if workers == 1 or mode == "mp_data":
+            failures = _run_in_process(todo, bar)
+        else:
+            failures = _run_in_pool(todo, workers, bar)
+    features, skipped = _assemble(root, kind, records, jobs, mode, num_frames, image_size, failures)
+    path = save_features(out, features)
+    if skipped:
+        print(f"skipped {len(skipped)} of {len(jobs)} clips:", *(f"  {p}: {r}" for p, r in skipped),
+              sep="\n", file=sys.stderr)
+    return ExtractionReport(path=path, num_clips=len(features), skipped=skipped,
+                            seconds=time.perf_counter() - started, cache_hits=len(jobs) - len(todo))
