@@ -18,6 +18,7 @@ STAMP := $(ENV_DIR)/.stamp-course-install
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
+export GLOG_minloglevel ?= 2
 
 .PHONY: run test test-fast lab bench setup clean help
 

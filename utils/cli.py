@@ -12,6 +12,7 @@ from pathlib import Path
 from utils.errors import CourseError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ log lines
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:

@@ -24,3 +24,36 @@ class FeatureFileError(CourseError):
 
 class ModelDirError(CourseError):
     """A trained-model folder is missing files or belongs to another configuration."""
+
+
+class ConfigError(CourseError, ValueError):
+    """An unknown model or configuration name, or settings that do not fit together."""
+
+
+class SplitError(CourseError, ValueError):
+    """The clips cannot be split as asked (too few clips or groups, an unknown test group, ...)."""
+
+
+class OutputError(CourseError):
+    """An output file or folder cannot be written (not a folder, read-only, disk full)."""
+
+
+def ensure_writable_folder(folder, what: str = "output"):
+    """Create folder if needed and check that files can be written there; raise OutputError saying why not."""
+    import errno
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        reasons = {errno.ENOTDIR: "a parent of it is a file, not a folder", errno.EEXIST: "a file of that name exists",
+                   errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
+                   errno.ENOSPC: "the disk is full"}
+        reason = reasons.get(error.errno, os.strerror(error.errno) if error.errno else str(error))
+        raise OutputError(f"cannot write the {what} into {folder}: {reason}. Choose another --out.") from None
+    return folder

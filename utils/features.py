@@ -25,7 +25,7 @@ import numpy as np
 
 from utils import paths
 from utils.datasets import ClipRecord, discover, resolve_dataset
-from utils.errors import DatasetError, FeatureFileError
+from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM, mp_data_to_original, parts_present
 
 CACHE_VERSION = 1  # bump when the content of a cached clip changes, so old caches are not reused
@@ -441,6 +441,7 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = 30, 
     started = time.perf_counter()
     if int(num_frames) < 1 or int(image_size) < 1:
         raise DatasetError(f"num_frames and image_size must be positive, got {num_frames} and {image_size}")
+    ensure_writable_folder(Path(out).expanduser().resolve().parent, "features file")  # fail before the work
     root = resolve_dataset(source)
     kind, records = discover(root)
     mode = _keypoint_mode(kind, keypoints_from)
@@ -464,3 +465,16 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = 30, 
               sep="\n", file=sys.stderr)
     return ExtractionReport(path=path, num_clips=len(features), skipped=skipped,
                             seconds=time.perf_counter() - started, cache_hits=len(jobs) - len(todo))
+
+
+def detection_rates(features: FeatureSet) -> "pandas.DataFrame":  # noqa: F821
+    """Share of frames in which each part (face, pose, left, right hand) was found, per class and overall."""
+    import pandas as pd
+
+    from utils.keypoints import PARTS, parts_present
+
+    detected = features.detected if features.detected is not None else parts_present(features.keypoints)
+    rows = {name: detected[features.labels == index].reshape(-1, len(PARTS)).mean(axis=0)
+            for index, name in enumerate(features.classes)}
+    rows["all clips"] = detected.reshape(-1, len(PARTS)).mean(axis=0)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(PARTS))

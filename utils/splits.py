@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from utils.errors import SplitError
+
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -39,7 +41,7 @@ def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
     """Fractions (train, val, test) as an array summing to 1; ValueError when they make no sense."""
     values = np.asarray(fractions, dtype=float)
     if values.shape != (3,) or np.any(values < 0) or values[0] <= 0 or values[2] <= 0:
-        raise ValueError(f"fractions must be three numbers (train, val, test) >= 0 with train and test > 0, "
+        raise SplitError(f"fractions must be three numbers (train, val, test) >= 0 with train and test > 0, "
                          f"got {tuple(fractions)}")
     return values / values.sum()
 
@@ -50,7 +52,7 @@ def _as_strings(values: Sequence | np.ndarray | None, num_clips: int, name: str)
         return None
     array = np.asarray(values).astype(str)
     if array.shape != (num_clips,):
-        raise ValueError(f"{name} must have one value per clip ({num_clips}), got shape {array.shape}")
+        raise SplitError(f"{name} must have one value per clip ({num_clips}), got shape {array.shape}")
     return array
 
 
@@ -74,7 +76,7 @@ def _stratified(labels: np.ndarray, indices: np.ndarray, fractions: np.ndarray,
         members = rng.permutation(indices[labels[indices] == label])
         count = len(members)
         if count < 2:
-            raise ValueError(f"class {label!r} has only {count} clip here; a stratified split needs at least 2 "
+            raise SplitError(f"class {label!r} has only {count} clip here; a stratified split needs at least 2 "
                              "(3 for a validation clip too). Record more clips or drop the class.")
         num_test = max(1, round(count * fractions[2]))
         num_val = max(1, round(count * fractions[1])) if fractions[1] > 0 and count >= 3 else 0
@@ -94,7 +96,7 @@ def _group_disjoint(labels: np.ndarray, groups: np.ndarray, indices: np.ndarray,
     groups = np.array([g if g else f"\0clip{i}" for i, g in enumerate(groups)])  # ungrouped clip = own group
     group_names = sorted(set(groups[indices]))
     if len(group_names) < len(active):
-        raise ValueError(f"a group-disjoint split needs at least {len(active)} groups, found {len(group_names)} "
+        raise SplitError(f"a group-disjoint split needs at least {len(active)} groups, found {len(group_names)} "
                          f"({', '.join(group_names)}). Use strategy='stratified' or record more signers.")
     classes = np.unique(labels[indices])
     class_index = {c: i for i, c in enumerate(classes)}
@@ -159,12 +161,12 @@ def _held_out_group(labels: np.ndarray, groups: np.ndarray, test_group: Sequence
     known = _known_groups(groups)
     unknown = [g for g in test_group if g not in known]
     if unknown:
-        raise ValueError(f"test_group {', '.join(map(repr, unknown))} is not a group of this dataset; "
+        raise SplitError(f"test_group {', '.join(map(repr, unknown))} is not a group of this dataset; "
                          f"known groups: {', '.join(known) or '(none)'}")
     is_test = np.isin(groups, list(test_group))
     rest = np.flatnonzero(~is_test)
     if len(rest) == 0:
-        raise ValueError(f"test_group {', '.join(test_group)} holds every clip; nothing is left to train on")
+        raise SplitError(f"test_group {', '.join(test_group)} holds every clip; nothing is left to train on")
     val_share = np.array([1 - fractions[1] / (fractions[0] + fractions[1]), 0.0,
                           fractions[1] / (fractions[0] + fractions[1])])
     if fractions[1] == 0:
@@ -186,24 +188,24 @@ def make_splits(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray | N
     split = _as_strings(split, num_clips, "split")
     fractions = _check_fractions(fractions)
     if strategy not in ("auto", "stratified", "group", "given"):
-        raise ValueError(f"unknown strategy {strategy!r}; use 'auto', 'stratified', 'group' or 'given'")
+        raise SplitError(f"unknown strategy {strategy!r}; use 'auto', 'stratified', 'group' or 'given'")
     rng = np.random.default_rng(seed)
     everything = np.arange(num_clips)
     if test_group is not None:
         if groups is None:
-            raise ValueError("test_group needs the groups of the clips (e.g. signers); this dataset has none")
+            raise SplitError("test_group needs the groups of the clips (e.g. signers); this dataset has none")
         wanted = [str(test_group)] if isinstance(test_group, (str, int, np.integer)) else [str(g) for g in test_group]
         return _held_out_group(labels, groups, wanted, fractions, rng)
     split_given = split is not None and set(split) <= set(SPLIT_NAMES) and {"train", "test"} <= set(split)
     if strategy == "given" and not split_given:
-        raise ValueError("strategy='given' needs a split value (train/val/test) for every clip, "
+        raise SplitError("strategy='given' needs a split value (train/val/test) for every clip, "
                          "with at least one train and one test clip")
     if split_given and strategy in ("auto", "given"):
         return _given(labels, groups, split, fractions, rng)
     known = _known_groups(groups)
     if strategy == "group" or (strategy == "auto" and len(known) > 2):
         if len(known) < 3:
-            raise ValueError(f"a group-disjoint split needs at least 3 groups, found {len(known)}"
+            raise SplitError(f"a group-disjoint split needs at least 3 groups, found {len(known)}"
                              f"{' (' + ', '.join(known) + ')' if known else ''}. Use strategy='stratified'.")
         return _finish(_group_disjoint(labels, groups, everything, fractions, rng), "group-disjoint")
     return _finish(_stratified(labels, everything, fractions, rng), "stratified")

@@ -1,0 +1,231 @@
+"""Tests for utils.models: shapes, parameter counts, the fast ConvLSTM, and the original's defects fixed."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from utils import models  # noqa: E402
+
+NUM_CLASSES = 5
+KEYPOINT_DIM = 12
+
+
+def tiny_config(**changes: object) -> models.ModelConfig:
+    """The small configuration shrunk further, for fast tests."""
+    base = models.get_config("fused", "small").replace(num_frames=4, image_size=8, lstm_units=(6, 5),
+                                                        convlstm_filters=(3, 2), kernel_size=3)
+    return base.replace(**changes)
+
+
+def tiny_inputs(config: models.ModelConfig, batch: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random keypoints (float32) and raw uint8 frames at the config's shapes."""
+    rng = np.random.default_rng(seed)
+    size, frames_count = config.image_size, config.num_frames
+    return {"keypoints": rng.normal(size=(batch, frames_count, KEYPOINT_DIM)).astype("float32"),
+            "frames": rng.integers(0, 256, size=(batch, frames_count, size, size, 3), dtype=np.uint8)}
+
+
+def feed(model_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Only the inputs the model takes."""
+    return {name: inputs[name] for name in models.model_inputs(model_name)}
+
+
+# ----------------------------------------------------------------------------- configurations
+def test_configs_cover_every_model_and_default_is_recommended() -> None:
+    assert set(models.config_names()) >= {"seed", "small", "recommended"}
+    for model_name in models.MODEL_NAMES:
+        assert models.get_config(model_name) == models.get_config(model_name, "recommended")
+    seed = models.get_config("fused", "seed")
+    assert (seed.num_frames, seed.image_size, seed.lstm_units, seed.convlstm_filters) == (30, 64, (512, 512), (16, 16))
+    assert (seed.kernel_size, seed.learning_rate, seed.batch_size, seed.epochs) == (5, 1e-4, 64, 200)
+    assert seed.augmentation == {} and not any(v for k, v in seed.preprocessing.items() if k != "face")
+
+
+def test_unknown_names_raise_value_error_listing_known_ones() -> None:
+    with pytest.raises(ValueError, match="recommended"):
+        models.get_config("fused", "nope")
+    with pytest.raises(ValueError, match="convlstm"):
+        models.get_config("transformer")
+    with pytest.raises(ValueError, match="lstm"):
+        models.build_model("gru", tiny_config(), NUM_CLASSES)
+    with pytest.raises(ValueError, match="stock"):
+        models.build_model("convlstm", tiny_config(), NUM_CLASSES, convlstm_impl="cuda")
+
+
+def test_config_dict_round_trip() -> None:
+    config = models.get_config("lstm")
+    assert models.ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_learning_rate_schedule_follows_milestones() -> None:
+    seed = models.get_config("fused", "seed")
+    assert models.learning_rate_at(seed, 0) == pytest.approx(1e-4)
+    assert models.learning_rate_at(seed, 60) == pytest.approx(1e-5)
+    assert models.learning_rate_at(seed, 199) == pytest.approx(1e-6)
+
+
+# ----------------------------------------------------------------------------- shapes and parameter counts
+@pytest.mark.parametrize("model_name", models.MODEL_NAMES)
+def test_shapes_names_and_num_classes_outputs(model_name: str) -> None:
+    config = tiny_config()
+    model = models.build_model(model_name, config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    assert [tensor.name for tensor in model.inputs] == list(models.model_inputs(model_name))
+    assert model.output.shape == (None, NUM_CLASSES)  # defect 4: not num_classes + 1
+    probabilities = np.asarray(model.predict_on_batch(feed(model_name, tiny_inputs(config))))
+    assert probabilities.shape == (3, NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    counts = models.count_params(model)
+    assert counts == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
+    assert counts["total"] == model.count_params()
+
+
+def test_seed_fused_parameter_count_matches_formulas_and_the_original() -> None:
+    seed = models.get_config("fused", "seed")
+    model = models.build_model("fused", seed, num_classes=10)
+    counts = models.count_params(model)
+    # LSTM: 4*512*(1662+512+1) + 4*512*(512+512+1); ConvLSTM: 64*(25*(3+16)+1) + 64*(25*32+1);
+    # BN 2*64; reduce conv 3*(25*16+1); classifier 10*(512+64*64*3+1)
+    expected = (4 * 512 * 2175 + 4 * 512 * 1025) + (64 * 476 + 64 * 801 + 128 + 3 * 401) + 10 * 12801
+    assert counts["total"] == expected == 6_764_669
+    # the PyTorch original printed 7,174,718 (11 outputs, peephole maps, two LSTM biases)
+    assert models.original_param_count(11) == models.ORIGINAL_PARAM_COUNT
+
+
+# ----------------------------------------------------------------------------- fast ConvLSTM == ConvLSTM2D
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fast_convlstm_equals_stock_convlstm2d(return_sequences: bool, activation: str) -> None:
+    rng = np.random.default_rng(1)
+    sequence = rng.normal(size=(2, 5, 7, 6, 3)).astype("float32")
+    stock = keras.layers.ConvLSTM2D(4, 3, padding="same", activation=activation,
+                                    return_sequences=return_sequences)
+    fast = models.ConvLSTM(4, 3, activation=activation, return_sequences=return_sequences)
+    stock(sequence)
+    fast.build(sequence.shape)
+    assert [w.shape for w in fast.get_weights()] == [w.shape for w in stock.get_weights()]
+    assert fast.count_params() == stock.count_params()
+    # random non-zero bias so every gate term is exercised
+    weights = [w + rng.normal(scale=0.1, size=w.shape).astype("float32") for w in stock.get_weights()]
+    stock.set_weights(weights)
+    fast.set_weights(weights)
+    expected = np.asarray(stock(sequence))
+    np.testing.assert_allclose(np.asarray(fast(sequence)), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_and_stock_models_agree_with_same_weights() -> None:
+    config = tiny_config()
+    fast = models.build_model("fused", config, NUM_CLASSES, KEYPOINT_DIM, convlstm_impl="fast")
+    stock = models.build_model("fused", config, NUM_CLASSES, KEYPOINT_DIM, convlstm_impl="stock")
+    stock.set_weights(fast.get_weights())
+    inputs = tiny_inputs(config)
+    np.testing.assert_allclose(np.asarray(fast(inputs, training=False)), np.asarray(stock(inputs, training=False)),
+                               atol=1e-5)
+
+
+def test_fast_convlstm_gradients_equal_stock() -> None:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    sequence = tf.constant(rng.normal(size=(2, 4, 5, 5, 2)).astype("float32"))
+    stock = keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True)
+    fast = models.ConvLSTM(3, 3, return_sequences=True)
+    stock(sequence)
+    fast.build(sequence.shape)
+    fast.set_weights(stock.get_weights())
+    gradients = []
+    for layer in (stock, fast):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(layer(sequence)))
+        gradients.append([g.numpy() for g in tape.gradient(loss, layer.trainable_weights)])
+    for stock_grad, fast_grad in zip(*gradients):
+        np.testing.assert_allclose(fast_grad, stock_grad, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the original's defects
+@pytest.mark.parametrize("model_name", models.MODEL_NAMES)
+def test_permuting_a_batch_permutes_predictions(model_name: str) -> None:
+    """Defect 1: view(T, batch, -1) mixed clips across time; here each clip's output depends on it alone."""
+    config = tiny_config()
+    model = models.build_model(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
+    inputs = feed(model_name, tiny_inputs(config, batch=4))
+    order = np.array([2, 0, 3, 1])
+    predictions = np.asarray(model(inputs, training=False))
+    permuted = np.asarray(model({k: v[order] for k, v in inputs.items()}, training=False))
+    np.testing.assert_allclose(permuted, predictions[order], atol=1e-6)
+    single = np.asarray(model({k: v[:1] for k, v in inputs.items()}, training=False))
+    np.testing.assert_allclose(single, predictions[:1], atol=1e-5)
+
+
+def test_two_forward_passes_are_identical() -> None:
+    """Defect 3: the original drew random initial LSTM states every call."""
+    config = tiny_config(dropout=0.3)
+    model = models.build_model("fused", config, NUM_CLASSES, KEYPOINT_DIM)
+    inputs = tiny_inputs(config)
+    first = np.asarray(model.predict_on_batch(inputs))
+    second = np.asarray(model.predict_on_batch(inputs))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_uint8_and_float_frames_give_the_same_prediction() -> None:
+    config = tiny_config()
+    model = models.build_model("convlstm", config, NUM_CLASSES)
+    frames = tiny_inputs(config)["frames"]
+    np.testing.assert_allclose(np.asarray(model.predict_on_batch({"frames": frames})),
+                               np.asarray(model.predict_on_batch({"frames": frames.astype("float32")})), atol=1e-6)
+
+
+def test_l2_matches_pytorch_weight_decay_gradient() -> None:
+    """l2 = wd gives penalty wd/2 * sum(w**2) per weight, whose gradient is PyTorch's wd * w."""
+    config = tiny_config(l2=0.8, head_units=())
+    model = models.build_model("lstm", config, NUM_CLASSES, KEYPOINT_DIM)
+    expected = sum(0.4 * float(np.sum(np.square(w.numpy()))) for w in model.trainable_weights)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_compile_train_step_and_save_load_round_trip(tmp_path) -> None:
+    config = tiny_config(dropout=0.2, head_units=(4,), l2=1e-3, learning_rate=1e-2)
+    model = models.compile_model(models.build_model("fused", config, NUM_CLASSES, KEYPOINT_DIM), config)
+    inputs = tiny_inputs(config, batch=4)
+    labels = np.array([0, 1, 2, 3])
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(inputs, labels)
+    assert np.isfinite(np.ravel(loss)[0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # no custom_objects: our layers are registered
+    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(inputs)),
+                               np.asarray(model.predict_on_batch(inputs)), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- benchmark helpers (cheap parts)
+def test_benchmark_plan_table_and_memory() -> None:
+    from utils import benchmark
+
+    quick = benchmark.plan(quick=True)
+    assert {config for _, config, _, _ in quick} == {"small"}
+    assert ("fused", "small", None, "stock") in quick and ("fused", "small", None, "fast") in quick
+    full = benchmark.plan(quick=False)
+    assert ("fused", "seed", benchmark.SEED_BATCH_SIZE, "stock") in full
+    rows = [benchmark.Measurement("fused", "seed", "fast", 16, 10, 2.4, 11.2, 900.0),
+            benchmark.Measurement("fused", "seed", "stock", 16, 10, 1.2, 5.6, 950.0)]
+    table = benchmark.format_table(rows)
+    assert "fused" in table and "2.40" in table and "5.60" in table
+    summary = benchmark.speedup_summary(rows)
+    assert "training 2.0x, inference 2.0x" in summary and "training 2.00x" in summary
+    batch = benchmark.random_batch("fused", num_frames=3, image_size=4, batch_size=2, keypoint_dim=7)
+    assert batch["keypoints"].shape == (2, 3, 7) and batch["frames"].dtype == np.uint8
+    assert benchmark._peak_memory_mb() > 10
+
+
+def test_compile_default_turns_xla_off_on_cpu() -> None:
+    import tensorflow as tf
+
+    expected = "auto" if tf.config.list_physical_devices("GPU") else False
+    assert models.default_jit_compile() == expected

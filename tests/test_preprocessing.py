@@ -1,0 +1,183 @@
+"""Keypoint preprocessing: normalisation, face selection, mirroring, handedness, velocities, augmentation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils import keypoints as K
+from utils import preprocessing as P
+
+
+def make_clip(num_frames: int = 6, left_hand: bool = False, right_hand: bool = True, seed: int = 0,
+              centre: tuple[float, float] = (0.5, 0.5), width: float = 0.2) -> np.ndarray:
+    """One raw clip (T, 1662): level shoulders at centre ± width/2, a face, and moving hands."""
+    rng = np.random.default_rng(seed)
+    face = np.zeros((num_frames, 468, 3), np.float32)
+    pose = np.zeros((num_frames, 33, 4), np.float32)
+    hands = [np.zeros((num_frames, 21, 3), np.float32) for _ in range(2)]
+    cx, cy = centre
+    face[..., 0] = cx + rng.normal(0, 0.03, 468)
+    face[..., 1] = cy - 0.2 + rng.normal(0, 0.03, 468)
+    face[..., 2] = rng.normal(0, 0.01, 468)
+    pose[..., :2] = rng.uniform(0.3, 0.7, (33, 2))
+    pose[..., 3] = 0.9
+    pose[:, K.POSE_LEFT_SHOULDER, :2] = (cx + width / 2, cy)
+    pose[:, K.POSE_RIGHT_SHOULDER, :2] = (cx - width / 2, cy)
+    t = np.linspace(0, 1, num_frames)[:, None]
+    for hand, present, direction in ((0, left_hand, 1), (1, right_hand, -1)):
+        if present:
+            hands[hand][..., 0] = cx + direction * (0.1 + 0.2 * t) + rng.normal(0, 0.01, 21)
+            hands[hand][..., 1] = cy + 0.1 + rng.normal(0, 0.01, 21)
+            hands[hand][..., 2] = rng.normal(0, 0.01, 21)
+    return K.join_parts(face, pose, hands[0], hands[1])
+
+
+def test_normalize_puts_shoulders_at_half_unit_width():
+    kp = make_clip(centre=(0.3, 0.6), width=0.25)[None]
+    pose = P.normalize_keypoints(kp)[..., K.POSE].reshape(1, -1, 33, 4)
+    np.testing.assert_allclose(pose[..., K.POSE_LEFT_SHOULDER, :2], [[[0.5, 0.0]] * kp.shape[1]], atol=1e-6)
+    np.testing.assert_allclose(pose[..., K.POSE_RIGHT_SHOULDER, :2], [[[-0.5, 0.0]] * kp.shape[1]], atol=1e-6)
+    np.testing.assert_allclose(pose[..., 3], 0.9)  # visibility untouched
+
+
+def test_normalize_removes_position_and_scale():
+    near = make_clip(centre=(0.5, 0.5), width=0.2)
+    far = near.copy()
+    for part in (K.FACE, K.POSE, K.LEFT_HAND, K.RIGHT_HAND):  # the same signer, half as big and elsewhere
+        step = 4 if part == K.POSE else 3
+        block = far[:, part].reshape(far.shape[0], -1, step)
+        present = np.any(block != 0, axis=(1, 2))[:, None]
+        block[..., 0] = np.where(present, 0.2 + 0.5 * block[..., 0], 0)
+        block[..., 1] = np.where(present, 0.1 + 0.5 * block[..., 1], 0)
+        block[..., 2] = np.where(present, 0.5 * block[..., 2], 0)
+        far[:, part] = block.reshape(far.shape[0], -1)
+    np.testing.assert_allclose(P.normalize_keypoints(near[None]), P.normalize_keypoints(far[None]), atol=1e-5)
+
+
+def test_normalize_keeps_missing_parts_zero_and_survives_frames_without_pose():
+    kp = make_clip(left_hand=False)[None]
+    kp[0, 2, K.POSE] = 0  # MediaPipe lost the pose in frame 2
+    out = P.normalize_keypoints(kp)
+    assert np.all(out[..., K.LEFT_HAND] == 0)
+    assert np.all(out[0, 2, K.POSE] == 0)
+    assert np.all(np.isfinite(out))
+    assert np.abs(out[0, 2, K.RIGHT_HAND]).max() < 5  # normalised with the clip's average shoulders
+    no_pose = kp.copy()
+    no_pose[..., K.POSE] = 0
+    assert np.all(np.isfinite(P.normalize_keypoints(no_pose)))
+
+
+def test_mirror_twice_is_identity_raw_and_normalized():
+    kp = make_clip(left_hand=True)[None]
+    np.testing.assert_allclose(P.mirror_keypoints(P.mirror_keypoints(kp)), kp, atol=1e-6)
+    norm = P.normalize_keypoints(kp)
+    np.testing.assert_allclose(P.mirror_keypoints(P.mirror_keypoints(norm, True), True), norm, atol=1e-6)
+
+
+def test_mirror_swaps_hands_and_pose_sides_and_flips_x():
+    kp = make_clip(left_hand=False, right_hand=True)[None]
+    mirrored = P.mirror_keypoints(kp)
+    assert np.all(mirrored[..., K.RIGHT_HAND] == 0)  # the only hand is now the left one
+    right = kp[..., K.RIGHT_HAND].reshape(1, -1, 21, 3)
+    left = mirrored[..., K.LEFT_HAND].reshape(1, -1, 21, 3)
+    np.testing.assert_allclose(left[..., 0], 1 - right[..., 0], atol=1e-6)
+    np.testing.assert_allclose(left[..., 1:], right[..., 1:])
+    pose, mirrored_pose = (a[..., K.POSE].reshape(1, -1, 33, 4) for a in (kp, mirrored))
+    np.testing.assert_allclose(mirrored_pose[..., 11, 0], 1 - pose[..., 12, 0], atol=1e-6)  # shoulders swap
+    np.testing.assert_allclose(mirrored_pose[..., 15, :], pose[..., 16, :] * [-1, 1, 1, 1] + [1, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(mirrored_pose[..., 0, 0], 1 - pose[..., 0, 0], atol=1e-6)  # the nose has no twin
+
+
+def test_canonicalize_handedness_mirrors_only_left_handed_clips():
+    right_handed = make_clip(right_hand=True, left_hand=False, seed=1)
+    left_handed = P.mirror_keypoints(make_clip(right_hand=True, left_hand=False, seed=2))[0]
+    batch = np.stack([right_handed, left_handed])
+    assert P.left_dominant(batch).tolist() == [False, True]
+    out = P.canonicalize_handedness(batch)
+    np.testing.assert_array_equal(out[0], right_handed)
+    assert np.all(out[1][..., K.LEFT_HAND] == 0) and np.any(out[1][..., K.RIGHT_HAND] != 0)
+
+
+def test_both_hands_seen_dominant_is_the_one_held_higher():
+    kp = make_clip(left_hand=True, right_hand=True)[None]
+    left = kp[..., K.LEFT_HAND].reshape(1, -1, 21, 3).copy()
+    left[..., 1] += 0.2  # the left hand rests lower (larger y); the right one signs
+    kp[..., K.LEFT_HAND] = left.reshape(1, kp.shape[1], -1)
+    assert P.left_dominant(kp).tolist() == [False]
+    assert P.left_dominant(P.mirror_keypoints(kp)).tolist() == [True]
+
+
+@pytest.mark.parametrize("mode,points", [("full", 468), ("thin", len(P.THIN_FACE_POINTS)), ("drop", 0)])
+def test_select_face_dims(mode, points):
+    kp = make_clip()[None]
+    out = P.select_face(kp, mode)
+    assert out.shape == (1, kp.shape[1], points * 3 + K.POSE_DIM + 2 * K.HAND_DIM)
+    np.testing.assert_array_equal(out[..., points * 3:], kp[..., K.FACE.stop:])  # the rest is unchanged
+    assert 40 <= len(P.THIN_FACE_POINTS) <= 80 and len(set(P.THIN_FACE_POINTS)) == len(P.THIN_FACE_POINTS)
+
+
+@pytest.mark.parametrize("options", [
+    None, {"normalize": True}, {"face": "thin", "velocity": True},
+    {"normalize": True, "face": "drop", "mirror": True, "velocity": True},
+])
+def test_output_dim_matches_preprocess(options):
+    kp = np.stack([make_clip(seed=s) for s in range(3)])
+    out = P.preprocess_keypoints(kp, options)
+    assert out.shape == (3, kp.shape[1], P.output_dim(options)) and out.dtype == np.float32
+
+
+def test_faithful_options_are_the_identity():
+    kp = np.stack([make_clip(seed=s) for s in range(2)])
+    np.testing.assert_array_equal(P.preprocess_keypoints(kp, None), kp)
+
+
+def test_velocity_is_frame_difference_and_zero_where_a_hand_appears():
+    kp = make_clip(right_hand=True)[None]
+    kp[0, :2, K.RIGHT_HAND] = 0  # the hand appears in frame 2
+    out = P.preprocess_keypoints(kp, {"velocity": True})
+    velocity = out[..., K.KEYPOINT_DIM:]
+    assert np.all(velocity[:, 0] == 0)
+    assert np.all(velocity[0, 2, K.RIGHT_HAND] == 0)  # not a jump from zero
+    np.testing.assert_allclose(velocity[0, 4, K.RIGHT_HAND], kp[0, 4, K.RIGHT_HAND] - kp[0, 3, K.RIGHT_HAND],
+                               atol=1e-6)
+
+
+def test_unknown_options_raise():
+    with pytest.raises(ValueError, match="face"):
+        P.output_dim({"face": "half"})
+    with pytest.raises(ValueError, match="unknown preprocessing"):
+        P.output_dim({"normalise": True})
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        P.augment_batch(make_clip()[None], np.random.default_rng(0), {"flip": 0.5})
+
+
+def test_augment_is_seeded_keeps_missing_parts_and_changes_values():
+    kp = np.stack([make_clip(seed=s, left_hand=False) for s in range(4)])
+    options = {"scale": 0.1, "rotate": 10, "shift": 0.05, "time_warp": 0.2, "drop_frames": 0.2}
+    first = P.augment_batch(kp, np.random.default_rng(3), options)
+    again = P.augment_batch(kp, np.random.default_rng(3), options)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == kp.shape and not np.allclose(first, kp)
+    assert np.all(first[..., K.LEFT_HAND] == 0)  # a missing hand is never invented
+    np.testing.assert_array_equal(P.augment_batch(kp, np.random.default_rng(3), {}), kp)
+
+
+def test_augment_mirror_flips_frames_with_keypoints():
+    kp = np.stack([make_clip(seed=s) for s in range(6)])
+    frames = np.zeros((6, kp.shape[1], 4, 4, 3), np.uint8)
+    frames[..., 0, :] = 255  # a bright left column
+    aug_kp, aug_frames = P.augment_clips(kp, frames, np.random.default_rng(0), {"mirror": 0.5})
+    flipped = aug_frames[:, 0, 0, -1, 0] == 255
+    assert 0 < flipped.sum() < 6
+    mirrored = np.all(aug_kp[..., K.RIGHT_HAND] == 0, axis=(1, 2))
+    np.testing.assert_array_equal(flipped, mirrored)
+
+
+def test_resample_time_and_resize_frames():
+    frames = np.random.default_rng(0).integers(0, 255, (2, 10, 16, 16, 3), dtype=np.uint8)
+    sampled = P.resample_time(frames, 5)
+    assert sampled.shape == (2, 5, 16, 16, 3)
+    np.testing.assert_array_equal(sampled[:, 0], frames[:, 0])
+    np.testing.assert_array_equal(sampled[:, -1], frames[:, -1])
+    assert P.resize_frames(frames, 8).shape == (2, 10, 8, 8, 3)
+    assert P.resize_frames(frames, 16) is frames

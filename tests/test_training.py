@@ -1,0 +1,184 @@
+"""Training runs on a tiny, separable feature file: held-out accuracy, the run folder's contract, determinism,
+refusals, evaluate_saved and load_run."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from utils import keypoints as K
+from utils.errors import FeatureFileError, ModelDirError
+from utils.features import FeatureSet, save_features
+
+NUM_CLASSES, CLIPS_PER_CLASS, NUM_FRAMES, IMAGE_SIZE, NUM_SIGNERS = 3, 12, 8, 16, 4
+
+
+def tiny_features(with_frames: bool = True, seed: int = 0) -> FeatureSet:
+    """3 signs x 12 clips by 4 signers (each at its own place and size); sign = direction of the right hand."""
+    rng = np.random.default_rng(seed)
+    num_clips = NUM_CLASSES * CLIPS_PER_CLASS
+    labels = np.repeat(np.arange(NUM_CLASSES), CLIPS_PER_CLASS)
+    signers = np.arange(num_clips) % NUM_SIGNERS
+    t = np.linspace(0, 1, NUM_FRAMES)[:, None]
+    keypoints = np.zeros((num_clips, NUM_FRAMES, K.KEYPOINT_DIM), np.float32)
+    frames = np.zeros((num_clips, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    for clip in range(num_clips):
+        cx, cy, width = 0.4 + 0.06 * signers[clip], 0.5, 0.18 + 0.03 * signers[clip]
+        face = np.zeros((NUM_FRAMES, 468, 3), np.float32)
+        face[..., 0], face[..., 1] = cx + rng.normal(0, 0.02, 468), cy - width
+        pose = np.zeros((NUM_FRAMES, 33, 4), np.float32)
+        pose[..., 0], pose[..., 1], pose[..., 3] = cx + rng.normal(0, 0.01, 33), cy + 0.3 * width, 1
+        pose[:, K.POSE_LEFT_SHOULDER, :2] = (cx + width / 2, cy)
+        pose[:, K.POSE_RIGHT_SHOULDER, :2] = (cx - width / 2, cy)
+        angle = 2 * np.pi * labels[clip] / NUM_CLASSES
+        right = np.zeros((NUM_FRAMES, 21, 3), np.float32)
+        right[..., 0] = cx - width / 2 + 0.8 * width * t * np.cos(angle) + rng.normal(0, 0.01, (NUM_FRAMES, 21))
+        right[..., 1] = cy + 0.2 + 0.8 * width * t * np.sin(angle) + rng.normal(0, 0.01, (NUM_FRAMES, 21))
+        keypoints[clip] = K.join_parts(face, pose, np.zeros((NUM_FRAMES, 21, 3)), right)
+        frames[clip, ..., labels[clip]] = 200  # the sign is also visible as a colour, for the frame models
+    return FeatureSet(keypoints=keypoints, frames=frames if with_frames else None, labels=labels.astype(np.int64),
+                      classes=[f"sign_{c}" for c in range(NUM_CLASSES)], groups=np.array([f"s{s}" for s in signers]),
+                      split=np.full(num_clips, ""), paths=np.array([f"sign_{l}/clip{i}.mp4" for i, l in enumerate(labels)]),
+                      meta={"kind": "test", "num_frames": NUM_FRAMES, "image_size": IMAGE_SIZE})
+
+
+def tiny_config(model_name: str = "lstm", epochs: int = 12):
+    """The recommended configuration, shrunk to seconds: T=8, S=16, a few units, no weight decay."""
+    from utils import models
+
+    return models.get_config(model_name, "recommended").replace(
+        num_frames=NUM_FRAMES, image_size=IMAGE_SIZE, lstm_units=(16,), convlstm_filters=(4,), kernel_size=3,
+        head_units=(16,), l2=0.0, learning_rate=3e-3, batch_size=8, epochs=epochs, patience=None, lr_milestones=())
+
+
+@pytest.fixture(scope="module")
+def features_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("features") / "tiny.npz"
+    save_features(path, tiny_features())
+    return path
+
+
+@pytest.fixture(scope="module")
+def lstm_run(features_file, tmp_path_factory):
+    from utils import training
+
+    out_dir = tmp_path_factory.mktemp("runs") / "lstm"
+    metrics = training.train(str(features_file), "lstm", tiny_config(), out_dir=out_dir, seed=0, verbose=0,
+                             measure_speed=False)
+    return out_dir, metrics
+
+
+@pytest.mark.slow
+def test_lstm_beats_chance_on_unseen_signers(lstm_run):
+    _, metrics = lstm_run
+    assert metrics["split_strategy"] == "group-disjoint"
+    assert metrics["n_test"] >= 6
+    assert metrics["test_accuracy"] >= 0.7, metrics["test_accuracy"]  # chance is 1/3
+
+
+@pytest.mark.slow
+def test_run_folder_contract(lstm_run):
+    out_dir, metrics = lstm_run
+    for name in ("metrics.json", "run.json", "model.keras", "history.csv", "predictions.csv", "curves.png",
+                 "confusion_matrix.png"):
+        assert (out_dir / name).is_file(), name
+    assert not out_dir.with_name(out_dir.name + ".partial").exists()
+    stored = json.loads((out_dir / "metrics.json").read_text())
+    assert stored["test_accuracy"] == metrics["test_accuracy"]
+    types = {"model": str, "config": str, "config_full": dict, "classes": list, "test_accuracy": float,
+             "val_accuracy": float, "macro_f1": float, "per_class": dict, "confusion_matrix": list, "n_train": int,
+             "n_val": int, "n_test": int, "epochs_run": int, "train_seconds": float, "params": int, "history": dict,
+             "split_strategy": str, "seed": int, "features_path": str, "features_meta": dict}
+    for key, kind in types.items():
+        assert isinstance(stored[key], kind), (key, type(stored[key]))
+    assert stored["classes"] == ["sign_0", "sign_1", "sign_2"]
+    assert set(stored["per_class"]["sign_0"]) == {"precision", "recall", "f1", "support"}
+    cm = np.array(stored["confusion_matrix"])
+    assert cm.shape == (3, 3) and cm.sum() == stored["n_test"]
+    assert np.trace(cm) / cm.sum() == pytest.approx(stored["test_accuracy"])
+    assert stored["n_train"] + stored["n_val"] + stored["n_test"] == NUM_CLASSES * CLIPS_PER_CLASS
+    assert set(stored["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(stored["history"]["loss"]) == stored["epochs_run"] == 12
+    run = json.loads((out_dir / "run.json").read_text())
+    assert run["model"] == "lstm" and run["num_frames"] == NUM_FRAMES and run["keypoint_dim"] == K.KEYPOINT_DIM
+    assert run["preprocessing"]["normalize"] is True and run["classes"] == stored["classes"]
+    rows = list(csv.DictReader(open(out_dir / "predictions.csv")))
+    assert len(rows) == stored["n_test"]
+    assert set(rows[0]) == {"index", "path", "group", "true", "predicted", "confidence"}
+    correct = np.mean([r["true"] == r["predicted"] for r in rows])
+    assert correct == pytest.approx(stored["test_accuracy"])
+
+
+@pytest.mark.slow
+def test_evaluate_saved_round_trip_and_load_run(lstm_run, features_file):
+    from utils import training
+
+    out_dir, metrics = lstm_run
+    scored = training.evaluate_saved(out_dir, features_file, split="test")
+    assert scored["n"] == metrics["n_test"]
+    assert scored["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert scored["confusion_matrix"] == metrics["confusion_matrix"]
+    everything = training.evaluate_saved(out_dir, features_file, split="all")
+    assert everything["n"] == NUM_CLASSES * CLIPS_PER_CLASS
+    model, run = training.load_run(out_dir)
+    inputs = training.prepare_inputs(training_features(features_file), run, [0, 1])
+    assert set(inputs) == {"keypoints"} and inputs["keypoints"].shape == (2, NUM_FRAMES, run["input_dim"])
+    assert model.predict(inputs, verbose=0).shape == (2, NUM_CLASSES)
+
+
+def training_features(path: Path) -> FeatureSet:
+    from utils.features import load_features
+
+    return load_features(path)
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(lstm_run, features_file, tmp_path):
+    from utils import training
+
+    _, first = lstm_run
+    second = training.train(str(features_file), "lstm", tiny_config(), out_dir=tmp_path / "again", seed=0, verbose=0,
+                             measure_speed=False)
+    assert second["history"] == first["history"]
+    assert second["test_accuracy"] == first["test_accuracy"]
+    assert second["confusion_matrix"] == first["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path):
+    from utils import training
+
+    config = tiny_config("fused", epochs=1).replace(num_frames=4, image_size=8)  # the file has T=8, S=16
+    metrics = training.train(str(features_file), "fused", config, out_dir=tmp_path / "fused", seed=0, verbose=0,
+                             measure_speed=False)
+    assert metrics["epochs_run"] == 1 and metrics["n_test"] > 0
+    model, run = training.load_run(tmp_path / "fused")
+    assert run["inputs"] == ["keypoints", "frames"] and run["image_size"] == 8 and run["num_frames"] == 4
+    inputs = training.prepare_inputs(training_features(features_file), run, [0, 1, 2])
+    assert inputs["frames"].shape == (3, 4, 8, 8, 3) and inputs["frames"].dtype == np.uint8
+    assert inputs["keypoints"].shape == (3, 4, run["input_dim"])
+
+
+def test_frame_models_refuse_keypoint_only_files(tmp_path):
+    from utils import training
+
+    path = tmp_path / "mp_data.npz"
+    save_features(path, tiny_features(with_frames=False))
+    for model_name in ("convlstm", "fused"):
+        with pytest.raises(FeatureFileError, match="has no frames.*train --model lstm"):
+            training.train_from_file(path, model_name, "small", tmp_path / model_name, epochs=1)
+        assert not (tmp_path / model_name).exists()
+
+
+def test_load_run_errors(tmp_path):
+    from utils import training
+
+    with pytest.raises(ModelDirError, match="not a folder"):
+        training.load_run(tmp_path / "missing")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "run.json").write_text("{}")
+    with pytest.raises(ModelDirError, match="model.keras"):
+        training.load_run(tmp_path / "half")

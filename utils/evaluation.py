@@ -1,0 +1,150 @@
+"""Metrics of a classifier: accuracy per clip, macro-F1, per-class report, confusion matrix, latency, run tables.
+
+Accuracy here is always counted per clip over the whole evaluated set (the original averaged per-batch
+accuracies, which over-weights a small last batch — its defect 5).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = true class)."""
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
+    labels = np.arange(len(classes))
+    if len(y_true) == 0:
+        raise ValueError("no clips to evaluate (empty y_true)")
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    present = np.unique(y_true)  # macro-F1 over the classes that occur, so a subset of classes is not penalised
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "n": int(len(y_true)),
+        "per_class": {str(name): {"precision": float(precision[i]), "recall": float(recall[i]),
+                                  "f1": float(f1[i]), "support": int(support[i])}
+                      for i, name in enumerate(classes)},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def _one_clip(inputs: Mapping[str, np.ndarray] | np.ndarray, index: int) -> Any:
+    """The index-th clip of the inputs, keeping a batch axis of 1."""
+    if isinstance(inputs, Mapping):
+        return {name: np.asarray(value[index:index + 1]) for name, value in inputs.items()}
+    return np.asarray(inputs[index:index + 1])
+
+
+def _num_clips(inputs: Mapping[str, np.ndarray] | np.ndarray) -> int:
+    """Number of clips in model inputs (a dict of arrays or one array)."""
+    first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else inputs
+    return len(first)
+
+
+def measure_latency(model: Any, inputs: Mapping[str, np.ndarray] | np.ndarray, repeats: int = 20,
+                    warmup: int = 2) -> dict[str, float]:
+    """Milliseconds per clip for single-clip `model.predict_on_batch` calls (median, mean, p90) and for one batch."""
+    total = _num_clips(inputs)
+    if total == 0:
+        raise ValueError("measure_latency needs at least one clip")
+    predict = getattr(model, "predict_on_batch", None) or (lambda x: model(x, training=False))
+    for i in range(warmup):
+        predict(_one_clip(inputs, i % total))
+    times = []
+    for i in range(repeats):
+        clip = _one_clip(inputs, i % total)
+        start = time.perf_counter()
+        np.asarray(predict(clip))
+        times.append((time.perf_counter() - start) * 1000)
+    batch = inputs if isinstance(inputs, Mapping) else np.asarray(inputs)
+    np.asarray(predict(batch))  # warm the batched shape
+    start = time.perf_counter()
+    np.asarray(predict(batch))
+    batched_ms = (time.perf_counter() - start) * 1000 / total
+    times = np.asarray(times)
+    return {"ms_per_clip": float(np.median(times)), "ms_mean": float(times.mean()),
+            "ms_p90": float(np.percentile(times, 90)), "batched_ms_per_clip": float(batched_ms),
+            "clips_per_second": float(1000 / np.median(times)), "repeats": int(repeats), "batch_size": int(total)}
+
+
+def load_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """The metrics.json of a run folder; ModelDirError when it is missing."""
+    from utils.errors import ModelDirError
+
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise ModelDirError(f"{path} not found: train a model into {Path(run_dir)} first (python -m utils train ...)")
+    return json.loads(path.read_text())
+
+
+def compare_runs(run_dirs: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F821
+    """One row per run folder: model, config, test accuracy, macro-F1, params, train seconds, latency (if stored)."""
+    import pandas as pd
+
+    rows = []
+    for run_dir in run_dirs:
+        metrics = load_metrics(run_dir)
+        config = metrics.get("config", "")
+        latency = metrics.get("latency") or {}
+        rows.append({
+            "run": Path(run_dir).name,
+            "run_dir": str(run_dir),
+            "model": metrics.get("model", ""),
+            "config": config if isinstance(config, str) else config.get("name", ""),
+            "test_accuracy": metrics.get("test_accuracy", np.nan),
+            "macro_f1": metrics.get("macro_f1", np.nan),
+            "val_accuracy": metrics.get("val_accuracy", np.nan),
+            "params": metrics.get("params", np.nan),
+            "train_seconds": metrics.get("train_seconds", np.nan),
+            "epochs_run": metrics.get("epochs_run", np.nan),
+            "ms_per_clip": latency.get("ms_per_clip", np.nan) if isinstance(latency, Mapping) else np.nan,
+            "n_test": metrics.get("n_test", np.nan),
+        })
+    return pd.DataFrame(rows)
+
+
+def hardest_examples(run_dir: str | Path, count: int = 8) -> "pandas.DataFrame":  # noqa: F821
+    """The test clips a run got wrong with the highest confidence (from its predictions.csv)."""
+    import pandas as pd
+
+    from utils.errors import ModelDirError
+
+    path = Path(run_dir) / "predictions.csv"
+    if not path.is_file():
+        raise ModelDirError(f"{path} not found: it is written by training (python -m utils train ...)")
+    predictions = pd.read_csv(path, keep_default_na=False)
+    wrong = predictions[predictions["true"] != predictions["predicted"]]
+    return wrong.sort_values("confidence", ascending=False).head(count).reset_index(drop=True)
+
+
+# What the original project reported (one random split each, fused model, PyTorch, 200 epochs on a GPU).
+ORIGINAL_RESULTS = {"asl": 0.901, "ucf11": 0.777}
+
+
+def original_comparison(runs: "pandas.DataFrame", dataset: str, fast: bool = False,  # noqa: F821
+                        run_dirs: Iterable[str | Path] | None = None) -> "pandas.DataFrame":  # noqa: F821
+    """The original's reported accuracies next to what this course measured, with data and protocol named."""
+    import pandas as pd
+
+    rows = [{"dataset": "ASL (Kaggle, 10 signs)", "model": "fused (original)", "test accuracy": ORIGINAL_RESULTS["asl"],
+             "source": "reported by the original", "protocol": "random split; val/test files swapped"},
+            {"dataset": "UCF11 (11 actions)", "model": "fused (original)", "test accuracy": ORIGINAL_RESULTS["ucf11"],
+             "source": "reported by the original", "protocol": "random split: clips of one video group in train and test"}]
+    label = {"synthetic": "synthetic stand-in (not ASL)", "asl": "ASL (Kaggle, 10 signs)",
+             "ucf11": "UCF11 (11 actions)"}.get(dataset, f"folder {Path(dataset).name}")
+    for _, run in pd.DataFrame(runs).iterrows():
+        metrics = load_metrics(run["run_dir"]) if "run_dir" in run else {}
+        strategy = metrics.get("split_strategy", "")
+        rows.append({"dataset": label, "model": f"{run['model']} ({run['config']})",
+                     "test accuracy": round(float(run["test_accuracy"]), 3),
+                     "source": "measured by this run" + (" (FAST smoke run: 3 epochs, tiny data)" if fast else ""),
+                     "protocol": f"{strategy or 'split'}, {int(run['n_test'])} test clips; best epoch on val"})
+    return pd.DataFrame(rows)

@@ -1,0 +1,478 @@
+"""The three Keras models (``lstm``, ``convlstm``, ``fused``) and every configuration of them, in one place.
+
+The original (Kaushik 2022, PyTorch, ``Custom_Dataset_Training.ipynb`` of
+github.com/EashanKaushik/action-rekognition-CNN-LSTM) is, exactly:
+
+* keypoints (T=30, 1662) -> ``LSTMCell(1662, 512)`` -> ``LSTMCell(512, 512)``, last hidden state (512);
+* frames (T=30, 64, 64, 3) -> ConvLSTM(16 filters, 5x5, "same", ReLU cell activation) -> BatchNorm3d
+  -> ConvLSTM(16, 5x5) -> BatchNorm3d -> last time step -> Conv2d(16 -> 3, 5x5, "same") -> flatten (12288);
+* the two concatenated (12800) -> ``Linear(12800, 11)``: no hidden layer, no dropout;
+* Adam(lr 1e-4, weight_decay 0.8), MultiStepLR(milestones [60, 150], gamma 0.1), batch 64,
+  cross-entropy; 7,174,718 parameters.
+
+Its ConvLSTM cell also has "peephole" weights (``W_ci, W_cf, W_co``, one per channel *and pixel*,
+3 x 16 x 64 x 64 = 196,608 per layer) created with ``torch.Tensor(...)`` and never initialised
+(whatever memory held). We use the standard Keras ConvLSTM2D equations without peepholes: they tie the
+model to one image size and their initial values were arbitrary. That and Keras's single LSTM bias
+(PyTorch has two) are the differences in parameter count, see :func:`formula_param_count`.
+
+Defects of the original fixed here (numbering shared with the rest of the course):
+
+1. keypoints (batch, T, 1662) were reshaped with ``view(T, batch, -1)`` instead of transposed, which mixes
+   the clips of a batch across time steps. Keras layers here are batch-first throughout: a clip's
+   prediction depends on that clip only (tested by permuting a batch).
+3. the LSTM states were re-initialised with random (Xavier) values on every forward pass, so the same clip
+   got different predictions on each call. Here: zero initial states; predictions are deterministic.
+4. 11 outputs for 10 classes. Here: exactly ``num_classes`` outputs.
+
+Defects 2, 5 and 6 concern data and evaluation and are fixed outside the models: 2 (data preparation and
+splitting) in ``utils.features`` / ``utils.splits``, 5 (accuracy averaged per batch) in
+``utils.evaluation``, 6 (the model chosen on the test set) in ``utils.training`` (best on validation).
+
+Weight decay: PyTorch's ``Adam(weight_decay=wd)`` adds ``wd * w`` to the gradient of *every* parameter,
+i.e. it minimises ``loss + wd/2 * sum(w**2)``. ``ModelConfig.l2`` holds that ``wd``; the models attach
+``keras.regularizers.L2(wd / 2)`` to every kernel, recurrent kernel, bias and batch-norm scale/offset,
+which gives the same gradient.
+
+Speed on CPU (``python -m utils bench``). The ConvLSTM layer :class:`ConvLSTM` computes exactly
+``keras.layers.ConvLSTM2D``'s equations with the same weights, but per time step it runs one convolution of
+the frame and one of the hidden state, each producing all four gates (ConvLSTM2D runs eight smaller ones
+inside a while loop), unrolled over T. Two settings matter even more on CPU and are the defaults here:
+XLA off (:func:`compile_model`; Keras's "auto" turns it on, and XLA's CPU convolutions were 5-30x slower
+here) and TensorFlow's oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``, set below if TensorFlow is not
+imported yet). ``convlstm_impl="stock"`` builds the same models with ``keras.layers.ConvLSTM2D`` for
+comparison (``utils.benchmark``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+# TensorFlow's oneDNN convolutions are ~1.5-2x faster than its default (Eigen) ones on CPUs without AVX-512,
+# where TensorFlow leaves them off. Takes effect only if TensorFlow is not imported yet.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+MODEL_NAMES = ("lstm", "convlstm", "fused")
+DEFAULT_CONFIG = "recommended"
+ORIGINAL_PARAM_COUNT = 7_174_718  # the PyTorch fused model, 11 outputs, as printed by its notebook
+CONVLSTM_IMPLS = ("fast", "stock")
+
+NO_PREPROCESSING = {"normalize": False, "face": "full", "mirror": False, "velocity": False}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shapes, layer sizes, training and keypoint-preprocessing settings of one model configuration."""
+
+    name: str
+    num_frames: int
+    image_size: int
+    lstm_units: tuple[int, ...]
+    convlstm_filters: tuple[int, ...]
+    kernel_size: int = 5
+    reduce_channels: int = 3
+    head_units: tuple[int, ...] = ()
+    dropout: float = 0.0
+    l2: float = 0.0  # PyTorch-style weight decay wd (gradient += wd * w), see the module docstring
+    learning_rate: float = 1e-4
+    batch_size: int = 64
+    epochs: int = 200
+    patience: int | None = None  # early stopping on validation; None = train all epochs
+    lr_milestones: tuple[int, ...] = ()  # epochs at which the learning rate is multiplied by lr_decay
+    lr_decay: float = 0.1
+    convlstm_activation: str = "tanh"  # cell/hidden activation of the ConvLSTM (original: relu)
+    convlstm_impl: str = "fast"  # "fast" (our ConvLSTM layer) or "stock" (keras.layers.ConvLSTM2D)
+    preprocessing: dict[str, Any] = field(default_factory=lambda: dict(NO_PREPROCESSING))
+    augmentation: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly dict of all fields (tuples become lists)."""
+        return {key: (list(value) if isinstance(value, tuple) else value)
+                for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict` (unknown keys raise ValueError)."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {unknown}; known: {sorted(known)}")
+        tuple_fields = {"lstm_units", "convlstm_filters", "head_units", "lr_milestones"}
+        return cls(**{k: (tuple(v) if k in tuple_fields else v) for k, v in values.items()})
+
+
+# ----------------------------------------------------------------------------- configurations (the one place)
+def _seed() -> ModelConfig:
+    return ModelConfig(
+        name="seed", num_frames=30, image_size=64, lstm_units=(512, 512), convlstm_filters=(16, 16),
+        kernel_size=5, reduce_channels=3, head_units=(), dropout=0.0, l2=0.8, learning_rate=1e-4,
+        batch_size=64, epochs=200, patience=None, lr_milestones=(60, 150), lr_decay=0.1,
+        convlstm_activation="relu", preprocessing=dict(NO_PREPROCESSING), augmentation={},
+        description="the original's shapes and hyper-parameters (T=30, 64x64, LSTM 512x2, ConvLSTM 16x2); for GPUs")
+
+
+def _small() -> ModelConfig:
+    return _seed().replace(
+        name="small",
+        num_frames=16,  # original: 30
+        image_size=32,  # original: 64
+        lstm_units=(64, 64),  # original: (512, 512)
+        convlstm_filters=(8, 8),  # original: (16, 16)
+        learning_rate=1e-3,  # original: 1e-4 (fewer epochs need a larger step)
+        batch_size=32,  # original: 64 (~1000 clips -> more steps per epoch)
+        epochs=40,  # original: 200
+        lr_milestones=(12, 30),  # original: (60, 150), same fractions of the run
+        description="the original architecture and settings, shrunk to train in minutes on 2 CPU cores")
+
+
+def _recommended(model_name: str) -> ModelConfig:
+    # Tuned by H5 on the synthetic default (400 clips, signer-disjoint 6/2/2 split, LSTM, seeds 0 and 1):
+    # raw keypoints 0.23 test accuracy; +normalize 0.89/0.46; +hand canonicalisation 0.85; +thin face 0.96/0.91;
+    # +velocity 0.96/0.90; +augmentation 0.975/0.90 (face dropped instead of thin: 0.99/0.91, within noise).
+    # "mirror" augmentation is 0: canonical handedness ("mirror" preprocessing) would mirror such clips back.
+    preprocessing = {"normalize": True, "face": "thin", "mirror": True, "velocity": True}
+    augmentation = {"mirror": 0.0, "scale": 0.1, "rotate": 10.0, "shift": 0.05, "time_warp": 0.2,
+                    "drop_frames": 0.05}
+    base = ModelConfig(
+        name="recommended", num_frames=30, image_size=32, lstm_units=(128,), convlstm_filters=(8, 8),
+        kernel_size=3, reduce_channels=3, head_units=(64,), dropout=0.3, l2=1e-4, learning_rate=1e-3,
+        batch_size=32, epochs=60, patience=15, convlstm_activation="tanh",
+        preprocessing=preprocessing, augmentation=augmentation,
+        description="")
+    if model_name == "lstm":
+        return base.replace(description="normalised, hand-canonical keypoints with velocities, augmented; "
+                                        "one LSTM(128) + Dense(64); generalises to unseen signers")
+    if model_name == "convlstm":
+        return base.replace(num_frames=16, epochs=40, patience=10, preprocessing=dict(NO_PREPROCESSING),
+                            augmentation={}, description="small frame-only ConvLSTM (16 frames, 32x32, "
+                                                         "8x2 filters 3x3, tanh)")
+    return base.replace(num_frames=16, epochs=40, patience=10, description="recommended keypoint branch fused with the small "
+                                                    "ConvLSTM frame branch (16 frames, 32x32)")
+
+
+CONFIGS: dict[str, dict[str, ModelConfig]] = {
+    "seed": {model: _seed() for model in MODEL_NAMES},
+    "small": {model: _small() for model in MODEL_NAMES},
+    "recommended": {model: _recommended(model) for model in MODEL_NAMES},
+}
+
+
+def config_names() -> list[str]:
+    """Names of all configurations, e.g. ['seed', 'small', 'recommended']."""
+    return list(CONFIGS)
+
+
+def _check_model_name(model_name: str) -> None:
+    if model_name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model_name!r}; known models: {', '.join(MODEL_NAMES)}")
+
+
+def get_config(model_name: str, config_name: str | None = None) -> ModelConfig:
+    """The configuration ``config_name`` (default: 'recommended') of model 'lstm', 'convlstm' or 'fused'."""
+    _check_model_name(model_name)
+    config_name = config_name or DEFAULT_CONFIG
+    if config_name not in CONFIGS:
+        raise ValueError(f"unknown configuration {config_name!r}; known configurations: "
+                         f"{', '.join(config_names())}")
+    return CONFIGS[config_name][model_name]
+
+
+def learning_rate_at(config: ModelConfig, epoch: int) -> float:
+    """Learning rate for a 0-based ``epoch`` under the config's step schedule (MultiStepLR in the original)."""
+    drops = sum(1 for milestone in config.lr_milestones if epoch >= milestone)
+    return config.learning_rate * config.lr_decay ** drops
+
+
+# ----------------------------------------------------------------------------- the fast ConvLSTM layer
+@keras.saving.register_keras_serializable(package="course")
+class ConvLSTM(keras.layers.Layer):
+    """ConvLSTM2D over (batch, T, H, W, C) with keras.layers.ConvLSTM2D's exact equations, faster on CPU.
+
+    Per step: one convolution of the frame and one of the hidden state, each producing all four gates
+    (ConvLSTM2D runs eight smaller ones), unrolled over T in one graph. Gates ``i, f, c, o`` and weights ``kernel (k, k, C, 4F)``, ``recurrent_kernel (k, k, F, 4F)``,
+    ``bias (4F)`` are laid out as in ConvLSTM2D, so ``set_weights(stock.get_weights())`` works.
+    Padding is "same", strides 1, zero initial state; T must be known when the layer is built.
+    """
+
+    def __init__(self, filters: int, kernel_size: int | tuple[int, int], activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", return_sequences: bool = False,
+                 kernel_initializer: Any = "glorot_uniform", recurrent_initializer: Any = "orthogonal",
+                 unit_forget_bias: bool = True, kernel_regularizer: Any = None,
+                 recurrent_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self.return_sequences = return_sequences
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.unit_forget_bias = unit_forget_bias
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.input_spec = keras.layers.InputSpec(ndim=5)
+
+    def build(self, input_shape: tuple) -> None:
+        """Create kernel, recurrent_kernel and bias in ConvLSTM2D's order and shapes."""
+        if input_shape[1] is None or None in input_shape[2:]:
+            raise ValueError(f"ConvLSTM needs a known number of frames and image size, got {input_shape}")
+        filters, channels = self.filters, input_shape[-1]
+        self.kernel = self.add_weight(shape=self.kernel_size + (channels, 4 * filters), name="kernel",
+                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight(
+            shape=self.kernel_size + (filters, 4 * filters), name="recurrent_kernel",
+            initializer=self.recurrent_initializer, regularizer=self.recurrent_regularizer)
+
+        def bias_initializer(shape: tuple, dtype: Any = None) -> Any:
+            forget = ops.ones((filters,), dtype) if self.unit_forget_bias else ops.zeros((filters,), dtype)
+            zeros = ops.zeros((filters,), dtype)
+            return ops.concatenate([zeros, forget, zeros, zeros])
+
+        self.bias = self.add_weight(shape=(4 * filters,), name="bias", initializer=bias_initializer,
+                                    regularizer=self.bias_regularizer)
+
+    def call(self, inputs: Any) -> Any:
+        """Run the recurrence over all T frames; returns (B, T, H, W, F) or the last step (B, H, W, F)."""
+        hidden = cell = None
+        outputs = []
+        for frame in ops.unstack(inputs, inputs.shape[1], axis=1):
+            # all four gates in one convolution each (ConvLSTM2D does 4 + 4 per step); the first step's
+            # recurrent term is a convolution of the zero state, i.e. zero, and is skipped
+            gates = ops.conv(frame, self.kernel, padding="same") + self.bias
+            if hidden is not None:
+                gates = gates + ops.conv(hidden, self.recurrent_kernel, padding="same")
+            gate_i, gate_f, gate_c, gate_o = ops.split(gates, 4, axis=-1)
+            new_part = self.recurrent_activation(gate_i) * self.activation(gate_c)
+            cell = new_part if cell is None else self.recurrent_activation(gate_f) * cell + new_part
+            hidden = self.recurrent_activation(gate_o) * self.activation(cell)
+            outputs.append(hidden)
+        return ops.stack(outputs, axis=1) if self.return_sequences else hidden
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """(B, T, H, W, F) with return_sequences, else (B, H, W, F)."""
+        batch, frames, height, width, _ = input_shape
+        if self.return_sequences:
+            return (batch, frames, height, width, self.filters)
+        return (batch, height, width, self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config.update({
+            "filters": self.filters, "kernel_size": self.kernel_size,
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+            "return_sequences": self.return_sequences,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": keras.regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+        })
+        return config
+
+
+@keras.saving.register_keras_serializable(package="course")
+class LastTimeStep(keras.layers.Layer):
+    """(B, T, ...) -> (B, ...): the last time step of a sequence."""
+
+    def call(self, inputs: Any) -> Any:
+        """Slice out step T-1."""
+        return inputs[:, -1]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """Drop the time axis."""
+        return (input_shape[0],) + tuple(input_shape[2:])
+
+
+# ----------------------------------------------------------------------------- the models
+def _regularizer(config: ModelConfig) -> keras.regularizers.Regularizer | None:
+    """L2(wd/2): the Keras penalty whose gradient equals PyTorch's Adam weight_decay wd."""
+    return keras.regularizers.L2(config.l2 / 2) if config.l2 > 0 else None
+
+
+def _batch_norm(config: ModelConfig, name: str) -> keras.layers.Layer:
+    """BatchNorm with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5), per channel."""
+    reg = _regularizer(config)
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, beta_regularizer=reg,
+                                           gamma_regularizer=reg, name=name)
+
+
+def _convlstm_layer(config: ModelConfig, filters: int, impl: str, name: str) -> keras.layers.Layer:
+    """One ConvLSTM layer (return_sequences=True), ours or keras.layers.ConvLSTM2D."""
+    reg = _regularizer(config)
+    common = dict(filters=filters, kernel_size=config.kernel_size, activation=config.convlstm_activation,
+                  return_sequences=True, kernel_regularizer=reg, recurrent_regularizer=reg,
+                  bias_regularizer=reg, name=name)
+    if impl == "fast":
+        return ConvLSTM(**common)
+    if impl == "stock":
+        return keras.layers.ConvLSTM2D(padding="same", **common)
+    raise ValueError(f"unknown convlstm_impl {impl!r}; use one of {', '.join(CONVLSTM_IMPLS)}")
+
+
+def _keypoint_branch(keypoints: Any, config: ModelConfig) -> Any:
+    """Stacked LSTMs from zero initial state, batch-first; returns the last layer's last output."""
+    reg = _regularizer(config)
+    x = keypoints
+    for index, units in enumerate(config.lstm_units):
+        last = index == len(config.lstm_units) - 1
+        x = keras.layers.LSTM(units, return_sequences=not last, kernel_regularizer=reg,
+                              recurrent_regularizer=reg, bias_regularizer=reg, name=f"keypoints_lstm{index + 1}")(x)
+        if config.dropout > 0:
+            x = keras.layers.Dropout(config.dropout, name=f"keypoints_dropout{index + 1}")(x)
+    return x
+
+
+def _frame_branch(frames: Any, config: ModelConfig, impl: str) -> Any:
+    """Rescale uint8 frames, ConvLSTM + BatchNorm per layer, last step, reduce-conv, flatten."""
+    reg = _regularizer(config)
+    x = keras.layers.Rescaling(1.0 / 255, name="frames_rescale")(frames)
+    for index, filters in enumerate(config.convlstm_filters):
+        x = _convlstm_layer(config, filters, impl, name=f"frames_convlstm{index + 1}")(x)
+        x = _batch_norm(config, name=f"frames_batchnorm{index + 1}")(x)
+    x = LastTimeStep(name="frames_last_step")(x)
+    x = keras.layers.Conv2D(config.reduce_channels, config.kernel_size, padding="same", kernel_regularizer=reg,
+                            bias_regularizer=reg, name="frames_reduce")(x)
+    x = keras.layers.Flatten(name="frames_flatten")(x)
+    if config.dropout > 0:
+        x = keras.layers.Dropout(config.dropout, name="frames_dropout")(x)
+    return x
+
+
+def _head(features: Any, config: ModelConfig, num_classes: int) -> Any:
+    """Optional hidden Dense layers, then softmax over num_classes named 'probabilities'."""
+    reg = _regularizer(config)
+    x = features
+    for index, units in enumerate(config.head_units):
+        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, bias_regularizer=reg,
+                               name=f"head_dense{index + 1}")(x)
+        if config.dropout > 0:
+            x = keras.layers.Dropout(config.dropout, name=f"head_dropout{index + 1}")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, bias_regularizer=reg,
+                              name="probabilities")(x)
+
+
+def model_inputs(model_name: str) -> tuple[str, ...]:
+    """Names of the inputs a model takes: ('keypoints',), ('frames',) or ('keypoints', 'frames')."""
+    _check_model_name(model_name)
+    return {"lstm": ("keypoints",), "convlstm": ("frames",), "fused": ("keypoints", "frames")}[model_name]
+
+
+def build_model(model_name: str, config: ModelConfig | None = None, num_classes: int = 10,
+                keypoint_dim: int = 1662, convlstm_impl: str | None = None) -> keras.Model:
+    """Uncompiled functional model 'lstm', 'convlstm' or 'fused'; inputs 'keypoints' (T, keypoint_dim) and/or
+    'frames' (T, S, S, 3, raw 0..255), output 'probabilities' (num_classes softmax)."""
+    _check_model_name(model_name)
+    config = config or get_config(model_name)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    impl = convlstm_impl or config.convlstm_impl
+    if impl not in CONVLSTM_IMPLS:
+        raise ValueError(f"unknown convlstm_impl {impl!r}; use one of {', '.join(CONVLSTM_IMPLS)}")
+    size, frames_count = config.image_size, config.num_frames
+    inputs, features = [], []
+    if "keypoints" in model_inputs(model_name):
+        keypoints = keras.Input((frames_count, keypoint_dim), dtype="float32", name="keypoints")
+        inputs.append(keypoints)
+        features.append(_keypoint_branch(keypoints, config))
+    if "frames" in model_inputs(model_name):
+        frames = keras.Input((frames_count, size, size, 3), dtype="float32", name="frames")
+        inputs.append(frames)
+        features.append(_frame_branch(frames, config, impl))
+    merged = features[0] if len(features) == 1 else keras.layers.Concatenate(name="fuse")(features)
+    outputs = _head(merged, config, num_classes)
+    return keras.Model(inputs, outputs, name=f"{model_name}_{config.name}")
+
+
+def default_jit_compile() -> bool | str:
+    """XLA only with a GPU: on CPU, XLA's convolutions are slower than TensorFlow's oneDNN ones."""
+    import tensorflow as tf
+
+    return "auto" if tf.config.list_physical_devices("GPU") else False
+
+
+def compile_model(model: keras.Model, config: ModelConfig, jit_compile: bool | str | None = None) -> keras.Model:
+    """Compile with Adam(config.learning_rate), sparse categorical cross-entropy and accuracy; returns the model.
+
+    ``jit_compile=None`` picks :func:`default_jit_compile` (Keras's own default, "auto", turns XLA on for CPUs too).
+    """
+    jit_compile = default_jit_compile() if jit_compile is None else jit_compile
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+    return model
+
+
+# ----------------------------------------------------------------------------- parameter counts
+def count_params(model: keras.Model) -> dict[str, int]:
+    """Parameters per branch: {'keypoints', 'frames', 'head', 'total'} (batch-norm moving stats included)."""
+    counts = {"keypoints": 0, "frames": 0, "head": 0}
+    for layer in model.layers:
+        branch = layer.name.split("_")[0]
+        key = branch if branch in ("keypoints", "frames") else "head"
+        counts[key] += layer.count_params()
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
+                        keypoint_dim: int = 1662) -> dict[str, int]:
+    """Parameter counts from the layer formulas (Keras layers), same keys as :func:`count_params`."""
+    _check_model_name(model_name)
+    counts = {"keypoints": 0, "frames": 0, "head": 0}
+    feature_size = 0
+    if "keypoints" in model_inputs(model_name):
+        size_in = keypoint_dim
+        for units in config.lstm_units:  # 4 gates x (input + recurrent weights + one bias)
+            counts["keypoints"] += 4 * units * (size_in + units + 1)
+            size_in = units
+        feature_size += size_in
+    if "frames" in model_inputs(model_name):
+        area, channels = config.kernel_size ** 2, 3
+        for filters in config.convlstm_filters:
+            counts["frames"] += 4 * filters * (area * (channels + filters) + 1)  # ConvLSTM
+            counts["frames"] += 4 * filters  # BatchNorm: gamma, beta, moving mean, moving variance
+            channels = filters
+        counts["frames"] += config.reduce_channels * (area * channels + 1)
+        feature_size += config.image_size ** 2 * config.reduce_channels
+    for units in config.head_units:
+        counts["head"] += units * (feature_size + 1)
+        feature_size = units
+    counts["head"] += num_classes * (feature_size + 1)
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def original_param_count(num_classes: int = 11) -> int:
+    """The PyTorch original's fused count: ours at seed shapes + 3 peephole maps per ConvLSTM + a 2nd LSTM bias."""
+    seed = get_config("fused", "seed")
+    ours = formula_param_count("fused", seed, num_classes)
+    peepholes = sum(3 * f * seed.image_size ** 2 for f in seed.convlstm_filters)
+    second_bias = sum(4 * units for units in seed.lstm_units)
+    moving_stats = sum(2 * f for f in seed.convlstm_filters)  # buffers in PyTorch, not parameters
+    return ours["total"] + peepholes + second_bias - moving_stats
+
+
+def describe(config: ModelConfig) -> str:
+    """One line: name, shapes and key sizes of a configuration."""
+    return (f"{config.name}: T={config.num_frames}, S={config.image_size}, LSTM {config.lstm_units}, "
+            f"ConvLSTM {config.convlstm_filters} {config.kernel_size}x{config.kernel_size}, head {config.head_units}, "
+            f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
+            f"{config.epochs} epochs — {config.description}")
+
+
+__all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", "get_config", "config_names",
+           "build_model", "compile_model", "count_params", "formula_param_count", "original_param_count",
+           "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]

@@ -1,0 +1,232 @@
+"""Every figure of the course. Each function returns the figure and, given ``save_as``, saves it as a PNG.
+
+Figures land under ``results/figures`` (:data:`utils.paths.FIGURES_DIR`) unless ``save_as`` is a path
+with a folder. Works with any matplotlib backend (Agg in tests and ``make run``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from utils import paths
+
+DPI = 120
+
+
+def _plt() -> Any:
+    """matplotlib.pyplot, imported on first use."""
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_fig(fig: Any, name: str | Path, folder: str | Path | None = None) -> Path:
+    """Save fig as PNG (dpi 120, tight) in folder (default: results/figures, or name's own folder if absolute)."""
+    name = Path(name)
+    if folder is not None:
+        path = Path(folder) / name.name
+    else:
+        path = name if name.is_absolute() else paths.FIGURES_DIR / name
+    if path.suffix.lower() != ".png":
+        path = path.with_name(path.name + ".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _finish(fig: Any, save_as: str | Path | None) -> Any:
+    """Save the figure when asked; return it."""
+    if save_as:
+        save_fig(fig, save_as)
+    return fig
+
+
+def plot_history(history: Mapping[str, Sequence[float]] | Any, title: str = "", save_as: str | Path | None = None) -> Any:
+    """Loss and accuracy per epoch, training and validation side by side (a dict or keras History)."""
+    history = getattr(history, "history", history)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            values = history.get(key)
+            if values is not None and len(values):
+                ax.plot(np.arange(1, len(values) + 1), values, style, label=key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[1].set_ylim(-0.02, 1.02)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], normalize: bool = True,
+                          title: str = "", save_as: str | Path | None = None) -> Any:
+    """Heat map of a confusion matrix (rows = true class); normalised per row when asked."""
+    import seaborn as sns
+
+    cm = np.asarray(cm, dtype=float)
+    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    size = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = _plt().subplots(figsize=(size + 1, size))
+    sns.heatmap(shown, annot=len(classes) <= 20, fmt=".2f" if normalize else ".0f", cmap="Blues",
+                xticklabels=list(classes), yticklabels=list(classes), vmin=0, vmax=1 if normalize else None,
+                cbar=True, square=True, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix"))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_class_counts(report_df: Any, title: str = "clips per class and split", save_as: str | Path | None = None) -> Any:
+    """Stacked bars of clips per class and split, from :func:`utils.splits.split_report` (or any counts table)."""
+    import pandas as pd
+
+    df = pd.DataFrame(report_df).copy()
+    if "class" in df.columns:
+        df = df.set_index("class")
+    df = df[[c for c in df.columns if str(c).lower() not in ("total", "all")]]
+    df = df.loc[[i for i in df.index if str(i).lower() not in ("total", "all")]]
+    df = df.select_dtypes("number")
+    fig, ax = _plt().subplots(figsize=(max(5.0, 0.5 * len(df) + 2), 3.6))
+    df.plot.bar(stacked=True, ax=ax, rot=45 if len(df) > 6 else 0)
+    ax.set_ylabel("clips")
+    ax.set_xlabel("")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_frame_grid(frames: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 6,
+                    title: str = "", save_as: str | Path | None = None) -> Any:
+    """A grid of RGB images (each (H, W, 3) uint8 or float in [0, 1]) with optional titles."""
+    frames = list(frames)
+    if not frames:
+        raise ValueError("plot_frame_grid needs at least one frame")
+    columns = min(columns, len(frames))
+    rows = int(np.ceil(len(frames) / columns))
+    fig, axes = _plt().subplots(rows, columns, figsize=(2.1 * columns, 2.2 * rows), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(frames):
+            ax.imshow(frames[index])
+            if titles is not None and index < len(titles):
+                ax.set_title(str(titles[index]), fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def _per_class_table(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path]) -> Any:
+    """DataFrame of F1 (rows = class, columns = run) from metrics dicts or run folders."""
+    import pandas as pd
+
+    from utils.evaluation import load_metrics
+
+    if not isinstance(runs, Mapping):
+        runs = {Path(r).name: load_metrics(r) for r in runs}
+    return pd.DataFrame({name: {cls: values["f1"] for cls, values in metrics["per_class"].items()}
+                         for name, metrics in runs.items()})
+
+
+def plot_per_class_f1(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path], title: str = "F1 per class",
+                      save_as: str | Path | None = None) -> Any:
+    """Grouped bars of per-class F1 for several runs ({name: metrics dict} or a list of run folders)."""
+    table = _per_class_table(runs)
+    fig, ax = _plt().subplots(figsize=(max(6.0, 0.6 * len(table) + 2), 3.8))
+    table.plot.bar(ax=ax, rot=45 if len(table) > 6 else 0, width=0.8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("F1")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_model_comparison(df: Any, metric: str = "test_accuracy", title: str = "", label: str | None = None,
+                          save_as: str | Path | None = None) -> Any:
+    """Bars of a metric per run from :func:`utils.evaluation.compare_runs` (or any table with a `label` column)."""
+    import pandas as pd
+
+    df = pd.DataFrame(df)
+    if label is not None:
+        labels = [str(text).replace(" (", "\n(") for text in df[label]]
+    else:
+        labels = [f"{m}\n{c}" for m, c in zip(df.get("model", df.index), df.get("config", [""] * len(df)))]
+    fig, ax = _plt().subplots(figsize=(max(5.0, 1.1 * len(df) + 1), 3.8))
+    bars = ax.bar(range(len(df)), df[metric].to_numpy(dtype=float), color="tab:blue")
+    ax.set_xticks(range(len(df)), labels, fontsize=8)
+    ax.set_ylabel(metric.replace("_", " "))
+    if "accuracy" in metric or "f1" in metric:
+        ax.set_ylim(0, 1.05)
+    if "train_seconds" in df:
+        for bar, seconds in zip(bars, df["train_seconds"].to_numpy(dtype=float)):
+            if np.isfinite(seconds):
+                ax.annotate(f"{seconds:.0f} s", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom", fontsize=8)
+    ax.set_title(title or metric.replace("_", " "))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def figure_path(name: str | Path, folder: str | Path | None = None) -> Path:
+    """Where a figure or animation called name is saved (under results/figures unless name has a folder)."""
+    path = Path(name)
+    if path.parent == Path("."):
+        path = Path(folder or paths.FIGURES_DIR) / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def plot_detection_rates(rates: Any, title: str = "share of frames in which each part was found",
+                         save_as: str | Path | None = None) -> Any:
+    """Grouped bars of detection rates: a DataFrame with one row per group (class, setting) and one column per part."""
+    fig, ax = _plt().subplots(figsize=(max(6.0, 0.6 * len(rates) * len(rates.columns) / 2), 3.6))
+    rates.plot.bar(ax=ax, width=0.8, rot=30 if len(rates) > 3 else 0)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of frames")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_topologies(save_as: str | Path | None = None) -> Any:
+    """The MediaPipe pose (33 points) and hand (21 points) topologies with their landmark numbers."""
+    from utils import keypoints, synthetic
+
+    rng = np.random.default_rng(3)  # a clean synthetic signer with an open hand, as the example
+    clip = synthetic.generate_clip("father", synthetic.make_signers(1, rng)[0], rng, difficulty=0.0, num_frames=8)
+    parts = keypoints.split_parts(clip.keypoints[4])
+    pose = parts["pose"]
+    hand = parts["right_hand"] if np.any(parts["right_hand"]) else parts["left_hand"]
+    fig, axes = _plt().subplots(1, 2, figsize=(9, 5))
+    for ax, points, connections, title in ((axes[0], pose, keypoints.POSE_CONNECTIONS, "pose: 33 landmarks"),
+                                           (axes[1], hand, keypoints.HAND_CONNECTIONS, "hand: 21 landmarks")):
+        for a, b in connections:
+            ax.plot(points[[a, b], 0], points[[a, b], 1], color="0.6", lw=1.5, zorder=1)
+        ax.scatter(points[:, 0], points[:, 1], s=18, color="tab:red", zorder=2)
+        for index, (x, y) in enumerate(points[:, :2]):
+            ax.annotate(str(index), (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
+        ax.set_title(title)
+        ax.invert_yaxis()
+        ax.set_aspect("equal")
+        ax.axis("off")
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def save_animation(frames: Sequence[np.ndarray], name: str | Path, fps: float = 6.0) -> Path:
+    """Save RGB frames as an animated GIF under results/figures (shown in a notebook with IPython.display.Image)."""
+    from PIL import Image
+
+    path = figure_path(Path(name).with_suffix(".gif"))
+    images = [Image.fromarray(np.asarray(frame, dtype=np.uint8)) for frame in frames]
+    tmp = path.with_name(f".{path.name}.tmp")
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    tmp.replace(path)
+    return path

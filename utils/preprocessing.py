@@ -1,0 +1,376 @@
+"""Keypoint normalisation, face selection, mirroring, velocities and training-time augmentation.
+
+Pure NumPy on arrays of MediaPipe Holistic vectors (see :mod:`utils.keypoints` for the 1662 layout);
+nothing here reads or writes files. Training, evaluation and inference all call
+:func:`preprocess_keypoints` with the same ``options`` dict (a model configuration's
+``preprocessing``), so a trained model always sees its inputs prepared one way:
+
+=============  =====================================================================================
+option         effect
+=============  =====================================================================================
+``mirror``     canonical handedness: clips whose dominant hand is the left one are mirrored, so a
+               left-handed signer looks like a right-handed one (:func:`canonicalize_handedness`)
+``normalize``  per frame, centre on the shoulders' midpoint and divide by the shoulder width
+               (:func:`normalize_keypoints`): signer position and distance to the camera drop out
+``face``       ``"full"`` (468 points), ``"thin"`` (:data:`THIN_FACE_POINTS`, 69) or ``"drop"``
+``velocity``   frame-to-frame differences appended to each frame's vector (doubles its size)
+=============  =====================================================================================
+
+Missing parts (MediaPipe found no hand in that frame) are all zeros in the raw vectors and stay zeros
+through every step, so the model can still tell "not seen" from "seen at the origin".
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from utils.keypoints import (FACE, FACE_POINTS, HAND_DIM, HAND_POINTS, KEYPOINT_DIM, LEFT_HAND, POSE, POSE_DIM,
+                             POSE_LEFT_SHOULDER, POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND)
+
+# ----------------------------------------------------------------------------- constants
+#: The faithful setting: raw vectors, exactly what the original model was fed.
+DEFAULT_OPTIONS: dict[str, Any] = {"normalize": False, "face": "full", "mirror": False, "velocity": False}
+FACE_MODES = ("full", "thin", "drop")
+
+#: A thin face: the points that carry expression in signing, from MediaPipe's FACEMESH_* contours.
+#: lips (all 40 points of FACEMESH_LIPS, outer and inner contour), both eyebrows (10 + 10 of
+#: FACEMESH_LEFT/RIGHT_EYEBROW), each eye's corners and upper/lower lid (4 + 4) and the nose tip (1).
+#: The set is left/right symmetric, so mirroring a thin face stays within it.
+THIN_FACE_LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191,
+                  267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
+THIN_FACE_BROWS = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107,  # right eyebrow (the person's right)
+                   276, 282, 283, 285, 293, 295, 296, 300, 334, 336)  # left eyebrow
+THIN_FACE_EYES = (33, 133, 159, 145,  # right eye: outer corner, inner corner, upper lid, lower lid
+                  263, 362, 386, 374)  # left eye: the same
+THIN_FACE_NOSE = (1,)  # nose tip
+THIN_FACE_POINTS: tuple[int, ...] = tuple(sorted(THIN_FACE_LIPS + THIN_FACE_BROWS + THIN_FACE_EYES + THIN_FACE_NOSE))
+
+#: MediaPipe Pose landmarks that swap under a left/right mirror (eyes, ears, mouth corners, then
+#: shoulders, elbows, wrists, pinkies, index fingers, thumbs, hips, knees, ankles, heels, feet).
+POSE_MIRROR_PAIRS = ((1, 4), (2, 5), (3, 6), (7, 8), (9, 10)) + tuple((i, i + 1) for i in range(11, 33, 2))
+
+#: Used to normalise a clip in which no frame has a pose: the image centre and a typical shoulder width
+#: (as a fraction of the image width) for a signer filmed from the waist up.
+FALLBACK_CENTRE = (0.5, 0.5)
+FALLBACK_SHOULDER_WIDTH = 0.25
+MIN_SHOULDER_WIDTH = 1e-3
+
+
+def _pose_mirror_permutation() -> np.ndarray:
+    """Index array that swaps the left/right pose landmarks."""
+    order = np.arange(POSE_POINTS)
+    for left, right in POSE_MIRROR_PAIRS:
+        order[left], order[right] = right, left
+    return order
+
+
+POSE_MIRROR_ORDER = _pose_mirror_permutation()
+
+
+# ----------------------------------------------------------------------------- helpers
+def check_keypoints(kp: np.ndarray, name: str = "keypoints") -> np.ndarray:
+    """Return kp as float32 (N, T, 1662), accepting a single clip (T, 1662); ValueError otherwise."""
+    kp = np.asarray(kp, dtype=np.float32)
+    if kp.ndim == 2:
+        kp = kp[None]
+    if kp.ndim != 3 or kp.shape[-1] != KEYPOINT_DIM:
+        raise ValueError(f"{name} must have shape (clips, frames, {KEYPOINT_DIM}), got {kp.shape}")
+    return kp
+
+
+def resolve_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Preprocessing options with defaults filled in; ValueError for unknown keys or face modes."""
+    merged = dict(DEFAULT_OPTIONS)
+    merged.update(dict(options or {}))
+    unknown = set(merged) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown preprocessing options {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
+    if merged["face"] not in FACE_MODES:
+        raise ValueError(f"preprocessing face must be one of {FACE_MODES}, got {merged['face']!r}")
+    return merged
+
+
+def _parts(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Views of (N, T, 1662) as face (N,T,468,3), pose (N,T,33,4), left and right hands (N,T,21,3)."""
+    lead = kp.shape[:-1]
+    return (kp[..., FACE].reshape(*lead, FACE_POINTS, 3), kp[..., POSE].reshape(*lead, POSE_POINTS, 4),
+            kp[..., LEFT_HAND].reshape(*lead, HAND_POINTS, 3), kp[..., RIGHT_HAND].reshape(*lead, HAND_POINTS, 3))
+
+
+def _join(face: np.ndarray, pose: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_parts` (any number of face points)."""
+    lead = pose.shape[:-2]
+    return np.concatenate([p.reshape(*lead, -1) for p in (face, pose, left, right)], axis=-1).astype(np.float32)
+
+
+def part_presence(kp: np.ndarray) -> np.ndarray:
+    """Which parts (face, pose, left hand, right hand) are non-zero in each frame: bool (N, T, 4)."""
+    face, pose, left, right = _parts(check_keypoints(kp))
+    return np.stack([np.any(p != 0, axis=(-1, -2)) for p in (face, pose, left, right)], axis=-1)
+
+
+# ----------------------------------------------------------------------------- normalisation
+def shoulder_reference(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame shoulder midpoint (N, T, 2) and width (N, T); frames without shoulders borrow the clip mean."""
+    _, pose, _, _ = _parts(check_keypoints(kp))
+    left, right = pose[..., POSE_LEFT_SHOULDER, :2], pose[..., POSE_RIGHT_SHOULDER, :2]
+    width = np.linalg.norm(left - right, axis=-1)
+    valid = np.any(left != 0, axis=-1) & np.any(right != 0, axis=-1) & (width > MIN_SHOULDER_WIDTH)
+    centre = (left + right) / 2
+    count = valid.sum(axis=1)  # (N,)
+    clip_centre = np.where(count[:, None] > 0, (centre * valid[..., None]).sum(1) / np.maximum(count, 1)[:, None],
+                           np.asarray(FALLBACK_CENTRE, dtype=np.float32))
+    clip_width = np.where(count > 0, (width * valid).sum(1) / np.maximum(count, 1), FALLBACK_SHOULDER_WIDTH)
+    centre = np.where(valid[..., None], centre, clip_centre[:, None, :])
+    width = np.where(valid, width, clip_width[:, None])
+    return centre.astype(np.float32), width.astype(np.float32)
+
+
+def normalize_keypoints(kp: np.ndarray) -> np.ndarray:
+    """Centre x, y on the shoulders' midpoint and divide x, y, z by the shoulder width, per frame.
+
+    The signer's left shoulder lands at (+0.5, 0) and the right one at (-0.5, 0) when the shoulders are
+    level. Pose visibility is kept as is. Missing parts stay zeros. A frame without a pose uses the clip's
+    average shoulders; a clip without any pose uses :data:`FALLBACK_CENTRE` and :data:`FALLBACK_SHOULDER_WIDTH`.
+    """
+    kp = check_keypoints(kp)
+    centre, width = shoulder_reference(kp)
+    present = part_presence(kp)
+    parts = [p.copy() for p in _parts(kp)]
+    for index, part in enumerate(parts):
+        mask = present[..., index][:, :, None]  # (N, T, 1): only parts that are there
+        part[..., :2] = np.where(mask[..., None], (part[..., :2] - centre[:, :, None, :]) / width[:, :, None, None], 0)
+        part[..., 2] = np.where(mask, part[..., 2] / width[:, :, None], 0)
+    return _join(*parts)
+
+
+# ----------------------------------------------------------------------------- face
+def face_indices(mode: str) -> np.ndarray:
+    """Indices of the face points kept by a face mode ("full", "thin", "drop")."""
+    if mode == "full":
+        return np.arange(FACE_POINTS)
+    if mode == "thin":
+        return np.asarray(THIN_FACE_POINTS)
+    if mode == "drop":
+        return np.arange(0)
+    raise ValueError(f"face mode must be one of {FACE_MODES}, got {mode!r}")
+
+
+def select_face(kp: np.ndarray, mode: str) -> np.ndarray:
+    """Keep all 468 face points ("full"), the :data:`THIN_FACE_POINTS` ("thin") or none ("drop")."""
+    kp = check_keypoints(kp)
+    face, pose, left, right = _parts(kp)
+    return _join(face[..., face_indices(mode), :], pose, left, right)
+
+
+# ----------------------------------------------------------------------------- mirroring
+def mirror_keypoints(kp: np.ndarray, normalized: bool = False) -> np.ndarray:
+    """Mirror left/right: flip x (1 - x raw, -x normalised) and swap the hands and the left/right pose points.
+
+    The 468 face points are flipped in place but not re-indexed (MediaPipe publishes no mirror map of the
+    face mesh); the face is nearly symmetric, so this changes little. Applying it twice gives back ``kp``.
+    """
+    kp = check_keypoints(kp)
+    present = part_presence(kp)
+    face, pose, left, right = (p.copy() for p in _parts(kp))
+    for index, part in enumerate((face, pose, left, right)):
+        flipped = -part[..., 0] if normalized else 1.0 - part[..., 0]
+        part[..., 0] = np.where(present[..., index][..., None], flipped, 0)
+    return _join(face, pose[..., POSE_MIRROR_ORDER, :], right, left)
+
+
+def hand_height(kp: np.ndarray) -> np.ndarray:
+    """Mean height of each hand over the clip on raw image coordinates, (N, 2) left, right: larger is higher.
+
+    Height is ``1 - y`` of the hand's mean point; a frame where the hand is not seen counts as 0 (the bottom
+    edge of the image), so a hand that is often out of view counts as low.
+    """
+    kp = check_keypoints(kp)
+    present = part_presence(kp)
+    heights = []
+    for hand, index in ((LEFT_HAND, 2), (RIGHT_HAND, 3)):
+        y = kp[..., hand].reshape(*kp.shape[:2], HAND_POINTS, 3)[..., 1].mean(axis=-1)
+        heights.append(np.where(present[..., index], 1.0 - y, 0.0).mean(axis=1))
+    return np.stack(heights, axis=-1)
+
+
+def left_dominant(kp: np.ndarray) -> np.ndarray:
+    """True for clips (raw coordinates) whose dominant hand is the left one: the hand held higher on average.
+
+    The non-dominant hand rests low or out of view, or is the lower base hand of a two-handed sign. On the
+    synthetic data this picks the signer's handedness for 99% of clips (more frames seen: 93%).
+    """
+    heights = hand_height(kp)
+    return heights[:, 0] > heights[:, 1]
+
+
+def canonicalize_handedness(kp: np.ndarray, normalized: bool = False) -> np.ndarray:
+    """Mirror the clips whose dominant hand is the left one, so every clip looks right-handed."""
+    kp = check_keypoints(kp)
+    flip = left_dominant(kp)
+    if not flip.any():
+        return kp.copy()
+    out = kp.copy()
+    out[flip] = mirror_keypoints(kp[flip], normalized=normalized)
+    return out
+
+
+# ----------------------------------------------------------------------------- velocities, the pipeline
+def add_velocity(features: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """Append frame differences (first frame 0) to each frame's vector; zero where a value is missing in either frame."""
+    features = np.asarray(features, dtype=np.float32)
+    velocity = np.zeros_like(features)
+    velocity[:, 1:] = np.diff(features, axis=1)
+    if present is not None:
+        both = present[:, 1:] & present[:, :-1]
+        velocity[:, 1:] *= both
+    return np.concatenate([features, velocity], axis=-1)
+
+
+def _presence_per_value(kp: np.ndarray, face_mode: str) -> np.ndarray:
+    """Bool (N, T, D) saying which values of the face-selected vector belong to parts that are present."""
+    present = part_presence(kp)
+    sizes = (len(face_indices(face_mode)) * 3, POSE_DIM, HAND_DIM, HAND_DIM)
+    return np.repeat(present, sizes, axis=-1)
+
+
+def preprocess_keypoints(kp: np.ndarray, options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Raw (N, T, 1662) keypoints -> model input (N, T, output_dim(options)): mirror, normalise, face, velocity."""
+    options = resolve_options(options)
+    kp = check_keypoints(kp)
+    if options["mirror"]:
+        kp = canonicalize_handedness(kp)
+    present = _presence_per_value(kp, options["face"]) if options["velocity"] else None
+    if options["normalize"]:
+        kp = normalize_keypoints(kp)
+    out = select_face(kp, options["face"])
+    if options["velocity"]:
+        out = add_velocity(out, present)
+    return out.astype(np.float32)
+
+
+def output_dim(options: Mapping[str, Any] | None = None) -> int:
+    """Length of each frame's vector after :func:`preprocess_keypoints` with these options."""
+    options = resolve_options(options)
+    dim = len(face_indices(options["face"])) * 3 + POSE_DIM + 2 * HAND_DIM
+    return dim * 2 if options["velocity"] else dim
+
+
+# ----------------------------------------------------------------------------- time and frames
+def sample_indices(length: int, num_frames: int) -> np.ndarray:
+    """num_frames evenly spaced indices into a sequence of `length` (repeats when it is shorter)."""
+    from utils.video import sample_frame_indices
+
+    return np.asarray(sample_frame_indices(length, num_frames)[0], dtype=np.int64)
+
+
+def resample_time(array: np.ndarray, num_frames: int) -> np.ndarray:
+    """Evenly resample axis 1 (time) of (N, T, ...) to num_frames; unchanged when T already equals it."""
+    if array.shape[1] == num_frames:
+        return array
+    return array[:, sample_indices(array.shape[1], num_frames)]
+
+
+def resize_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
+    """Resize (N, T, S, S, 3) uint8 frames to image_size (cv2.INTER_AREA); unchanged when already that size."""
+    if frames.shape[2] == image_size and frames.shape[3] == image_size:
+        return frames
+    from utils import video
+
+    flat = video.resize_frames(frames.reshape(-1, *frames.shape[2:]), image_size)
+    return flat.reshape(*frames.shape[:2], image_size, image_size, frames.shape[-1])
+
+
+# ----------------------------------------------------------------------------- augmentation
+#: No augmentation (every value 0).
+NO_AUGMENTATION: dict[str, float] = {"mirror": 0.0, "scale": 0.0, "rotate": 0.0, "shift": 0.0,
+                                     "time_warp": 0.0, "drop_frames": 0.0}
+
+
+def resolve_augmentation(options: Mapping[str, Any] | None) -> dict[str, float]:
+    """Augmentation options with zeros filled in; ValueError for unknown keys."""
+    merged = dict(NO_AUGMENTATION)
+    merged.update({k: float(v) for k, v in dict(options or {}).items()})
+    unknown = set(merged) - set(NO_AUGMENTATION)
+    if unknown:
+        raise ValueError(f"unknown augmentation options {sorted(unknown)}; known: {sorted(NO_AUGMENTATION)}")
+    return merged
+
+
+def _affine(kp: np.ndarray, rng: np.random.Generator, scale: float, rotate: float, shift: float) -> np.ndarray:
+    """Random per-clip scale (x and y separately), rotation (degrees) and shift about the image centre."""
+    n = len(kp)
+    sx, sy = (1 + rng.uniform(-scale, scale, size=(2, n))).astype(np.float32)
+    angle = np.deg2rad(rng.uniform(-rotate, rotate, size=n)).astype(np.float32)
+    dx, dy = rng.uniform(-shift, shift, size=(2, n)).astype(np.float32)
+    present = part_presence(kp)
+    parts = [p.copy() for p in _parts(kp)]
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    for index, part in enumerate(parts):
+        x, y = part[..., 0] - 0.5, part[..., 1] - 0.5
+        x, y = x * sx[:, None, None], y * sy[:, None, None]
+        new_x = cos * x - sin * y + 0.5 + dx[:, None, None]
+        new_y = sin * x + cos * y + 0.5 + dy[:, None, None]
+        mask = present[..., index][..., None]
+        part[..., 0], part[..., 1] = np.where(mask, new_x, 0), np.where(mask, new_y, 0)
+    return _join(*parts)
+
+
+def _time_warp_indices(num_frames: int, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """A monotone random resampling of range(num_frames): a power-law warp of time (nearest frame)."""
+    gamma = np.exp(rng.uniform(-strength, strength))
+    start, stop = rng.uniform(0, strength / 2), 1 - rng.uniform(0, strength / 2)
+    positions = start + (stop - start) * np.linspace(0, 1, num_frames) ** gamma
+    return np.clip(np.round(positions * (num_frames - 1)), 0, num_frames - 1).astype(np.int64)
+
+
+def _drop_indices(num_frames: int, probability: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Frame order with dropped frames repeating their predecessor, and a mask of frames to zero out."""
+    dropped = rng.random(num_frames) < probability
+    dropped[0] = False
+    repeat = dropped & (rng.random(num_frames) < 0.5)
+    order = np.arange(num_frames)
+    for t in np.flatnonzero(repeat):
+        order[t] = order[t - 1]
+    return order, dropped & ~repeat
+
+
+def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Generator,
+                  options: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Augment raw keypoints (N, T, 1662) and, consistently, their frames (N, T, S, S, 3) or None.
+
+    Per clip: mirror with hand swap (probability ``mirror``; frames flipped too), scale by up to
+    ``scale`` (fraction), rotate by up to ``rotate`` degrees, shift by up to ``shift`` (image fraction),
+    warp time by ``time_warp`` and drop frames with probability ``drop_frames`` (half of them zeroed as
+    a missed detection, half repeating the previous frame). Keypoints only change where parts are present.
+    """
+    options = resolve_augmentation(options)
+    kp = check_keypoints(kp).copy()
+    frames = None if frames is None else frames.copy()
+    num_clips, num_frames = kp.shape[:2]
+    if options["mirror"] > 0:
+        flip = rng.random(num_clips) < options["mirror"]
+        if flip.any():
+            kp[flip] = mirror_keypoints(kp[flip])
+            if frames is not None:
+                frames[flip] = frames[flip][:, :, :, ::-1]
+    if options["scale"] > 0 or options["rotate"] > 0 or options["shift"] > 0:
+        kp = _affine(kp, rng, options["scale"], options["rotate"], options["shift"])
+    for clip in range(num_clips):
+        order, zero = np.arange(num_frames), np.zeros(num_frames, dtype=bool)
+        if options["time_warp"] > 0:
+            order = _time_warp_indices(num_frames, options["time_warp"], rng)
+        if options["drop_frames"] > 0:
+            drop_order, zero = _drop_indices(num_frames, options["drop_frames"], rng)
+            order = order[drop_order]
+        kp[clip] = kp[clip][order]
+        kp[clip, zero] = 0
+        if frames is not None:
+            frames[clip] = frames[clip][order]
+    return kp, frames
+
+
+def augment_batch(kp: np.ndarray, rng: np.random.Generator, options: Mapping[str, Any] | None) -> np.ndarray:
+    """Augment a batch of raw keypoints (N, T, 1662); see :func:`augment_clips` for what each option does."""
+    return augment_clips(kp, None, rng, options)[0]
