@@ -2,8 +2,7 @@
 names the file or value and says what to do, and leaves no half-written output behind.
 
 Commands run in-process through ``utils.cli.main`` (much faster than a subprocess), so an exception that
-escapes the CLI fails the test with its traceback. Cases where another module still lets a raw exception
-through are marked ``xfail(strict=True)`` with the place to fix in the reason.
+escapes the CLI fails the test with its traceback.
 """
 from __future__ import annotations
 
@@ -181,20 +180,12 @@ def test_predict_with_model_folder_from_another_configuration(tmp_path, run_dir,
     assert_one_clear_error(code, err, mixed, "different configurations")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="utils/training.py evaluate_saved/load_run do not check that model.keras "
-                                       "matches run.json: a mixed folder is scored silently with T=30 windows "
-                                       "(exit 0); reuse the checks of utils.inference._check_model_matches_run")
 def test_evaluate_with_model_folder_from_another_configuration(tmp_path, run_dir, features_path, capsys):
     mixed = _mixed_run(run_dir, tmp_path / "mixed")
     code, _, err = run_cli(capsys, "evaluate", "--model", mixed, "--features", features_path)
     assert_one_clear_error(code, err, mixed)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="utils/training.py load_run: keras.models.load_model's ValueError on a "
-                                       "damaged model.keras escapes ('File not found: filepath=.../model.keras. "
-                                       "Please ensure the file is an accessible `.keras` zip file.')")
 def test_evaluate_with_damaged_model_file(tmp_path, run_dir, features_path, capsys):
     damaged = tmp_path / "damaged"
     shutil.copytree(run_dir, damaged)
@@ -240,23 +231,13 @@ def test_evaluate_with_classes_the_model_does_not_know(tmp_path, run_dir, capsys
     assert_one_clear_error(code, err, path, "not trained on")
 
 
-VALUE_ERROR_ESCAPES = ("a ValueError (not a CourseError) escapes the CLI as a traceback; raise a CourseError "
-                       "subclass there, or have utils/cli.py main() report it")
 
 
 @pytest.mark.parametrize("case", [
-    pytest.param("unknown configuration", marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-        "utils/training.py resolve_config -> models.get_config: ValueError(\"unknown configuration 'nosuch'; "
-        "known configurations: seed, small, recommended\"): " + VALUE_ERROR_ESCAPES))),
-    pytest.param("unknown test group", marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-        "utils/training.py train -> splits.make_splits: ValueError(\"test_group 'nosuch' is not a group of this "
-        "dataset; known groups: ...\"): " + VALUE_ERROR_ESCAPES))),
-    pytest.param("one clip of a class", marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-        "utils/training.py train -> splits.make_splits: ValueError('class 2 has only 1 clip here; a stratified "
-        "split needs at least 2 ...'): " + VALUE_ERROR_ESCAPES))),
-    pytest.param("unknown split", marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-        "utils/training.py evaluate_saved: ValueError(\"split must be 'all', 'train', 'val' or 'test', got "
-        "'nosuch'\"): " + VALUE_ERROR_ESCAPES))),
+    "unknown configuration",
+    "unknown test group",
+    "one clip of a class",
+    "unknown split",
 ])
 def test_bad_values_for_train_and_evaluate(case, tmp_path, run_dir, features_path, capsys):
     out = tmp_path / "run"
@@ -353,10 +334,6 @@ def test_predict_into_a_read_only_folder(tmp_path, run_dir, capsys):
         folder.chmod(0o700)
 
 
-@pytest.mark.xfail(strict=True, raises=OSError,
-                   reason="utils/features.py _write_npz_atomically: path.parent.mkdir raises "
-                                       "FileExistsError ('[Errno 17] File exists: .../file.txt') after the whole "
-                                       "extraction; check the output folder before extracting")
 def test_extract_to_a_path_under_a_file(monkeypatch, tmp_path, blocker, capsys):
     from utils import paths
 
@@ -367,9 +344,6 @@ def test_extract_to_a_path_under_a_file(monkeypatch, tmp_path, blocker, capsys):
 
 
 @pytest.mark.slow  # trains for one epoch before it fails
-@pytest.mark.xfail(strict=True, raises=OSError, reason="utils/training.py train: partial.mkdir(parents=True) raises "
-                                       "NotADirectoryError ('[Errno 20] Not a directory: .../file.txt/run.partial') "
-                                       "only after the whole training; check --out before training")
 def test_train_to_a_path_under_a_file(features_path, blocker, capsys):
     code, _, err = run_cli(capsys, "train", "--features", features_path, "--model", "lstm", "--config", "small",
                            "--epochs", "1", "--out", blocker / "run")

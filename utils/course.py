@@ -28,8 +28,10 @@ def execute_notebook(path: Path, out_path: Path, timeout: int = 1800) -> float:
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = out_path.with_suffix(".log")  # the kernel's own stderr (TensorFlow/MediaPipe start-up noise)
     try:
-        client.execute()
+        with open(log_path, "w") as log:
+            client.execute(stderr=log)
     except CellExecutionError as error:
         nbformat.write(notebook, out_path)
         raise CourseError(f"{path.name} failed; the executed copy with the error is {out_path}\n{error}") from None

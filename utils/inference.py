@@ -35,7 +35,6 @@ EXPORT_FORMATS = ("tflite", "savedmodel")
 TFLITE_NAME = "model.tflite"
 SAVEDMODEL_NAME = "savedmodel"
 LABELS_NAME = "labels.txt"
-RUN_KEYS = ("model", "classes", "inputs", "num_frames", "image_size")
 VIDEO_SUFFIXES = (".mp4", ".avi")
 QUIT_KEYS = (ord("q"), 27)  # q or Esc closes the webcam window
 
@@ -79,47 +78,7 @@ def load_model_dir(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     """The model and run.json of a run folder, checked to be complete and consistent (ModelDirError if not)."""
     from utils.training import load_run
 
-    try:
-        model, run_info = load_run(model_dir)
-    except CourseError:
-        raise
-    except Exception as error:  # a damaged model.keras, a layer this code does not know, ...
-        raise ModelDirError(f"{Path(model_dir) / 'model.keras'} could not be loaded ({type(error).__name__}: "
-                            f"{str(error).splitlines()[0][:200] if str(error) else ''}); train the model again "
-                            "with this version of the course") from None
-    missing = [key for key in RUN_KEYS if key not in run_info]
-    if missing:
-        raise ModelDirError(f"{Path(model_dir) / 'run.json'} lacks {', '.join(missing)}: it was not written by "
-                            "python -m utils train of this course; train the model again")
-    _check_model_matches_run(model, run_info, Path(model_dir))
-    return model, run_info
-
-
-def _input_shapes(model: Any) -> dict[str, tuple]:
-    """The model's input shapes by input name ('keypoints', 'frames'), batch axis dropped."""
-    return {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in model.inputs}
-
-
-def _check_model_matches_run(model: Any, run_info: Mapping[str, Any], model_dir: Path) -> None:
-    """ModelDirError when model.keras and run.json disagree (files mixed from different runs)."""
-    shapes = _input_shapes(model)
-    problems = []
-    if sorted(shapes) != sorted(run_info["inputs"]):
-        problems.append(f"model inputs {sorted(shapes)} vs run.json inputs {sorted(run_info['inputs'])}")
-    for name, shape in shapes.items():
-        if shape and shape[0] is not None and int(shape[0]) != int(run_info["num_frames"]):
-            problems.append(f"{name} has {shape[0]} frames vs num_frames {run_info['num_frames']}")
-    frame_size = shapes.get("frames", (None, None))[1]
-    if frame_size is not None and int(frame_size) != int(run_info["image_size"]):
-        problems.append(f"frames are {frame_size} px vs image_size {run_info['image_size']}")
-    if "keypoints" in shapes and "input_dim" in run_info and int(shapes["keypoints"][-1]) != int(run_info["input_dim"]):
-        problems.append(f"keypoints have {shapes['keypoints'][-1]} numbers vs input_dim {run_info['input_dim']}")
-    outputs = int(model.outputs[0].shape[-1])
-    if outputs != len(run_info["classes"]):
-        problems.append(f"{outputs} outputs vs {len(run_info['classes'])} classes")
-    if problems:
-        raise ModelDirError(f"{model_dir}: model.keras and run.json come from different configurations "
-                            f"({'; '.join(problems)}); do not mix files of two runs, train again")
+    return load_run(model_dir)
 
 
 def window_inputs(run_info: Mapping[str, Any], keypoints: np.ndarray | None,

@@ -25,9 +25,11 @@ Defects of the original fixed here (numbering shared with the rest of the course
    got different predictions on each call. Here: zero initial states; predictions are deterministic.
 4. 11 outputs for 10 classes. Here: exactly ``num_classes`` outputs.
 
-Defects 2, 5 and 6 concern data and evaluation and are fixed outside the models: 2 (data preparation and
-splitting) in ``utils.features`` / ``utils.splits``, 5 (accuracy averaged per batch) in
-``utils.evaluation``, 6 (the model chosen on the test set) in ``utils.training`` (best on validation).
+Defects 2, 5 and 6 concern data and evaluation and are fixed outside the models: 2 (the saved "val" and
+"test" files were swapped, so the model was chosen on test clips and scored on validation clips) by one
+split function (``utils.splits``), best-on-validation weights and a single test evaluation
+(``utils.training``); 5 (accuracy averaged per batch) in ``utils.evaluation`` (per clip); 6 (MediaPipe run
+on 64x64 thumbnails) in ``utils.features`` / ``utils.keypoints`` (full-resolution frames).
 
 Weight decay: PyTorch's ``Adam(weight_decay=wd)`` adds ``wd * w`` to the gradient of *every* parameter,
 i.e. it minimises ``loss + wd/2 * sum(w**2)``. ``ModelConfig.l2`` holds that ``wd``; the models attach
@@ -174,7 +176,7 @@ def config_names() -> list[str]:
 
 def _check_model_name(model_name: str) -> None:
     if model_name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model_name!r}; known models: {', '.join(MODEL_NAMES)}")
+        raise ConfigError(f"unknown model {model_name!r}; known models: {', '.join(MODEL_NAMES)}")
 
 
 def get_config(model_name: str, config_name: str | None = None) -> ModelConfig:
@@ -182,7 +184,7 @@ def get_config(model_name: str, config_name: str | None = None) -> ModelConfig:
     _check_model_name(model_name)
     config_name = config_name or DEFAULT_CONFIG
     if config_name not in CONFIGS:
-        raise ValueError(f"unknown configuration {config_name!r}; known configurations: "
+        raise ConfigError(f"unknown configuration {config_name!r}; known configurations: "
                          f"{', '.join(config_names())}")
     return CONFIGS[config_name][model_name]
 

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from utils import paths, preprocessing
-from utils.errors import FeatureFileError, ModelDirError
+from utils.errors import ConfigError, FeatureFileError, ModelDirError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM
 
 RUN_FILES = ("model.keras", "run.json")
@@ -382,6 +382,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
                                f"train --model lstm, or extract from videos")
     epochs, batch_size = int(epochs or config.epochs), int(batch_size or config.batch_size)
     out_dir = Path(out_dir) if out_dir is not None else paths.RUNS_DIR / f"{model_name}_{config.name}"
+    ensure_writable_folder(out_dir.expanduser().resolve().parent, "run folder")  # fail before training, not after
     set_seeds(seed)
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed)
@@ -441,7 +442,8 @@ def train_from_file(features_path: str | Path, model_name: str, config_name: str
 
 # ----------------------------------------------------------------------------- reuse a run
 def load_run(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The trained model and its run.json from a folder written by :func:`train`; ModelDirError if incomplete."""
+    """The trained model and its run.json from a folder written by :func:`train`; ModelDirError if incomplete,
+    damaged, or mixed from two runs."""
     import keras
 
     from utils import models  # noqa: F401  (registers the custom layers before loading)
@@ -459,8 +461,48 @@ def load_run(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
         run_info = json.loads((model_dir / "run.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ModelDirError(f"{model_dir / 'run.json'} is not valid JSON ({error}); train again") from None
-    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    missing = [key for key in RUN_KEYS if key not in run_info]
+    if missing:
+        raise ModelDirError(f"{model_dir / 'run.json'} lacks {', '.join(missing)}: it was not written by "
+                            "python -m utils train of this course; train the model again")
+    try:
+        model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    except Exception as error:  # a damaged model.keras, a layer this code does not know, ...
+        first_line = str(error).splitlines()[0][:200] if str(error) else ""
+        raise ModelDirError(f"{model_dir / 'model.keras'} could not be loaded ({type(error).__name__}: {first_line}); "
+                            "train the model again with this version of the course") from None
+    _check_model_matches_run(model, run_info, model_dir)
     return model, run_info
+
+
+RUN_KEYS = ("model", "classes", "inputs", "num_frames", "image_size")
+
+
+def _input_shapes(model: Any) -> dict[str, tuple]:
+    """The model's input shapes by input name ('keypoints', 'frames'), batch axis dropped."""
+    return {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in model.inputs}
+
+
+def _check_model_matches_run(model: Any, run_info: Mapping[str, Any], model_dir: Path) -> None:
+    """ModelDirError when model.keras and run.json disagree (files mixed from different runs)."""
+    shapes = _input_shapes(model)
+    problems = []
+    if sorted(shapes) != sorted(run_info["inputs"]):
+        problems.append(f"model inputs {sorted(shapes)} vs run.json inputs {sorted(run_info['inputs'])}")
+    for name, shape in shapes.items():
+        if shape and shape[0] is not None and int(shape[0]) != int(run_info["num_frames"]):
+            problems.append(f"{name} has {shape[0]} frames vs num_frames {run_info['num_frames']}")
+    frame_size = shapes.get("frames", (None, None))[1]
+    if frame_size is not None and int(frame_size) != int(run_info["image_size"]):
+        problems.append(f"frames are {frame_size} px vs image_size {run_info['image_size']}")
+    if "keypoints" in shapes and "input_dim" in run_info and int(shapes["keypoints"][-1]) != int(run_info["input_dim"]):
+        problems.append(f"keypoints have {shapes['keypoints'][-1]} numbers vs input_dim {run_info['input_dim']}")
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != len(run_info["classes"]):
+        problems.append(f"{outputs} outputs vs {len(run_info['classes'])} classes")
+    if problems:
+        raise ModelDirError(f"{model_dir}: model.keras and run.json come from different configurations "
+                            f"({'; '.join(problems)}); do not mix files of two runs, train again")
 
 
 def _map_labels(features: Any, run_info: Mapping[str, Any], features_path: str | Path) -> np.ndarray:
@@ -500,7 +542,7 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
         indices = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                             test_group=params.get("test_group"), seed=int(params.get("seed", 0)))[split]
     else:
-        raise ValueError(f"split must be 'all', 'train', 'val' or 'test', got {split!r}")
+        raise ConfigError(f"--split must be 'all', 'train', 'val' or 'test', got {split!r}")
     if len(indices) == 0:
         raise FeatureFileError(f"{features_path}: the {split} split is empty")
     inputs = prepare_inputs(features, run_info, indices)

@@ -1,0 +1,58 @@
+"""The command line's help, and the course runner's settings and summary (no training here)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from utils import cli, config, course
+
+COMMANDS = ("data", "extract", "train", "evaluate", "bench", "predict", "export", "course")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_defaults(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m utils " + command)
+    if command in ("extract", "data", "train"):
+        assert "(default:" in out
+
+
+def test_unknown_command_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["nosuch"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_course_settings_follow_the_environment(monkeypatch):
+    monkeypatch.setenv("DATASET", "ucf11")
+    monkeypatch.setenv("FAST", "1")
+    settings = config.course_settings()
+    assert (settings.dataset, settings.fast, settings.num_frames, settings.epochs) == ("ucf11", True, 20, 3)
+    assert settings.features_path.name == "ucf11_fast_T20_S64.npz"
+    monkeypatch.delenv("DATASET")
+    monkeypatch.setenv("FAST", "0")
+    settings = config.course_settings()
+    assert (settings.dataset, settings.fast, settings.epochs) == ("synthetic", False, None)
+    assert settings.synthetic == config.SYNTHETIC_DEFAULT
+    assert settings.source_dir.name == "synthetic"
+
+
+def test_course_finds_the_six_notebooks_in_order():
+    names = [path.name for path in course.course_notebooks()]
+    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05", "06"]
+
+
+def test_summary_table_lists_every_run(tmp_path):
+    for name, accuracy in (("lstm_recommended", 0.95), ("fused_small", 0.2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"model": name.split("_")[0], "config": name.split("_")[1], "test_accuracy": accuracy,
+             "macro_f1": accuracy - 0.01, "params": 1234, "train_seconds": 12.0}))
+    table = course.summary_table(tmp_path).splitlines()
+    assert len(table) == 3 and "0.950" in table[2] and "0.200" in table[1]
+    assert "no runs" in course.summary_table(tmp_path / "empty")
