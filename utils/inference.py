@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.errors import CourseError, ModelDirError, VideoError
+from utils.errors import CourseError, VideoError
 
 TOP_K = 3
 EXPORT_FORMATS = ("tflite", "savedmodel")

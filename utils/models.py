@@ -59,6 +59,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
+from utils.errors import ConfigError  # noqa: E402
+
 MODEL_NAMES = ("lstm", "convlstm", "fused")
 DEFAULT_CONFIG = "recommended"
 ORIGINAL_PARAM_COUNT = 7_174_718  # the PyTorch fused model, 11 outputs, as printed by its notebook

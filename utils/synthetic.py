@@ -836,7 +836,6 @@ def render_keypoints(keypoints: np.ndarray, signer: Signer, image_size: int = DE
     the dataset draws the noise-free keypoints of :func:`simulate_keypoints`. ``difficulty`` scales
     lighting changes, blur and sensor noise.
     """
-    import cv2
 
     rng = rng if rng is not None else np.random.default_rng(0)
     parts = split_parts(np.asarray(keypoints, dtype=np.float64))
