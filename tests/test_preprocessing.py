@@ -181,3 +181,27 @@ def test_resample_time_and_resize_frames():
     np.testing.assert_array_equal(sampled[:, -1], frames[:, -1])
     assert P.resize_frames(frames, 8).shape == (2, 10, 8, 8, 3)
     assert P.resize_frames(frames, 16) is frames
+
+
+def test_frame_diff_option_removes_static_appearance():
+    frames = np.random.default_rng(0).integers(0, 255, (2, 4, 3, 3, 3), dtype=np.uint8)
+    assert P.preprocess_frames(frames, {}) is frames  # "rgb": unchanged
+    diff = P.preprocess_frames(frames, {"frames": "diff"})
+    assert diff.dtype == np.float32 and diff.shape == frames.shape
+    np.testing.assert_array_equal(diff[:, 0], 0)
+    np.testing.assert_array_equal(diff[:, 2], frames[:, 2].astype(np.float32) - frames[:, 1])
+    static = np.repeat(frames[:, :1], 4, axis=1)  # a still clip: nothing left
+    np.testing.assert_array_equal(P.preprocess_frames(static, {"frames": "diff"}), 0)
+    with pytest.raises(ValueError, match="frames"):
+        P.resolve_options({"frames": "gray"})
+
+
+def test_color_augmentation_changes_frames_only():
+    kp = np.stack([make_clip(seed=s) for s in range(3)])
+    frames = np.random.default_rng(1).integers(0, 255, (3, kp.shape[1], 4, 4, 3), dtype=np.uint8)
+    aug_kp, aug_frames = P.augment_clips(kp, frames, np.random.default_rng(0), {"color": 0.3})
+    np.testing.assert_array_equal(aug_kp, kp)
+    assert aug_frames.dtype == np.uint8 and aug_frames.shape == frames.shape
+    assert not np.array_equal(aug_frames, frames)
+    again = P.augment_clips(kp, frames, np.random.default_rng(0), {"color": 0.3})[1]
+    np.testing.assert_array_equal(aug_frames, again)

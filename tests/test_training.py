@@ -182,3 +182,14 @@ def test_load_run_errors(tmp_path):
     (tmp_path / "half" / "run.json").write_text("{}")
     with pytest.raises(ModelDirError, match="model.keras"):
         training.load_run(tmp_path / "half")
+
+
+def test_finish_inputs_applies_frame_differences_from_the_spec():
+    from utils import models, training
+
+    config = models.get_config("convlstm", "small").replace(preprocessing={"frames": "diff"})
+    frames = np.random.default_rng(0).integers(0, 255, (2, 3, 4, 4, 3), dtype=np.uint8)
+    out = training.finish_inputs({"frames": frames}, ("convlstm", config))["frames"]
+    np.testing.assert_array_equal(out[:, 0], 0)
+    np.testing.assert_array_equal(out[:, 1], frames[:, 1].astype(np.float32) - frames[:, 0])
+    assert training.finish_inputs({"frames": frames}, ("convlstm", config.replace(preprocessing={})))["frames"] is frames

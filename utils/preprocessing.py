@@ -14,6 +14,8 @@ option         effect
                (:func:`normalize_keypoints`): signer position and distance to the camera drop out
 ``face``       ``"full"`` (468 points), ``"thin"`` (:data:`THIN_FACE_POINTS`, 69) or ``"drop"``
 ``velocity``   frame-to-frame differences appended to each frame's vector (doubles its size)
+``frames``     frame models' input: ``"rgb"`` (raw frames) or ``"diff"`` (x_t - x_{t-1}, first step 0:
+               static appearance such as clothes and background drops out; :func:`preprocess_frames`)
 =============  =====================================================================================
 
 Missing parts (MediaPipe found no hand in that frame) are all zeros in the raw vectors and stay zeros
@@ -30,8 +32,10 @@ from utils.keypoints import (FACE, FACE_POINTS, HAND_DIM, HAND_POINTS, KEYPOINT_
 
 # ----------------------------------------------------------------------------- constants
 #: The faithful setting: raw vectors, exactly what the original model was fed.
-DEFAULT_OPTIONS: dict[str, Any] = {"normalize": False, "face": "full", "mirror": False, "velocity": False}
+DEFAULT_OPTIONS: dict[str, Any] = {"normalize": False, "face": "full", "mirror": False, "velocity": False,
+                                   "frames": "rgb"}
 FACE_MODES = ("full", "thin", "drop")
+FRAME_MODES = ("rgb", "diff")
 
 #: A thin face: the points that carry expression in signing, from MediaPipe's FACEMESH_* contours.
 #: lips (all 40 points of FACEMESH_LIPS, outer and inner contour), both eyebrows (10 + 10 of
@@ -88,6 +92,8 @@ def resolve_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown preprocessing options {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
     if merged["face"] not in FACE_MODES:
         raise ValueError(f"preprocessing face must be one of {FACE_MODES}, got {merged['face']!r}")
+    if merged["frames"] not in FRAME_MODES:
+        raise ValueError(f"preprocessing frames must be one of {FRAME_MODES}, got {merged['frames']!r}")
     return merged
 
 
@@ -282,10 +288,31 @@ def resize_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
     return flat.reshape(*frames.shape[:2], image_size, image_size, frames.shape[-1])
 
 
+def preprocess_frames(frames: np.ndarray, options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Frames (N, T, S, S, 3) as the model sees them: unchanged ("rgb") or float32 x_t - x_{t-1} ("diff")."""
+    if resolve_options(options)["frames"] == "rgb":
+        return frames
+    frames = np.asarray(frames, dtype=np.float32)
+    diff = np.zeros_like(frames)
+    diff[:, 1:] = frames[:, 1:] - frames[:, :-1]
+    return diff
+
+
 # ----------------------------------------------------------------------------- augmentation
 #: No augmentation (every value 0).
 NO_AUGMENTATION: dict[str, float] = {"mirror": 0.0, "scale": 0.0, "rotate": 0.0, "shift": 0.0,
-                                     "time_warp": 0.0, "drop_frames": 0.0}
+                                     "time_warp": 0.0, "drop_frames": 0.0, "color": 0.0}
+
+
+def jitter_colors(frames: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Per clip: random RGB channel order, contrast and brightness (both up to ``strength``); uint8 out."""
+    out = np.empty_like(frames)
+    for clip in range(len(frames)):
+        gain = 1 + rng.uniform(-strength, strength)
+        offset = 255 * rng.uniform(-strength, strength) / 2
+        x = frames[clip][..., rng.permutation(3)].astype(np.float32)
+        out[clip] = np.clip((x - 127.5) * gain + 127.5 + offset, 0, 255).astype(frames.dtype)
+    return out
 
 
 def resolve_augmentation(options: Mapping[str, Any] | None) -> dict[str, float]:
@@ -343,7 +370,8 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
     Per clip: mirror with hand swap (probability ``mirror``; frames flipped too), scale by up to
     ``scale`` (fraction), rotate by up to ``rotate`` degrees, shift by up to ``shift`` (image fraction),
     warp time by ``time_warp`` and drop frames with probability ``drop_frames`` (half of them zeroed as
-    a missed detection, half repeating the previous frame). Keypoints only change where parts are present.
+    a missed detection, half repeating the previous frame); frames only: colour jitter of strength
+    ``color`` (:func:`jitter_colors`). Keypoints only change where parts are present.
     """
     options = resolve_augmentation(options)
     kp = check_keypoints(kp).copy()
@@ -355,6 +383,8 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
             kp[flip] = mirror_keypoints(kp[flip])
             if frames is not None:
                 frames[flip] = frames[flip][:, :, :, ::-1]
+    if options["color"] > 0 and frames is not None:
+        frames = jitter_colors(frames, rng, options["color"])
     if options["scale"] > 0 or options["rotate"] > 0 or options["shift"] > 0:
         kp = _affine(kp, rng, options["scale"], options["rotate"], options["shift"])
     for clip in range(num_clips):

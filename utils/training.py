@@ -94,11 +94,13 @@ def raw_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | N
 
 
 def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
-    """Apply keypoint preprocessing (the spec's options) to raw inputs; frames pass through as uint8."""
+    """Apply the spec's preprocessing to raw inputs: keypoint options, and frame differences if ``frames="diff"``."""
     _, _, _, options = _spec_parts(spec)
     out = dict(raw)
     if "keypoints" in out:
         out["keypoints"] = preprocessing.preprocess_keypoints(out["keypoints"], options)
+    if "frames" in out:
+        out["frames"] = preprocessing.preprocess_frames(out["frames"], options)
     return out
 
 
