@@ -159,8 +159,9 @@ def _recommended(model_name: str) -> ModelConfig:
                                         "one LSTM(128) + Dense(64); generalises to unseen signers")
     if model_name == "convlstm":
         # Signer-disjoint synthetic split, seed 0: raw RGB frames memorise signer appearance (train 0.85,
-        # val/test ~0.10-0.14, chance 0.10); frame differences + random flip + colour jitter: val 0.44,
-        # test 0.44 (train 0.95; 536 s on 2 heavily shared cores).
+        # val/test ~0.10-0.14, chance 0.10); frame differences alone: val 0.33 / test 0.21; frame differences
+        # + random flip + colour jitter: val 0.44 / test 0.44 (seed 0), 0.50 / 0.59 (seed 1); train ~0.95,
+        # 360-540 s on 2 heavily shared CPU cores.
         return base.replace(num_frames=16, epochs=40, patience=10,
                             preprocessing={**NO_PREPROCESSING, "frames": "diff"},
                             augmentation={"mirror": 0.5, "color": 0.3},
