@@ -264,18 +264,13 @@ def output_dim(options: Mapping[str, Any] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- time and frames
-def sample_indices(length: int, num_frames: int) -> np.ndarray:
-    """num_frames evenly spaced indices into a sequence of `length` (repeats when it is shorter)."""
-    from utils.video import sample_frame_indices
-
-    return np.asarray(sample_frame_indices(length, num_frames)[0], dtype=np.int64)
-
-
 def resample_time(array: np.ndarray, num_frames: int) -> np.ndarray:
     """Evenly resample axis 1 (time) of (N, T, ...) to num_frames; unchanged when T already equals it."""
+    from utils.video import sample_frame_indices
+
     if array.shape[1] == num_frames:
         return array
-    return array[:, sample_indices(array.shape[1], num_frames)]
+    return array[:, sample_frame_indices(array.shape[1], num_frames)[0]]
 
 
 def resize_frames(frames: np.ndarray, image_size: int) -> np.ndarray:

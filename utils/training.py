@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import random
 import shutil
 import time
 from pathlib import Path
@@ -53,9 +51,9 @@ def set_seeds(seed: int) -> None:
     import keras
     import tensorflow as tf
 
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    random.seed(seed)
-    np.random.seed(seed)
+    from utils.config import set_seed
+
+    set_seed(seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
