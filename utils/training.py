@@ -64,7 +64,7 @@ def _spec_parts(spec: Any) -> tuple[tuple[str, ...] | None, int, int, dict[str, 
 
     if isinstance(spec, tuple):  # (model_name, config)
         _, num_frames, image_size, options = _spec_parts(spec[1])
-        return models.model_inputs(spec[0]), num_frames, image_size, options
+        return models.model_inputs(spec[0], spec[1]), num_frames, image_size, options
     if isinstance(spec, Mapping):
         config = spec.get("config", spec)
         inputs = spec.get("inputs") or (models.model_inputs(spec["model"]) if "model" in spec else None)
@@ -88,7 +88,29 @@ def raw_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | N
                                    "(MP_Data) — train --model lstm, or extract from videos")
         frames = preprocessing.resample_time(np.asarray(features.frames[indices]), num_frames)
         out["frames"] = preprocessing.resize_frames(frames, image_size)
+    if "hands" in wanted:
+        out["hands"] = _hand_crops(features, indices, num_frames, _hand_size(spec))
     return out
+
+
+def _hand_size(spec: Any) -> int:
+    """Side of the hand crops a spec (run_info dict, (model_name, config) or config) asks for."""
+    config = spec[1] if isinstance(spec, tuple) else spec
+    if isinstance(config, Mapping):
+        return int(config.get("config", config).get("hand_size", 32))
+    return int(config.hand_size)
+
+
+def _hand_crops(features: Any, indices: np.ndarray, num_frames: int, size: int) -> np.ndarray:
+    """Hand crops (n, T, 2, C, C, 3) of the chosen clips, resampled to T frames and resized to C pixels."""
+    if getattr(features, "hand_crops", None) is None:
+        raise FeatureFileError(f"{_features_name(features)} has no hand crops: extract it again with "
+                               "`python -m utils extract <dataset> --hand-size 32`")
+    crops = preprocessing.resample_time(np.asarray(features.hand_crops[indices]), num_frames)
+    if crops.shape[3] == size:
+        return crops
+    flat = preprocessing.resize_frames(crops.reshape(len(crops), -1, *crops.shape[3:]), size)
+    return flat.reshape(*crops.shape[:3], size, size, 3)
 
 
 def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
@@ -97,8 +119,9 @@ def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndar
     out = dict(raw)
     if "keypoints" in out:
         out["keypoints"] = preprocessing.preprocess_keypoints(out["keypoints"], options)
-    if "frames" in out:
-        out["frames"] = preprocessing.preprocess_frames(out["frames"], options)
+    for name in ("frames", "hands"):  # frame differences apply to the whole frames and the hand crops alike
+        if name in out:
+            out[name] = preprocessing.preprocess_frames(out[name], options)
     return out
 
 
@@ -139,13 +162,14 @@ def training_batches(raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: An
             batch = {name: value[chosen] for name, value in raw.items()}
             if any(float(v) > 0 for v in augmentation.values()):
                 rng = np.random.default_rng([seed, self.epoch, index, 1])
-                kp, frames = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
-                                                         else _frames_only_keypoints(batch["frames"]),
-                                                         batch.get("frames"), rng, augmentation)
-                if "keypoints" in batch:
-                    batch["keypoints"] = kp
-                if frames is not None:
-                    batch["frames"] = frames
+                some_frames = batch.get("frames", batch.get("hands"))
+                augmented = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
+                                                        else _frames_only_keypoints(some_frames),
+                                                        batch.get("frames"), rng, augmentation,
+                                                        **({"hand_crops": batch["hands"]} if "hands" in batch else {}))
+                for name, value in zip(("keypoints", "frames", "hands"), augmented):
+                    if name in batch:
+                        batch[name] = value
             return finish_inputs(batch, spec), labels[chosen]
 
         def on_epoch_end(self) -> None:
@@ -302,7 +326,7 @@ def _describe_run(features: Any, features_file: str, model_name: str, config: An
     keypoint_options = preprocessing.resolve_options(config.preprocessing)
     return {
         "model": model_name, "config_name": config.name, "config": config.to_dict(), "classes": list(features.classes),
-        "inputs": list(models.model_inputs(model_name)), "num_frames": config.num_frames,
+        "inputs": list(models.model_inputs(model_name, config)), "num_frames": config.num_frames,
         "image_size": config.image_size, "keypoint_dim": KEYPOINT_DIM,
         "input_dim": preprocessing.output_dim(keypoint_options), "preprocessing": keypoint_options,
         "augmentation": preprocessing.resolve_augmentation(config.augmentation),
@@ -325,10 +349,75 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
                                    keypoint_dim=run_info["input_dim"])
         models.compile_model(model, config)
     start = time.perf_counter()
+    if getattr(config, "staged", False) and models.branch_models(model):
+        return model, _fit_staged(model, batches, validation, config, epochs, verbose), time.perf_counter() - start
     fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
                     callbacks=_callbacks(config, config.patience, verbose, epochs))
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     return model, history, time.perf_counter() - start
+
+
+FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: full-batch steps on the fusion weights
+
+
+def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any, epochs: int,
+                verbose: int) -> dict[str, list[float]]:
+    """Staged training: each branch alone with its own head (best on validation), then only the fusion weights.
+
+    The fusion is fit on the validation clips, whose signers no branch trained on: a branch that memorised
+    the training signers earns little weight there. Returns the stages' histories one after the other.
+    """
+    import keras
+
+    from utils import models
+
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    for name, branch in models.branch_models(model).items():  # stage 1, sharing the fused model's layers
+        models.compile_model(branch, config)
+        branch_validation = None if validation is None else (validation[0][name], validation[1])
+        fit = branch.fit(_OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
+                         validation_data=branch_validation, callbacks=_callbacks(config, config.patience, verbose, epochs))
+        for key in history:
+            history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
+    fusion = models.fusion_layers(model)
+    for layer in model.layers:
+        layer.trainable = any(layer is f for f in fusion)
+    model.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=False)
+    inputs, labels = validation if validation is not None else batches[0]  # no validation signers: a training batch
+    fit = model.fit(inputs, labels, batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
+    for layer in model.layers:
+        layer.trainable = True
+    for key in history:  # stage 2 (one row): it trains on the validation clips, so its loss is also theirs
+        history[key].append(float(fit.history[key.replace("val_", "")][-1]))
+    return history
+
+
+def _one_input_batches() -> type:
+    """A PyDataset class that passes on one input of another PyDataset's batches (for one branch)."""
+    import keras
+
+    class OneInput(keras.utils.PyDataset):
+        def __init__(self, batches: Any, name: str) -> None:
+            super().__init__()
+            self.batches, self.name = batches, name
+
+        def __len__(self) -> int:
+            return len(self.batches)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            inputs, labels = self.batches[index]
+            return inputs[self.name], labels
+
+        def on_epoch_end(self) -> None:
+            self.batches.on_epoch_end()
+
+    return OneInput
+
+
+def _OneInput(batches: Any, name: str) -> Any:  # noqa: N802 (reads as the class it builds)
+    """The batches with only the input ``name``."""
+    return _one_input_batches()(batches, name)
 
 
 def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndarray,
@@ -377,7 +466,10 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
 
     features, features_file = _as_features(features)
     config = resolve_config(model_name, config)
-    if "frames" in models.model_inputs(model_name) and features.frames is None:
+    if "hands" in models.model_inputs(model_name, config) and getattr(features, "hand_crops", None) is None:
+        raise FeatureFileError(f"{features_file} has no hand crops, which frame_input={config.frame_input!r} needs: "
+                               "extract it again with `python -m utils extract <dataset> --hand-size 32`")
+    if "frames" in models.model_inputs(model_name, config) and features.frames is None:
         raise FeatureFileError(f"{features_file} has no frames: it was imported from keypoints only (MP_Data) — "
                                f"train --model lstm, or extract from videos")
     epochs, batch_size = int(epochs or config.epochs), int(batch_size or config.batch_size)
