@@ -367,8 +367,6 @@ def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any,
     The fusion is fit on the validation clips, whose signers no branch trained on: a branch that memorised
     the training signers earns little weight there. Returns the stages' histories one after the other.
     """
-    import keras
-
     from utils import models
 
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
@@ -379,18 +377,30 @@ def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any,
                          validation_data=branch_validation, callbacks=_callbacks(config, config.patience, verbose, epochs))
         for key in history:
             history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
+    inputs, labels = validation if validation is not None else batches[0]  # no validation signers: a training batch
+    fusion = fit_fusion(model, inputs, labels)
+    for key in history:  # stage 2 (one row): it trains on the validation clips, so its loss is also theirs
+        history[key].append(fusion[key.replace("val_", "")][-1])
+    return history
+
+
+def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, list[float]]:
+    """Stage 2 of staged training: fit only the fusion weights of a late-fusion model (full batch); its history."""
+    import keras
+
+    from utils import models
+
     fusion = models.fusion_layers(model)
     for layer in model.layers:
         layer.trainable = any(layer is f for f in fusion)
     model.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=False)
-    inputs, labels = validation if validation is not None else batches[0]  # no validation signers: a training batch
-    fit = model.fit(inputs, labels, batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
-    for layer in model.layers:
-        layer.trainable = True
-    for key in history:  # stage 2 (one row): it trains on the validation clips, so its loss is also theirs
-        history[key].append(float(fit.history[key.replace("val_", "")][-1]))
-    return history
+    try:
+        fit = model.fit(dict(inputs), np.asarray(labels), batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
+    finally:
+        for layer in model.layers:
+            layer.trainable = True
+    return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
 def _one_input_batches() -> type:
