@@ -9,10 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from utils import config as defaults
 from utils.errors import CourseError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ log lines
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -59,9 +57,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from utils import training
+    from utils import evaluation
 
-    metrics = training.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split)
+    metrics = evaluation.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split)
     print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} clips")
     return 0
 
@@ -75,20 +73,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- predict / export
 def cmd_predict(args: argparse.Namespace) -> int:
-    from utils import inference
-
     if args.webcam is not None:
-        return inference.run_webcam(args.model, camera_index=args.webcam, stride=args.stride)
+        from utils import webcam
+
+        return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride)
     if not args.video:
         raise CourseError("predict needs a VIDEO path or --webcam [INDEX]")
-    inference.predict_video(args.video, args.model, out_path=args.out, stride=args.stride)
+    from utils import predict
+
+    predict.predict_video(args.video, args.model, out_path=args.out, stride=args.stride)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from utils import inference
+    from utils import export
 
-    for path in inference.export_model(args.model, args.out, formats=args.formats):
+    for path in export.export_model(args.model, args.out, formats=args.formats):
         print(path)
     return 0
 
@@ -115,12 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "dataset or UCF11 (needs internet; Kaggle credentials for the kaggle client).")
     p.add_argument("dataset", choices=["synthetic", "asl", "ucf11"])
     p.add_argument("--out", help="destination folder (default: data/synthetic or data/raw/<dataset>)")
-    p.add_argument("--clips-per-class", type=int, default=40, help="synthetic: clips per sign")
-    p.add_argument("--signers", type=int, default=10, help="synthetic: number of distinct signers")
+    p.add_argument("--clips-per-class", type=int, default=defaults.SYNTHETIC_CLIPS_PER_CLASS,
+                   help="synthetic: clips per sign")
+    p.add_argument("--signers", type=int, default=defaults.SYNTHETIC_SIGNERS,
+                   help="synthetic: number of distinct signers")
     p.add_argument("--difficulty", type=float, default=1.0, help="synthetic: 0 = clean, 1 = default, 2 = hard")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=30, help="synthetic: frames per clip")
-    p.add_argument("--image-size", type=int, default=128, help="synthetic: rendered video size in pixels")
+    p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="synthetic: frames per clip")
+    p.add_argument("--image-size", type=int, default=defaults.SYNTHETIC_RENDER_SIZE,
+                   help="synthetic: rendered video size in pixels")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.set_defaults(func=cmd_data)
 
@@ -131,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "folder (<root>/<class>/<seq>/<frame>.npy) into one .npz. Resumable.")
     p.add_argument("source", help="dataset folder")
     p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--frames", type=int, default=30, help="frames sampled per clip (T)")
-    p.add_argument("--image-size", type=int, default=64, help="frame thumbnail size S for the ConvLSTM")
+    p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="frames sampled per clip (T)")
+    p.add_argument("--image-size", type=int, default=defaults.IMAGE_SIZE,
+                   help="frame thumbnail size S for the ConvLSTM")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--keypoints-from", choices=["auto", "mediapipe", "stored"], default="auto",
                    help="synthetic clips carry exact keypoints: 'stored' uses them, 'mediapipe' re-extracts")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from utils import paths
+from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM, mp_data_to_original, parts_present
@@ -432,7 +433,7 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
     return features, skipped
 
 
-def extract_features(source: str | Path, out: str | Path, num_frames: int = 30, image_size: int = 64,
+def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,
                      workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
                      progress: bool = True) -> ExtractionReport:
     """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz."""
