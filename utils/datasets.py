@@ -258,7 +258,8 @@ def _synthetic_root(root: Path) -> Path | None:
 
 
 def discover(root: str | Path) -> tuple[str, list[ClipRecord]]:
-    """Detect the layout of a dataset folder; return its kind and one record per clip, sorted by path."""
+    """Detect the layout of a dataset folder; return its kind and one record per clip (sorted by path, or in a
+    manifest's order)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         what = "is a file, not a dataset folder" if root.exists() else "no such folder"

@@ -256,7 +256,7 @@ def plot_crossval_folds(summary: Mapping[str, Any], title: str = "", save_as: st
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test accuracy")
     ax.set_xlabel("held-out fold (test signers)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
     ax.set_title(title or f"{summary['model']} ({summary['config']}): {summary['num_folds']} folds, "
                           f"mean (dashed) and 95% t-interval (shaded)")
     fig.tight_layout()
