@@ -56,6 +56,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from utils import crossval
+
+    summary = crossval.run(args.features, args.model, args.config, out_dir=args.out, folds=args.folds,
+                           seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
+    print(f"{crossval.describe(summary)} -> {Path(args.out) / crossval.SUMMARY_FILE}")
+    return 0
+
+
+def _folds(value: str) -> str | int:
+    """argparse type of --folds: 'loso' or K >= 2."""
+    from utils.crossval import parse_folds  # light: numpy only
+
+    try:
+        return parse_folds(value)
+    except CourseError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from utils import evaluation
 
@@ -156,6 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--out", required=True, help="output folder of the run")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("crossval", formatter_class=_formatter,
+                       help="cross-validate a model by signer (group): one run per fold, mean and 95%% interval",
+                       description="Leave-one-group-out (or K group-disjoint folds): each fold trains with its "
+                                   "signers held out as test and validation signers taken from the training side. "
+                                   "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run folders "
+                                   "into --out. Resumable: finished folds are not retrained.")
+    p.add_argument("--features", required=True, help="features .npz from 'extract' (with groups, e.g. signers)")
+    p.add_argument("--model", required=True, help="a model of utils.models.MODEL_NAMES (lstm, convlstm, fused, ...)")
+    p.add_argument("--config", default=None,
+                   help="configuration name (default: the recommended one for the model)")
+    p.add_argument("--folds", type=_folds, default="loso", help="'loso' (one fold per group) or K folds")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every fold, and K-fold assignment")
+    p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
+    p.add_argument("--out", required=True, help="output folder (crossval.json, figures, fold_<k>/)")
+    p.set_defaults(func=cmd_crossval)
 
     p = sub.add_parser("evaluate", formatter_class=_formatter, help="re-score a saved model on a features file")
     p.add_argument("--model", required=True, help="run folder written by 'train'")

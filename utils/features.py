@@ -292,13 +292,26 @@ def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int
         size, mtime = -1, -1  # unreadable: the worker will report why
     stored = record.keypoints_path if mode == "stored" else None
     extra = _signature(stored) if stored is not None and stored.is_file() else ()
-    key = json.dumps([CACHE_VERSION, str(root.resolve()), record.path.relative_to(root).as_posix(), size, mtime,
+    key = json.dumps([CACHE_VERSION, str(root.resolve()), _relative(root, record.path), size, mtime,
                       num_frames, image_size, mode, list(extra)])
     return paths.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 
+def _relative(root: Path, path: Path) -> str:
+    """A clip's path relative to the dataset folder, as posix text (with '..' when a manifest points outside)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def _clip_mode(record: ClipRecord, video_mode: str) -> str:
+    """Where one clip's keypoints come from: 'mp_data' for a sequence folder, else the dataset's video mode."""
+    return "mp_data" if record.source == "mp_data" else video_mode
+
+
 def _keypoint_mode(kind: str, keypoints_from: str) -> str:
-    """Where keypoints come from for this dataset kind: 'mediapipe', 'stored' or 'mp_data'."""
+    """Where keypoints come from for the videos of this dataset kind: 'mediapipe', 'stored' or 'mp_data'."""
     if keypoints_from not in KEYPOINT_SOURCES:
         raise DatasetError(f"keypoints_from={keypoints_from!r}; use one of {', '.join(KEYPOINT_SOURCES)}")
     if kind == "mp_data":
@@ -399,7 +412,7 @@ class ExtractionReport:
     cache_hits: int = 0  # clips whose features were already cached (not recomputed)
 
 
-def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob], mode: str,
+def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob],
               num_frames: int, image_size: int, failures: dict[str, str]) -> tuple[FeatureSet, list[tuple[str, str]]]:
     """Read the cached clips back into one FeatureSet; also return the skipped clips with reasons."""
     kept, parts, skipped = [], [], []
@@ -418,6 +431,8 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
         raise FeatureFileError(f"{root}: no clip could be read ({reasons}). Check the files play in a video player.")
     classes = sorted({record.label for record, _ in kept})
     has_frames = all("frames" in part for part in parts)
+    modes = sorted({job.mode for _, job in kept})
+    mode = modes[0] if len(modes) == 1 else "mixed"  # a manifest of videos and MP_Data folders
     meta = {"source": str(root.resolve()), "kind": kind, "num_frames": num_frames,
             "image_size": image_size if has_frames else None, "keypoints_from": mode, "versions": _versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -445,21 +460,22 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
     ensure_writable_folder(Path(out).expanduser().resolve().parent, "features file")  # fail before the work
     root = resolve_dataset(source)
     kind, records = discover(root)
-    mode = _keypoint_mode(kind, keypoints_from)
+    video_mode = _keypoint_mode(kind, keypoints_from)
     records = _take_balanced(records, limit)
-    jobs = [_ClipJob(source=str(r.path.resolve()), relative=r.path.relative_to(root).as_posix(), mode=mode,
+    jobs = [_ClipJob(source=str(r.path.resolve()), relative=_relative(root, r.path), mode=_clip_mode(r, video_mode),
                      keypoints_path=str(r.keypoints_path) if r.keypoints_path else None, num_frames=int(num_frames),
-                     image_size=int(image_size), cache_path=str(_cache_path(root, r, num_frames, image_size, mode)))
+                     image_size=int(image_size),
+                     cache_path=str(_cache_path(root, r, num_frames, image_size, _clip_mode(r, video_mode))))
             for r in records]
     todo = [job for job in jobs if not Path(job.cache_path).is_file()]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo) or 1))
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"extract {root.name}", unit="clip",
               disable=not progress) as bar:
-        if workers == 1 or mode == "mp_data":
+        if workers == 1 or all(job.mode == "mp_data" for job in todo):  # reading .npy files needs no pool
             failures = _run_in_process(todo, bar)
         else:
             failures = _run_in_pool(todo, workers, bar)
-    features, skipped = _assemble(root, kind, records, jobs, mode, num_frames, image_size, failures)
+    features, skipped = _assemble(root, kind, records, jobs, num_frames, image_size, failures)
     path = save_features(out, features)
     if skipped:
         print(f"skipped {len(skipped)} of {len(jobs)} clips:", *(f"  {p}: {r}" for p, r in skipped),

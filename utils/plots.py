@@ -230,3 +230,48 @@ def save_animation(frames: Sequence[np.ndarray], name: str | Path, fps: float = 
     images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     tmp.replace(path)
     return path
+
+
+def _fold_label(test_groups: Sequence[str]) -> str:
+    """A fold's tick label: its test group, or how many groups it holds."""
+    return str(test_groups[0]) if len(test_groups) == 1 else f"{len(test_groups)} groups"
+
+
+def plot_crossval_folds(summary: Mapping[str, Any], title: str = "", save_as: str | Path | None = None) -> Any:
+    """Per-fold accuracy bars (all test clips, and seen classes only) with each mean and its 95% interval."""
+    folds = summary["per_fold"]
+    positions = np.arange(len(folds))
+    fig, ax = _plt().subplots(figsize=(max(5.0, 0.7 * len(folds) + 2), 3.8))
+    for offset, metric, colour, name in ((-0.2, "accuracy", "tab:blue", "accuracy (unseen classes = errors)"),
+                                         (0.2, "accuracy_seen_classes", "tab:orange", "accuracy, seen classes only")):
+        values = np.array([np.nan if f[metric] is None else f[metric] for f in folds], dtype=float)
+        ax.bar(positions + offset, values, width=0.4, color=colour, label=name)
+        stats = summary.get(metric) or {}
+        if stats.get("mean") is not None:
+            ax.axhline(stats["mean"], color=colour, lw=1.5, ls="--")
+            if stats.get("ci95"):
+                ax.axhspan(*stats["ci95"], color=colour, alpha=0.15)
+    ax.set_xticks(positions, [_fold_label(f["test_groups"]) for f in folds], rotation=30 if len(folds) > 4 else 0,
+                  ha="right" if len(folds) > 4 else "center", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test accuracy")
+    ax.set_xlabel("held-out fold (test signers)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
+    ax.set_title(title or f"{summary['model']} ({summary['config']}): {summary['num_folds']} folds, "
+                          f"mean (dashed) and 95% t-interval (shaded)")
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def save_crossval_figures(summary: Mapping[str, Any], folder: str | Path) -> list[Path]:
+    """folds.png and the pooled confusion_matrix.png of a cross-validation, saved under folder."""
+    plt = _plt()
+    name = f"{summary['model']} ({summary['config']})"
+    figures = (("folds", plot_crossval_folds(summary)),
+               ("confusion_matrix", plot_confusion_matrix(summary["confusion_matrix"], summary["classes"],
+                                                          title=f"{name}: test clips of all folds, pooled")))
+    saved = []
+    for file_name, fig in figures:
+        saved.append(save_fig(fig, file_name, folder=folder))
+        plt.close(fig)
+    return saved
