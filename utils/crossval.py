@@ -144,7 +144,7 @@ def _fingerprint(digest: str, model_name: str, config: Any, epochs: int | None, 
 
 def _finished_metrics(fold_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics of a complete fold folder trained as fingerprint says, else None (it must be trained)."""
-    from utils.training import RUN_FILES
+    from utils.runs import RUN_FILES
 
     needed = [fold_dir / name for name in (*RUN_FILES, "metrics.json", FOLD_FILE)]
     if not all(path.is_file() for path in needed):
