@@ -275,3 +275,53 @@ def save_crossval_figures(summary: Mapping[str, Any], folder: str | Path) -> lis
         saved.append(save_fig(fig, file_name, folder=folder))
         plt.close(fig)
     return saved
+
+
+# ----------------------------------------------------------------------------- architecture figures
+def _layer_parents(model: Any) -> dict[str, list[str]]:
+    """Names of the layers feeding each layer of a functional Keras model."""
+    parents = {}
+    for layer in model.layers:
+        nodes = layer._inbound_nodes  # Keras 3: one node per call; the models here call each layer once
+        parents[layer.name] = [parent.operation.name for parent in nodes[0].parent_nodes] if nodes else []
+    return parents
+
+
+def architecture_layout(model: Any) -> dict[str, tuple[float, int]]:
+    """(column, row) of every layer: row = longest path from an input, column = the branch it belongs to."""
+    parents = _layer_parents(model)
+    positions: dict[str, tuple[float, int]] = {}
+    next_column = 0
+    for layer in model.layers:  # Keras lists a functional model's layers in topological order
+        above = [positions[name] for name in parents[layer.name]]
+        if not above:
+            positions[layer.name] = (float(next_column), 0)
+            next_column += 1
+        else:
+            positions[layer.name] = (float(np.mean([col for col, _ in above])), 1 + max(row for _, row in above))
+    return positions
+
+
+def plot_architecture(model: Any, title: str = "", save_as: str | Path | None = None) -> Any:
+    """Boxes (layer type, output shape, parameters) joined by arrows from input to output, one column per branch."""
+    plt = _plt()
+    parents, positions = _layer_parents(model), architecture_layout(model)
+    columns = 1 + max(col for col, _ in positions.values())
+    rows = 1 + max(row for _, row in positions.values())
+    fig, ax = plt.subplots(figsize=(3.6 * columns, 0.85 * rows + 0.8))
+    for layer in model.layers:
+        col, row = positions[layer.name]
+        shape = "×".join(str(size) for size in tuple(layer.output.shape)[1:])
+        params = layer.count_params()
+        text = f"{layer.name} · {type(layer).__name__}\n{shape}" + (f"  ·  {params:,} params" if params else "")
+        ax.text(col, -row, text, ha="center", va="center", fontsize=7.5,
+                bbox=dict(boxstyle="round,pad=0.35", facecolor="#dde8f5" if params else "#f2f2f2", edgecolor="#557"))
+        for parent in parents[layer.name]:
+            parent_col, parent_row = positions[parent]
+            ax.annotate("", xy=(col, -row + 0.28), xytext=(parent_col, -parent_row - 0.28),
+                        arrowprops=dict(arrowstyle="->", color="#557", lw=0.8))
+    ax.set_xlim(-0.6, columns - 0.4)
+    ax.set_ylim(-rows + 0.4, 0.6)
+    ax.axis("off")
+    ax.set_title(title or f"{model.name}: {model.count_params():,} parameters", fontsize=10)
+    return _finish(fig, save_as)
