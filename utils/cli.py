@@ -181,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", default=None,
                    help="frames per window (30) or seconds (1.5s); None: as long as the training clips")
     p.add_argument("--stride", default=None, help="frames (5) or seconds (0.2s) between windows; None: a quarter of the window")
-    p.add_argument("--answer", choices=["whole", "mean"], default="whole",
-                   help="clip answer: the whole clip as one window when it is about one sign long, or the mean "
-                        "of the window probabilities")
+    p.add_argument("--answer", choices=["mean", "whole"], default="mean",
+                   help="clip answer: the mean of the window probabilities, or the whole clip as one window when "
+                        "it is at most two training clips long")
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
     p.set_defaults(func=cmd_predict)
 
