@@ -44,7 +44,7 @@ def test_predict_video_uses_the_training_preprocessing(monkeypatch, tmp_path, fe
                                   detected=np.ones((16, 4), dtype=bool), thumbnails=None, mediapipe_ms=[1.0] * 16)
     monkeypatch.setattr(predict, "read_video_keypoints", lambda *args, **kwargs: fake)
     predictions = predict.predict_video(write_noise_video(tmp_path / "v.mp4", 16), lstm_run, stride=8,
-                                        progress=False, verbose=False)
+                                        progress=False, verbose=False).windows
     model, run_info = load_run(lstm_run)
     expected = model.predict(prepare_inputs(features, run_info, [0, 1]), verbose=0)
     assert [(p.start, p.end) for p in predictions] == [(0, 8), (8, 16)]
@@ -63,7 +63,7 @@ def test_short_video_without_person_is_padded_said_so_and_annotated(tmp_path, ls
 
     video = write_noise_video(tmp_path / "short.mp4", 5)
     out = tmp_path / "out" / "annotated.mp4"
-    predictions = predict_video(video, lstm_run, out_path=out, stride=2, progress=False)
+    predictions = predict_video(video, lstm_run, out_path=out, stride=2, progress=False).windows
     printed = capsys.readouterr().out
     assert len(predictions) == 1 and predictions[0].padded and predictions[0].person_fraction == 0.0
     assert "fewer than one window" in printed and "no person found" in printed
@@ -85,7 +85,7 @@ def test_frame_model_runs_without_mediapipe(monkeypatch, tmp_path, convlstm_run)
 
     monkeypatch.setattr(utils.keypoints, "HolisticExtractor", no_mediapipe)
     predictions = predict_video(write_noise_video(tmp_path / "v.mp4", 12), convlstm_run, stride=4,
-                                progress=False, verbose=False)
+                                progress=False, verbose=False).windows
     assert [(p.start, p.end) for p in predictions] == [(0, 8), (4, 12)]
     assert all(0.0 <= p.probability <= 1.0 for p in predictions)
 
@@ -130,7 +130,8 @@ def test_current_prediction_is_the_latest_finished_window():
 def test_real_clip_finds_the_signer_and_reports_latency(real_dir, lstm_run, capsys):
     from utils.predict import predict_video
 
-    predictions = predict_video(real_dir / "asl_clips" / "hello" / "alpyksl.mp4", lstm_run, stride=8, progress=False)
+    predictions = predict_video(real_dir / "asl_clips" / "hello" / "alpyksl.mp4", lstm_run, stride=8,
+                                progress=False).windows
     printed = capsys.readouterr().out
     assert "no person found" not in printed
     assert predictions and all(p.person_fraction > 0.5 for p in predictions)

@@ -95,12 +95,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.webcam is not None:
         from utils import webcam
 
-        return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride)
+        return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride, window=args.window)
     if not args.video:
         raise CourseError("predict needs a VIDEO path or --webcam [INDEX]")
     from utils import predict
 
-    predict.predict_video(args.video, args.model, out_path=args.out, stride=args.stride)
+    predict.predict_video(args.video, args.model, out_path=args.out, stride=args.stride, window=args.window,
+                          json_path=args.json, answer=args.answer)
     return 0
 
 
@@ -206,11 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", formatter_class=_formatter,
-                       help="recognise signs in a video or from a webcam with a trained model")
+                       help="recognise signs in a video or from a webcam with a trained model",
+                       description="Slide windows over a video (each sampled like a training clip), print one "
+                                   "line per window and end with ONE line: the answer for the clip.")
     p.add_argument("video", nargs="?", help="input video")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--out", default=None, help="annotated output video (.mp4)")
-    p.add_argument("--stride", type=int, default=5, help="frames between windows")
+    p.add_argument("--json", default=None, help="write every window and the clip's answer to this JSON file")
+    p.add_argument("--window", default=None,
+                   help="frames per window (30) or seconds (1.5s); None: as long as the training clips")
+    p.add_argument("--stride", default=None, help="frames (5) or seconds (0.2s) between windows; None: a quarter of the window")
+    p.add_argument("--answer", choices=["mean", "whole"], default="mean",
+                   help="clip answer: the mean of the window probabilities, or the whole clip as one window when "
+                        "it is at most two training clips long")
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
     p.set_defaults(func=cmd_predict)
 

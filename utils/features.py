@@ -29,7 +29,7 @@ from utils.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM, mp_data_to_original, parts_present
 
-CACHE_VERSION = 1  # bump when the content of a cached clip changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when the content of a cached clip changes, so old caches are not reused
 KEYPOINT_SOURCES = ("auto", "mediapipe", "stored")
 NUM_PARTS = 4  # face, pose, left hand, right hand (see utils.keypoints.PARTS)
 
@@ -48,6 +48,8 @@ class FeatureSet:
     paths: np.ndarray  # str (N,), relative to the source folder
     detected: np.ndarray | None = None  # bool (N, T, 4)
     meta: dict = field(default_factory=dict)
+    source_frames: np.ndarray | None = None  # int64 (N,): frames of each source clip before sampling to T
+    source_fps: np.ndarray | None = None  # float32 (N,): frame rate of each source video, NaN when unknown
 
     def __len__(self) -> int:
         """Number of clips N."""
@@ -74,7 +76,8 @@ class FeatureSet:
         pick = lambda array: None if array is None else array[indices]  # noqa: E731
         return FeatureSet(keypoints=self.keypoints[indices], frames=pick(self.frames), labels=self.labels[indices],
                           classes=list(self.classes), groups=self.groups[indices], split=self.split[indices],
-                          paths=self.paths[indices], detected=pick(self.detected), meta=dict(self.meta))
+                          paths=self.paths[indices], detected=pick(self.detected), meta=dict(self.meta),
+                          source_frames=pick(self.source_frames), source_fps=pick(self.source_fps))
 
 
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -105,6 +108,10 @@ def save_features(path: str | Path, features: FeatureSet) -> Path:
         arrays["frames"] = np.asarray(features.frames, dtype=np.uint8)
     if features.detected is not None:
         arrays["detected"] = np.asarray(features.detected, dtype=bool)
+    if features.source_frames is not None:
+        arrays["source_frames"] = np.asarray(features.source_frames, dtype=np.int64)
+    if features.source_fps is not None:
+        arrays["source_fps"] = np.asarray(features.source_fps, dtype=np.float32)
     _write_npz_atomically(path, arrays)
     return path
 
@@ -152,7 +159,7 @@ def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
             raise _problem(path, f"frames are not square: {arrays['frames'].shape}")
     if "detected" in arrays:
         _check_shape(path, arrays, "detected", (num_clips, num_frames, NUM_PARTS))
-    for name in ("groups", "split", "paths"):
+    for name in ("groups", "split", "paths", "source_frames", "source_fps"):
         if name in arrays:
             _check_shape(path, arrays, name, (num_clips,))
     labels, classes = arrays["labels"], arrays["classes"]
@@ -170,7 +177,9 @@ def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
                       labels=labels.astype(np.int64), classes=[str(c) for c in classes],
                       groups=arrays.get("groups", empty).astype(str), split=arrays.get("split", empty).astype(str),
                       paths=arrays.get("paths", empty).astype(str),
-                      detected=None if "detected" not in arrays else arrays["detected"].astype(bool), meta=meta)
+                      detected=None if "detected" not in arrays else arrays["detected"].astype(bool), meta=meta,
+                      source_frames=arrays["source_frames"].astype(np.int64) if "source_frames" in arrays else None,
+                      source_fps=arrays["source_fps"].astype(np.float32) if "source_fps" in arrays else None)
 
 
 def load_features(path: str | Path) -> FeatureSet:
@@ -250,14 +259,16 @@ def _extract_clip(job: _ClipJob, extractors: _ExtractorHolder) -> dict[str, np.n
         sequence = _mp_data_frames(Path(job.source))
         indices, padded = video.sample_frame_indices(len(sequence), job.num_frames)
         keypoints = mp_data_to_original(sequence[indices]).astype(np.float32)
-        return {"keypoints": keypoints, "detected": parts_present(keypoints), "padded": np.asarray(padded)}
+        return {"keypoints": keypoints, "detected": parts_present(keypoints), "padded": np.asarray(padded),
+                "source_frames": np.asarray(len(sequence)), "source_fps": np.asarray(np.nan)}
     clip = video.load_clip(job.source, job.num_frames, job.image_size)
     if job.mode == "stored":
         keypoints, detected = _stored_keypoints(job.keypoints_path, clip.indices)
     else:
         keypoints, detected = extractors.get().extract(clip.frames)
     return {"keypoints": np.asarray(keypoints, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
-            "frames": clip.thumbnails, "padded": np.asarray(clip.padded)}
+            "frames": clip.thumbnails, "padded": np.asarray(clip.padded),
+            "source_frames": np.asarray(clip.num_source_frames), "source_fps": np.asarray(clip.fps)}
 
 
 def _run_job(job: _ClipJob, extractors: _ExtractorHolder | None = None) -> str | None:
@@ -444,7 +455,9 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
         groups=np.array([record.group for record, _ in kept], dtype=str),
         split=np.array([record.split for record, _ in kept], dtype=str),
         paths=np.array([job.relative for _, job in kept], dtype=str),
-        detected=np.stack([part["detected"] for part in parts]), meta=meta)
+        detected=np.stack([part["detected"] for part in parts]), meta=meta,
+        source_frames=np.array([int(part["source_frames"]) for part in parts], dtype=np.int64),
+        source_fps=np.array([float(part["source_fps"]) for part in parts], dtype=np.float32))
     return features, skipped
 
 

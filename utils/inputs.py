@@ -42,6 +42,27 @@ class InputSpec:
         """'rgb' (frames as they are) or 'diff' (differences of consecutive frames)."""
         return self.options["frames"]
 
+    @property
+    def clip_frames(self) -> int:
+        """Frames per clip of the features file the model was trained on (extract's T), else the model's T."""
+        return int(self.sampling.get("clip_frames") or self.num_frames)
+
+    @property
+    def thumbnail_size(self) -> int:
+        """Side of the stored thumbnails the model's frames were resized from, else the model's S."""
+        return int(self.sampling.get("thumbnail_size") or self.image_size)
+
+    def window_frames(self, fps: float) -> int:
+        """Source frames of a video at `fps` that span what one training clip spanned (its median duration).
+
+        Falls back to the training clips' median length in frames (no frame rate known, e.g. MP_Data),
+        then to the features file's T, then to the model's T (a run.json without ``sampling``).
+        """
+        seconds, frames = self.sampling.get("source_seconds"), self.sampling.get("source_frames")
+        if seconds and fps and np.isfinite(fps) and fps > 0:
+            return max(1, int(round(float(seconds) * float(fps))))
+        return max(1, int(round(float(frames)))) if frames else self.clip_frames
+
     def wants(self, name: str, available: Sequence[str] = ("keypoints", "frames")) -> bool:
         """Whether the model takes input `name` (when inputs is None: whether it is available)."""
         return name in (self.inputs if self.inputs is not None else available)
@@ -108,6 +129,27 @@ def clip_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarra
 
 
 # ----------------------------------------------------------------------------- clips of a features file
+def training_sampling(features: Any, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """How the training clips were sampled, for run.json: T and S of the features file, and the median length
+    of the source clips in frames and seconds (None where the features file does not say)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    sampling: dict[str, Any] = {"clip_frames": int(features.keypoints.shape[1]),
+                                "thumbnail_size": None if features.frames is None else int(features.frames.shape[2]),
+                                "source_frames": None, "source_fps": None, "source_seconds": None}
+    source_frames = getattr(features, "source_frames", None)
+    if source_frames is None or len(indices) == 0:
+        return sampling
+    frames = np.asarray(source_frames, dtype=np.float64)[indices]
+    sampling["source_frames"] = float(np.median(frames))
+    fps = getattr(features, "source_fps", None)
+    fps = np.full(len(indices), np.nan) if fps is None else np.asarray(fps, dtype=np.float64)[indices]
+    known = np.isfinite(fps) & (fps > 0)
+    if known.any():
+        sampling["source_fps"] = float(np.median(fps[known]))
+        sampling["source_seconds"] = float(np.median(frames[known] / fps[known]))
+    return sampling
+
+
 def features_name(features: Any) -> str:
     """The file a FeatureSet came from, for messages."""
     meta = getattr(features, "meta", None) or {}

@@ -77,6 +77,7 @@ def describe_run(features: Any, features_file: str, model_name: str, config: Any
                   test_group: str | None) -> dict[str, Any]:
     """The run.json content: everything needed to prepare new clips for this model and read its outputs."""
     from utils import models
+    from utils.inputs import training_sampling
 
     keypoint_options = preprocessing.resolve_options(config.preprocessing)
     return {
@@ -86,6 +87,7 @@ def describe_run(features: Any, features_file: str, model_name: str, config: Any
         "input_dim": preprocessing.output_dim(keypoint_options), "preprocessing": keypoint_options,
         "augmentation": preprocessing.resolve_augmentation(config.augmentation),
         "split": {"strategy": split.strategy, "seed": seed, "test_group": test_group},
+        "sampling": training_sampling(features, split.train),
         "features_path": features_file, "features_meta": dict(getattr(features, "meta", {}) or {}),
     }
 

@@ -137,7 +137,7 @@ def _frame_count_hint(capture) -> int:
     return int(count) if np.isfinite(count) and count > 0 else 0
 
 
-def _fps_of(capture) -> float:
+def capture_fps(capture) -> float:
     """The container's frame rate, or DEFAULT_FPS when it does not say."""
     import cv2
 
@@ -163,7 +163,7 @@ def video_info(path: str | Path, count: bool = True) -> VideoInfo:
     """Frame count, fps and size of a video; ``count=False`` trusts the container's frame-count hint (fast, may lie)."""
     capture = _open_capture(path)
     try:
-        fps = _fps_of(capture)
+        fps = capture_fps(capture)
         hint = _frame_count_hint(capture)
         ok, first = capture.read()
     finally:
@@ -258,7 +258,7 @@ def load_clip(path: str | Path, num_frames: int = NUM_FRAMES, image_size: int = 
     """
     capture = _open_capture(path)
     try:
-        fps = _fps_of(capture)
+        fps = capture_fps(capture)
         hint = _frame_count_hint(capture)
     finally:
         capture.release()

@@ -1,7 +1,8 @@
 """Live recognition from a camera: the loop over frames and its OpenCV window (q or Esc quits).
 
-Each frame goes through MediaPipe at full resolution; every ``stride`` frames the last T frames become
-one window, prepared and classified exactly as :mod:`utils.predict` does for a video file.
+Each frame goes through MediaPipe at full resolution; every ``stride`` frames the last ``window`` frames
+(default: the duration of the run's training clips at the camera's frame rate) become one window,
+sampled, prepared and classified exactly as :mod:`utils.predict` does for a video file.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from utils.errors import CourseError
-from utils.predict import WindowClassifier, WindowPrediction, check_positive, latency_line
+from utils.predict import WindowClassifier, WindowPrediction, frames_of, latency_line
 
 QUIT_KEYS = (ord("q"), 27)  # q or Esc closes the webcam window
 
@@ -81,28 +82,34 @@ def _show(frame_rgb: np.ndarray, title: str) -> bool:
                           "desktop, or use `python -m utils predict VIDEO --out annotated.mp4`") from None
 
 
-def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int = 5, show: bool = True,
-               max_frames: int | None = None, verbose: bool = True) -> int:
+def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int | str | None = None,
+               show: bool = True, max_frames: int | None = None, verbose: bool = True,
+               window: int | str | None = None) -> int:
     """Live recognition from a camera in an OpenCV window (q or Esc quits); returns 0 (the CLI's exit code).
 
-    A prediction is made every `stride` frames on the last T frames. ``show=False`` (with a video file
-    as ``camera_index`` and ``max_frames``) runs the same loop without a window, e.g. in tests.
-    CourseError when there is no display or the camera cannot be opened.
+    A prediction is made every `stride` frames (default: a quarter of the window) on the last `window`
+    frames (default: the training clips' duration); both in frames (30) or seconds ("1.5s").
+    ``show=False`` (with a video file as ``camera_index`` and ``max_frames``) runs the same loop without
+    a window, e.g. in tests. CourseError when there is no display or the camera cannot be opened.
     """
     from utils.keypoints import HolisticExtractor, draw_prediction
     from utils.runs import load_run
-    from utils.video import resize_frames
+    from utils.video import DEFAULT_FPS, capture_fps, resize_frames, sample_frame_indices
 
-    stride = check_positive(stride, "stride")
     if show:
         check_display()
+    frames_of(window, DEFAULT_FPS, "window")  # a typo fails here, before the model loads
+    frames_of(stride, DEFAULT_FPS, "stride")
     model, run_info = load_run(model_dir)
     classify = WindowClassifier(model, run_info)
-    num_frames = classify.spec.num_frames
+    capture = open_camera(camera_index)
+    fps = capture_fps(capture)
+    num_frames = frames_of(window, fps, "window") or classify.spec.window_frames(fps)
+    stride = frames_of(stride, fps, "stride") or max(1, num_frames // 4)
+    chosen = sample_frame_indices(num_frames, classify.spec.clip_frames)[0]
     uses_frames = classify.spec.wants("frames")
     recent_keypoints: deque[np.ndarray] = deque(maxlen=num_frames)
     recent_thumbnails: deque[np.ndarray] = deque(maxlen=num_frames)
-    capture = open_camera(camera_index)
     prediction: WindowPrediction | None = None
     model_ms, mp_ms = [], []
     title = f"sign recognition ({run_info['model']}) - q to quit"
@@ -114,10 +121,10 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int =
                 mp_ms.append((time.perf_counter() - started) * 1000)
                 recent_keypoints.append(vector)
                 if uses_frames:
-                    recent_thumbnails.append(resize_frames(frame[None], classify.spec.image_size)[0])
+                    recent_thumbnails.append(resize_frames(frame[None], classify.spec.thumbnail_size)[0])
                 if len(recent_keypoints) == num_frames and (index + 1 - num_frames) % stride == 0:
-                    prediction = classify(index + 1 - num_frames, index + 1, np.stack(recent_keypoints),
-                                          np.stack(recent_thumbnails) if uses_frames else None)
+                    prediction = classify(index + 1 - num_frames, index + 1, np.stack(recent_keypoints)[chosen],
+                                          np.stack(recent_thumbnails)[chosen] if uses_frames else None)
                     model_ms.append(prediction.model_ms)
                     if verbose:
                         print(prediction.describe(), flush=True)
