@@ -128,6 +128,7 @@ def test_crossval_json_contract_and_unseen_classes_counted_both_ways(tmp_path, f
     for fold in stored["per_fold"]:
         assert set(fold["val_groups"]).isdisjoint(fold["test_groups"])  # validation signers from the training side
         assert fold["val_groups"] and fold["n"] == fold["n_seen_classes"] + (4 if fold["unseen_classes"] else 0)
+        assert fold["val_classes_not_trained"] == (["help"] if fold["val_groups"] == ["e"] else [])
     fold_e = stored["per_fold"][4]
     assert fold_e["test_groups"] == ["e"] and fold_e["unseen_classes"] == ["help"]
     assert fold_e["accuracy"] == pytest.approx(8 / 12) and fold_e["accuracy_seen_classes"] == 1.0

@@ -296,8 +296,8 @@ def test_synthetic_manifest_is_checked_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize("lines, message", [
     (["file,label", "a.mp4,hello"], r"needs the columns path, label.*found file, label"),
     (["path,label,signer", "a.mp4,,s1"], r"row 1 \(line 2\): the label is empty"),
-    (["path,label,signer", "a.mp4,hello,s1", "missing.mp4,hello,s1"], r"row 2 \(line 3\): .*missing.mp4 does not exist"),
-    (["path,label,signer", "empty_seq,hello,s1"], r"row 1 \(line 2\): the sequence folder .*empty_seq holds no numbered"),
+    (["path,label,signer", "a.mp4,hello,s1", "gone.mp4,hello,s1"], r"row 2 \(line 3\): .*gone.mp4 does not exist"),
+    (["path,label,signer", "empty_seq,hello,s1"], r"row 1 \(line 2\): the sequence folder .*empty_seq holds no"),
     (["path,label,signer", "notes.txt,hello,s1"], r"row 1 \(line 2\): notes.txt is neither a video"),
     (["path,label,split", "a.mp4,hello,holdout"], r"row 1 \(line 2\): split 'holdout' is not one of train, val, test"),
     (["path,label", "a.mp4,hello", "a.mp4,hello"], r"row 2 \(line 3\): a.mp4 is listed twice \(also row 1\)"),

@@ -184,6 +184,8 @@ def _fold_result(index: int, metrics: dict[str, Any], features: Any, test_groups
         "n_val": int(len(split.val)), "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
         "accuracy_seen_classes": seen_accuracy, "macro_f1": float(metrics["macro_f1"]),
         "unseen_classes": [c for c, s, t in zip(features.classes, seen, tested) if t and not s],
+        # validation clips of classes the model never trains on: they cannot guide early stopping
+        "val_classes_not_trained": [features.classes[c] for c in np.unique(labels[split.val]) if not seen[c]],
         "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
         "train_seconds": metrics.get("train_seconds"), "run_dir": fold_dir.name, "resumed": resumed,
         "confusion_matrix": confusion.tolist(),
@@ -221,25 +223,27 @@ def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path = "results/crossval",
+def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path | None = None,
         folds: str | int = "loso", seed: int = 0, epochs: int | None = None, batch_size: int | None = None,
         progress: bool = True, verbose: int = 0) -> dict[str, Any]:
     """Cross-validate a model by group (signer); write crossval.json, the figures and one run folder per fold.
 
     ``features``: a FeatureSet or a features .npz path. ``config``: None (recommended), a name, a dict or a
-    ModelConfig. ``folds``: 'loso' or K. ``epochs`` / ``batch_size`` override the configuration's.
+    ModelConfig. ``out_dir``: default results/crossval/<model>_<config>. ``folds``: 'loso' or K.
+    ``epochs`` / ``batch_size`` override the configuration's.
     ``verbose`` is passed to each fold's training. Returns the content of crossval.json.
     """
     from tqdm.auto import tqdm
 
-    from utils import plots, training
+    from utils import paths, plots, training
 
     _check_model(model_name)
     folds = parse_folds(folds)
     features, features_file = training._as_features(features)
     config = training.resolve_config(model_name, config)
-    out_dir = ensure_writable_folder(Path(out_dir).expanduser(), "cross-validation folder")
     fold_groups = make_folds(features.labels, features.groups, folds, seed)
+    default_dir = paths.RESULTS_DIR / "crossval" / f"{model_name}_{config.name}"
+    out_dir = ensure_writable_folder(Path(out_dir).expanduser() if out_dir else default_dir, "cross-validation folder")
     digest, started, results = features_digest(features), time.perf_counter(), []
     with tqdm(total=len(fold_groups), desc=f"crossval {model_name}", unit="fold", disable=not progress) as bar:
         for index, test_groups in enumerate(fold_groups):
