@@ -156,3 +156,37 @@ def test_course_cites_every_core_reference():
     text = "\n".join(source for path in NOTEBOOKS for source in _markdown(nbformat.read(path, as_version=4)))
     missing = [name for name, link in COURSE_REFERENCES.items() if link not in text]
     assert not missing, f"no notebook links {missing}"
+
+
+# ----------------------------------------------------------------------------- claims that were wrong once
+def _notebook_text(name: str) -> str:
+    path = next(p for p in NOTEBOOKS if p.name.startswith(name))
+    return "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+
+
+@pytest.mark.parametrize("name, wrong", [
+    ("04_", "frames at once\n(one big convolution"),  # the ConvLSTM convolves per step
+    ("04_", "(only faster)"),  # benchmarks/README.md: on par in training
+    ("01_", "60/20/20, as the original"),  # the original: 20% test, then 20% of the rest, unstratified
+    ("05_", "about\n7.2 million parameters"),  # the code prints the count
+    ("03_", "Training the faithful model"),  # small is not the original's configuration
+    ("05_", "Training: faithful"),
+    ("06_", 'title="test accuracy on unseen signers"'),  # only true for a split by signer
+])
+def test_corrected_claims_do_not_return(name, wrong):
+    assert wrong not in _notebook_text(name)
+
+
+def test_defect_table_has_eight_defects_each_shown_by_a_section():
+    import re
+
+    text = _notebook_text("05_")
+    rows = re.findall(r"^\| (\d) \| .* \| ([^|]+) \|$", text, re.M)
+    assert [number for number, _ in rows] == [str(n) for n in range(1, 9)], "defects 1-8, in order"
+    headings = set(re.findall(r"^### (2[a-z])\. ", text, re.M))
+    for number, shown_in in rows:
+        sections = set(re.findall(r"\b2[a-z]\b", shown_in))
+        assert sections or "notebook 02" in shown_in, f"defect {number}: no cell shows it"
+        assert sections <= headings, f"defect {number} points to missing sections {sections - headings}"
+    assert "114" in text and "73" in text, "defect 2 names the epochs the original kept"
+    assert "peephole" in _notebook_text("04_").lower() and "1506.04214" in _notebook_text("04_")
