@@ -14,10 +14,11 @@ fold; several table *rows* come from one run:
 * ``concat_diff_mdrop``: concatenation trained end to end on frame differences, with modality dropout.
 * ``convlstm_rgb``: the ConvLSTM alone on raw RGB whole frames.
 
-Regenerate (about an hour on 2 shared CPU cores; finished folds are kept in ``folds.json`` and skipped)::
+Regenerate (finished folds are kept as ``<results>/fusion_ablation/<run>/<fold>.json`` and skipped, so
+several processes can share the folds, e.g. ``--folds 1,2,3`` and ``--folds 4,5``)::
 
     COURSE_RESULTS_DIR=/tmp/results nice -n 10 python benchmarks/fusion_ablation.py \\
-        --features data/features/synthetic_T30_S64_H32.npz --epochs 20
+        --features data/features/synthetic_T30_S64_H32.npz --epochs 8 --hand-size 16
 
 ``--features`` needs ``hand_crops`` (``python -m utils extract synthetic --out ... --hand-size 32``).
 The table is written to ``benchmarks/fusion_ablation.md``.
@@ -38,6 +39,8 @@ import numpy as np  # noqa: E402
 
 from utils import models, paths, training  # noqa: E402
 from utils.features import load_features  # noqa: E402
+from utils.inputs import prepare_inputs  # noqa: E402
+from utils.runs import load_run  # noqa: E402
 
 SEED = 0
 NUM_FOLDS = 5
@@ -52,9 +55,9 @@ def base_fused() -> models.ModelConfig:
                         augmentation={**base.augmentation, **FRAME_AUGMENTATION})
 
 
-def runs() -> dict[str, tuple[str, models.ModelConfig]]:
+def runs(hand_size: int = 32) -> dict[str, tuple[str, models.ModelConfig]]:
     """The trainings of the ablation, most informative first: name -> (model name, configuration)."""
-    fused = base_fused()
+    fused = base_fused().replace(hand_size=hand_size)
     staged = fused.replace(name="staged", frame_input="both", fusion="logits", staged=True)
     concat_rgb = fused.replace(name="concat_rgb", preprocessing={**fused.preprocessing, "frames": "rgb"},
                                augmentation=models.get_config("fused", "recommended").augmentation)
@@ -101,9 +104,9 @@ def staged_rows(features, run_dir: Path, test: list[str], config: models.ModelCo
     from utils import splits
     from utils.probe import probe_model
 
-    model, run_info = training.load_run(run_dir)
+    model, run_info = load_run(run_dir)
     split = splits.make_splits(features.labels, groups=features.groups, test_group=test, seed=SEED)
-    everything = training.prepare_inputs(features, run_info)
+    everything = prepare_inputs(features, run_info)
     labels = features.labels
     pick = lambda rows: {name: value[rows] for name, value in everything.items()}  # noqa: E731
     val, tst = pick(split.val), pick(split.test)
@@ -167,6 +170,14 @@ PROBES = {"LSTM alone (keypoint branch)": "probe:keypoints", "ConvLSTM alone: wh
           "ConvLSTM alone: hand-crop differences": "probe:hands"}
 
 
+def load_results(out: Path) -> dict[str, dict[str, dict]]:
+    """{run: {fold: values}} from the per-fold JSON files of earlier runs."""
+    results: dict[str, dict[str, dict]] = {}
+    for path in sorted(out.glob("*/*.json")):
+        results.setdefault(path.parent.name, {})[path.stem] = json.loads(path.read_text())
+    return results
+
+
 def table(results: dict, fold_list: list[list[str]], epochs: int | None, command: str) -> str:
     """The markdown report: one row per variant, mean ± 95% t-interval, n, per-fold values, signer probe."""
     names = ["-".join(f) for f in fold_list]
@@ -196,6 +207,16 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
     return "\n".join(lines) + "\n"
 
 
+def claim(path: Path) -> bool:
+    """Create `path` if nobody has: True for the one process that gets to run this fold."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.open("x").close()
+    except FileExistsError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train what is missing (resumable), then write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,29 +224,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override every configuration's epochs")
     parser.add_argument("--runs", default=",".join(runs()), help="comma-separated runs, in order")
     parser.add_argument("--folds", default=None, help="comma-separated fold numbers (1-5), default all")
-    parser.add_argument("--table-only", action="store_true", help="only rewrite the table from folds.json")
+    parser.add_argument("--hand-size", type=int, default=32, help="side of the hand crops the models see")
+    parser.add_argument("--table-only", action="store_true", help="only rewrite the table from the stored folds")
     args = parser.parse_args(argv)
     out = paths.RESULTS_DIR / "fusion_ablation"
-    store = out / "folds.json"
-    results = json.loads(store.read_text()) if store.is_file() else {}
     features = load_features(args.features)
     fold_list = folds(features.groups)
     chosen = [fold_list[int(i) - 1] for i in args.folds.split(",")] if args.folds else fold_list
-    command = "nice -n 10 python benchmarks/fusion_ablation.py" + (f" --epochs {args.epochs}" if args.epochs else "")
+    command = ("nice -n 10 python benchmarks/fusion_ablation.py" + (f" --epochs {args.epochs}" if args.epochs else "")
+               + f" --hand-size {args.hand_size}")
     if not args.table_only:
         for name in args.runs.split(","):
-            model_name, config = runs()[name]
+            model_name, config = runs(args.hand_size)[name]
             for test in chosen:
-                key = "-".join(test)
-                if key in results.get(name, {}):
-                    continue
-                print(f"{name} {key} ...", flush=True)
-                results.setdefault(name, {})[key] = run_fold(features, name, model_name, config, test, args.epochs, out)
-                print(f"  {results[name][key]}", flush=True)
-                out.mkdir(parents=True, exist_ok=True)
-                store.write_text(json.dumps(results, indent=1))
-                TABLE.write_text(table(results, fold_list, args.epochs, command))
-    TABLE.write_text(table(results, fold_list, args.epochs, command))
+                store = out / name / f"{'-'.join(test)}.json"
+                if store.is_file() or not claim(store.with_suffix(".claim")):
+                    continue  # done, or another process of the ablation is on it
+                print(f"{name} {store.stem} ...", flush=True)
+                try:
+                    values = run_fold(features, name, model_name, config, test, args.epochs, out / "runs")
+                finally:
+                    store.with_suffix(".claim").unlink(missing_ok=True)
+                print(f"  {values}", flush=True)
+                store.parent.mkdir(parents=True, exist_ok=True)
+                store.write_text(json.dumps(values, indent=1))
+    TABLE.write_text(table(load_results(out), fold_list, args.epochs, command))
     print(TABLE.read_text())
     return 0
 
