@@ -136,6 +136,7 @@ def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
 
     from utils import training
     from utils.evaluation import classification_metrics
+    from utils.runs import load_run
 
     features = tiny_features()
     features.hand_crops = np.repeat(features.frames[:, :, None, 4:12, 4:12], 2, axis=2)  # where the colour is
@@ -146,7 +147,7 @@ def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
                                  verbose=0, measure_speed=False)
         assert metrics["n_test"] == 9 and metrics["test_accuracy"] > 1 / 3
         assert len(metrics["history"]["loss"]) == metrics["epochs_run"] == len(metrics["history"]["val_accuracy"])
-        model, run_info = training.load_run(tmp_path / f"fold{fold}")
+        model, run_info = load_run(tmp_path / f"fold{fold}")
         assert run_info["inputs"] == ["keypoints", "hands"]
         test = np.flatnonzero(features.groups == signer)
         predicted = model.predict(training.prepare_inputs(features, run_info, test), verbose=0).argmax(axis=1)
