@@ -153,3 +153,39 @@ def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
         predicted = model.predict(training.prepare_inputs(features, run_info, test), verbose=0).argmax(axis=1)
         again = classification_metrics(features.labels[test], predicted, run_info["classes"])
         assert again["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+# ----------------------------------------------------------------------------- predict: hand crops from the video
+def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_path) -> None:
+    import utils.keypoints
+    from utils import predict
+    from utils.inputs import InputSpec
+    from utils.video import write_video
+
+    frames, vectors = two_hands_clip(num_frames=5, height=96, width=128)
+    video = write_video(tmp_path / "clip.mp4", frames)
+
+    class FixedExtractor:
+        """Stands in for MediaPipe: the clip's known keypoints, one frame after the other."""
+
+        def __init__(self, **kwargs: object) -> None:
+            self.count = 0
+
+        def open(self) -> "FixedExtractor":
+            return self
+
+        def extract_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            self.count += 1
+            return vectors[self.count - 1], np.array([False, False, True, True])
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(utils.keypoints, "HolisticExtractor", FixedExtractor)
+    clip = predict.read_video_keypoints(video, need_keypoints=True, image_size=None, progress=False, hand_size=12)
+    assert clip.hand_crops.shape == (5, 2, 12, 12, 3) and clip.thumbnails is None
+    spec = InputSpec(num_frames=4, image_size=8, inputs=("keypoints", "hands"), hand_size=6,
+                     preprocessing={"frames": "diff"})
+    inputs = predict.window_inputs(spec, clip.keypoints[:4], None, clip.hand_crops[:4])
+    assert inputs["hands"].shape == (1, 4, 2, 6, 6, 3) and inputs["hands"].dtype == np.float32
+    assert not inputs["hands"][0, 0].any(), "frame differences: the first step is zero"
