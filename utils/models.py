@@ -36,6 +36,17 @@ i.e. it minimises ``loss + wd/2 * sum(w**2)``. ``ModelConfig.l2`` holds that ``w
 ``keras.regularizers.L2(wd / 2)`` to every kernel, recurrent kernel, bias and batch-norm scale/offset,
 which gives the same gradient.
 
+Fusion (``ModelConfig.frame_input``, ``fusion``, ``modality_dropout``, ``staged``). The frame branch sees the
+whole thumbnails (``"frames"``), the two hand crops stacked as 6 channels (``"hands"``, from
+``hand_crops`` in the features file) or both, each a ConvLSTM branch of its own. ``fusion="concat"`` is the
+original's late concatenation under one head, trained end to end: the branch that fits the training signers
+fastest dominates. ``"logits"`` gives every branch its own head and combines their log-probabilities with one
+learned weight per branch (:class:`LogitFusion`, a product of experts when all weights are 1); ``"gate"``
+learns per-clip weights from the branches' features. A weight near 0 silences a branch.
+``modality_dropout`` drops a whole branch of a clip in training (:class:`ModalityDropout`), never at
+inference. ``staged=True`` trains each branch alone, then only the fusion weights on the validation signers
+(``utils.training``), so a branch that memorised the training signers earns little weight.
+
 Speed on CPU (``python -m utils bench``). The ConvLSTM layer :class:`ConvLSTM` computes exactly
 ``keras.layers.ConvLSTM2D``'s equations with the same weights, but per time step it runs one convolution of
 the frame and one of the hidden state, each producing all four gates (ConvLSTM2D runs eight smaller ones
@@ -634,6 +645,7 @@ def describe(config: ModelConfig) -> str:
     return (f"{config.name}: T={config.num_frames}, S={config.image_size}, LSTM {config.lstm_units}, "
             f"ConvLSTM {config.convlstm_filters} {config.kernel_size}x{config.kernel_size}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
+            f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
             f"{config.epochs} epochs — {config.description}")
 
 
