@@ -283,3 +283,72 @@ def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(fea
     training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "new", seed=0, verbose=0,
                    measure_speed=False, resume=True)
     assert fresh.epochs == [0, 1]
+
+
+def test_op_determinism_is_a_switch():
+    from tensorflow.python.framework import config as tf_config
+
+    from utils import training
+
+    try:
+        training.set_seeds(0, deterministic=False)
+        assert not tf_config.is_op_determinism_enabled()
+        training.set_seeds(0, deterministic=True)
+        assert tf_config.is_op_determinism_enabled()
+        training.set_seeds(0, deterministic=False)
+        training.set_seeds(0)  # default: on without a GPU
+        assert tf_config.is_op_determinism_enabled() == (not training.gpu_available())
+    finally:
+        training.set_seeds(0, deterministic=True)
+
+
+def test_mixed_precision_keeps_weights_and_softmax_in_float32():
+    import keras
+
+    from utils import models, training
+
+    with training.precision_policy(True) as name:
+        model = models.build_model("fused", tiny_config("fused"), num_classes=NUM_CLASSES, keypoint_dim=20)
+    assert name == "mixed_float16" and keras.mixed_precision.global_policy().name == "float32"
+    assert any(layer.compute_dtype == "float16" for layer in model.layers)
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+    assert all(weight.dtype == "float32" for weight in model.weights)
+    inputs = {"keypoints": np.zeros((2, NUM_FRAMES, 20), np.float32),
+              "frames": np.zeros((2, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)}
+    probabilities = model.predict(inputs, verbose=0)
+    assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    with training.precision_policy(False) as name:
+        assert name == "float32"
+    with training.precision_policy(None) as name:  # automatic: float16 compute only on a GPU
+        assert name == ("mixed_float16" if training.gpu_available() else "float32")
+
+
+@pytest.mark.slow
+def test_mixed_precision_run_with_tensorboard(features_file, tmp_path):
+    from utils import training
+
+    metrics = training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "mixed", seed=0,
+                             verbose=0, measure_speed=False, mixed_precision=True, tensorboard=True,
+                             deterministic=False)
+    assert metrics["epochs_run"] == 2 and np.isfinite(metrics["history"]["loss"]).all()
+    assert list((tmp_path / "mixed" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (tmp_path / "mixed.tensorboard").exists() and not (tmp_path / "mixed.partial").exists()
+    model, _ = training.load_run(tmp_path / "mixed")
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+
+
+def test_train_command_passes_resume_tensorboard_and_switches(monkeypatch, tmp_path):
+    from utils import cli, training
+
+    seen = {}
+
+    def fake_train(**kwargs):
+        seen.update(kwargs)
+        return {"model": "lstm", "config": "small", "test_accuracy": 1.0, "macro_f1": 1.0}
+
+    monkeypatch.setattr(training, "train_from_file", fake_train)
+    base = ["train", "--features", "f.npz", "--model", "lstm", "--out", str(tmp_path / "run")]
+    assert cli.main(base + ["--resume", "--tensorboard", "--no-deterministic", "--mixed-precision"]) == 0
+    assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (True, True, False, True)
+    assert cli.main(base) == 0
+    assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (False, False, None, None)
