@@ -7,7 +7,7 @@ import pytest
 
 from utils import cli, config, course
 
-COMMANDS = ("data", "extract", "train", "evaluate", "bench", "predict", "export", "course")
+COMMANDS = ("data", "extract", "train", "crossval", "evaluate", "bench", "predict", "export", "course")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -17,7 +17,7 @@ def test_every_command_has_help_with_defaults(command, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m utils " + command)
-    if command in ("extract", "data", "train"):
+    if command in ("extract", "data", "train", "crossval"):
         assert "(default:" in out
 
 
@@ -26,6 +26,21 @@ def test_unknown_command_is_an_argparse_error(capsys):
         cli.main(["nosuch"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folds, expected", [("loso", "loso"), ("LOSO", "loso"), ("5", 5)])
+def test_crossval_folds_argument(folds, expected):
+    args = cli.build_parser().parse_args(["crossval", "--features", "f.npz", "--model", "lstm", "--out", "cv",
+                                          "--folds", folds])
+    assert args.folds == expected and args.func is cli.cmd_crossval
+
+
+@pytest.mark.parametrize("folds", ["1", "all", "0"])
+def test_crossval_folds_argument_refuses_nonsense(folds, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["crossval", "--features", "f.npz", "--model", "lstm", "--out", "cv", "--folds", folds])
+    assert exit_info.value.code == 2
+    assert "argument --folds" in capsys.readouterr().err
 
 
 def test_course_settings_follow_the_environment(monkeypatch):

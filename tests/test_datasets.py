@@ -234,3 +234,88 @@ def test_resolve_dataset(monkeypatch, tmp_path: Path) -> None:
     assert datasets.resolve_dataset("ucf11") == tmp_path / "raw" / "ucf11"
     with pytest.raises(DatasetError, match="neither a dataset name"):
         datasets.resolve_dataset(str(tmp_path / "nowhere"))
+
+
+# ----------------------------------------------------------------------------- manifest.csv
+def make_sequence(folder: Path, num_frames: int = 3) -> Path:
+    """An MP_Data sequence folder of numbered .npy frames."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame in range(num_frames):
+        np.save(folder / f"{frame}.npy", np.zeros(1662))
+    return folder
+
+
+def write_manifest(root: Path, lines: list[str]) -> Path:
+    """root/manifest.csv with these lines (header first)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root / "manifest.csv"
+
+
+def test_manifest_of_mp_data_sequences_gives_signers_as_groups(tmp_path: Path) -> None:
+    for signer in ("ann", "bob"):
+        for sign in ("hello", "thanks"):
+            make_sequence(tmp_path / signer / "MP_Data" / sign / "0")
+    write_manifest(tmp_path, ["path,label,signer"] + [f"{s}/MP_Data/{g}/0,{g},{s}" for s in ("bob", "ann")
+                                                      for g in ("thanks", "hello")])
+    kind, records = datasets.discover(tmp_path)
+    assert kind == "manifest"  # not the folder-name based mp_data layout: the manifest knows the signers
+    assert [(r.label, r.group, r.source) for r in records] == [
+        ("thanks", "bob", "mp_data"), ("hello", "bob", "mp_data"), ("thanks", "ann", "mp_data"),
+        ("hello", "ann", "mp_data")]  # in the manifest's order
+    assert records[0].path == tmp_path / "bob" / "MP_Data" / "thanks" / "0"
+
+
+def test_manifest_of_videos_with_group_and_split_columns(tmp_path: Path) -> None:
+    touch(tmp_path / "clips" / "a.mp4")
+    touch(tmp_path / "clips" / "b.MOV")
+    write_manifest(tmp_path / "set", ["label,path,group,split", "hello,../clips/a.mp4,g1,train",
+                                      "café,../clips/b.MOV,g2,Validation"])
+    kind, records = datasets.discover(tmp_path / "set")
+    assert kind == "manifest"
+    assert [(r.label, r.group, r.split, r.source) for r in records] == [("hello", "g1", "train", "video"),
+                                                                         ("café", "g2", "val", "video")]
+
+
+def test_mixed_manifest_one_folder_down(tmp_path: Path) -> None:
+    touch(tmp_path / "data" / "videos" / "x.mp4")
+    make_sequence(tmp_path / "data" / "seqs" / "7")
+    write_manifest(tmp_path / "data", ["path,label,signer", "videos/x.mp4,yes,s1", "seqs/7,no,s2"])
+    kind, records = datasets.discover(tmp_path)
+    assert kind == "manifest" and [r.source for r in records] == ["video", "mp_data"]
+
+
+def test_synthetic_manifest_is_checked_too(tmp_path: Path) -> None:
+    root = make_synthetic_folder(tmp_path / "synthetic")
+    (root / "wave" / "s02_000.mp4").unlink()
+    with pytest.raises(DatasetError, match=r"manifest.csv: 1 bad row.*row 2 \(line 3\).*does not exist.*"
+                                           r"python -m utils data synthetic"):
+        datasets.discover(root)
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["file,label", "a.mp4,hello"], r"needs the columns path, label.*found file, label"),
+    (["path,label,signer", "a.mp4,,s1"], r"row 1 \(line 2\): the label is empty"),
+    (["path,label,signer", "a.mp4,hello,s1", "gone.mp4,hello,s1"], r"row 2 \(line 3\): .*gone.mp4 does not exist"),
+    (["path,label,signer", "empty_seq,hello,s1"], r"row 1 \(line 2\): the sequence folder .*empty_seq holds no"),
+    (["path,label,signer", "notes.txt,hello,s1"], r"row 1 \(line 2\): notes.txt is neither a video"),
+    (["path,label,split", "a.mp4,hello,holdout"], r"row 1 \(line 2\): split 'holdout' is not one of train, val, test"),
+    (["path,label", "a.mp4,hello", "a.mp4,hello"], r"row 2 \(line 3\): a.mp4 is listed twice \(also row 1\)"),
+    (["path,label", ",hello"], r"row 1 \(line 2\): the path is empty"),
+    (["path,label"], r"lists no clips"),
+])
+def test_bad_manifests_raise_one_error_naming_the_file_and_row(tmp_path: Path, lines: list[str], message: str) -> None:
+    touch(tmp_path / "a.mp4")
+    touch(tmp_path / "notes.txt")
+    (tmp_path / "empty_seq").mkdir()
+    touch(tmp_path / "empty_seq" / "readme.md")
+    manifest = write_manifest(tmp_path, lines)
+    with pytest.raises(DatasetError, match=message) as error:
+        datasets.discover(tmp_path)
+    assert str(error.value).startswith(str(manifest))
+
+
+def test_all_bad_rows_are_listed_in_one_error(tmp_path: Path) -> None:
+    write_manifest(tmp_path, ["path,label,signer"] + [f"gone{i}.mp4,hello,s1" for i in range(12)])
+    with pytest.raises(DatasetError, match=r"12 bad row\(s\): row 1 .*row 10 .*and 2 more\. Fix those rows"):
+        datasets.discover(tmp_path)

@@ -305,3 +305,36 @@ def test_missing_or_unreadable_file(tmp_path: Path) -> None:
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(FeatureFileError, match="not a readable .npz"):
         load_features(tmp_path / "text.npz")
+
+
+# ----------------------------------------------------------------------------- manifest datasets
+def test_mixed_manifest_picks_the_extraction_per_clip(tmp_path: Path, fake_mediapipe) -> None:
+    root = make_mp_data(tmp_path / "set", num_frames=NUM_FRAMES)  # MP_Data/{hello,no}/{0,1}
+    write_video(root / "videos" / "yes0.mp4", clip_frames(120))
+    (root / "manifest.csv").write_text("path,label,signer\nMP_Data/hello/0,hello,ann\nvideos/yes0.mp4,yes,bob\n"
+                                       "MP_Data/no/1,no,bob\n", encoding="utf-8")
+    loaded = load_features(extract(root, tmp_path / "mixed.npz").path)
+    assert loaded.meta["kind"] == "manifest" and loaded.meta["keypoints_from"] == "mixed"
+    assert loaded.paths.tolist() == ["MP_Data/hello/0", "videos/yes0.mp4", "MP_Data/no/1"]
+    assert loaded.groups.tolist() == ["ann", "bob", "bob"] and loaded.classes == ["hello", "no", "yes"]
+    assert len(fake_mediapipe.calls) == 1  # MediaPipe ran on the one video only
+    assert np.allclose(loaded.keypoints[0, 0, POSE], 1.0) and np.allclose(loaded.keypoints[0, 0, FACE], 2.0)
+    assert np.allclose(loaded.keypoints[1], 120 / 255, atol=0.1)  # the fake extractor: mean grey level (+ a bar)
+    assert loaded.frames is None  # not every clip has frames
+
+
+@pytest.mark.real
+def test_expanded_real_signers_extract_with_signers_as_groups(tmp_path: Path, real_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "signers"
+    expand = real_dir / "mp_data_signers" / "expand.py"
+    subprocess.run([sys.executable, str(expand), str(out), "--signer", "luja_manandhar", "--signer", "sarmskunatham"],
+                   check=True, capture_output=True)
+    loaded = load_features(extract(out, tmp_path / "signers.npz", num_frames=30).path)
+    assert loaded.meta["kind"] == "manifest" and loaded.meta["keypoints_from"] == "mp_data"
+    assert sorted(set(loaded.groups)) == ["luja_manandhar", "sarmskunatham"] and len(loaded) == 210
+    raw = np.load(out / loaded.paths[0] / "0.npy")
+    assert np.allclose(loaded.keypoints[0, 0, POSE], raw[:132])
+    assert np.allclose(loaded.keypoints[0, 0, FACE], raw[132:1536])

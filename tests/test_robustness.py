@@ -142,9 +142,9 @@ def test_predict_bad_stride_and_missing_video(tmp_path, run_dir, capsys):
 
 
 def test_webcam_on_a_server_is_one_clear_error(monkeypatch, run_dir, capsys):
-    from utils import inference
+    from utils import webcam
 
-    monkeypatch.setattr(inference.sys, "platform", "linux")
+    monkeypatch.setattr(webcam.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert_one_clear_error(*run_cli(capsys, "predict", "--webcam", "--model", run_dir)[::2], "DISPLAY")

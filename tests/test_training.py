@@ -11,7 +11,10 @@ import pytest
 
 from utils import keypoints as K
 from utils.errors import FeatureFileError, ModelDirError
+from utils.evaluation import evaluate_saved
 from utils.features import FeatureSet, save_features
+from utils.inputs import finish_inputs, prepare_inputs
+from utils.runs import load_run
 
 NUM_CLASSES, CLIPS_PER_CLASS, NUM_FRAMES, IMAGE_SIZE, NUM_SIGNERS = 3, 12, 8, 16, 4
 
@@ -114,17 +117,15 @@ def test_run_folder_contract(lstm_run):
 
 @pytest.mark.slow
 def test_evaluate_saved_round_trip_and_load_run(lstm_run, features_file):
-    from utils import training
-
     out_dir, metrics = lstm_run
-    scored = training.evaluate_saved(out_dir, features_file, split="test")
+    scored = evaluate_saved(out_dir, features_file, split="test")
     assert scored["n"] == metrics["n_test"]
     assert scored["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert scored["confusion_matrix"] == metrics["confusion_matrix"]
-    everything = training.evaluate_saved(out_dir, features_file, split="all")
+    everything = evaluate_saved(out_dir, features_file, split="all")
     assert everything["n"] == NUM_CLASSES * CLIPS_PER_CLASS
-    model, run = training.load_run(out_dir)
-    inputs = training.prepare_inputs(training_features(features_file), run, [0, 1])
+    model, run = load_run(out_dir)
+    inputs = prepare_inputs(training_features(features_file), run, [0, 1])
     assert set(inputs) == {"keypoints"} and inputs["keypoints"].shape == (2, NUM_FRAMES, run["input_dim"])
     assert model.predict(inputs, verbose=0).shape == (2, NUM_CLASSES)
 
@@ -155,9 +156,9 @@ def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path):
     metrics = training.train(str(features_file), "fused", config, out_dir=tmp_path / "fused", seed=0, verbose=0,
                              measure_speed=False)
     assert metrics["epochs_run"] == 1 and metrics["n_test"] > 0
-    model, run = training.load_run(tmp_path / "fused")
+    model, run = load_run(tmp_path / "fused")
     assert run["inputs"] == ["keypoints", "frames"] and run["image_size"] == 8 and run["num_frames"] == 4
-    inputs = training.prepare_inputs(training_features(features_file), run, [0, 1, 2])
+    inputs = prepare_inputs(training_features(features_file), run, [0, 1, 2])
     assert inputs["frames"].shape == (3, 4, 8, 8, 3) and inputs["frames"].dtype == np.uint8
     assert inputs["keypoints"].shape == (3, 4, run["input_dim"])
 
@@ -174,25 +175,23 @@ def test_frame_models_refuse_keypoint_only_files(tmp_path):
 
 
 def test_load_run_errors(tmp_path):
-    from utils import training
-
     with pytest.raises(ModelDirError, match="not a folder"):
-        training.load_run(tmp_path / "missing")
+        load_run(tmp_path / "missing")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "run.json").write_text("{}")
     with pytest.raises(ModelDirError, match="model.keras"):
-        training.load_run(tmp_path / "half")
+        load_run(tmp_path / "half")
 
 
 def test_finish_inputs_applies_frame_differences_from_the_spec():
-    from utils import models, training
+    from utils import models
 
     config = models.get_config("convlstm", "small").replace(preprocessing={"frames": "diff"})
     frames = np.random.default_rng(0).integers(0, 255, (2, 3, 4, 4, 3), dtype=np.uint8)
-    out = training.finish_inputs({"frames": frames}, ("convlstm", config))["frames"]
+    out = finish_inputs({"frames": frames}, ("convlstm", config))["frames"]
     np.testing.assert_array_equal(out[:, 0], 0)
     np.testing.assert_array_equal(out[:, 1], frames[:, 1].astype(np.float32) - frames[:, 0])
-    assert training.finish_inputs({"frames": frames}, ("convlstm", config.replace(preprocessing={})))["frames"] is frames
+    assert finish_inputs({"frames": frames}, ("convlstm", config.replace(preprocessing={})))["frames"] is frames
 
 
 class _Interrupt:
@@ -333,7 +332,7 @@ def test_mixed_precision_run_with_tensorboard(features_file, tmp_path):
     assert metrics["epochs_run"] == 2 and np.isfinite(metrics["history"]["loss"]).all()
     assert list((tmp_path / "mixed" / "tensorboard").rglob("events.out.tfevents.*"))
     assert not (tmp_path / "mixed.tensorboard").exists() and not (tmp_path / "mixed.partial").exists()
-    model, _ = training.load_run(tmp_path / "mixed")
+    model, _ = load_run(tmp_path / "mixed")
     assert model.get_layer("probabilities").compute_dtype == "float32"
 
 

@@ -10,10 +10,8 @@ import sys
 from pathlib import Path
 
 from utils import __version__
+from utils import config as defaults
 from utils.errors import CourseError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ log lines
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -61,10 +59,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from utils import training
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from utils import crossval
 
-    metrics = training.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split)
+    summary = crossval.run(args.features, args.model, args.config, out_dir=args.out, folds=args.folds,
+                           seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
+    print(f"{crossval.describe(summary)} -> {Path(args.out) / crossval.SUMMARY_FILE}")
+    return 0
+
+
+def _folds(value: str) -> str | int:
+    """argparse type of --folds: 'loso' or K >= 2."""
+    from utils.crossval import parse_folds  # light: numpy only
+
+    try:
+        return parse_folds(value)
+    except CourseError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from utils import evaluation
+
+    metrics = evaluation.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split)
     print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} clips")
     return 0
 
@@ -78,20 +95,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- predict / export
 def cmd_predict(args: argparse.Namespace) -> int:
-    from utils import inference
-
     if args.webcam is not None:
-        return inference.run_webcam(args.model, camera_index=args.webcam, stride=args.stride)
+        from utils import webcam
+
+        return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride, window=args.window)
     if not args.video:
         raise CourseError("predict needs a VIDEO path or --webcam [INDEX]")
-    inference.predict_video(args.video, args.model, out_path=args.out, stride=args.stride)
+    from utils import predict
+
+    predict.predict_video(args.video, args.model, out_path=args.out, stride=args.stride, window=args.window,
+                          json_path=args.json, answer=args.answer)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from utils import inference
+    from utils import export
 
-    for path in inference.export_model(args.model, args.out, formats=args.formats):
+    for path in export.export_model(args.model, args.out, formats=args.formats):
         print(path)
     return 0
 
@@ -125,12 +145,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                    "dataset or UCF11 (needs internet; Kaggle credentials for the kaggle client).")
     p.add_argument("dataset", choices=["synthetic", "asl", "ucf11"])
     p.add_argument("--out", help="destination folder (default: data/synthetic or data/raw/<dataset>)")
-    p.add_argument("--clips-per-class", type=int, default=40, help="synthetic: clips per sign")
-    p.add_argument("--signers", type=int, default=10, help="synthetic: number of distinct signers")
+    p.add_argument("--clips-per-class", type=int, default=defaults.SYNTHETIC_CLIPS_PER_CLASS,
+                   help="synthetic: clips per sign")
+    p.add_argument("--signers", type=int, default=defaults.SYNTHETIC_SIGNERS,
+                   help="synthetic: number of distinct signers")
     p.add_argument("--difficulty", type=float, default=1.0, help="synthetic: 0 = clean, 1 = default, 2 = hard")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=30, help="synthetic: frames per clip")
-    p.add_argument("--image-size", type=int, default=128, help="synthetic: rendered video size in pixels")
+    p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="synthetic: frames per clip")
+    p.add_argument("--image-size", type=int, default=defaults.SYNTHETIC_RENDER_SIZE,
+                   help="synthetic: rendered video size in pixels")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.set_defaults(func=cmd_data)
 
@@ -141,8 +164,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                    "folder (<root>/<class>/<seq>/<frame>.npy) into one .npz. Resumable.")
     p.add_argument("source", help="dataset folder")
     p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--frames", type=int, default=30, help="frames sampled per clip (T)")
-    p.add_argument("--image-size", type=int, default=64, help="frame thumbnail size S for the ConvLSTM")
+    p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="frames sampled per clip (T)")
+    p.add_argument("--image-size", type=int, default=defaults.IMAGE_SIZE,
+                   help="frame thumbnail size S for the ConvLSTM")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--keypoints-from", choices=["auto", "mediapipe", "stored"], default="auto",
                    help="synthetic clips carry exact keypoints: 'stored' uses them, 'mediapipe' re-extracts")
@@ -170,6 +194,23 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="float16 compute with float32 weights and softmax (default: on with a GPU, off on CPU)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("crossval", formatter_class=_formatter,
+                       help="cross-validate a model by signer (group): one run per fold, mean and 95%% interval",
+                       description="Leave-one-group-out (or K group-disjoint folds): each fold trains with its "
+                                   "signers held out as test and validation signers taken from the training side. "
+                                   "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run folders "
+                                   "into --out. Resumable: finished folds are not retrained.")
+    p.add_argument("--features", required=True, help="features .npz from 'extract' (with groups, e.g. signers)")
+    p.add_argument("--model", required=True, help="a model of utils.models.MODEL_NAMES (lstm, convlstm, fused, ...)")
+    p.add_argument("--config", default=None,
+                   help="configuration name (default: the recommended one for the model)")
+    p.add_argument("--folds", type=_folds, default="loso", help="'loso' (one fold per group) or K folds")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every fold, and K-fold assignment")
+    p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
+    p.add_argument("--out", required=True, help="output folder (crossval.json, figures, fold_<k>/)")
+    p.set_defaults(func=cmd_crossval)
+
     p = sub.add_parser("evaluate", formatter_class=_formatter, help="re-score a saved model on a features file")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--features", required=True, help="features .npz")
@@ -183,11 +224,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", formatter_class=_formatter,
-                       help="recognise signs in a video or from a webcam with a trained model")
+                       help="recognise signs in a video or from a webcam with a trained model",
+                       description="Slide windows over a video (each sampled like a training clip), print one "
+                                   "line per window and end with ONE line: the answer for the clip.")
     p.add_argument("video", nargs="?", help="input video")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--out", default=None, help="annotated output video (.mp4)")
-    p.add_argument("--stride", type=int, default=5, help="frames between windows")
+    p.add_argument("--json", default=None, help="write every window and the clip's answer to this JSON file")
+    p.add_argument("--window", default=None,
+                   help="frames per window (30) or seconds (1.5s); None: as long as the training clips")
+    p.add_argument("--stride", default=None, help="frames (5) or seconds (0.2s) between windows; None: a quarter of the window")
+    p.add_argument("--answer", choices=["mean", "whole"], default="mean",
+                   help="clip answer: the mean of the window probabilities, or the whole clip as one window when "
+                        "it is at most two training clips long")
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
     p.set_defaults(func=cmd_predict)
 

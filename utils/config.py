@@ -15,9 +15,17 @@ from utils import paths
 
 KNOWN_DATASETS = ("synthetic", "asl", "ucf11")
 
+# ----------------------------------------------------------------------------- defaults (the one place)
+NUM_FRAMES = 30  # T: frames sampled evenly over each clip by `extract` (the original used 30)
+IMAGE_SIZE = 64  # S: side of the frame thumbnails `extract` stores (the original's ConvLSTM size)
+SYNTHETIC_CLIPS_PER_CLASS = 40  # synthetic clips per sign
+SYNTHETIC_SIGNERS = 10  # distinct synthetic signers (the groups of signer-disjoint splits)
+SYNTHETIC_RENDER_SIZE = 128  # side in pixels of the rendered synthetic videos
+
 # The synthetic default: 10 signs x 40 clips by 10 signers (400 clips). FAST=1 shrinks it for smoke tests.
-SYNTHETIC_DEFAULT = dict(clips_per_class=40, num_signers=10, num_frames=30, image_size=128)
-SYNTHETIC_FAST = dict(clips_per_class=8, num_signers=4, num_frames=30, image_size=128)
+SYNTHETIC_DEFAULT = dict(clips_per_class=SYNTHETIC_CLIPS_PER_CLASS, num_signers=SYNTHETIC_SIGNERS,
+                         num_frames=NUM_FRAMES, image_size=SYNTHETIC_RENDER_SIZE)
+SYNTHETIC_FAST = dict(clips_per_class=8, num_signers=4, num_frames=NUM_FRAMES, image_size=SYNTHETIC_RENDER_SIZE)
 
 
 @dataclass
@@ -27,8 +35,8 @@ class CourseSettings:
     dataset: str
     fast: bool
     seed: int
-    num_frames: int = 30
-    image_size: int = 64
+    num_frames: int = NUM_FRAMES
+    image_size: int = IMAGE_SIZE
     epochs: int | None = None  # None = each configuration's own number of epochs
     synthetic: dict = field(default_factory=dict)
 

@@ -4,6 +4,9 @@ Layouts recognised by :func:`discover` (the folder may wrap them in extra folder
 
 ``synthetic``     ``dataset.json`` (kind "synthetic") + ``manifest.csv`` + ``<sign>/<signer>_<nnn>.mp4``
                   with ``<signer>_<nnn>.keypoints.npz`` beside each clip; group = signer.
+``manifest``      ``manifest.csv`` with columns ``path,label`` and optionally ``signer`` (or ``group``) and
+                  ``split``; each ``path`` (relative to the manifest's folder) is a video file or an MP_Data
+                  sequence folder of numbered ``.npy`` frames; both kinds may be mixed.
 ``mp_data``       ``<class>/<sequence>/<frame>.npy`` (the MediaPipe+LSTM tutorials' ``MP_Data``).
 ``ucf11``         videos named ``v_<action>_<gg>_<cc>.mpg`` (UCF11 / UCF YouTube Action; also UCF50/101's
                   ``v_<Action>_g<gg>_c<cc>.avi``); class = action, group = ``<action>_<gg>``.
@@ -32,7 +35,9 @@ from utils.errors import DatasetError, DownloadError
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mpg", ".mpeg", ".mkv", ".webm", ".m4v"})
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 IGNORED_FOLDERS = frozenset({"annotation", "annotations", "__macosx"})
-LAYOUTS = ("synthetic", "mp_data", "ucf11", "asl", "video_folder")
+LAYOUTS = ("synthetic", "manifest", "mp_data", "ucf11", "asl", "video_folder")
+MANIFEST_NAME = "manifest.csv"
+CLIP_SOURCES = ("video", "mp_data")  # a video file, or an MP_Data folder of numbered .npy keypoint frames
 
 KAGGLE_DATASETS = {
     "asl": {
@@ -61,6 +66,7 @@ class ClipRecord:
     group: str = ""
     split: str = ""
     keypoints_path: Path | None = None
+    source: str = "video"  # one of CLIP_SOURCES: "video" (a file) or "mp_data" (a folder of numbered .npy frames)
 
 
 # ----------------------------------------------------------------------------- walking the folder
@@ -121,35 +127,94 @@ def _is_ucf_name(path: Path) -> bool:
     return True
 
 
+def _numbered_frames(folder: Path) -> list[Path]:
+    """The numbered .npy frames (0.npy, 1.npy, ...) of an MP_Data sequence folder, unsorted."""
+    return [f for f in folder.iterdir() if f.suffix == ".npy" and f.stem.isdigit() and not f.name.startswith(".")]
+
+
+def _manifest_row_problem(path: Path, label: str, split: str) -> str | None:
+    """What is wrong with one manifest row (None when it is fine)."""
+    if not label:
+        return "the label is empty"
+    if split and split.lower() not in SPLIT_FOLDERS:
+        return f"split {split!r} is not one of train, val, test (or empty)"
+    if not path.exists():
+        return f"{path} does not exist"
+    if path.is_dir():
+        return None if _numbered_frames(path) else f"the sequence folder {path} holds no numbered .npy frames"
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return f"{path.name} is neither a video ({', '.join(sorted(VIDEO_EXTENSIONS))}) nor a sequence folder"
+    return None
+
+
+def read_manifest(manifest: str | Path, fix: str = "") -> list[ClipRecord]:
+    """The clips listed in a manifest.csv (path,label[,signer|group][,split]); DatasetError naming bad rows."""
+    manifest = Path(manifest)
+    fix = fix or "Fix those rows (paths are relative to the manifest's folder) or remove them."
+    with manifest.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c.strip() for c in reader.fieldnames or ()]
+        if not {"path", "label"} <= set(columns):
+            raise DatasetError(f"{manifest}: needs the columns path, label (optionally signer or group, and split); "
+                               f"found {', '.join(columns) or 'none'}. Write a header line such as "
+                               "`path,label,signer`.")
+        group_column = "signer" if "signer" in columns else "group" if "group" in columns else None
+        records, problems, seen = [], [], {}
+        for row_number, row in enumerate(reader, start=1):
+            row = {str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None}
+            if not row.get("path"):
+                problems.append(f"row {row_number} (line {reader.line_num}): the path is empty")
+                continue
+            path = manifest.parent / row["path"]
+            split = row.get("split", "")
+            problem = _manifest_row_problem(path, row["label"], split)
+            if problem is None and path.resolve() in seen:
+                problem = f"{row['path']} is listed twice (also row {seen[path.resolve()]})"
+            seen.setdefault(path.resolve(), row_number)
+            if problem:
+                problems.append(f"row {row_number} (line {reader.line_num}): {problem}")
+                continue
+            records.append(ClipRecord(path=path, label=_nfc(row["label"]),
+                                      group=row.get(group_column, "") if group_column else "",
+                                      split=SPLIT_FOLDERS.get(split.lower(), ""),
+                                      source="mp_data" if path.is_dir() else "video"))
+    if problems:
+        listed = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise DatasetError(f"{manifest}: {len(problems)} bad row(s): {listed}. {fix}")
+    if not records:
+        raise DatasetError(f"{manifest}: lists no clips. Add one row per clip: path,label[,signer].")
+    return records
+
+
 def _discover_synthetic(root: Path) -> list[ClipRecord]:
     """Records of a synthetic dataset from its manifest.csv (or its file names when the manifest is missing)."""
-    manifest = root / "manifest.csv"
+    manifest = root / MANIFEST_NAME
     if manifest.is_file():
-        with manifest.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not {"path", "label"} <= set(reader.fieldnames or ()):
-                raise DatasetError(f"{manifest}: needs the columns path, label (and signer); found "
-                                   f"{', '.join(reader.fieldnames or ()) or 'none'}. Regenerate it with "
-                                   "`python -m utils data synthetic`.")
-            rows = [(root / row["path"], row["label"], row.get("signer") or "", row.get("split") or "")
-                    for row in reader]
+        records = read_manifest(manifest, fix="Regenerate the dataset with `python -m utils data synthetic`.")
     else:
-        rows = []
+        records = []
         for clip in _walk_files(root, VIDEO_EXTENSIONS):
             match = _SYNTHETIC_NAME.match(clip.stem)
-            rows.append((clip, clip.parent.name, match["signer"] if match else "", ""))
-    records = [ClipRecord(path=path, label=_nfc(label), group=group, split=split,
-                          keypoints_path=path.with_name(path.stem + ".keypoints.npz"))
-               for path, label, group, split in rows]
+            records.append(ClipRecord(path=clip, label=_nfc(clip.parent.name), group=match["signer"] if match else ""))
+    for record in records:
+        record.keypoints_path = record.path.with_name(record.path.stem + ".keypoints.npz")
     return sorted(records, key=lambda r: natural_key(r.path.relative_to(root)))
+
+
+def _manifest_root(root: Path) -> Path | None:
+    """The folder holding manifest.csv: root itself, or its only subfolder that has one."""
+    if (root / MANIFEST_NAME).is_file():
+        return root
+    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()]
+    return found[0] if len(found) == 1 else None
 
 
 def _discover_mp_data(root: Path) -> list[ClipRecord]:
     """One record per <class>/<sequence>/ folder holding numbered .npy frames."""
     sequences = sorted({npy.parent for npy in _walk_files(root, frozenset({".npy"})) if npy.stem.isdigit()},
                        key=lambda p: natural_key(p.relative_to(root)))
-    return [ClipRecord(path=seq, label=_nfc(seq.parent.name), split=_split_of(seq.relative_to(root)))
-            for seq in sequences if seq.parent != root]
+    return [ClipRecord(path=seq, label=_nfc(seq.parent.name), split=_split_of(seq.relative_to(root)),
+                       source="mp_data") for seq in sequences if seq.parent != root]
 
 
 def _discover_ucf11(videos: list[Path], root: Path) -> list[ClipRecord]:
@@ -193,7 +258,8 @@ def _synthetic_root(root: Path) -> Path | None:
 
 
 def discover(root: str | Path) -> tuple[str, list[ClipRecord]]:
-    """Detect the layout of a dataset folder; return its kind and one record per clip, sorted by path."""
+    """Detect the layout of a dataset folder; return its kind and one record per clip (sorted by path, or in a
+    manifest's order)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         what = "is a file, not a dataset folder" if root.exists() else "no such folder"
@@ -203,6 +269,9 @@ def discover(root: str | Path) -> tuple[str, list[ClipRecord]]:
         records = _discover_synthetic(synthetic_root)
         if records:
             return "synthetic", records
+    manifest_root = _manifest_root(root)
+    if manifest_root is not None:
+        return "manifest", read_manifest(manifest_root / MANIFEST_NAME)
     videos = _walk_files(root, VIDEO_EXTENSIONS)
     ucf_videos = [v for v in videos if _is_ucf_name(v)]
     if ucf_videos and len(ucf_videos) * 2 >= len(videos):
@@ -218,7 +287,8 @@ def discover(root: str | Path) -> tuple[str, list[ClipRecord]]:
         f"{root}: found no clips. Expected one of these layouts: <class>/<clip>.mp4 (any of "
         f"{', '.join(sorted(VIDEO_EXTENSIONS))}), optionally inside train/ val/ test/ folders; flat "
         "NNNN_<label>.mp4 files (Kaggle ASL); UCF11's <action>/v_<action>_<gg>/v_<action>_<gg>_<cc>.mpg; "
-        "MP_Data's <class>/<sequence>/<frame>.npy; or a synthetic dataset (dataset.json + manifest.csv).")
+        "MP_Data's <class>/<sequence>/<frame>.npy; a manifest.csv with columns path,label[,signer][,split]; or a "
+        "synthetic dataset (dataset.json + manifest.csv).")
 
 
 def class_names(records: list[ClipRecord]) -> list[str]:

@@ -57,3 +57,19 @@ def ensure_writable_folder(folder, what: str = "output"):
         reason = reasons.get(error.errno, os.strerror(error.errno) if error.errno else str(error))
         raise OutputError(f"cannot write the {what} into {folder}: {reason}. Choose another --out.") from None
     return folder
+
+
+def check_can_write(target, folder=None) -> None:
+    """OutputError when `target` (in `folder`, default its parent) cannot be written there; creates nothing."""
+    import os
+    from pathlib import Path
+
+    target = Path(target)
+    existing = Path(folder) if folder is not None else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{target}: cannot write there, {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{target}: cannot write there, the folder {existing} is read-only; choose another "
+                          "folder or change its permissions")

@@ -1,4 +1,5 @@
-"""Metrics of a classifier: accuracy per clip, macro-F1, per-class report, confusion matrix, latency, run tables.
+"""Metrics of a classifier: accuracy per clip, macro-F1, per-class report, confusion matrix, latency, run tables,
+and re-scoring a saved run on a features file (:func:`evaluate_saved`).
 
 Accuracy here is always counted per clip over the whole evaluated set (the original averaged per-batch
 accuracies, which over-weights a small last batch — its defect 5).
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from utils.errors import ConfigError, FeatureFileError
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict[str, Any]:
@@ -73,6 +76,54 @@ def measure_latency(model: Any, inputs: Mapping[str, np.ndarray] | np.ndarray, r
     return {"ms_per_clip": float(np.median(times)), "ms_mean": float(times.mean()),
             "ms_p90": float(np.percentile(times, 90)), "batched_ms_per_clip": float(batched_ms),
             "clips_per_second": float(1000 / np.median(times)), "repeats": int(repeats), "batch_size": int(total)}
+
+
+# ----------------------------------------------------------------------------- a saved run on a features file
+def _map_labels(features: Any, run_info: Mapping[str, Any], features_path: str | Path) -> np.ndarray:
+    """The features' labels as indices into the model's classes; FeatureFileError for unknown classes."""
+    model_classes = list(run_info["classes"])
+    unknown = [c for c in features.classes if c not in model_classes]
+    if unknown:
+        raise FeatureFileError(f"{features_path} has classes the model was not trained on: {unknown[:10]}; "
+                               f"the model knows {model_classes}. Use a features file of the same dataset.")
+    lookup = np.array([model_classes.index(c) for c in features.classes], dtype=np.int64)
+    return lookup[np.asarray(features.labels, dtype=np.int64)]
+
+
+def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str = "all") -> dict[str, Any]:
+    """Re-score a saved run on a features file: accuracy, macro_f1, n, per_class, confusion_matrix.
+
+    ``split``: "all" clips, or "train"/"val"/"test" re-drawn exactly as the run split them (same seed,
+    strategy and test group), which is meaningful for the features file the run was trained on.
+    """
+    from utils import splits as splits_module
+    from utils.features import load_features
+    from utils.inputs import prepare_inputs
+    from utils.keypoints import KEYPOINT_DIM
+    from utils.runs import load_run
+
+    model, run_info = load_run(model_dir)
+    features = load_features(features_path)
+    if features.keypoints.shape[-1] != run_info.get("keypoint_dim", KEYPOINT_DIM):
+        raise FeatureFileError(f"{features_path} has {features.keypoints.shape[-1]} numbers per frame; "
+                               f"{model_dir} expects {run_info.get('keypoint_dim', KEYPOINT_DIM)}")
+    if "frames" in run_info.get("inputs", []) and features.frames is None:
+        raise FeatureFileError(f"{features_path} has no frames but the {run_info['model']} model in {model_dir} "
+                               "needs them; use a features file extracted from videos")
+    labels = _map_labels(features, run_info, features_path)
+    if split == "all":
+        indices = np.arange(len(labels))
+    elif split in splits_module.SPLIT_NAMES:
+        params = run_info.get("split", {})
+        indices = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
+                                            test_group=params.get("test_group"), seed=int(params.get("seed", 0)))[split]
+    else:
+        raise ConfigError(f"--split must be 'all', 'train', 'val' or 'test', got {split!r}")
+    if len(indices) == 0:
+        raise FeatureFileError(f"{features_path}: the {split} split is empty")
+    inputs = prepare_inputs(features, run_info, indices)
+    predicted = model.predict(inputs, batch_size=64, verbose=0).argmax(axis=1)
+    return classification_metrics(labels[indices], predicted, run_info["classes"])
 
 
 def load_metrics(run_dir: str | Path) -> dict[str, Any]:

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from utils import paths
+from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM, mp_data_to_original, parts_present
 
-CACHE_VERSION = 1  # bump when the content of a cached clip changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when the content of a cached clip changes, so old caches are not reused
 KEYPOINT_SOURCES = ("auto", "mediapipe", "stored")
 NUM_PARTS = 4  # face, pose, left hand, right hand (see utils.keypoints.PARTS)
 
@@ -47,6 +48,8 @@ class FeatureSet:
     paths: np.ndarray  # str (N,), relative to the source folder
     detected: np.ndarray | None = None  # bool (N, T, 4)
     meta: dict = field(default_factory=dict)
+    source_frames: np.ndarray | None = None  # int64 (N,): frames of each source clip before sampling to T
+    source_fps: np.ndarray | None = None  # float32 (N,): frame rate of each source video, NaN when unknown
 
     def __len__(self) -> int:
         """Number of clips N."""
@@ -73,7 +76,8 @@ class FeatureSet:
         pick = lambda array: None if array is None else array[indices]  # noqa: E731
         return FeatureSet(keypoints=self.keypoints[indices], frames=pick(self.frames), labels=self.labels[indices],
                           classes=list(self.classes), groups=self.groups[indices], split=self.split[indices],
-                          paths=self.paths[indices], detected=pick(self.detected), meta=dict(self.meta))
+                          paths=self.paths[indices], detected=pick(self.detected), meta=dict(self.meta),
+                          source_frames=pick(self.source_frames), source_fps=pick(self.source_fps))
 
 
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -104,6 +108,10 @@ def save_features(path: str | Path, features: FeatureSet) -> Path:
         arrays["frames"] = np.asarray(features.frames, dtype=np.uint8)
     if features.detected is not None:
         arrays["detected"] = np.asarray(features.detected, dtype=bool)
+    if features.source_frames is not None:
+        arrays["source_frames"] = np.asarray(features.source_frames, dtype=np.int64)
+    if features.source_fps is not None:
+        arrays["source_fps"] = np.asarray(features.source_fps, dtype=np.float32)
     _write_npz_atomically(path, arrays)
     return path
 
@@ -151,7 +159,7 @@ def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
             raise _problem(path, f"frames are not square: {arrays['frames'].shape}")
     if "detected" in arrays:
         _check_shape(path, arrays, "detected", (num_clips, num_frames, NUM_PARTS))
-    for name in ("groups", "split", "paths"):
+    for name in ("groups", "split", "paths", "source_frames", "source_fps"):
         if name in arrays:
             _check_shape(path, arrays, name, (num_clips,))
     labels, classes = arrays["labels"], arrays["classes"]
@@ -169,7 +177,9 @@ def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
                       labels=labels.astype(np.int64), classes=[str(c) for c in classes],
                       groups=arrays.get("groups", empty).astype(str), split=arrays.get("split", empty).astype(str),
                       paths=arrays.get("paths", empty).astype(str),
-                      detected=None if "detected" not in arrays else arrays["detected"].astype(bool), meta=meta)
+                      detected=None if "detected" not in arrays else arrays["detected"].astype(bool), meta=meta,
+                      source_frames=arrays["source_frames"].astype(np.int64) if "source_frames" in arrays else None,
+                      source_fps=arrays["source_fps"].astype(np.float32) if "source_fps" in arrays else None)
 
 
 def load_features(path: str | Path) -> FeatureSet:
@@ -249,14 +259,16 @@ def _extract_clip(job: _ClipJob, extractors: _ExtractorHolder) -> dict[str, np.n
         sequence = _mp_data_frames(Path(job.source))
         indices, padded = video.sample_frame_indices(len(sequence), job.num_frames)
         keypoints = mp_data_to_original(sequence[indices]).astype(np.float32)
-        return {"keypoints": keypoints, "detected": parts_present(keypoints), "padded": np.asarray(padded)}
+        return {"keypoints": keypoints, "detected": parts_present(keypoints), "padded": np.asarray(padded),
+                "source_frames": np.asarray(len(sequence)), "source_fps": np.asarray(np.nan)}
     clip = video.load_clip(job.source, job.num_frames, job.image_size)
     if job.mode == "stored":
         keypoints, detected = _stored_keypoints(job.keypoints_path, clip.indices)
     else:
         keypoints, detected = extractors.get().extract(clip.frames)
     return {"keypoints": np.asarray(keypoints, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
-            "frames": clip.thumbnails, "padded": np.asarray(clip.padded)}
+            "frames": clip.thumbnails, "padded": np.asarray(clip.padded),
+            "source_frames": np.asarray(clip.num_source_frames), "source_fps": np.asarray(clip.fps)}
 
 
 def _run_job(job: _ClipJob, extractors: _ExtractorHolder | None = None) -> str | None:
@@ -291,13 +303,26 @@ def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int
         size, mtime = -1, -1  # unreadable: the worker will report why
     stored = record.keypoints_path if mode == "stored" else None
     extra = _signature(stored) if stored is not None and stored.is_file() else ()
-    key = json.dumps([CACHE_VERSION, str(root.resolve()), record.path.relative_to(root).as_posix(), size, mtime,
+    key = json.dumps([CACHE_VERSION, str(root.resolve()), _relative(root, record.path), size, mtime,
                       num_frames, image_size, mode, list(extra)])
     return paths.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 
+def _relative(root: Path, path: Path) -> str:
+    """A clip's path relative to the dataset folder, as posix text (with '..' when a manifest points outside)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def _clip_mode(record: ClipRecord, video_mode: str) -> str:
+    """Where one clip's keypoints come from: 'mp_data' for a sequence folder, else the dataset's video mode."""
+    return "mp_data" if record.source == "mp_data" else video_mode
+
+
 def _keypoint_mode(kind: str, keypoints_from: str) -> str:
-    """Where keypoints come from for this dataset kind: 'mediapipe', 'stored' or 'mp_data'."""
+    """Where keypoints come from for the videos of this dataset kind: 'mediapipe', 'stored' or 'mp_data'."""
     if keypoints_from not in KEYPOINT_SOURCES:
         raise DatasetError(f"keypoints_from={keypoints_from!r}; use one of {', '.join(KEYPOINT_SOURCES)}")
     if kind == "mp_data":
@@ -398,7 +423,7 @@ class ExtractionReport:
     cache_hits: int = 0  # clips whose features were already cached (not recomputed)
 
 
-def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob], mode: str,
+def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob],
               num_frames: int, image_size: int, failures: dict[str, str]) -> tuple[FeatureSet, list[tuple[str, str]]]:
     """Read the cached clips back into one FeatureSet; also return the skipped clips with reasons."""
     kept, parts, skipped = [], [], []
@@ -417,6 +442,8 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
         raise FeatureFileError(f"{root}: no clip could be read ({reasons}). Check the files play in a video player.")
     classes = sorted({record.label for record, _ in kept})
     has_frames = all("frames" in part for part in parts)
+    modes = sorted({job.mode for _, job in kept})
+    mode = modes[0] if len(modes) == 1 else "mixed"  # a manifest of videos and MP_Data folders
     meta = {"source": str(root.resolve()), "kind": kind, "num_frames": num_frames,
             "image_size": image_size if has_frames else None, "keypoints_from": mode, "versions": _versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -428,11 +455,13 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
         groups=np.array([record.group for record, _ in kept], dtype=str),
         split=np.array([record.split for record, _ in kept], dtype=str),
         paths=np.array([job.relative for _, job in kept], dtype=str),
-        detected=np.stack([part["detected"] for part in parts]), meta=meta)
+        detected=np.stack([part["detected"] for part in parts]), meta=meta,
+        source_frames=np.array([int(part["source_frames"]) for part in parts], dtype=np.int64),
+        source_fps=np.array([float(part["source_fps"]) for part in parts], dtype=np.float32))
     return features, skipped
 
 
-def extract_features(source: str | Path, out: str | Path, num_frames: int = 30, image_size: int = 64,
+def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,
                      workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
                      progress: bool = True) -> ExtractionReport:
     """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz."""
@@ -444,21 +473,22 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = 30, 
     ensure_writable_folder(Path(out).expanduser().resolve().parent, "features file")  # fail before the work
     root = resolve_dataset(source)
     kind, records = discover(root)
-    mode = _keypoint_mode(kind, keypoints_from)
+    video_mode = _keypoint_mode(kind, keypoints_from)
     records = _take_balanced(records, limit)
-    jobs = [_ClipJob(source=str(r.path.resolve()), relative=r.path.relative_to(root).as_posix(), mode=mode,
+    jobs = [_ClipJob(source=str(r.path.resolve()), relative=_relative(root, r.path), mode=_clip_mode(r, video_mode),
                      keypoints_path=str(r.keypoints_path) if r.keypoints_path else None, num_frames=int(num_frames),
-                     image_size=int(image_size), cache_path=str(_cache_path(root, r, num_frames, image_size, mode)))
+                     image_size=int(image_size),
+                     cache_path=str(_cache_path(root, r, num_frames, image_size, _clip_mode(r, video_mode))))
             for r in records]
     todo = [job for job in jobs if not Path(job.cache_path).is_file()]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo) or 1))
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"extract {root.name}", unit="clip",
               disable=not progress) as bar:
-        if workers == 1 or mode == "mp_data":
+        if workers == 1 or all(job.mode == "mp_data" for job in todo):  # reading .npy files needs no pool
             failures = _run_in_process(todo, bar)
         else:
             failures = _run_in_pool(todo, workers, bar)
-    features, skipped = _assemble(root, kind, records, jobs, mode, num_frames, image_size, failures)
+    features, skipped = _assemble(root, kind, records, jobs, num_frames, image_size, failures)
     path = save_features(out, features)
     if skipped:
         print(f"skipped {len(skipped)} of {len(jobs)} clips:", *(f"  {p}: {r}" for p, r in skipped),

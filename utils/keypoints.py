@@ -344,3 +344,32 @@ def draw_skeleton_image(vector: np.ndarray, image_size: int = 256, background: t
     canvas = np.empty((int(image_size), int(image_size), 3), dtype=np.uint8)
     canvas[:] = np.asarray(background, dtype=np.uint8)
     return draw_landmarks(canvas, vector, parts=parts, thickness=thickness, copy=False)
+
+
+def draw_prediction(frame: np.ndarray, top: list[tuple[str, float]], vector: np.ndarray | None = None) -> np.ndarray:
+    """An RGB frame with the landmarks (if a vector is given), the best sign and a bar per (label, probability) drawn on it."""
+    import cv2
+
+    canvas = draw_landmarks(frame, vector) if vector is not None else np.array(frame, dtype=np.uint8, copy=True)
+    if not top:
+        return canvas
+    height, width = canvas.shape[:2]
+    scale = max(0.4, min(width, height) / 480)
+    line = int(28 * scale)
+    panel_width = int(min(width, 260 * scale))
+    panel_height = line * (len(top) + 1) + line // 2
+    overlay = canvas.copy()
+    cv2.rectangle(overlay, (0, 0), (panel_width, panel_height), (0, 0, 0), -1)
+    canvas = cv2.addWeighted(overlay, 0.55, canvas, 0.45, 0)
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(round(scale * 1.5)))
+    cv2.putText(canvas, f"{top[0][0]} {top[0][1]:.2f}", (6, line), font, 0.8 * scale,
+                (255, 255, 255), thick, cv2.LINE_AA)
+    bar_left, bar_width = int(panel_width * 0.45), int(panel_width * 0.5)
+    for rank, (label, probability) in enumerate(top, start=1):
+        y = line * (rank + 1)
+        cv2.putText(canvas, label[:12], (6, y), font, 0.55 * scale, (230, 230, 230), max(1, thick - 1), cv2.LINE_AA)
+        top_left, bottom_right = (bar_left, y - int(line * 0.6)), (bar_left + int(bar_width * probability), y)
+        cv2.rectangle(canvas, top_left, bottom_right, (60, 200, 90) if rank == 1 else (150, 150, 150), -1)
+        cv2.putText(canvas, f"{probability:.2f}", (bar_left + 3, y - 3), font, 0.45 * scale, (255, 255, 255),
+                    1, cv2.LINE_AA)
+    return canvas

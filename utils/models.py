@@ -41,25 +41,21 @@ Speed on CPU (``python -m utils bench``). The ConvLSTM layer :class:`ConvLSTM` c
 the frame and one of the hidden state, each producing all four gates (ConvLSTM2D runs eight smaller ones
 inside a while loop), unrolled over T. Two settings matter even more on CPU and are the defaults here:
 XLA off (:func:`compile_model`; Keras's "auto" turns it on, and XLA's CPU convolutions were 5-30x slower
-here) and TensorFlow's oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``, set below if TensorFlow is not
-imported yet). ``convlstm_impl="stock"`` builds the same models with ``keras.layers.ConvLSTM2D`` for
+here) and TensorFlow's oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``, set in ``utils/__init__.py`` before
+TensorFlow is imported). ``convlstm_impl="stock"`` builds the same models with ``keras.layers.ConvLSTM2D`` for
 comparison (``utils.benchmark``).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-# TensorFlow's oneDNN convolutions are ~1.5-2x faster than its default (Eigen) ones on CPUs without AVX-512,
-# where TensorFlow leaves them off. Takes effect only if TensorFlow is not imported yet.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+import keras
+from keras import ops
 
-import keras  # noqa: E402
-from keras import ops  # noqa: E402
-
-from utils.errors import ConfigError  # noqa: E402
+from utils.config import IMAGE_SIZE, NUM_FRAMES
+from utils.errors import ConfigError
 
 MODEL_NAMES = ("lstm", "convlstm", "fused")
 DEFAULT_CONFIG = "recommended"
@@ -118,7 +114,7 @@ class ModelConfig:
 # ----------------------------------------------------------------------------- configurations (the one place)
 def _seed() -> ModelConfig:
     return ModelConfig(
-        name="seed", num_frames=30, image_size=64, lstm_units=(512, 512), convlstm_filters=(16, 16),
+        name="seed", num_frames=NUM_FRAMES, image_size=IMAGE_SIZE, lstm_units=(512, 512), convlstm_filters=(16, 16),
         kernel_size=5, reduce_channels=3, head_units=(), dropout=0.0, l2=0.8, learning_rate=1e-4,
         batch_size=64, epochs=200, patience=None, lr_milestones=(60, 150), lr_decay=0.1,
         convlstm_activation="relu", preprocessing=dict(NO_PREPROCESSING), augmentation={},

@@ -230,3 +230,98 @@ def save_animation(frames: Sequence[np.ndarray], name: str | Path, fps: float = 
     images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     tmp.replace(path)
     return path
+
+
+def _fold_label(test_groups: Sequence[str]) -> str:
+    """A fold's tick label: its test group, or how many groups it holds."""
+    return str(test_groups[0]) if len(test_groups) == 1 else f"{len(test_groups)} groups"
+
+
+def plot_crossval_folds(summary: Mapping[str, Any], title: str = "", save_as: str | Path | None = None) -> Any:
+    """Per-fold accuracy bars (all test clips, and seen classes only) with each mean and its 95% interval."""
+    folds = summary["per_fold"]
+    positions = np.arange(len(folds))
+    fig, ax = _plt().subplots(figsize=(max(5.0, 0.7 * len(folds) + 2), 3.8))
+    for offset, metric, colour, name in ((-0.2, "accuracy", "tab:blue", "accuracy (unseen classes = errors)"),
+                                         (0.2, "accuracy_seen_classes", "tab:orange", "accuracy, seen classes only")):
+        values = np.array([np.nan if f[metric] is None else f[metric] for f in folds], dtype=float)
+        ax.bar(positions + offset, values, width=0.4, color=colour, label=name)
+        stats = summary.get(metric) or {}
+        if stats.get("mean") is not None:
+            ax.axhline(stats["mean"], color=colour, lw=1.5, ls="--")
+            if stats.get("ci95"):
+                ax.axhspan(*stats["ci95"], color=colour, alpha=0.15)
+    ax.set_xticks(positions, [_fold_label(f["test_groups"]) for f in folds], rotation=30 if len(folds) > 4 else 0,
+                  ha="right" if len(folds) > 4 else "center", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test accuracy")
+    ax.set_xlabel("held-out fold (test signers)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
+    ax.set_title(title or f"{summary['model']} ({summary['config']}): {summary['num_folds']} folds, "
+                          f"mean (dashed) and 95% t-interval (shaded)")
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def save_crossval_figures(summary: Mapping[str, Any], folder: str | Path) -> list[Path]:
+    """folds.png and the pooled confusion_matrix.png of a cross-validation, saved under folder."""
+    plt = _plt()
+    name = f"{summary['model']} ({summary['config']})"
+    figures = (("folds", plot_crossval_folds(summary)),
+               ("confusion_matrix", plot_confusion_matrix(summary["confusion_matrix"], summary["classes"],
+                                                          title=f"{name}: test clips of all folds, pooled")))
+    saved = []
+    for file_name, fig in figures:
+        saved.append(save_fig(fig, file_name, folder=folder))
+        plt.close(fig)
+    return saved
+
+
+# ----------------------------------------------------------------------------- architecture figures
+def _layer_parents(model: Any) -> dict[str, list[str]]:
+    """Names of the layers feeding each layer of a functional Keras model."""
+    parents = {}
+    for layer in model.layers:
+        nodes = layer._inbound_nodes  # Keras 3: one node per call; the models here call each layer once
+        parents[layer.name] = [parent.operation.name for parent in nodes[0].parent_nodes] if nodes else []
+    return parents
+
+
+def architecture_layout(model: Any) -> dict[str, tuple[float, int]]:
+    """(column, row) of every layer: row = longest path from an input, column = the branch it belongs to."""
+    parents = _layer_parents(model)
+    positions: dict[str, tuple[float, int]] = {}
+    next_column = 0
+    for layer in model.layers:  # Keras lists a functional model's layers in topological order
+        above = [positions[name] for name in parents[layer.name]]
+        if not above:
+            positions[layer.name] = (float(next_column), 0)
+            next_column += 1
+        else:
+            positions[layer.name] = (float(np.mean([col for col, _ in above])), 1 + max(row for _, row in above))
+    return positions
+
+
+def plot_architecture(model: Any, title: str = "", save_as: str | Path | None = None) -> Any:
+    """Boxes (layer type, output shape, parameters) joined by arrows from input to output, one column per branch."""
+    plt = _plt()
+    parents, positions = _layer_parents(model), architecture_layout(model)
+    columns = 1 + max(col for col, _ in positions.values())
+    rows = 1 + max(row for _, row in positions.values())
+    fig, ax = plt.subplots(figsize=(3.6 * columns, 0.85 * rows + 0.8))
+    for layer in model.layers:
+        col, row = positions[layer.name]
+        shape = "×".join(str(size) for size in tuple(layer.output.shape)[1:])
+        params = layer.count_params()
+        text = f"{layer.name} · {type(layer).__name__}\n{shape}" + (f"  ·  {params:,} params" if params else "")
+        ax.text(col, -row, text, ha="center", va="center", fontsize=7.5,
+                bbox=dict(boxstyle="round,pad=0.35", facecolor="#dde8f5" if params else "#f2f2f2", edgecolor="#557"))
+        for parent in parents[layer.name]:
+            parent_col, parent_row = positions[parent]
+            ax.annotate("", xy=(col, -row + 0.28), xytext=(parent_col, -parent_row - 0.28),
+                        arrowprops=dict(arrowstyle="->", color="#557", lw=0.8))
+    ax.set_xlim(-0.6, columns - 0.4)
+    ax.set_ylim(-rows + 0.4, 0.6)
+    ax.axis("off")
+    ax.set_title(title or f"{model.name}: {model.count_params():,} parameters", fontsize=10)
+    return _finish(fig, save_as)

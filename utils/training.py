@@ -1,24 +1,15 @@
-"""Training with seeds, augmentation per batch, best-on-validation weights, one test evaluation, and run outputs.
+"""Training with seeds, augmentation per batch, best-on-validation weights, one test evaluation.
 
-One call, :func:`train`, does a whole run and writes a self-contained folder::
-
-    <out_dir>/
-        metrics.json            test/val accuracy, macro-F1, per-class report, confusion matrix, history, ...
-        run.json                what inference needs: model name, config, classes, shapes, preprocessing
-        model.keras             the best-on-validation weights
-        history.csv             loss / accuracy / val_loss / val_accuracy per epoch
-        predictions.csv         every test clip: index, path, group, true, predicted, confidence
-        curves.png, confusion_matrix.png
-
-The folder is written as ``<out_dir>.partial`` and renamed at the end, so an interrupted run never leaves
-a folder that looks finished. While training, ``<out_dir>.partial/`` holds ``history.csv`` (one row per
-finished epoch) and ``checkpoints/`` (``best.weights.h5``, ``last.weights.h5`` and a backup of everything
-a resumed run needs): ``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an
-interrupted run at the epoch after its last finished one and ends with the same weights as a run that was
-never interrupted. :func:`prepare_inputs` is the one way clips become model inputs (used by
-training, :func:`evaluate_saved` and inference). Model selection uses the validation split only and the
+One call, :func:`train`, does a whole run and writes a self-contained run folder (its files and format:
+:mod:`utils.runs`). Clips become model inputs through :mod:`utils.inputs` only (the same path as
+evaluation, cross-validation and prediction). Model selection uses the validation split only and the
 test split is scored once (defect 6 of the original chose the model on test; defect 5 averaged accuracy
 per batch: here it is per clip).
+
+While training, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finished epoch) and ``checkpoints/``
+(``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs):
+``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch
+after its last finished one and ends with the same weights as a run that was never interrupted.
 """
 from __future__ import annotations
 
@@ -30,16 +21,18 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
 import keras
 import numpy as np
 
 from utils import paths, preprocessing
 from utils.errors import ConfigError, FeatureFileError, ModelDirError, ensure_writable_folder
+from utils.inputs import (as_spec, features_name, finish_inputs,  # noqa: F401  (prepare_inputs: notebook 05)
+                          prepare_inputs, raw_inputs)
 from utils.keypoints import KEYPOINT_DIM
+from utils.runs import describe_run, write_run
 
-RUN_FILES = ("model.keras", "run.json")
 CHECKPOINTS = "checkpoints"  # inside <out_dir>.partial while a run trains
 
 
@@ -95,65 +88,7 @@ def precision_policy(mixed: bool | None = None) -> Iterator[str]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _spec_parts(spec: Any) -> tuple[tuple[str, ...] | None, int, int, dict[str, Any]]:
-    """(input names or None, num_frames, image_size, preprocessing options) from a run_info dict or a config."""
-    from utils import models
-
-    if isinstance(spec, tuple):  # (model_name, config)
-        _, num_frames, image_size, options = _spec_parts(spec[1])
-        return models.model_inputs(spec[0]), num_frames, image_size, options
-    if isinstance(spec, Mapping):
-        config = spec.get("config", spec)
-        inputs = spec.get("inputs") or (models.model_inputs(spec["model"]) if "model" in spec else None)
-        return (tuple(inputs) if inputs else None, int(config["num_frames"]), int(config["image_size"]),
-                dict(config.get("preprocessing") or {}))
-    return None, int(spec.num_frames), int(spec.image_size), dict(spec.preprocessing or {})
-
-
-# ----------------------------------------------------------------------------- inputs (one way everywhere)
-def raw_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Keypoints (n, T, 1662) and/or frames (n, T, S, S, 3) of the chosen clips, resampled to the spec's T and S."""
-    inputs, num_frames, image_size, _ = _spec_parts(spec)
-    indices = np.arange(len(features.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
-    wanted = inputs or (("keypoints", "frames") if features.frames is not None else ("keypoints",))
-    out: dict[str, np.ndarray] = {}
-    if "keypoints" in wanted:
-        out["keypoints"] = preprocessing.resample_time(np.asarray(features.keypoints[indices], np.float32), num_frames)
-    if "frames" in wanted:
-        if features.frames is None:
-            raise FeatureFileError(f"{_features_name(features)} has no frames: it was imported from keypoints only "
-                                   "(MP_Data) — train --model lstm, or extract from videos")
-        frames = preprocessing.resample_time(np.asarray(features.frames[indices]), num_frames)
-        out["frames"] = preprocessing.resize_frames(frames, image_size)
-    return out
-
-
-def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
-    """Apply the spec's preprocessing to raw inputs: keypoint options, and frame differences if ``frames="diff"``."""
-    _, _, _, options = _spec_parts(spec)
-    out = dict(raw)
-    if "keypoints" in out:
-        out["keypoints"] = preprocessing.preprocess_keypoints(out["keypoints"], options)
-    if "frames" in out:
-        out["frames"] = preprocessing.preprocess_frames(out["frames"], options)
-    return out
-
-
-def prepare_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Model inputs {'keypoints': (n, T, D'), 'frames': (n, T, S, S, 3)} for the clips at indices (default all).
-
-    ``spec`` is a run's ``run.json`` dict or a ``(model_name, ModelConfig)`` pair (then only the inputs that
-    model takes are built), or a bare ModelConfig (then keypoints, and frames when the features have them).
-    """
-    return finish_inputs(raw_inputs(features, spec, indices), spec)
-
-
-def _features_name(features: Any) -> str:
-    """The file a FeatureSet came from, for messages."""
-    meta = getattr(features, "meta", None) or {}
-    return str(meta.get("path") or meta.get("file") or getattr(features, "path", None) or "the features file")
-
-
+# ----------------------------------------------------------------------------- batches
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled, augmented (raw keypoints and frames), then preprocessed training batches.
 
@@ -164,7 +99,7 @@ class TrainingBatches(keras.utils.PyDataset):
     def __init__(self, raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
                  batch_size: int, seed: int) -> None:
         super().__init__()
-        self.raw, self.labels, self.spec = raw, labels, spec
+        self.raw, self.labels, self.spec = raw, labels, as_spec(spec)
         self.augmentation, self.batch_size, self.seed = dict(augmentation), batch_size, seed
         self.epoch = 0
 
@@ -370,59 +305,6 @@ def _read_history_csv(path: Path) -> dict[str, list[float]]:
     return {key: [float(rows[epoch][key]) for epoch in sorted(rows)] for key in keys}
 
 
-# ----------------------------------------------------------------------------- writing a run
-def _json_ready(value: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and Paths for json.dumps."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write data as indented JSON."""
-    path.write_text(json.dumps(_json_ready(data), indent=2, ensure_ascii=False), encoding="utf-8")
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write a list of dicts as CSV (header from the first row)."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["empty"])
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _publish(partial: Path, out_dir: Path) -> None:
-    """Move a finished `.partial` folder into place, replacing an older run of the same name."""
-    old = out_dir.with_name(out_dir.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if out_dir.exists():
-        out_dir.rename(old)
-    partial.rename(out_dir)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def _save_figures(folder: Path, history: Mapping[str, list], confusion: list, classes: list[str], title: str) -> None:
-    """curves.png and confusion_matrix.png of a run."""
-    import matplotlib.pyplot as plt
-
-    from utils import plots
-
-    for name, fig in (("curves", plots.plot_history(history, title=title)),
-                      ("confusion_matrix", plots.plot_confusion_matrix(confusion, classes, title=f"{title}: test"))):
-        plots.save_fig(fig, name, folder=folder)
-        plt.close(fig)
-
-
 # ----------------------------------------------------------------------------- train
 def _as_features(features: Any) -> tuple[Any, str]:
     """A FeatureSet and its file name from a FeatureSet or a path."""
@@ -432,7 +314,7 @@ def _as_features(features: Any) -> tuple[Any, str]:
         loaded = load_features(features)
         loaded.meta = {**(loaded.meta or {}), "path": str(features)}
         return loaded, str(features)
-    return features, _features_name(features)
+    return features, features_name(features)
 
 
 def _distribution_scope() -> Any:
@@ -446,21 +328,6 @@ def _distribution_scope() -> Any:
     return contextlib.nullcontext()
 
 
-def _describe_run(features: Any, features_file: str, model_name: str, config: Any, split: Any, seed: int,
-                  test_group: str | None) -> dict[str, Any]:
-    """The run.json content: everything needed to prepare new clips for this model and read its outputs."""
-    from utils import models
-
-    keypoint_options = preprocessing.resolve_options(config.preprocessing)
-    return {
-        "model": model_name, "config_name": config.name, "config": config.to_dict(), "classes": list(features.classes),
-        "inputs": list(models.model_inputs(model_name)), "num_frames": config.num_frames,
-        "image_size": config.image_size, "keypoint_dim": KEYPOINT_DIM,
-        "input_dim": preprocessing.output_dim(keypoint_options), "preprocessing": keypoint_options,
-        "augmentation": preprocessing.resolve_augmentation(config.augmentation),
-        "split": {"strategy": split.strategy, "seed": seed, "test_group": test_group},
-        "features_path": features_file, "features_meta": dict(getattr(features, "meta", {}) or {}),
-    }
 
 
 def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
@@ -493,7 +360,7 @@ def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> 
     """Prepare ``<out>.partial`` for training: keep it when resuming an interrupted run of the same settings, else
     start empty; return whether training resumes."""
     stamp = partial / CHECKPOINTS / "run.json"
-    current = json.loads(json.dumps(_json_ready(run_info)))
+    current = json.loads(json.dumps(run_info, default=str, sort_keys=True))
     if resume and (partial / CHECKPOINTS / "backup" / "training_metadata.json").is_file() and stamp.is_file():
         if json.loads(stamp.read_text(encoding="utf-8")) != current:
             raise ConfigError(f"{partial} holds an interrupted run with other settings (model, configuration, data, "
@@ -505,7 +372,7 @@ def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> 
     if partial.exists():
         shutil.rmtree(partial)
     stamp.parent.mkdir(parents=True)
-    _write_json(stamp, current)
+    stamp.write_text(json.dumps(current, indent=1), encoding="utf-8")
     return False
 
 
@@ -519,25 +386,6 @@ def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndar
     return classification_metrics(labels, probabilities.argmax(axis=1), run_info["classes"]), probabilities
 
 
-def _write_run(out_dir: Path, model: Any, run_info: dict[str, Any], metrics: dict[str, Any], features: Any,
-               test_indices: np.ndarray, probabilities: np.ndarray) -> None:
-    """Write every file of a run into ``<out_dir>.partial``, then move it into place."""
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    model.save(partial / "model.keras")
-    _write_json(partial / "run.json", run_info)
-    _write_json(partial / "metrics.json", metrics)
-    history = metrics["history"]
-    _write_csv(partial / "history.csv", [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}}
-                                         for i in range(metrics["epochs_run"])])
-    labels = np.asarray(features.labels, dtype=np.int64)
-    _write_csv(partial / "predictions.csv",
-               _prediction_rows(features, test_indices, labels, probabilities, run_info["classes"]))
-    _save_figures(partial, history, metrics["confusion_matrix"], run_info["classes"],
-                  f"{run_info['model']} ({run_info['config_name']})")
-    _publish(partial, out_dir)
 
 
 def train(features: Any, model_name: str, config: Any = None, out_dir: str | Path | None = None,
@@ -569,7 +417,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     set_seeds(seed, deterministic)
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed)
-    run_info = _describe_run(features, features_file, model_name, config, split, seed, test_group)
+    run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
     partial = out_dir.with_name(out_dir.name + ".partial")
     resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
     tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
@@ -594,7 +442,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         "split_strategy": split.strategy, "test_group": test_group, "seed": seed, "batch_size": batch_size,
         "features_path": features_file, "features_meta": run_info["features_meta"], "latency": latency,
     }
-    _write_run(out_dir, model, run_info, metrics, features, split.test, probabilities)
+    write_run(out_dir, model, run_info, metrics, features, split.test, probabilities)
     if tensorboard_dir is not None and tensorboard_dir.exists():
         tensorboard_dir.rename(out_dir / "tensorboard")
     return metrics
@@ -609,18 +457,6 @@ def _best_epoch(history: Mapping[str, list[float]]) -> int:
     return int(max(range(len(accuracy)), key=lambda i: (accuracy[i], -losses[i], -i)) + 1)
 
 
-def _prediction_rows(features: Any, indices: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                     classes: list[str]) -> list[dict[str, Any]]:
-    """One row per test clip for predictions.csv."""
-    clip_paths = getattr(features, "paths", None)
-    groups = getattr(features, "groups", None)
-    rows = []
-    for row, index in enumerate(indices):
-        rows.append({"index": int(index), "path": str(clip_paths[index]) if clip_paths is not None else "",
-                     "group": str(groups[index]) if groups is not None else "",
-                     "true": classes[labels[index]], "predicted": classes[int(probabilities[row].argmax())],
-                     "confidence": round(float(probabilities[row].max()), 5)})
-    return rows
 
 
 def train_from_file(features_path: str | Path, model_name: str, config_name: str | None = None,
@@ -631,113 +467,3 @@ def train_from_file(features_path: str | Path, model_name: str, config_name: str
     deterministic, mixed_precision."""
     return train(features_path, model_name, config_name, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
                  seed=seed, test_group=test_group, verbose=verbose, **options)
-
-
-# ----------------------------------------------------------------------------- reuse a run
-def load_run(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The trained model and its run.json from a folder written by :func:`train`; ModelDirError if incomplete,
-    damaged, or mixed from two runs."""
-    import keras
-
-    from utils import models  # noqa: F401  (registers the custom layers before loading)
-
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelDirError(f"{model_dir} is not a folder: train a model first, e.g. "
-                            f"python -m utils train --features FILE --model lstm --out {model_dir}")
-    missing = [name for name in RUN_FILES if not (model_dir / name).is_file()]
-    if missing:
-        hint = " (an interrupted run? train again)" if model_dir.name.endswith(".partial") else ""
-        raise ModelDirError(f"{model_dir} lacks {', '.join(missing)}{hint}: it is not a finished run of "
-                            "python -m utils train")
-    try:
-        run_info = json.loads((model_dir / "run.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ModelDirError(f"{model_dir / 'run.json'} is not valid JSON ({error}); train again") from None
-    missing = [key for key in RUN_KEYS if key not in run_info]
-    if missing:
-        raise ModelDirError(f"{model_dir / 'run.json'} lacks {', '.join(missing)}: it was not written by "
-                            "python -m utils train of this course; train the model again")
-    try:
-        model = keras.models.load_model(model_dir / "model.keras", compile=False)
-    except Exception as error:  # a damaged model.keras, a layer this code does not know, ...
-        first_line = str(error).splitlines()[0][:200] if str(error) else ""
-        raise ModelDirError(f"{model_dir / 'model.keras'} could not be loaded ({type(error).__name__}: {first_line}); "
-                            "train the model again with this version of the course") from None
-    _check_model_matches_run(model, run_info, model_dir)
-    return model, run_info
-
-
-RUN_KEYS = ("model", "classes", "inputs", "num_frames", "image_size")
-
-
-def _input_shapes(model: Any) -> dict[str, tuple]:
-    """The model's input shapes by input name ('keypoints', 'frames'), batch axis dropped."""
-    return {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in model.inputs}
-
-
-def _check_model_matches_run(model: Any, run_info: Mapping[str, Any], model_dir: Path) -> None:
-    """ModelDirError when model.keras and run.json disagree (files mixed from different runs)."""
-    shapes = _input_shapes(model)
-    problems = []
-    if sorted(shapes) != sorted(run_info["inputs"]):
-        problems.append(f"model inputs {sorted(shapes)} vs run.json inputs {sorted(run_info['inputs'])}")
-    for name, shape in shapes.items():
-        if shape and shape[0] is not None and int(shape[0]) != int(run_info["num_frames"]):
-            problems.append(f"{name} has {shape[0]} frames vs num_frames {run_info['num_frames']}")
-    frame_size = shapes.get("frames", (None, None))[1]
-    if frame_size is not None and int(frame_size) != int(run_info["image_size"]):
-        problems.append(f"frames are {frame_size} px vs image_size {run_info['image_size']}")
-    if "keypoints" in shapes and "input_dim" in run_info and int(shapes["keypoints"][-1]) != int(run_info["input_dim"]):
-        problems.append(f"keypoints have {shapes['keypoints'][-1]} numbers vs input_dim {run_info['input_dim']}")
-    outputs = int(model.outputs[0].shape[-1])
-    if outputs != len(run_info["classes"]):
-        problems.append(f"{outputs} outputs vs {len(run_info['classes'])} classes")
-    if problems:
-        raise ModelDirError(f"{model_dir}: model.keras and run.json come from different configurations "
-                            f"({'; '.join(problems)}); do not mix files of two runs, train again")
-
-
-def _map_labels(features: Any, run_info: Mapping[str, Any], features_path: str | Path) -> np.ndarray:
-    """The features' labels as indices into the model's classes; FeatureFileError for unknown classes."""
-    model_classes = list(run_info["classes"])
-    unknown = [c for c in features.classes if c not in model_classes]
-    if unknown:
-        raise FeatureFileError(f"{features_path} has classes the model was not trained on: {unknown[:10]}; "
-                               f"the model knows {model_classes}. Use a features file of the same dataset.")
-    lookup = np.array([model_classes.index(c) for c in features.classes], dtype=np.int64)
-    return lookup[np.asarray(features.labels, dtype=np.int64)]
-
-
-def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str = "all") -> dict[str, Any]:
-    """Re-score a saved run on a features file: accuracy, macro_f1, n, per_class, confusion_matrix.
-
-    ``split``: "all" clips, or "train"/"val"/"test" re-drawn exactly as the run split them (same seed,
-    strategy and test group), which is meaningful for the features file the run was trained on.
-    """
-    from utils import splits as splits_module
-    from utils.evaluation import classification_metrics
-    from utils.features import load_features
-
-    model, run_info = load_run(model_dir)
-    features = load_features(features_path)
-    if features.keypoints.shape[-1] != run_info.get("keypoint_dim", KEYPOINT_DIM):
-        raise FeatureFileError(f"{features_path} has {features.keypoints.shape[-1]} numbers per frame; "
-                               f"{model_dir} expects {run_info.get('keypoint_dim', KEYPOINT_DIM)}")
-    if "frames" in run_info.get("inputs", []) and features.frames is None:
-        raise FeatureFileError(f"{features_path} has no frames but the {run_info['model']} model in {model_dir} "
-                               "needs them; use a features file extracted from videos")
-    labels = _map_labels(features, run_info, features_path)
-    if split == "all":
-        indices = np.arange(len(labels))
-    elif split in splits_module.SPLIT_NAMES:
-        params = run_info.get("split", {})
-        indices = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
-                                            test_group=params.get("test_group"), seed=int(params.get("seed", 0)))[split]
-    else:
-        raise ConfigError(f"--split must be 'all', 'train', 'val' or 'test', got {split!r}")
-    if len(indices) == 0:
-        raise FeatureFileError(f"{features_path}: the {split} split is empty")
-    inputs = prepare_inputs(features, run_info, indices)
-    predicted = model.predict(inputs, batch_size=64, verbose=0).argmax(axis=1)
-    return classification_metrics(labels[indices], predicted, run_info["classes"])

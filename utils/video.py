@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.errors import VideoError
 
 DEFAULT_FPS = 30.0  # used when a container does not say its frame rate
@@ -135,7 +137,7 @@ def _frame_count_hint(capture) -> int:
     return int(count) if np.isfinite(count) and count > 0 else 0
 
 
-def _fps_of(capture) -> float:
+def capture_fps(capture) -> float:
     """The container's frame rate, or DEFAULT_FPS when it does not say."""
     import cv2
 
@@ -161,7 +163,7 @@ def video_info(path: str | Path, count: bool = True) -> VideoInfo:
     """Frame count, fps and size of a video; ``count=False`` trusts the container's frame-count hint (fast, may lie)."""
     capture = _open_capture(path)
     try:
-        fps = _fps_of(capture)
+        fps = capture_fps(capture)
         hint = _frame_count_hint(capture)
         ok, first = capture.read()
     finally:
@@ -191,7 +193,7 @@ def sample_frame_indices(num_available: int, num_frames: int) -> tuple[np.ndarra
     return indices, int(num_available) < int(num_frames)
 
 
-def resize_frames(frames: np.ndarray, image_size: int = 64) -> np.ndarray:
+def resize_frames(frames: np.ndarray, image_size: int = IMAGE_SIZE) -> np.ndarray:
     """Resize RGB frames (T, H, W, 3) to (T, S, S, 3) uint8 squares with ``cv2.INTER_AREA``.
 
     The frame is squashed to a square (aspect ratio not kept, no cropping), as the original project did.
@@ -209,6 +211,22 @@ def resize_frames(frames: np.ndarray, image_size: int = 64) -> np.ndarray:
         frame = frame if frame.dtype == np.uint8 else np.clip(frame, 0, 255).astype(np.uint8)
         resized[i] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
     return resized
+
+
+def fit_frame(frame: np.ndarray, min_side: int = 360, max_side: int = 960) -> np.ndarray:
+    """An RGB frame resized (even sides) so that its longer side is at most max_side and, if possible, its
+    shorter side at least min_side; unchanged when it already fits."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    if max(height, width) > max_side:
+        factor = max_side / max(height, width)
+    elif min(height, width) < min_side:
+        factor = min(min_side / min(height, width), max_side / max(height, width))
+    else:
+        return frame
+    size = (int(round(width * factor)) // 2 * 2, int(round(height * factor)) // 2 * 2)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
 
 def _read_selected_frames(path: str | Path, wanted: set[int]) -> tuple[dict[int, np.ndarray], int]:
@@ -231,7 +249,7 @@ def _read_selected_frames(path: str | Path, wanted: set[int]) -> tuple[dict[int,
     return selected, count
 
 
-def load_clip(path: str | Path, num_frames: int = 30, image_size: int = 64) -> Clip:
+def load_clip(path: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE) -> Clip:
     """Read a video into a :class:`Clip` of ``num_frames`` evenly spaced frames plus their ``image_size`` thumbnails.
 
     Only the sampled frames are kept in memory. The container's frame count is used as a first guess
@@ -240,7 +258,7 @@ def load_clip(path: str | Path, num_frames: int = 30, image_size: int = 64) -> C
     """
     capture = _open_capture(path)
     try:
-        fps = _fps_of(capture)
+        fps = capture_fps(capture)
         hint = _frame_count_hint(capture)
     finally:
         capture.release()
@@ -264,28 +282,58 @@ def load_clip(path: str | Path, num_frames: int = 30, image_size: int = 64) -> C
 
 
 # ----------------------------------------------------------------------------- writing
+class VideoWriter:
+    """Write RGB uint8 frames one by one to an .mp4 (mp4v) or .avi (MJPG); the file appears only when all went well.
+
+    Use as a context manager: frames go to a temporary file that is renamed to ``path`` on a clean exit
+    and deleted when an error leaves the block. The frame size is taken from the first frame.
+    """
+
+    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS) -> None:
+        self.path, self.fps = Path(path), float(fps)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self.writer: Any = None
+
+    def _open(self, width: int, height: int) -> None:
+        """Open the OpenCV writer for frames of this size; VideoError when it cannot."""
+        import cv2
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (width, height))
+        if not self.writer.isOpened():
+            self.tmp.unlink(missing_ok=True)
+            raise VideoError(f"{self.path}: OpenCV cannot open a video writer here (is the folder writable?)")
+
+    def write(self, frame_rgb: np.ndarray) -> None:
+        """Append one RGB uint8 frame (H, W, 3)."""
+        import cv2
+
+        if self.writer is None:
+            self._open(frame_rgb.shape[1], frame_rgb.shape[0])
+        self.writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if exc_type is None and self.writer is not None:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0) -> Path:
     """Write RGB uint8 frames (T, H, W, 3) to an .mp4 (mp4v) or .avi (MJPG), atomically (temp file, then rename)."""
-    import cv2
-
-    path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"frames must be non-empty uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(tmp), fourcc, float(fps), (width, height))
-    if not writer.isOpened():
-        raise VideoError(f"{path}: OpenCV cannot open a video writer here (is the folder writable?)")
-    try:
+    with VideoWriter(path, fps) as writer:
         for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    tmp.replace(path)
-    return path
+            writer.write(frame)
+    return Path(path)
 
 
 def pan_zoom_clip(image: np.ndarray, num_frames: int = 16, zoom: float = 1.3, output_size: int | None = None) -> np.ndarray:

@@ -1,0 +1,187 @@
+"""What a model takes and the one way raw clip data becomes model inputs.
+
+An :class:`InputSpec` says which inputs a model takes (``keypoints``, ``frames``), its clip length T
+(``num_frames``), its frame size S (``image_size``), the keypoint preprocessing and frame mode it was
+trained with, and how its training clips were sampled. It is built from a run's ``run.json``
+(:meth:`InputSpec.from_run`) or from a model name and its configuration (:meth:`InputSpec.from_config`).
+
+Every path that feeds a model goes through :func:`clip_inputs` (raw clips -> T frames, S pixels ->
+preprocessing): training (:func:`raw_inputs` then augmentation then :func:`finish_inputs`), evaluation,
+cross-validation, ``predict``, the webcam and export. Nothing else resamples, resizes or normalises.
+Every step here is plain NumPy/OpenCV on whole arrays, so it can later be written as TensorFlow ops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from utils import preprocessing
+from utils.errors import FeatureFileError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model takes and how its clips were prepared: inputs, T, S, keypoint options, training clip sampling."""
+
+    num_frames: int  # T: frames per clip the model sees
+    image_size: int  # S: frame side in pixels the model sees
+    inputs: tuple[str, ...] | None = None  # None: every input the features have (keypoints, and frames if stored)
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # keypoint options and the frame mode
+    model: str | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)  # how the training clips were sampled (run.json)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The preprocessing options with every default filled in."""
+        return preprocessing.resolve_options(self.preprocessing)
+
+    @property
+    def frame_mode(self) -> str:
+        """'rgb' (frames as they are) or 'diff' (differences of consecutive frames)."""
+        return self.options["frames"]
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames per clip of the features file the model was trained on (extract's T), else the model's T."""
+        return int(self.sampling.get("clip_frames") or self.num_frames)
+
+    @property
+    def thumbnail_size(self) -> int:
+        """Side of the stored thumbnails the model's frames were resized from, else the model's S."""
+        return int(self.sampling.get("thumbnail_size") or self.image_size)
+
+    def window_frames(self, fps: float) -> int:
+        """Source frames of a video at `fps` that span what one training clip spanned (its median duration).
+
+        Falls back to the training clips' median length in frames (no frame rate known, e.g. MP_Data),
+        then to the features file's T, then to the model's T (a run.json without ``sampling``).
+        """
+        seconds, frames = self.sampling.get("source_seconds"), self.sampling.get("source_frames")
+        if seconds and fps and np.isfinite(fps) and fps > 0:
+            return max(1, int(round(float(seconds) * float(fps))))
+        return max(1, int(round(float(frames)))) if frames else self.clip_frames
+
+    def wants(self, name: str, available: Sequence[str] = ("keypoints", "frames")) -> bool:
+        """Whether the model takes input `name` (when inputs is None: whether it is available)."""
+        return name in (self.inputs if self.inputs is not None else available)
+
+    @classmethod
+    def from_run(cls, run_info: Mapping[str, Any]) -> InputSpec:
+        """The spec of a trained run from its run.json dict."""
+        from utils import models
+
+        config = run_info.get("config", run_info)
+        inputs = run_info.get("inputs") or (models.model_inputs(run_info["model"]) if "model" in run_info else None)
+        return cls(num_frames=int(config["num_frames"]), image_size=int(config["image_size"]),
+                   inputs=tuple(inputs) if inputs else None, preprocessing=dict(config.get("preprocessing") or {}),
+                   model=run_info.get("model"), sampling=dict(run_info.get("sampling") or {}))
+
+    @classmethod
+    def from_config(cls, model_name: str | None, config: Any) -> InputSpec:
+        """The spec of a model and its ModelConfig (model_name None: every input the features have)."""
+        from utils import models
+
+        return cls(num_frames=int(config.num_frames), image_size=int(config.image_size),
+                   inputs=models.model_inputs(model_name) if model_name else None,
+                   preprocessing=dict(config.preprocessing or {}), model=model_name)
+
+
+def as_spec(spec: Any) -> InputSpec:
+    """An InputSpec from an InputSpec, a run.json dict, a (model_name, ModelConfig) pair or a bare ModelConfig."""
+    if isinstance(spec, InputSpec):
+        return spec
+    if isinstance(spec, tuple):
+        return InputSpec.from_config(spec[0], spec[1])
+    if isinstance(spec, Mapping):
+        return InputSpec.from_run(spec)
+    return InputSpec.from_config(None, spec)
+
+
+# ----------------------------------------------------------------------------- the one input path
+def sample_clips(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
+    """Raw clips resampled in time to the spec's T and frames resized to its S (cv2.INTER_AREA)."""
+    spec = as_spec(spec)
+    out: dict[str, np.ndarray] = {}
+    if "keypoints" in raw:
+        out["keypoints"] = preprocessing.resample_time(np.asarray(raw["keypoints"], np.float32), spec.num_frames)
+    if "frames" in raw:
+        frames = preprocessing.resample_time(np.asarray(raw["frames"]), spec.num_frames)
+        out["frames"] = preprocessing.resize_frames(frames, spec.image_size)
+    return out
+
+
+def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
+    """Apply the spec's preprocessing to sampled inputs: keypoint options, and frame differences if ``frames="diff"``."""
+    options = as_spec(spec).preprocessing
+    out = dict(raw)
+    if "keypoints" in out:
+        out["keypoints"] = preprocessing.preprocess_keypoints(out["keypoints"], options)
+    if "frames" in out:
+        out["frames"] = preprocessing.preprocess_frames(out["frames"], options)
+    return out
+
+
+def clip_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
+    """Model inputs of raw clips {'keypoints': (n, t, 1662), 'frames': (n, t, H, W, 3) uint8}: T, S, preprocessing."""
+    return finish_inputs(sample_clips(raw, spec), spec)
+
+
+# ----------------------------------------------------------------------------- clips of a features file
+def training_sampling(features: Any, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """How the training clips were sampled, for run.json: T and S of the features file, and the median length
+    of the source clips in frames and seconds (None where the features file does not say)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    sampling: dict[str, Any] = {"clip_frames": int(features.keypoints.shape[1]),
+                                "thumbnail_size": None if features.frames is None else int(features.frames.shape[2]),
+                                "source_frames": None, "source_fps": None, "source_seconds": None}
+    source_frames = getattr(features, "source_frames", None)
+    if source_frames is None or len(indices) == 0:
+        return sampling
+    frames = np.asarray(source_frames, dtype=np.float64)[indices]
+    sampling["source_frames"] = float(np.median(frames))
+    fps = getattr(features, "source_fps", None)
+    fps = np.full(len(indices), np.nan) if fps is None else np.asarray(fps, dtype=np.float64)[indices]
+    known = np.isfinite(fps) & (fps > 0)
+    if known.any():
+        sampling["source_fps"] = float(np.median(fps[known]))
+        sampling["source_seconds"] = float(np.median(frames[known] / fps[known]))
+    return sampling
+
+
+def features_name(features: Any) -> str:
+    """The file a FeatureSet came from, for messages."""
+    meta = getattr(features, "meta", None) or {}
+    return str(meta.get("path") or meta.get("file") or getattr(features, "path", None) or "the features file")
+
+
+def stored_clips(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The stored keypoints and/or frames the spec's model takes, of the clips at indices (default all), unchanged."""
+    spec = as_spec(spec)
+    indices = np.arange(len(features.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
+    available = ("keypoints", "frames") if features.frames is not None else ("keypoints",)
+    out: dict[str, np.ndarray] = {}
+    if spec.wants("keypoints", available):
+        out["keypoints"] = np.asarray(features.keypoints[indices], np.float32)
+    if spec.wants("frames", available):
+        if features.frames is None:
+            raise FeatureFileError(f"{features_name(features)} has no frames: it was imported from keypoints only "
+                                   "(MP_Data) — train --model lstm, or extract from videos")
+        out["frames"] = np.asarray(features.frames[indices])
+    return out
+
+
+def raw_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Keypoints (n, T, 1662) and/or frames (n, T, S, S, 3) of the chosen clips, resampled to the spec's T and S."""
+    return sample_clips(stored_clips(features, spec, indices), spec)
+
+
+def prepare_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Model inputs {'keypoints': (n, T, D'), 'frames': (n, T, S, S, 3)} for the clips at indices (default all).
+
+    ``spec``: an :class:`InputSpec`, a run's ``run.json`` dict or a ``(model_name, ModelConfig)`` pair
+    (then only the inputs that model takes are built), or a bare ModelConfig (then keypoints, and frames
+    when the features have them).
+    """
+    return clip_inputs(stored_clips(features, spec, indices), spec)
