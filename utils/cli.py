@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = training.train_from_file(features_path=args.features, model_name=args.model, config_name=args.config,
                                        out_dir=args.out, epochs=args.epochs, seed=args.seed,
                                        test_group=args.test_group, batch_size=args.batch_size,
-                                       resume=args.resume, tensorboard=args.tensorboard,
+                                       num_frames=args.frames, resume=args.resume, tensorboard=args.tensorboard,
                                        deterministic=args.deterministic, mixed_precision=args.mixed_precision)
     print(f"{metrics['model']} ({metrics['config']}): test accuracy {metrics['test_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} -> {args.out}")
@@ -182,6 +182,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="configuration name (default: the recommended one for the model; 'seed' = original)")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
+    p.add_argument("--frames", type=int, default=None,
+                   help="override the configuration's frames per clip T (e.g. --config seed --frames 20 for UCF11)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--out", required=True, help="output folder of the run")

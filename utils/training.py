@@ -462,8 +462,14 @@ def _best_epoch(history: Mapping[str, list[float]]) -> int:
 def train_from_file(features_path: str | Path, model_name: str, config_name: str | None = None,
                     out_dir: str | Path | None = None, epochs: int | None = None, seed: int = 0,
                     test_group: str | None = None, batch_size: int | None = None, verbose: int = 1,
-                    **options: Any) -> dict[str, Any]:
-    """:func:`train` on a features .npz (what ``python -m utils train`` calls); options: resume, tensorboard,
-    deterministic, mixed_precision."""
-    return train(features_path, model_name, config_name, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
+                    num_frames: int | None = None, **options: Any) -> dict[str, Any]:
+    """:func:`train` on a features .npz (what ``python -m utils train`` calls); ``num_frames`` overrides the
+    configuration's T (e.g. ``seed`` at T=20 for UCF11); options: resume, tensorboard, deterministic,
+    mixed_precision."""
+    config = resolve_config(model_name, config_name)
+    if num_frames is not None:
+        if num_frames < 1:
+            raise ConfigError(f"--frames must be a positive number of frames, got {num_frames}")
+        config = config.replace(num_frames=int(num_frames))
+    return train(features_path, model_name, config, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
                  seed=seed, test_group=test_group, verbose=verbose, **options)
