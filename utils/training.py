@@ -187,11 +187,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     best weights and score, and the epoch the training batches are drawn for.
 
     The extra state of epoch ``e`` is written before Keras's backup of that epoch and read back for the epoch the
-    backup names, so an interruption between the two writes still resumes consistently.
+    backup names, so an interruption between the two writes still resumes consistently; Keras keeps the previous
+    backup too (a kill in the middle of writing one falls back to it), so the previous extra state is kept as well.
     """
 
     def __init__(self, backup_dir: Path, keep_best: KeepBest, batches: TrainingBatches | None = None) -> None:
-        super().__init__(str(backup_dir))
+        super().__init__(str(backup_dir), double_checkpoint=True)
         self.folder, self.keep_best, self.batches = Path(backup_dir), keep_best, batches
         self.initial_epoch = 0
 
@@ -211,7 +212,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self._save_extra(self.folder / f"extra-{epoch + 1}.npz")
         super().on_epoch_end(epoch, logs)
         for old in self.folder.glob("extra-*.npz"):
-            if old.name != f"extra-{epoch + 1}.npz":
+            if old.name not in (f"extra-{epoch}.npz", f"extra-{epoch + 1}.npz"):
                 old.unlink()
 
     def _seed_states(self) -> list[Any]:
