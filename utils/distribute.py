@@ -110,19 +110,21 @@ def describe(strategy: Any, batch_size: int) -> dict[str, Any]:
 
 
 def prepare_model(model: Any, strategy: Any) -> None:
-    """Let Keras 3 fit ``model`` under MultiWorkerMirroredStrategy (a no-op under the other strategies).
+    """Let Keras 3 fit ``model`` on several replicas (a no-op on one).
 
-    Keras 3.x (keras-team/keras#20329, #20585) fails there twice: it averages one input batch over all
-    replicas with ``strategy.reduce`` to learn the input shapes, which the strategy refuses for an
-    (inputs, labels) structure; and it averages each step's scalar logs with ``axis=0``. Shapes come here
-    from this worker's own slice of the batch, and logs are averaged over the workers (so every worker sees
-    the same loss and accuracy, and keeps the same best epoch).
+    Keras 3.x first averages one input batch over all replicas with ``strategy.reduce`` to learn the input
+    shapes: MirroredStrategy fails when a batch does not split evenly (9 validation clips on 2 GPUs), and
+    MultiWorkerMirroredStrategy refuses any (inputs, labels) structure (keras-team/keras#20329, #20585). Under
+    several workers it also averages each step's scalar logs with ``axis=0``, which fails. Here the shapes come
+    from this worker's first replica slice, and logs are averaged over the workers (so every worker sees the
+    same loss and accuracy, and keeps the same best epoch).
     """
     import tensorflow as tf
 
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if strategy.num_replicas_in_sync <= 1:
         return
-    _average_logs_over_workers()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _average_logs_over_workers()
     keras_build = model._maybe_symbolic_build
 
     def local_build(iterator: Any = None, data_batch: Any = None) -> None:
