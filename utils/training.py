@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping
 import keras
 import numpy as np
 
-from utils import paths, preprocessing
+from utils import distribute, paths, preprocessing
 from utils.errors import ConfigError, FeatureFileError, ModelDirError, ensure_writable_folder
 from utils.inputs import (as_spec, features_name, finish_inputs,  # noqa: F401  (prepare_inputs: notebook 05)
                           prepare_inputs, raw_inputs)
@@ -318,19 +318,6 @@ def _as_features(features: Any) -> tuple[Any, str]:
     return features, features_name(features)
 
 
-def _distribution_scope() -> Any:
-    """MirroredStrategy scope on several GPUs, else a no-op context."""
-    import contextlib
-
-    import tensorflow as tf
-
-    if len(tf.config.list_physical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy().scope()
-    return contextlib.nullcontext()
-
-
-
-
 def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
          seed: int, verbose: int, folder: Path, resume: bool = False, tensorboard_dir: Path | None = None,
          mixed_precision: bool | None = None) -> tuple[Any, dict[str, list[float]], float]:
@@ -339,13 +326,16 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
     from utils import models
 
     labels = np.asarray(features.labels, dtype=np.int64)
+    strategy = distribute.choose_strategy()  # batch_size is per replica: each step reads the global batch
     batches = training_batches(raw_inputs(features, run_info, split.train), labels[split.train], run_info,
-                               config.augmentation or {}, batch_size, seed)
+                               config.augmentation or {},
+                               distribute.global_batch_size(batch_size, strategy.num_replicas_in_sync), seed)
     validation = (prepare_inputs(features, run_info, split.val), labels[split.val]) if len(split.val) else None
-    with precision_policy(mixed_precision), _distribution_scope():
+    with precision_policy(mixed_precision), strategy.scope():
         model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
                                    keypoint_dim=run_info["input_dim"])
         models.compile_model(model, config)
+        distribute.prepare_model(model, strategy)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     start = time.perf_counter()
     fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
@@ -442,10 +432,12 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         "train_seconds": round(train_seconds, 2), "params": int(model.count_params()), "history": history,
         "split_strategy": split.strategy, "test_group": test_group, "seed": seed, "batch_size": batch_size,
         "features_path": features_file, "features_meta": run_info["features_meta"], "latency": latency,
+        **distribute.describe(distribute.choose_strategy(), batch_size),
     }
-    write_run(out_dir, model, run_info, metrics, features, split.test, probabilities)
-    if tensorboard_dir is not None and tensorboard_dir.exists():
-        tensorboard_dir.rename(out_dir / "tensorboard")
+    with distribute.run_folder(out_dir) as folder:  # only the chief (worker 0) of several machines writes out_dir
+        write_run(folder, model, run_info, metrics, features, split.test, probabilities)
+        if tensorboard_dir is not None and tensorboard_dir.exists():
+            tensorboard_dir.rename(folder / "tensorboard")
     return metrics
 
 
