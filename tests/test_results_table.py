@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from utils import crossval, evaluation
@@ -57,6 +58,7 @@ def test_results_table_puts_crossval_mean_interval_and_n_beside_one_split_and_ch
                                                       "macro_f1": 0.7, "n_test": 12, "split_strategy": "group-disjoint"}))
     table = evaluation.results_table([crossval_dir], run_dirs=[run_dir], num_classes=3)
     assert list(table["result"]) == ["lstm_small", "lstm_recommended", "chance"]
+    assert list(table["kind"]) == ["cross-validated", "one split", "chance"]
     cv_row, split_row, chance = table.iloc[0], table.iloc[1], table.iloc[2]
     # leave-one-signer-out: signer a all right (1.0), b, c, d only class 0 right (1/3 each)
     assert cv_row["n"] == 4 and cv_row["accuracy"] == pytest.approx((1 + 3 * (1 / 3)) / 4)
@@ -67,7 +69,7 @@ def test_results_table_puts_crossval_mean_interval_and_n_beside_one_split_and_ch
     assert split_row["n"] == 1 and split_row["accuracy"] == 0.75
     assert split_row["protocol"].startswith("one split (group-disjoint), 12 test clips")
     assert split_row["accuracy 95% interval"] == "none (one split)"
-    assert chance["accuracy"] == pytest.approx(1 / 3)
+    assert chance["accuracy"] == pytest.approx(1 / 3) and chance["n"] is pd.NA
 
 
 def test_find_crossval_dirs_finds_summaries_not_folds_and_filters_by_features(crossval_dir, tmp_path):

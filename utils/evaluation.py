@@ -239,7 +239,8 @@ def _crossval_row(crossval_dir: Path) -> dict[str, Any]:
 
     summary = crossval.load_summary(crossval_dir)
     folds = "leave one group out" if summary["folds"] == "loso" else f"{summary['num_folds']} group-disjoint folds"
-    return {"result": crossval_dir.name, "model": summary["model"], "config": summary["config"],
+    return {"kind": "cross-validated", "result": crossval_dir.name, "model": summary["model"],
+            "config": summary["config"],
             "protocol": f"cross-validation by group: {folds}, {summary['pooled']['n']} test clips in all",
             "n": summary["num_folds"], "accuracy": summary["accuracy"]["mean"],
             "accuracy 95% interval": _interval_text(summary["accuracy"]),
@@ -251,7 +252,7 @@ def _split_row(run_dir: Path) -> dict[str, Any]:
     """One results_table row from a run folder: its single test split, labelled as one split, no interval."""
     metrics = load_metrics(run_dir)
     config = metrics.get("config", "")
-    return {"result": run_dir.name, "model": metrics.get("model", ""),
+    return {"kind": "one split", "result": run_dir.name, "model": metrics.get("model", ""),
             "config": config if isinstance(config, str) else config.get("name", ""),
             "protocol": f"one split ({metrics.get('split_strategy') or 'split'}), {metrics.get('n_test', '?')} test clips",
             "n": 1, "accuracy": metrics.get("test_accuracy", np.nan),
@@ -271,10 +272,10 @@ def results_table(crossval_dirs: Iterable[str | Path] = (), run_dirs: Iterable[s
     rows = [_crossval_row(Path(folder)) for folder in crossval_dirs]
     rows += [_split_row(Path(folder)) for folder in run_dirs]
     if num_classes:
-        rows.append({"result": "chance", "model": "uniform guess", "config": "", "n": np.nan,
+        rows.append({"kind": "chance", "result": "chance", "model": "uniform guess", "config": "", "n": None,
                      "protocol": f"1 / {num_classes} classes", "accuracy": 1 / num_classes,
                      "accuracy 95% interval": "", "worst fold": np.nan, "macro_f1": np.nan,
                      "macro_f1 95% interval": ""})
-    columns = ["result", "model", "config", "protocol", "n", "accuracy", "accuracy 95% interval", "worst fold",
+    columns = ["kind", "result", "model", "config", "protocol", "n", "accuracy", "accuracy 95% interval", "worst fold",
                "macro_f1", "macro_f1 95% interval"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).astype({"n": "Int64"})
