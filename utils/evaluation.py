@@ -205,7 +205,7 @@ def original_comparison(runs: "pandas.DataFrame", dataset: str, fast: bool = Fal
         rows.append({"dataset": label, "model": f"{run['model']} ({run['config']})",
                      "test accuracy": round(float(run["test_accuracy"]), 3),
                      "source": "measured by this run" + (" (FAST smoke run: 3 epochs, tiny data)" if fast else ""),
-                     "protocol": f"{strategy or 'split'}, {int(run['n_test'])} test clips; best epoch on val"})
+                     "protocol": f"one split ({strategy or '?'}), {int(run['n_test'])} test clips; best epoch on val"})
     return pd.DataFrame(rows)
 
 
