@@ -396,8 +396,9 @@ def _head(features: Any, config: ModelConfig, num_classes: int, prefix: str = "h
                                name=f"{prefix}_dense{index + 1}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout{index + 1}")(x)
+    # float32 even under a mixed_float16 policy (GPUs): a float16 softmax loses small probabilities
     return keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, bias_regularizer=reg,
-                              name=output_name)(x)
+                              dtype="float32", name=output_name)(x)
 
 
 def model_inputs(model_name: str, config: ModelConfig | None = None) -> tuple[str, ...]:
@@ -514,13 +515,13 @@ def _fused_output(features: dict[str, Any], config: ModelConfig, num_classes: in
     for name in names:  # each branch a classifier of its own ("<branch>_logits"), trainable alone (staged)
         logits = _head(features[name], config, num_classes, prefix=f"{name}_head", output_name=f"{name}_logits",
                        activation=None)
-        log_probs.append(keras.layers.Activation("log_softmax", name=f"{name}_log_probabilities")(logits))
+        log_probs.append(keras.layers.Activation("log_softmax", dtype="float32", name=f"{name}_log_probabilities")(logits))
     if config.modality_dropout > 0:
         log_probs = ModalityDropout(config.modality_dropout, name="modality_dropout")(log_probs)
     if config.fusion == "gate":
-        gate_features = keras.layers.Concatenate(name="gate_features")(list(features.values()))
-        return LogitFusion(gated=True, name="probabilities")([*log_probs, gate_features])
-    return LogitFusion(name="probabilities")(log_probs)
+        gate_features = keras.layers.Concatenate(dtype="float32", name="gate_features")(list(features.values()))
+        return LogitFusion(gated=True, dtype="float32", name="probabilities")([*log_probs, gate_features])
+    return LogitFusion(dtype="float32", name="probabilities")(log_probs)
 
 
 def branch_models(model: keras.Model) -> dict[str, keras.Model]:

@@ -1,0 +1,262 @@
+"""Several GPUs or machines: the strategy chosen from TF_CONFIG and the GPU count, the global batch, the
+chief-only run folder, and a real two-worker training run as two local processes (127.0.0.1 only)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from utils import distribute
+from utils.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+TWO_WORKERS_TIMEOUT_S = 240  # each worker; ~70 s on 2 busy CPU cores
+
+
+def tf_config(index: int, workers: int = 2, task_type: str = "worker", chief: bool = False) -> str:
+    """A TF_CONFIG for a loopback cluster of `workers` workers (plus a chief if asked)."""
+    cluster: dict = {"worker": [f"127.0.0.1:{20000 + i}" for i in range(workers)]}
+    if chief:
+        cluster["chief"] = ["127.0.0.1:19999"]
+    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+
+
+# ----------------------------------------------------------------------------- strategy choice
+@pytest.mark.parametrize("gpus, config, expected", [
+    (0, "", "default"), (1, "", "default"), (2, "", "mirrored"), (8, "", "mirrored"),
+    (0, tf_config(0), "multi-worker"), (4, tf_config(1), "multi-worker"),
+    (2, tf_config(0, workers=1), "mirrored"),  # a one-worker cluster is one machine
+    (0, tf_config(0, workers=1, task_type="chief", chief=True), "multi-worker"),  # chief + 1 worker
+])
+def test_strategy_kind(gpus, config, expected):
+    assert distribute.strategy_kind(gpus, config) == expected
+
+
+def test_choose_strategy_mirrored_on_several_gpus(monkeypatch):
+    import tensorflow as tf
+
+    made = []
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0", "GPU:1"] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda: made.append("mirrored") or "mirrored strategy")
+    monkeypatch.setattr(distribute, "_STRATEGIES", {})
+    assert distribute.choose_strategy() == "mirrored strategy"
+    assert distribute.choose_strategy() == "mirrored strategy" and made == ["mirrored"]  # created once
+
+
+def test_choose_strategy_multi_worker_from_tf_config(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setenv("TF_CONFIG", tf_config(1))
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", lambda: "multi-worker strategy")
+    monkeypatch.setattr(distribute, "_STRATEGIES", {})
+    assert distribute.choose_strategy() == "multi-worker strategy"
+
+
+def test_choose_strategy_default_on_one_cpu_machine(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    strategy = distribute.choose_strategy()
+    assert strategy is tf.distribute.get_strategy()
+    assert distribute.describe(strategy, 8) == {"strategy": "default", "workers": 1, "replicas": 1,
+                                                "batch_size_per_replica": 8, "global_batch_size": 8}
+
+
+def test_global_batch_is_per_replica_batch_times_replicas():
+    assert distribute.global_batch_size(32, 1) == 32
+    assert distribute.global_batch_size(32, 4) == 128
+    with pytest.raises(ConfigError):
+        distribute.global_batch_size(0, 2)
+
+
+# ----------------------------------------------------------------------------- TF_CONFIG and the chief
+def test_chief_is_worker_zero_or_the_named_chief():
+    assert distribute.is_chief("") and distribute.num_workers("") == 1
+    assert distribute.is_chief(tf_config(0)) and not distribute.is_chief(tf_config(1))
+    assert distribute.is_chief(tf_config(0, task_type="chief", chief=True))
+    assert not distribute.is_chief(tf_config(0, chief=True))  # worker 0 is not the chief when a chief exists
+    assert distribute.num_workers(tf_config(0, workers=3, chief=True)) == 4
+
+
+@pytest.mark.parametrize("config, words", [
+    ("{not json", "not valid JSON"),
+    ('["a"]', "JSON object"),
+    (json.dumps({"cluster": {"worker": ["a:1", "b:2"], "ps": ["c:3"]}, "task": {"type": "worker", "index": 0}}),
+     "'ps'"),
+    (json.dumps({"cluster": {"worker": ["a:1", "b:2"]}}), "no task"),
+])
+def test_bad_tf_config_is_refused_with_what_to_do(config, words):
+    with pytest.raises(ConfigError, match=words):
+        distribute.is_chief(config)
+
+
+def test_only_the_chief_writes_the_run_folder(monkeypatch, tmp_path):
+    out_dir = tmp_path / "run"
+    monkeypatch.setenv("TF_CONFIG", tf_config(1))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    with distribute.run_folder(out_dir) as folder:
+        assert folder != out_dir and not folder.is_relative_to(out_dir)
+        folder.mkdir()
+        (folder / "model.keras").write_text("not the chief's")
+    assert not folder.exists() and not folder.parent.exists()  # deleted afterwards
+    assert not out_dir.exists()
+    monkeypatch.setenv("TF_CONFIG", tf_config(0))
+    with distribute.run_folder(out_dir) as folder:
+        assert folder == out_dir
+
+
+def test_prepare_model_leaves_single_machine_models_alone():
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    distribute.prepare_model(model, tf.distribute.get_strategy())
+    assert "_maybe_symbolic_build" not in vars(model)
+
+
+# ----------------------------------------------------------------------------- batch scaling in train
+class _FakeStrategy:
+    """A strategy-shaped stand-in with 3 replicas (training still runs on the default strategy)."""
+
+    num_replicas_in_sync = 3
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
+@pytest.mark.slow
+def test_train_reads_global_batches_and_records_them(monkeypatch, tmp_path):
+    from test_training import tiny_config, tiny_features
+
+    from utils import training
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(distribute, "choose_strategy", lambda: _FakeStrategy())
+    seen = []
+    real_batches = training.training_batches
+    monkeypatch.setattr(training, "training_batches",
+                        lambda *args: seen.append(args[4]) or real_batches(*args))
+    metrics = training.train(tiny_features(), "lstm", tiny_config(epochs=1), out_dir=tmp_path / "run", verbose=0,
+                             measure_speed=False)
+    assert seen == [3 * 8]
+    assert (metrics["replicas"], metrics["batch_size"], metrics["global_batch_size"]) == (3, 8, 24)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (saved["replicas"], saved["global_batch_size"]) == (3, 24)
+
+
+# ----------------------------------------------------------------------------- two workers, two processes
+WORKER = '''"""`python -m utils train ARGS` that also saves the final weights (and where it wrote) to argv[1]."""
+import json, runpy, sys
+import numpy as np
+from utils import training
+result, sys.argv = sys.argv[1], ["utils", *sys.argv[2:]]
+keras_write_run = training.write_run
+def write_run(folder, model, *args, **kwargs):
+    np.savez(result + ".npz", *model.get_weights())
+    open(result + ".json", "w").write(json.dumps({"folder": str(folder)}))
+    return keras_write_run(folder, model, *args, **kwargs)
+training.write_run = write_run
+runpy.run_module("utils", run_name="__main__")
+'''
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on 127.0.0.1."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+@pytest.mark.slow
+def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
+    from test_training import tiny_features
+
+    from utils.features import save_features
+    from utils.runs import load_run
+
+    # each worker reads its own file: same clips, signers and split, different noise. Without gradients summed
+    # over the workers the two would end with different weights (one seed alone would make them equal).
+    features = [save_features(tmp_path / f"tiny{index}.npz", tiny_features(seed=index)) for index in range(2)]
+    (tmp_path / "worker.py").write_text(WORKER)
+    (tmp_path / "scratch").mkdir()
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    out_dir = tmp_path / "run"  # the same --out on both, as on two machines: only the chief may write it
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(tmp_path / "scratch"),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        command = [sys.executable, str(tmp_path / "worker.py"), str(tmp_path / f"worker{index}"), "train",
+                   "--features", str(features[index]), "--model", "lstm", "--epochs", "2", "--batch-size", "4",
+                   "--out", str(out_dir)]
+        workers.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [worker.communicate(timeout=TWO_WORKERS_TIMEOUT_S)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    for index, (worker, output) in enumerate(zip(workers, outputs)):
+        assert worker.returncode == 0, f"worker {index} failed:\n{output[-3000:]}"
+
+    weights = [np.load(tmp_path / f"worker{index}.npz") for index in range(2)]
+    assert [w.files for w in weights][0] == weights[1].files
+    for name in weights[0].files:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
+    model, _ = load_run(out_dir)
+    for saved, trained in zip(model.get_weights(), (weights[0][name] for name in weights[0].files)):
+        np.testing.assert_array_equal(saved, trained)
+
+    wrote = [Path(json.loads((tmp_path / f"worker{index}.json").read_text())["folder"]) for index in range(2)]
+    assert wrote[0] == out_dir and not wrote[1].is_relative_to(out_dir) and not wrote[1].exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run")) == ["run"]
+    assert list((tmp_path / "scratch").iterdir()) == []
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert (metrics["strategy"], metrics["workers"], metrics["replicas"]) == ("MultiWorkerMirroredStrategy", 2, 2)
+    assert (metrics["batch_size"], metrics["global_batch_size"], metrics["epochs_run"]) == (4, 8, 2)
+
+
+# ----------------------------------------------------------------------------- MirroredStrategy, two devices
+MIRRORED = '''"""train() under MirroredStrategy over two logical CPU devices (the same path as two GPUs); print metrics."""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from test_training import tiny_config, tiny_features
+from utils import distribute, training
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+distribute.choose_strategy = lambda: strategy
+metrics = training.train(tiny_features(), "lstm", tiny_config(epochs=2), out_dir=sys.argv[1], verbose=0,
+                         measure_speed=False)
+print(json.dumps({key: metrics[key] for key in ("strategy", "replicas", "global_batch_size", "n_val")}))
+'''
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_devices_trains_with_an_uneven_validation_split(tmp_path):
+    """Keras 3 alone fails here: 9 validation clips split 5/4 over the replicas (see distribute.prepare_model)."""
+    (tmp_path / "mirrored.py").write_text(MIRRORED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run([sys.executable, str(tmp_path / "mirrored.py"), str(tmp_path / "run")], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=TWO_WORKERS_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    metrics = json.loads(done.stdout.strip().splitlines()[-1])
+    assert metrics == {"strategy": "MirroredStrategy", "replicas": 2, "global_batch_size": 16,
+                       "n_val": metrics["n_val"]} and metrics["n_val"] % 2 == 1
+    assert (tmp_path / "run" / "model.keras").is_file()
