@@ -49,10 +49,14 @@ FRAME_AUGMENTATION = {"mirror": 0.5, "color": 0.3}  # notebook 04's fixes for th
 
 
 def base_fused() -> models.ModelConfig:
-    """The recommended fused configuration before this ablation, with frame differences and frame augmentation."""
+    """The fused model before this ablation (concatenation of the keypoint LSTM and the whole-frame ConvLSTM),
+    with frame differences and frame augmentation; every fusion setting is explicit, so the ablation does not
+    change when ``recommended`` does."""
     base = models.get_config("fused", "recommended")
-    return base.replace(preprocessing={**base.preprocessing, "frames": "diff"},
-                        augmentation={**base.augmentation, **FRAME_AUGMENTATION})
+    keypoint_augmentation = {k: v for k, v in base.augmentation.items() if k not in FRAME_AUGMENTATION}
+    return base.replace(frame_input="frames", fusion="concat", staged=False, modality_dropout=0.0,
+                        preprocessing={**base.preprocessing, "frames": "diff"},
+                        augmentation={**keypoint_augmentation, **FRAME_AUGMENTATION})
 
 
 def runs(hand_size: int = 32) -> dict[str, tuple[str, models.ModelConfig]]:
@@ -60,10 +64,11 @@ def runs(hand_size: int = 32) -> dict[str, tuple[str, models.ModelConfig]]:
     fused = base_fused().replace(hand_size=hand_size)
     staged = fused.replace(name="staged", frame_input="both", fusion="logits", staged=True)
     concat_rgb = fused.replace(name="concat_rgb", preprocessing={**fused.preprocessing, "frames": "rgb"},
-                               augmentation=models.get_config("fused", "recommended").augmentation)
+                               augmentation={**fused.augmentation, "mirror": 0.0, "color": 0.0})
     concat_mdrop = fused.replace(name="concat_diff_mdrop", modality_dropout=0.3)
     convlstm_rgb = models.get_config("convlstm", "recommended")
-    convlstm_rgb = convlstm_rgb.replace(name="convlstm_rgb", preprocessing={**convlstm_rgb.preprocessing, "frames": "rgb"})
+    convlstm_rgb = convlstm_rgb.replace(name="convlstm_rgb", frame_input="frames",
+                                        preprocessing={**convlstm_rgb.preprocessing, "frames": "rgb"})
     return {"staged": ("fused", staged), "concat_diff_mdrop": ("fused", concat_mdrop),
             "concat_rgb": ("fused", concat_rgb), "convlstm_rgb": ("convlstm", convlstm_rgb)}
 
