@@ -55,12 +55,13 @@ def test_spec_from_run_json_and_from_config_agree():
 
     config = models.get_config("fused", "recommended")
     from_config = InputSpec.from_config("fused", config)
-    run_info = {"model": "fused", "config": config.to_dict(), "inputs": ["keypoints", "frames"],
+    run_info = {"model": "fused", "config": config.to_dict(), "inputs": list(models.model_inputs("fused", config)),
                 "num_frames": config.num_frames, "image_size": config.image_size,
                 "sampling": {"clip_frames": 30, "thumbnail_size": 64}}
     from_run = as_spec(run_info)
     assert (from_run.num_frames, from_run.image_size, from_run.inputs) == (from_config.num_frames,
-                                                                           from_config.image_size, ("keypoints", "frames"))
+                                                                           from_config.image_size, from_config.inputs)
+    assert from_run.hand_size == from_config.hand_size
     assert from_run.options == from_config.options and from_run.thumbnail_size == 64
     assert as_spec(("fused", config)) == from_config and as_spec(from_run) is from_run
 
@@ -71,7 +72,8 @@ def test_clip_inputs_is_what_prepare_inputs_gives_for_stored_clips():
 
     features = _features()
     spec = InputSpec.from_config("fused", models.get_config("fused", "recommended").replace(num_frames=4,
-                                                                                           image_size=5))
+                                                                                           image_size=5,
+                                                                                           frame_input="frames"))
     prepared = prepare_inputs(features, spec, [2])
     direct = clip_inputs({"keypoints": features.keypoints[2:3], "frames": features.frames[2:3]}, spec)
     assert prepared["frames"].shape == (1, 4, 5, 5, 3)

@@ -53,6 +53,11 @@ class InputSpec:
         """Side of the stored thumbnails the model's frames were resized from, else the model's S."""
         return int(self.sampling.get("thumbnail_size") or self.image_size)
 
+    @property
+    def crop_size(self) -> int:
+        """Side of the stored hand crops the model's crops were resized from, else the model's hand_size."""
+        return int(self.sampling.get("hand_crop_size") or self.hand_size)
+
     def window_frames(self, fps: float) -> int:
         """Source frames of a video at `fps` that span what one training clip spanned (its median duration).
 
@@ -150,6 +155,8 @@ def training_sampling(features: Any, indices: Sequence[int] | np.ndarray) -> dic
     indices = np.asarray(indices, dtype=np.int64)
     sampling: dict[str, Any] = {"clip_frames": int(features.keypoints.shape[1]),
                                 "thumbnail_size": None if features.frames is None else int(features.frames.shape[2]),
+                                "hand_crop_size": None if getattr(features, "hand_crops", None) is None
+                                else int(features.hand_crops.shape[3]),
                                 "source_frames": None, "source_fps": None, "source_seconds": None}
     source_frames = getattr(features, "source_frames", None)
     if source_frames is None or len(indices) == 0:

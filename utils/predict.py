@@ -358,7 +358,7 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     stride_frames = stride_frames or max(1, window_frames // 4)
     clip = read_video_keypoints(video, spec.wants("keypoints") or spec.wants("hands") or out_path is not None,
                                 spec.thumbnail_size if spec.wants("frames") else None, progress=progress,
-                                hand_size=spec.hand_size if spec.wants("hands") else None)
+                                hand_size=spec.crop_size if spec.wants("hands") else None)
     say = print if verbose else (lambda *args, **kwargs: None)
     say(f"{video}: {clip.num_frames} frames at {clip.fps:.1f} fps; {run_info['model']} model, windows of "
         f"{window_frames} frames ({window_frames / clip.fps:.2f} s) sampled to {spec.clip_frames}, "

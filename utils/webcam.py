@@ -124,7 +124,7 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
                 if uses_frames:
                     recent_thumbnails.append(resize_frames(frame[None], classify.spec.thumbnail_size)[0])
                 if uses_hands:  # cut from the full-resolution camera frame, as extract does
-                    recent_hands.append(hand_crops(frame[None], vector[None], classify.spec.hand_size)[0])
+                    recent_hands.append(hand_crops(frame[None], vector[None], classify.spec.crop_size)[0])
                 if len(recent_keypoints) == num_frames and (index + 1 - num_frames) % stride == 0:
                     prediction = classify(index + 1 - num_frames, index + 1, np.stack(recent_keypoints)[chosen],
                                           np.stack(recent_thumbnails)[chosen] if uses_frames else None,
