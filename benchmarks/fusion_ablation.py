@@ -171,7 +171,7 @@ ROWS = [  # (label, run, key in the fold's result)
     ("fused, staged, learned gate: keypoints + hands", "staged", "fused:gate:hands"),
     ("fused, staged, learned gate: keypoints + frames + hands", "staged", "fused:gate:both"),
 ]
-RECOMMENDED = "fused, staged, learned weights: keypoints + hands"  # utils.models: recommended fused
+RECOMMENDED = "fused, staged, learned weights: keypoints + frames"  # utils.models: recommended fused
 SINGLE = ("LSTM alone (keypoint branch)", "ConvLSTM alone: whole frames, raw RGB",
           "ConvLSTM alone: whole-frame differences", "ConvLSTM alone: hand-crop differences")
 PROBES = {"LSTM alone (keypoint branch)": "probe:keypoints", "ConvLSTM alone: whole-frame differences": "probe:frames",
