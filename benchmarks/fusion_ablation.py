@@ -237,6 +237,17 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
         probe_text = f"{np.mean(probe):.2f}" if probe else ""
         per_fold = ", ".join("–" if v is None else f"{v:.3f}" for v in values)
         lines.append(f"| {label} | {mean:.3f} ± {half:.3f} | {len(done)} | {per_fold} | {probe_text} |")
+    weights = np.array([results["staged"][n]["weights"] for n in names if n in results.get("staged", {})])
+    if len(weights):
+        lines += ["", "Learned fusion weights of the three-branch staged run (softplus, 1 = as much as in a product of "
+                  f"experts), mean over folds: keypoints {weights[:, 0].mean():.2f}, whole-frame differences "
+                  f"{weights[:, 1].mean():.2f}, hand-crop differences {weights[:, 2].mean():.2f}."]
+    lines += ["", "How the rows were made: one staged run per fold trains the three branches, each alone with its own "
+              "head (its best-on-validation epoch), and fits one weight per branch on the validation signers; the "
+              "single-branch rows (except raw RGB) are those branches scored alone, and the other staged rows fuse "
+              "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
+              "signers. The concat rows and the raw-RGB ConvLSTM are trainings of their own. Not run here: the "
+              "original's frames with the landmarks drawn on them."]
     lines += ["", *targets(results, names), "", "Per run and fold (seconds of training, epochs run, validation accuracy):", ""]
     for run, per_fold in results.items():
         for fold, values in per_fold.items():
