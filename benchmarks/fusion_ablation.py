@@ -281,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     features = load_features(args.features)
     fold_list = folds(features.groups)
     chosen = [fold_list[int(i) - 1] for i in args.folds.split(",")] if args.folds else fold_list
-    command = ("nice -n 10 python benchmarks/fusion_ablation.py" + (f" --epochs {args.epochs}" if args.epochs else "")
-               + f" --hand-size {args.hand_size}")
+    command = (f"python -m utils extract synthetic --out data/features/{Path(args.features).name} --hand-size 32` "
+               "then `nice -n 10 python benchmarks/fusion_ablation.py"
+               f" --features data/features/{Path(args.features).name}"
+               + (f" --epochs {args.epochs}" if args.epochs else "") + f" --hand-size {args.hand_size}")
     if not args.table_only:
         for name in args.runs.split(","):
             model_name, config = runs(args.hand_size)[name]
