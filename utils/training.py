@@ -92,8 +92,9 @@ def precision_policy(mixed: bool | None = None) -> Iterator[str]:
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled, augmented (raw keypoints and frames), then preprocessed training batches.
 
-    Batch ``index`` of epoch ``epoch`` is drawn from (seed, epoch, index) only, so a run gives the same batches
-    every time, and a resumed run (which sets :attr:`epoch` when each epoch begins) the same as an uninterrupted one.
+    Batch ``index`` is drawn from (seed, :attr:`epoch`, index) only, so a run gives the same batches every time.
+    :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras also
+    calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
     """
 
     def __init__(self, raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
@@ -184,7 +185,7 @@ class KeepBest(keras.callbacks.Callback):
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore (weights, optimizer state, epoch) plus what it leaves out and an exact resume needs:
     the dropout random state, Python's random state (Keras shuffles the order of the batches with it), KeepBest's
-    best weights and score, and the epoch the training batches are drawn for.
+    best weights and score, and the epoch counter the training batches are drawn with.
 
     The extra state of epoch ``e`` is written before Keras's backup of that epoch and read back for the epoch the
     backup names, so an interruption between the two writes still resumes consistently; Keras keeps the previous
@@ -195,6 +196,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().__init__(str(backup_dir), double_checkpoint=True)
         self.folder, self.keep_best, self.batches = Path(backup_dir), keep_best, batches
         self.initial_epoch = 0
+        self._batches_epoch: int | None = None  # set by a resume, applied when the first epoch begins
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -204,8 +206,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self._restore_extra(self.folder / f"extra-{self.initial_epoch}.npz")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if self.batches is not None:
-            self.batches.epoch = epoch
+        if self.batches is not None and self._batches_epoch is not None:
+            self.batches.epoch, self._batches_epoch = self._batches_epoch, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -220,11 +222,13 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return [v for v in self.model.variables if v.name == "seed_generator_state"]
 
     def _save_extra(self, path: Path) -> None:
-        """Write the seed states, Python's random state and KeepBest's state to path (atomically)."""
+        """Write the seed states, Python's random state, the batches' epoch and KeepBest's state (atomically)."""
         state = self.keep_best.state()
         arrays = {f"seed_{i}": np.asarray(v.numpy()) for i, v in enumerate(self._seed_states())}
         arrays.update({f"best_{i}": w for i, w in enumerate(state.pop("weights") or [])})
-        arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate()}))
+        batches_epoch = None if self.batches is None else self.batches.epoch  # already counts this epoch's end
+        arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate(),
+                                               "batches_epoch": batches_epoch}))
         temporary = path.with_name(path.name + ".tmp.npz")
         np.savez(temporary, **arrays)
         os.replace(temporary, path)
@@ -241,6 +245,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             state = json.loads(str(data["state"]))
         version, internal, gauss = state.pop("python_random")
         random.setstate((version, tuple(internal), gauss))
+        self._batches_epoch = state.pop("batches_epoch")
         self.keep_best.restore({**state, "weights": weights or None})
 
 
