@@ -184,6 +184,7 @@ def free_ports(count: int) -> list[int]:
 def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     from test_training import tiny_features
 
+    from utils.evaluation import evaluate_saved
     from utils.features import save_features
     from utils.runs import load_run
 
@@ -229,6 +230,9 @@ def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert (metrics["strategy"], metrics["workers"], metrics["replicas"]) == ("MultiWorkerMirroredStrategy", 2, 2)
     assert (metrics["batch_size"], metrics["global_batch_size"], metrics["epochs_run"]) == (4, 8, 2)
+    # the test clips were predicted by both workers, each its slice, then gathered: in the clips' own order?
+    rescored = evaluate_saved(out_dir, features[0], split="test")  # one process, no distribution
+    assert rescored["confusion_matrix"] == metrics["confusion_matrix"]
 
 
 # ----------------------------------------------------------------------------- MirroredStrategy, two devices
