@@ -2,16 +2,18 @@
 #   make run    set up, then run the whole course (notebooks 01-06) on the embedded synthetic data
 #   make test   set up, then run the whole test suite (unit tests + notebooks under nbval)
 # Set-up creates .venv with python3.11 unless a virtual or conda environment is already active.
+# Python 3.12 works too, in its own environment:  PYTHON_SYSTEM=python3.12 VENV=.venv312 make test
 
 SHELL := /bin/bash
 PYTHON_SYSTEM ?= python3.11
+VENV ?= .venv
 
 ifneq ($(strip $(VIRTUAL_ENV)$(CONDA_PREFIX)),)
   PY := python
   ENV_DIR := $(firstword $(VIRTUAL_ENV) $(CONDA_PREFIX))
 else
-  PY := .venv/bin/python
-  ENV_DIR := .venv
+  PY := $(VENV)/bin/python
+  ENV_DIR := $(VENV)
 endif
 STAMP := $(ENV_DIR)/.stamp-course-install
 
@@ -31,20 +33,20 @@ help:
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	@if [ "$(ENV_DIR)" = ".venv" ] && [ ! -x .venv/bin/python ]; then \
+	@if [ "$(ENV_DIR)" = "$(VENV)" ] && [ ! -x $(VENV)/bin/python ]; then \
 	  if ! command -v $(PYTHON_SYSTEM) >/dev/null 2>&1; then \
-	    echo "error: $(PYTHON_SYSTEM) was not found. This course needs Python 3.11 (mediapipe 0.10.21 and"; \
-	    echo "       tensorflow 2.19 have no wheels for other versions). Install it (pyenv install 3.11,"; \
-	    echo "       apt install python3.11 python3.11-venv, or conda create -n course python=3.11) and"; \
-	    echo "       run make again, or point PYTHON_SYSTEM=/path/to/python3.11 at one."; \
+	    echo "error: $(PYTHON_SYSTEM) was not found. This course needs Python 3.11 or 3.12 (mediapipe 0.10.21"; \
+	    echo "       and tensorflow 2.19 have no wheels for other versions). Install one (pyenv install 3.11,"; \
+	    echo "       apt install python3.11 python3.11-venv, or conda create -n course python=3.11) and run"; \
+	    echo "       make again, or point PYTHON_SYSTEM=/path/to/python3.11 (or python3.12) at one."; \
 	    exit 1; \
 	  fi; \
-	  echo ">> creating .venv with $(PYTHON_SYSTEM)"; \
-	  $(PYTHON_SYSTEM) -m venv .venv || { echo "error: could not create .venv (on Debian/Ubuntu: apt install python3.11-venv)"; exit 1; }; \
+	  echo ">> creating $(VENV) with $(PYTHON_SYSTEM)"; \
+	  $(PYTHON_SYSTEM) -m venv $(VENV) || { echo "error: could not create $(VENV) (on Debian/Ubuntu: apt install python3.11-venv)"; exit 1; }; \
 	fi
-	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
-	  echo "error: $(ENV_DIR) runs Python $$($(PY) -c 'import platform; print(platform.python_version())'), the course needs 3.11."; \
-	  echo "       Deactivate that environment (or delete .venv) and run make again."; exit 1; }
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' || { \
+	  echo "error: $(ENV_DIR) runs Python $$($(PY) -c 'import platform; print(platform.python_version())'), the course needs 3.11 or 3.12."; \
+	  echo "       Deactivate that environment (or delete $(VENV), or choose another with VENV=...) and run make again."; exit 1; }
 	@echo ">> installing pinned requirements into $(ENV_DIR) (first time only: a few minutes)"
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils import keypoints as K  # noqa: E402
 from utils import predict, synthetic, training  # noqa: E402
-from utils.features import FeatureSet, load_features  # noqa: E402
+from utils.features import FeatureSet  # noqa: E402
 from utils.runs import load_run  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"

@@ -71,3 +71,22 @@ def test_summary_table_lists_every_run(tmp_path):
     table = course.summary_table(tmp_path).splitlines()
     assert len(table) == 3 and "0.950" in table[2] and "0.200" in table[1]
     assert "no runs" in course.summary_table(tmp_path / "empty")
+
+
+def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch, tmp_path):
+    """`train --config seed --frames 20` (UCF11 at the original's 20 frames) trains a seed config with T=20."""
+    from utils import cli, training
+
+    seen = {}
+
+    def fake_train(features, model_name, config, **kwargs):
+        seen["config"] = config
+        return {"model": model_name, "config": config.name, "test_accuracy": 0.0, "macro_f1": 0.0}
+
+    monkeypatch.setattr(training, "train", fake_train)
+    base = ["train", "--features", "f.npz", "--model", "fused", "--config", "seed", "--out", str(tmp_path / "r")]
+    assert cli.main(base + ["--frames", "20"]) == 0
+    assert seen["config"].name == "seed" and seen["config"].num_frames == 20
+    assert seen["config"].lstm_units == (512, 512)  # everything else stays the original's
+    assert cli.main(base) == 0 and seen["config"].num_frames == 30
+    assert cli.main(base + ["--frames", "0"]) == 2

@@ -270,7 +270,7 @@ def test_manifest_of_videos_with_group_and_split_columns(tmp_path: Path) -> None
     touch(tmp_path / "clips" / "a.mp4")
     touch(tmp_path / "clips" / "b.MOV")
     write_manifest(tmp_path / "set", ["label,path,group,split", "hello,../clips/a.mp4,g1,train",
-                                      "café,../clips/b.MOV,g2,Validation"])
+                                      "café,..\\clips\\b.MOV,g2,Validation"])  # Windows separators work too
     kind, records = datasets.discover(tmp_path / "set")
     assert kind == "manifest"
     assert [(r.label, r.group, r.split, r.source) for r in records] == [("hello", "g1", "train", "video"),

@@ -190,3 +190,46 @@ def test_defect_table_has_eight_defects_each_shown_by_a_section():
         assert sections <= headings, f"defect {number} points to missing sections {sections - headings}"
     assert "114" in text and "73" in text, "defect 2 names the epochs the original kept"
     assert "peephole" in _notebook_text("04_").lower() and "1506.04214" in _notebook_text("04_")
+
+
+# ----------------------------------------------------------------------------- cross-validation by signer
+def _code_cells(name: str) -> list[str]:
+    path = next(p for p in NOTEBOOKS if p.name.startswith(name))
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+def _assigned(sources: list[str], name: str):
+    """The expression assigned to `name` at the top level of some code cell (ast node), or None."""
+    import ast
+
+    for source in sources:
+        for node in ast.parse(_python_source(source)).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return node.value
+    return None
+
+
+def test_notebook_03_cross_validates_the_lstm_and_the_linear_baseline_by_signer():
+    import ast
+    from types import SimpleNamespace
+
+    code = _code_cells("03_")
+    models = _assigned(code, "CV_MODELS")
+    assert models is not None and {"lstm", "linear"} <= set(ast.literal_eval(models)), "CV_MODELS: lstm and linear"
+    folds = _assigned(code, "FOLDS")
+    assert folds is not None, "notebook 03 sets FOLDS"
+    expression = compile(ast.Expression(folds), "FOLDS", "eval")
+    assert eval(expression, {"settings": SimpleNamespace(fast=False)}) == 5, "5 folds of 2 signers on the default"
+    assert eval(expression, {"settings": SimpleNamespace(fast=True)}) == 2, "2 folds with FAST=1 (4 signers)"
+    runs = [source for source in code if "crossval.run(" in source]
+    assert runs and "for model_name in CV_MODELS" in runs[0] and "folds=FOLDS" in runs[0]
+    assert any("evaluation.results_table(" in source and "num_classes=" in source for source in code), \
+        "notebook 03 compares the cross-validated models with chance"
+    headings = [line for text in _markdown(nbformat.read(next(p for p in NOTEBOOKS if p.name.startswith("03_")),
+                                                          as_version=4)) for line in text.splitlines()]
+    assert "## 5. Cross-validation by signer" in headings
+
+
+def test_notebook_06_reads_the_crossval_results():
+    code = "\n".join(_code_cells("06_"))
+    assert "evaluation.find_crossval_dirs(" in code and "evaluation.results_table(" in code

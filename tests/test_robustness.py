@@ -306,8 +306,10 @@ def test_interrupted_training_leaves_no_finished_looking_folder(monkeypatch, tmp
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "--features", features_path, "--model", "lstm", "--config", "small",
                            "--epochs", "1", "--out", out)
-    assert code == 130 and "interrupted" in err
-    assert list(tmp_path.iterdir()) == []
+    assert code == 130 and "interrupted" in err and "--resume" in err
+    # only <out>.partial is left (checkpoints to resume from), never a folder that looks like a finished run
+    assert [path.name for path in tmp_path.iterdir()] in ([], ["run.partial"])
+    assert not out.exists() and not (tmp_path / "run.partial" / "model.keras").exists()
 
 
 # ----------------------------------------------------------------------------- outputs that cannot be written

@@ -140,3 +140,33 @@ def test_split_report_counts_per_class_and_totals() -> None:
     assert report.loc["total", "test"] == len(splits.test)
     assert report.loc["sign4", "train"] == np.sum(labels[splits.train] == 4)
     assert (report.loc[[f"sign{i}" for i in range(10)], "total"] == 40).all()
+
+
+def _four_real_like_signers():
+    """Labels and groups shaped like the four real signers: each shows a different subset of the signs."""
+    shows = {"ismokedata": ["hello", "iloveyou", "no", "please", "thanks", "yes"],
+             "jeet10": ["father", "hello", "iloveyou", "mother", "thanks", "yes"],
+             "sarmskunatham": ["hello", "no", "please", "yes"],
+             "luja_manandhar": ["father", "help", "mother"]}
+    classes = sorted({c for signs in shows.values() for c in signs})
+    labels, groups = [], []
+    for signer, signs in shows.items():
+        for sign in signs:
+            labels += [classes.index(sign)] * 5
+            groups += [signer] * 5
+    return np.array(labels), np.array(groups)
+
+
+@pytest.mark.parametrize("test_signer", ["ismokedata", "jeet10", "sarmskunatham", "luja_manandhar"])
+def test_validation_never_takes_a_sign_out_of_training(test_signer):
+    """Held-out signer folds of few signers: every sign shown on the training side keeps training clips."""
+    labels, groups = _four_real_like_signers()
+    split = make_splits(labels, groups=groups, test_group=test_signer, seed=0)
+    rest = groups != test_signer
+    assert set(labels[split.train]) == set(labels[rest])
+    assert len(split.val) > 0 and not set(split.val) & set(split.train)
+    assert test_signer not in set(groups[split.val]) | set(groups[split.train])
+    if test_signer == "jeet10":  # sarmskunatham's signs are all shown by ismokedata: a whole validation signer
+        assert set(groups[split.val]) == {"sarmskunatham"} and "groups" in split.strategy
+    if test_signer == "ismokedata":  # every training signer has a sign of its own: validation by clip, said so
+        assert "stratified by clip" in split.strategy

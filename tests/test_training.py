@@ -192,3 +192,162 @@ def test_finish_inputs_applies_frame_differences_from_the_spec():
     np.testing.assert_array_equal(out[:, 0], 0)
     np.testing.assert_array_equal(out[:, 1], frames[:, 1].astype(np.float32) - frames[:, 0])
     assert finish_inputs({"frames": frames}, ("convlstm", config.replace(preprocessing={})))["frames"] is frames
+
+
+class _Interrupt:
+    """Wraps training._callbacks to add a callback that raises KeyboardInterrupt when `after` epochs have ended
+    (like Ctrl-C right after an epoch) and records which epochs the run trained."""
+
+    def __init__(self, after: int | None = None) -> None:
+        self.after, self.epochs = after, []
+
+    def __call__(self, original):
+        import keras
+
+        recorder = self
+
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                recorder.epochs.append(epoch)
+
+            def on_epoch_end(self, epoch, logs=None):
+                if recorder.after is not None and epoch + 1 == recorder.after:
+                    raise KeyboardInterrupt
+
+        def wrapped(*args, **kwargs):
+            callbacks, backup = original(*args, **kwargs)
+            return callbacks + [Kill()], backup
+
+        return wrapped
+
+
+def _final_weights(run_dir: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.models.load_model(run_dir / "model.keras", compile=False).get_weights()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeypatch):
+    """Interrupted after epoch 2 of 5 and resumed: trains epochs 3-5 only and ends with the uninterrupted weights.
+
+    Dropout and augmentation are on, so a wrong batch epoch or random state would change them; from epoch 3 the
+    learning rate is 100x too high, so the best epoch comes before the interruption and must survive it."""
+    from utils import training
+
+    config = tiny_config(epochs=5).replace(lr_milestones=(2,), lr_decay=100.0)
+    assert config.dropout > 0 and any(float(v) > 0 for v in config.augmentation.values())
+    options = dict(seed=3, verbose=0, measure_speed=False)
+    whole = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "whole", **options)
+    assert whole["best_epoch"] <= 2, whole["history"]  # else this test would not check the best weights' survival
+
+    original = training._callbacks
+    killed = _Interrupt(after=2)
+    monkeypatch.setattr(training, "_callbacks", killed(original))
+    with pytest.raises(KeyboardInterrupt):
+        training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", **options)
+    partial = tmp_path / "cut.partial"
+    assert killed.epochs == [0, 1] and not (tmp_path / "cut").exists()
+    assert len(list(csv.DictReader(open(partial / "history.csv")))) == 2  # written as it goes
+    assert (partial / "checkpoints" / "best.weights.h5").is_file()
+    assert (partial / "checkpoints" / "last.weights.h5").is_file()
+
+    resumed = _Interrupt()
+    monkeypatch.setattr(training, "_callbacks", resumed(original))
+    metrics = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", resume=True, **options)
+    assert resumed.epochs == [2, 3, 4], resumed.epochs  # the next epoch, not from scratch
+    for key, values in whole["history"].items():
+        np.testing.assert_allclose(metrics["history"][key], values, rtol=1e-6, err_msg=key)
+    for ours, theirs in zip(_final_weights(tmp_path / "cut"), _final_weights(tmp_path / "whole")):
+        assert np.allclose(ours, theirs, rtol=0, atol=1e-6)
+    assert metrics["epochs_run"] == 5 and metrics["best_epoch"] == whole["best_epoch"]
+    assert metrics["test_accuracy"] == whole["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(features_file, tmp_path, monkeypatch):
+    from utils import training
+    from utils.errors import ConfigError
+
+    original = training._callbacks
+    monkeypatch.setattr(training, "_callbacks", _Interrupt(after=1)(original))
+    with pytest.raises(KeyboardInterrupt):
+        training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "run", seed=0,
+                       verbose=0, measure_speed=False)
+    with pytest.raises(ConfigError, match="other settings"):
+        training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "run", seed=1,
+                       verbose=0, measure_speed=False, resume=True)
+    fresh = _Interrupt()
+    monkeypatch.setattr(training, "_callbacks", fresh(original))
+    training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "new", seed=0, verbose=0,
+                   measure_speed=False, resume=True)
+    assert fresh.epochs == [0, 1]
+
+
+def test_op_determinism_is_a_switch():
+    from tensorflow.python.framework import config as tf_config
+
+    from utils import training
+
+    try:
+        training.set_seeds(0, deterministic=False)
+        assert not tf_config.is_op_determinism_enabled()
+        training.set_seeds(0, deterministic=True)
+        assert tf_config.is_op_determinism_enabled()
+        training.set_seeds(0, deterministic=False)
+        training.set_seeds(0)  # default: on without a GPU
+        assert tf_config.is_op_determinism_enabled() == (not training.gpu_available())
+    finally:
+        training.set_seeds(0, deterministic=True)
+
+
+def test_mixed_precision_keeps_weights_and_softmax_in_float32():
+    import keras
+
+    from utils import models, training
+
+    with training.precision_policy(True) as name:
+        model = models.build_model("fused", tiny_config("fused"), num_classes=NUM_CLASSES, keypoint_dim=20)
+    assert name == "mixed_float16" and keras.mixed_precision.global_policy().name == "float32"
+    assert any(layer.compute_dtype == "float16" for layer in model.layers)
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+    assert all(weight.dtype == "float32" for weight in model.weights)
+    inputs = {"keypoints": np.zeros((2, NUM_FRAMES, 20), np.float32),
+              "frames": np.zeros((2, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)}
+    probabilities = model.predict(inputs, verbose=0)
+    assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    with training.precision_policy(False) as name:
+        assert name == "float32"
+    with training.precision_policy(None) as name:  # automatic: float16 compute only on a GPU
+        assert name == ("mixed_float16" if training.gpu_available() else "float32")
+
+
+@pytest.mark.slow
+def test_mixed_precision_run_with_tensorboard(features_file, tmp_path):
+    from utils import training
+
+    metrics = training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "mixed", seed=0,
+                             verbose=0, measure_speed=False, mixed_precision=True, tensorboard=True,
+                             deterministic=False)
+    assert metrics["epochs_run"] == 2 and np.isfinite(metrics["history"]["loss"]).all()
+    assert list((tmp_path / "mixed" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (tmp_path / "mixed.tensorboard").exists() and not (tmp_path / "mixed.partial").exists()
+    model, _ = load_run(tmp_path / "mixed")
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+
+
+def test_train_command_passes_resume_tensorboard_and_switches(monkeypatch, tmp_path):
+    from utils import cli, training
+
+    seen = {}
+
+    def fake_train(**kwargs):
+        seen.update(kwargs)
+        return {"model": "lstm", "config": "small", "test_accuracy": 1.0, "macro_f1": 1.0}
+
+    monkeypatch.setattr(training, "train_from_file", fake_train)
+    base = ["train", "--features", "f.npz", "--model", "lstm", "--out", str(tmp_path / "run")]
+    assert cli.main(base + ["--resume", "--tensorboard", "--no-deterministic", "--mixed-precision"]) == 0
+    assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (True, True, False, True)
+    assert cli.main(base) == 0
+    assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (False, False, None, None)

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from utils import __version__
 from utils import config as defaults
 from utils.errors import CourseError
 
@@ -50,7 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     metrics = training.train_from_file(features_path=args.features, model_name=args.model, config_name=args.config,
                                        out_dir=args.out, epochs=args.epochs, seed=args.seed,
-                                       test_group=args.test_group, batch_size=args.batch_size)
+                                       test_group=args.test_group, batch_size=args.batch_size,
+                                       num_frames=args.frames, resume=args.resume, tensorboard=args.tensorboard,
+                                       deterministic=args.deterministic, mixed_precision=args.mixed_precision)
     print(f"{metrics['model']} ({metrics['config']}): test accuracy {metrics['test_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} -> {args.out}")
     return 0
@@ -124,9 +127,16 @@ def cmd_course(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m utils", formatter_class=_formatter,
+def program_name(argv0: str | None = None) -> str:
+    """How the user called us: 'sign-course' (the installed script) or 'python -m utils'."""
+    name = Path(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else "")).name
+    return "python -m utils" if name in ("__main__.py", "", "-c") else name
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog or program_name(), formatter_class=_formatter,
                                      description="Skeleton-based sign-language and action recognition course.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("data", formatter_class=_formatter,
@@ -172,9 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="configuration name (default: the recommended one for the model; 'seed' = original)")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
+    p.add_argument("--frames", type=int, default=None,
+                   help="override the configuration's frames per clip T (e.g. --config seed --frames 20 for UCF11)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--out", required=True, help="output folder of the run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same --out at the epoch after its last checkpoint")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs into <out>/tensorboard")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
+                   help="deterministic TensorFlow ops (default: on without a GPU, off with one, where they are slow)")
+    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                   help="float16 compute with float32 weights and softmax (default: on with a GPU, off on CPU)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("crossval", formatter_class=_formatter,
@@ -248,5 +267,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+        print("interrupted: finished work is kept; run the same command again to resume "
+              "(train: add --resume to continue from the last finished epoch)", file=sys.stderr)
         return 130

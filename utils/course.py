@@ -8,12 +8,17 @@ from pathlib import Path
 from utils import paths
 from utils.errors import CourseError
 
-NOTEBOOKS_DIR = paths.REPO_ROOT / "notebooks"
+NOTEBOOKS_DIR = paths.NOTEBOOKS_DIR
 
 
 def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The numbered notebooks of the course, in reading order."""
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    """The numbered notebooks of the course, in reading order; CourseError when the folder has none."""
+    notebooks = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise CourseError(f"no course notebooks (NN_*.ipynb) in {folder}: they come with the repository, not with "
+                          f"`pip install`. Clone the repository and run from inside it, or set COURSE_HOME to the "
+                          f"folder that holds notebooks/ (project folder now: {paths.PROJECT_DIR})")
+    return notebooks
 
 
 def execute_notebook(path: Path, out_path: Path, timeout: int = 1800) -> float:
@@ -65,7 +70,7 @@ def run_course(only: list[str] | None = None) -> Path:
     if only:
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(prefix) for prefix in only)]
     if not notebooks:
-        raise CourseError(f"no notebooks found in {NOTEBOOKS_DIR}")
+        raise CourseError(f"no notebooks in {NOTEBOOKS_DIR} start with {' or '.join(only)}")
     print(f"Running {len(notebooks)} notebooks on {settings.dataset} (FAST={int(settings.fast)}); "
           f"executed copies go to {out_dir}", flush=True)
     total = time.perf_counter()

@@ -165,7 +165,7 @@ def read_manifest(manifest: str | Path, fix: str = "") -> list[ClipRecord]:
             if not row.get("path"):
                 problems.append(f"row {row_number} (line {reader.line_num}): the path is empty")
                 continue
-            path = manifest.parent / row["path"]
+            path = manifest.parent / row["path"].replace("\\", "/")  # a manifest written on Windows
             split = row.get("split", "")
             problem = _manifest_row_problem(path, row["label"], split)
             if problem is None and path.resolve() in seen:

@@ -29,7 +29,7 @@ from utils.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM, mp_data_to_original, parts_present
 
-CACHE_VERSION = 2  # bump when the content of a cached clip changes, so old caches are not reused
+CACHE_VERSION = 1  # bump when the content of a cached clip changes, so old caches are not reused
 KEYPOINT_SOURCES = ("auto", "mediapipe", "stored")
 NUM_PARTS = 4  # face, pose, left hand, right hand (see utils.keypoints.PARTS)
 
@@ -456,9 +456,22 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
         split=np.array([record.split for record, _ in kept], dtype=str),
         paths=np.array([job.relative for _, job in kept], dtype=str),
         detected=np.stack([part["detected"] for part in parts]), meta=meta,
-        source_frames=np.array([int(part["source_frames"]) for part in parts], dtype=np.int64),
-        source_fps=np.array([float(part["source_fps"]) for part in parts], dtype=np.float32))
+        source_frames=np.array([_source_length(part, job)[0] for part, (_, job) in zip(parts, kept)], dtype=np.int64),
+        source_fps=np.array([_source_length(part, job)[1] for part, (_, job) in zip(parts, kept)], dtype=np.float32))
     return features, skipped
+
+
+def _source_length(part: dict[str, np.ndarray], job: _ClipJob) -> tuple[int, float]:
+    """Frames and frame rate of a clip's source; for a clip cached before they were stored, read from the source
+    (the container's frame count and fps; the number of .npy frames of an MP_Data sequence, fps unknown)."""
+    if "source_frames" in part:
+        return int(part["source_frames"]), float(part["source_fps"])
+    if job.mode == "mp_data":
+        return sum(1 for f in Path(job.source).iterdir() if f.suffix == ".npy" and f.stem.isdigit()), float("nan")
+    from utils.video import video_info
+
+    info = video_info(job.source, count=False)
+    return int(info.num_frames), float(info.fps)
 
 
 def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,

@@ -368,8 +368,9 @@ def _head(features: Any, config: ModelConfig, num_classes: int) -> Any:
                                name=f"head_dense{index + 1}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, name=f"head_dropout{index + 1}")(x)
+    # float32 even under a mixed_float16 policy (GPUs): a float16 softmax loses small probabilities
     return keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, bias_regularizer=reg,
-                              name="probabilities")(x)
+                              dtype="float32", name="probabilities")(x)
 
 
 def model_inputs(model_name: str) -> tuple[str, ...]:

@@ -172,10 +172,41 @@ def _held_out_group(labels: np.ndarray, groups: np.ndarray, test_group: Sequence
     if fractions[1] == 0:
         carved, how = {"train": rest.tolist(), "test": []}, "held-out group"
     elif len(_known_groups(groups[rest])) >= 2:
-        carved, how = _group_disjoint(labels, groups, rest, val_share, rng), "held-out group"
+        carved, how = _validation_groups(labels, groups, rest, val_share, rng)
     else:
         carved, how = _stratified(labels, rest, val_share, rng), "held-out group (val: stratified)"
     return _finish({"train": carved["train"], "val": carved["test"], "test": np.flatnonzero(is_test)}, how)
+
+
+def _validation_groups(labels: np.ndarray, groups: np.ndarray, rest: np.ndarray, val_share: np.ndarray,
+                       rng: np.random.Generator) -> tuple[dict[str, list[int]], str]:
+    """Validation groups carved from the training side without taking any class out of training.
+
+    The balanced group-disjoint choice first; when it would leave a class with no training clip (few signers,
+    each showing other signs), whole groups whose every class another training group also shows; when no group
+    can be spared, validation clips drawn per class from the training groups (stratified by clip), said so.
+    """
+    carved = _group_disjoint(labels, groups, rest, val_share, rng)
+    wanted = set(labels[rest].tolist())
+    if set(labels[np.asarray(carved["train"], dtype=np.int64)].tolist()) == wanted:
+        return carved, "held-out group"
+    target = val_share[2] * len(rest)
+    names = _known_groups(groups[rest])
+    sizes = {g: int(np.sum(groups[rest] == g)) for g in names}
+    order = sorted(rng.permutation(names).tolist(), key=lambda g: abs(sizes[g] - target))
+    chosen: list[str] = []
+    for group in order:
+        if sum(sizes[g] for g in chosen) >= target:
+            break
+        left = rest[~np.isin(groups[rest], chosen + [group])]
+        if set(labels[left].tolist()) == wanted:
+            chosen.append(group)
+    if chosen:
+        is_val = np.isin(groups[rest], chosen)
+        return ({"train": rest[~is_val].tolist(), "test": rest[is_val].tolist()},
+                "held-out group (val: groups whose signs other training groups show too)")
+    return (_stratified(labels, rest, val_share, rng),
+            "held-out group (val: stratified by clip: every training group shows a sign no other one does)")
 
 
 def make_splits(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray | None = None,

@@ -5,21 +5,35 @@ One call, :func:`train`, does a whole run and writes a self-contained run folder
 evaluation, cross-validation and prediction). Model selection uses the validation split only and the
 test split is scored once (defect 6 of the original chose the model on test; defect 5 averaged accuracy
 per batch: here it is per clip).
+
+While training, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finished epoch) and ``checkpoints/``
+(``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs):
+``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch
+after its last finished one and ends with the same weights as a run that was never interrupted.
 """
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+import os
+import random
+import shutil
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
+import keras
 import numpy as np
 
 from utils import distribute, paths, preprocessing
-from utils.errors import FeatureFileError, ensure_writable_folder
+from utils.errors import ConfigError, FeatureFileError, ModelDirError, ensure_writable_folder
 from utils.inputs import (as_spec, features_name, finish_inputs,  # noqa: F401  (prepare_inputs: notebook 05)
                           prepare_inputs, raw_inputs)
 from utils.keypoints import KEYPOINT_DIM
 from utils.runs import describe_run, write_run
+
+CHECKPOINTS = "checkpoints"  # inside <out_dir>.partial while a run trains
 
 
 # ----------------------------------------------------------------------------- configuration and seeds
@@ -34,56 +48,88 @@ def resolve_config(model_name: str, config: Any = None) -> Any:
     return config
 
 
-def set_seeds(seed: int) -> None:
-    """Seed Python, NumPy and Keras/TensorFlow, and ask TensorFlow for deterministic ops."""
-    import keras
+def gpu_available() -> bool:
+    """True when TensorFlow sees at least one GPU."""
     import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def set_seeds(seed: int, deterministic: bool | None = None) -> None:
+    """Seed Python, NumPy and Keras/TensorFlow; deterministic ops on request (None: on without a GPU, where they
+    cost little; off with one, where they are slow)."""
+    from tensorflow.python.framework import config as tf_config
 
     from utils.config import set_seed
 
     set_seed(seed)
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic is None:
+        deterministic = not gpu_available()
+    if deterministic:
+        tf_config.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
+
+
+@contextlib.contextmanager
+def precision_policy(mixed: bool | None = None) -> Iterator[str]:
+    """Build models inside this block under 'mixed_float16' (None: only when a GPU is present), else float32.
+
+    The models' softmax stays float32 either way; the global policy is restored on exit."""
+    previous = keras.mixed_precision.global_policy()
+    if mixed is None:
+        mixed = gpu_available()
+    name = "mixed_float16" if mixed else "float32"
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield name
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 # ----------------------------------------------------------------------------- batches
+class TrainingBatches(keras.utils.PyDataset):
+    """Shuffled, augmented (raw keypoints and frames), then preprocessed training batches.
+
+    Batch ``index`` of epoch ``epoch`` is drawn from (seed, epoch, index) only, so a run gives the same batches
+    every time, and a resumed run (which sets :attr:`epoch` when each epoch begins) the same as an uninterrupted one.
+    """
+
+    def __init__(self, raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
+                 batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.raw, self.labels, self.spec = raw, labels, as_spec(spec)
+        self.augmentation, self.batch_size, self.seed = dict(augmentation), batch_size, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.labels) / self.batch_size))
+
+    def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.labels))
+        # every batch full (the last one wraps around): one input shape, so TensorFlow traces the step once
+        chosen = order[np.arange(index * self.batch_size, (index + 1) * self.batch_size) % len(self.labels)]
+        batch = {name: value[chosen] for name, value in self.raw.items()}
+        if any(float(v) > 0 for v in self.augmentation.values()):
+            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+            kp, frames = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
+                                                     else _frames_only_keypoints(batch["frames"]),
+                                                     batch.get("frames"), rng, self.augmentation)
+            if "keypoints" in batch:
+                batch["keypoints"] = kp
+            if frames is not None:
+                batch["frames"] = frames
+        return finish_inputs(batch, self.spec), self.labels[chosen]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
 def training_batches(raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
-                     batch_size: int, seed: int) -> Any:
+                     batch_size: int, seed: int) -> TrainingBatches:
     """A keras.utils.PyDataset of shuffled, augmented (raw keypoints and frames), then preprocessed batches."""
-    import keras
-
-    spec = as_spec(spec)
-
-    class _Batches(keras.utils.PyDataset):
-        """Batches re-drawn every epoch from (seed, epoch, batch): the same run gives the same batches."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.epoch = 0
-
-        def __len__(self) -> int:
-            return int(np.ceil(len(labels) / batch_size))
-
-        def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-            order = np.random.default_rng([seed, self.epoch]).permutation(len(labels))
-            # every batch full (the last one wraps around): one input shape, so TensorFlow traces the step once
-            chosen = order[np.arange(index * batch_size, (index + 1) * batch_size) % len(labels)]
-            batch = {name: value[chosen] for name, value in raw.items()}
-            if any(float(v) > 0 for v in augmentation.values()):
-                rng = np.random.default_rng([seed, self.epoch, index, 1])
-                kp, frames = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
-                                                         else _frames_only_keypoints(batch["frames"]),
-                                                         batch.get("frames"), rng, augmentation)
-                if "keypoints" in batch:
-                    batch["keypoints"] = kp
-                if frames is not None:
-                    batch["frames"] = frames
-            return finish_inputs(batch, spec), labels[chosen]
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-
-    return _Batches()
+    return TrainingBatches(raw, labels, spec, augmentation, batch_size, seed)
 
 
 def _frames_only_keypoints(frames: np.ndarray) -> np.ndarray:
@@ -92,62 +138,172 @@ def _frames_only_keypoints(frames: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- callbacks
-def _callbacks(config: Any, patience: int | None, verbose: int, epochs: int) -> list[Any]:
-    """Best-on-validation weights (with early stopping), the LR schedule and a progress bar."""
-    import keras
+class KeepBest(keras.callbacks.Callback):
+    """Remember the weights of the best val_accuracy epoch (ties: lower val_loss), stop after ``patience`` epochs
+    without progress, and restore the best weights at the end. With ``folder``, the best weights are also saved
+    there as ``best.weights.h5`` whenever they change."""
 
+    def __init__(self, patience: int | None = None, folder: Path | None = None) -> None:
+        super().__init__()
+        self.patience, self.folder = patience, folder
+        self.best: tuple[float, float] | None = None
+        self.best_epoch, self.weights, self.wait, self.last_epoch = -1, None, 0, -1
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch <= self.last_epoch:  # an epoch already judged before an interruption, trained again identically
+            return
+        self.last_epoch = epoch
+        logs = logs or {}
+        score = (logs.get("val_accuracy", logs.get("accuracy", 0.0)), -logs.get("val_loss", logs.get("loss", 0.0)))
+        if self.best is None or score > self.best:
+            self.best, self.best_epoch, self.wait = (float(score[0]), float(score[1])), epoch, 0
+            self.weights = self.model.get_weights()
+            if self.folder is not None:
+                self.model.save_weights(self.folder / "best.weights.h5")
+            return
+        self.wait += 1
+        if self.patience is not None and self.wait >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue after an interruption (the best weights as a list of arrays)."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "last_epoch": self.last_epoch,
+                "weights": self.weights}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` of an interrupted run."""
+        self.best = tuple(state["best"]) if state["best"] is not None else None
+        self.best_epoch, self.wait, self.last_epoch = state["best_epoch"], state["wait"], state["last_epoch"]
+        self.weights = state["weights"]
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore (weights, optimizer state, epoch) plus what it leaves out and an exact resume needs:
+    the dropout random state, Python's random state (Keras shuffles the order of the batches with it), KeepBest's
+    best weights and score, and the epoch the training batches are drawn for.
+
+    The extra state of epoch ``e`` is written before Keras's backup of that epoch and read back for the epoch the
+    backup names, so an interruption between the two writes still resumes consistently; Keras keeps the previous
+    backup too (a kill in the middle of writing one falls back to it), so the previous extra state is kept as well.
+    """
+
+    def __init__(self, backup_dir: Path, keep_best: KeepBest, batches: TrainingBatches | None = None) -> None:
+        super().__init__(str(backup_dir), double_checkpoint=True)
+        self.folder, self.keep_best, self.batches = Path(backup_dir), keep_best, batches
+        self.initial_epoch = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        metadata = self.folder / "training_metadata.json"
+        self.initial_epoch = int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
+        if self.initial_epoch:
+            self._restore_extra(self.folder / f"extra-{self.initial_epoch}.npz")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.batches is not None:
+            self.batches.epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._save_extra(self.folder / f"extra-{epoch + 1}.npz")
+        super().on_epoch_end(epoch, logs)
+        for old in self.folder.glob("extra-*.npz"):
+            if old.name not in (f"extra-{epoch}.npz", f"extra-{epoch + 1}.npz"):
+                old.unlink()
+
+    def _seed_states(self) -> list[Any]:
+        """The random-state variables of the model's layers (dropout), which model weights do not include."""
+        return [v for v in self.model.variables if v.name == "seed_generator_state"]
+
+    def _save_extra(self, path: Path) -> None:
+        """Write the seed states, Python's random state and KeepBest's state to path (atomically)."""
+        state = self.keep_best.state()
+        arrays = {f"seed_{i}": np.asarray(v.numpy()) for i, v in enumerate(self._seed_states())}
+        arrays.update({f"best_{i}": w for i, w in enumerate(state.pop("weights") or [])})
+        arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate()}))
+        temporary = path.with_name(path.name + ".tmp.npz")
+        np.savez(temporary, **arrays)
+        os.replace(temporary, path)
+
+    def _restore_extra(self, path: Path) -> None:
+        """Read back what :meth:`_save_extra` wrote; a missing file means a backup from another version."""
+        if not path.is_file():
+            raise ModelDirError(f"{path} is missing: the checkpoint in {self.folder} cannot be resumed exactly; "
+                                "train again without --resume")
+        with np.load(path) as data:
+            for i, variable in enumerate(self._seed_states()):
+                variable.assign(data[f"seed_{i}"])
+            weights = [data[f"best_{i}"] for i in range(sum(k.startswith("best_") for k in data.files))]
+            state = json.loads(str(data["state"]))
+        version, internal, gauss = state.pop("python_random")
+        random.setstate((version, tuple(internal), gauss))
+        self.keep_best.restore({**state, "weights": weights or None})
+
+
+class EpochBar(keras.callbacks.Callback):
+    """A tqdm bar over epochs with loss and accuracies (a resumed run starts it at its first epoch)."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs, self.bar = epochs, None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.epochs, desc="epochs", unit="epoch")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()
+                              if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
+        self.bar.update(epoch + 1 - self.bar.n)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.bar.close()
+
+
+def _callbacks(config: Any, verbose: int, epochs: int, folder: Path, batches: TrainingBatches, resume: bool,
+               tensorboard_dir: Path | None = None) -> tuple[list[Any], ResumableBackup]:
+    """Best-on-validation weights (with early stopping), history.csv, checkpoints and a backup to resume from, the
+    LR schedule, TensorBoard and a progress bar; returns (callbacks, the backup callback)."""
     from utils import models
 
-    class KeepBest(keras.callbacks.Callback):
-        """Remember the weights of the best val_accuracy epoch (ties: lower val_loss); restore them at the end."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.best: tuple[float, float] | None = None
-            self.best_epoch, self.weights, self.wait = -1, None, 0
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            score = (logs.get("val_accuracy", logs.get("accuracy", 0.0)), -logs.get("val_loss", logs.get("loss", 0.0)))
-            if self.best is None or score > self.best:
-                self.best, self.best_epoch, self.wait = score, epoch, 0
-                self.weights = self.model.get_weights()
-                return
-            self.wait += 1
-            if patience is not None and self.wait >= patience:
-                self.model.stop_training = True
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            if self.weights is not None:
-                self.model.set_weights(self.weights)
-
-    callbacks: list[Any] = [KeepBest()]
+    checkpoints = folder / CHECKPOINTS
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    keep_best = KeepBest(config.patience, checkpoints)
+    backup = ResumableBackup(checkpoints / "backup", keep_best, batches)
+    # order matters: the schedule adds learning_rate to the logs before the CSV row is written, and KeepBest,
+    # the CSV row and the last weights of an epoch are written before its backup
+    callbacks: list[Any] = []
     if config.lr_milestones:
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
+    callbacks += [
+        keep_best,
+        keras.callbacks.CSVLogger(str(folder / "history.csv"), append=resume),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "last.weights.h5"), save_weights_only=True),
+        backup,
+    ]
+    if tensorboard_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     if verbose == 1:
-        callbacks.append(_epoch_bar(epochs))
-    return callbacks
+        callbacks.append(EpochBar(epochs))
+    return callbacks, backup
 
 
-def _epoch_bar(epochs: int) -> Any:
-    """A keras Callback showing a tqdm bar over epochs with loss and accuracies."""
-    import keras
-    from tqdm.auto import tqdm
-
-    class Bar(keras.callbacks.Callback):
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            self.bar = tqdm(total=epochs, desc="epochs", unit="epoch")
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()
-                                  if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
-            self.bar.update(1)
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            self.bar.close()
-
-    return Bar()
+def _read_history_csv(path: Path) -> dict[str, list[float]]:
+    """Per-epoch logs from history.csv written by CSVLogger (a repeated epoch keeps its last row)."""
+    if not path.is_file():
+        return {}
+    rows: dict[int, dict[str, str]] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            rows[int(row.pop("epoch"))] = row
+    keys = list(next(iter(rows.values()))) if rows else []
+    return {key: [float(rows[epoch][key]) for epoch in sorted(rows)] for key in keys}
 
 
 # ----------------------------------------------------------------------------- train
@@ -163,8 +319,10 @@ def _as_features(features: Any) -> tuple[Any, str]:
 
 
 def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
-         seed: int, verbose: int) -> tuple[Any, dict[str, list[float]], float]:
-    """Build, compile and fit the model with best-on-validation weights; return (model, history, seconds)."""
+         seed: int, verbose: int, folder: Path, resume: bool = False, tensorboard_dir: Path | None = None,
+         mixed_precision: bool | None = None) -> tuple[Any, dict[str, list[float]], float]:
+    """Build, compile and fit the model with best-on-validation weights, checkpoints and history.csv in folder
+    (continuing its backup when resume); return (model, history of every epoch, seconds of this call)."""
     from utils import models
 
     labels = np.asarray(features.labels, dtype=np.int64)
@@ -173,16 +331,40 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
                                config.augmentation or {},
                                distribute.global_batch_size(batch_size, strategy.num_replicas_in_sync), seed)
     validation = (prepare_inputs(features, run_info, split.val), labels[split.val]) if len(split.val) else None
-    with strategy.scope():
+    with precision_policy(mixed_precision), strategy.scope():
         model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
                                    keypoint_dim=run_info["input_dim"])
         models.compile_model(model, config)
         distribute.prepare_model(model, strategy)
+    callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     start = time.perf_counter()
     fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
-                    callbacks=_callbacks(config, config.patience, verbose, epochs))
+                    callbacks=callbacks)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    if backup.initial_epoch:  # a resumed run: the epochs before the interruption come from history.csv
+        earlier = _read_history_csv(folder / "history.csv")
+        history = {key: earlier.get(key, [])[:backup.initial_epoch] + values for key, values in history.items()}
     return model, history, time.perf_counter() - start
+
+
+def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> bool:
+    """Prepare ``<out>.partial`` for training: keep it when resuming an interrupted run of the same settings, else
+    start empty; return whether training resumes."""
+    stamp = partial / CHECKPOINTS / "run.json"
+    current = json.loads(json.dumps(run_info, default=str, sort_keys=True))
+    if resume and (partial / CHECKPOINTS / "backup" / "training_metadata.json").is_file() and stamp.is_file():
+        if json.loads(stamp.read_text(encoding="utf-8")) != current:
+            raise ConfigError(f"{partial} holds an interrupted run with other settings (model, configuration, data, "
+                              "split or seed): repeat the interrupted command with --resume, or drop --resume")
+        print(f"resuming the interrupted run in {partial}", flush=True)
+        return True
+    if resume:
+        print(f"nothing to resume in {partial} (no finished epoch): training from the start", flush=True)
+    if partial.exists():
+        shutil.rmtree(partial)
+    stamp.parent.mkdir(parents=True)
+    stamp.write_text(json.dumps(current, indent=1), encoding="utf-8")
+    return False
 
 
 def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndarray,
@@ -199,13 +381,18 @@ def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndar
 
 def train(features: Any, model_name: str, config: Any = None, out_dir: str | Path | None = None,
           epochs: int | None = None, batch_size: int | None = None, seed: int = 0,
-          test_group: str | None = None, verbose: int = 1, measure_speed: bool = True) -> dict[str, Any]:
+          test_group: str | None = None, verbose: int = 1, measure_speed: bool = True, resume: bool = False,
+          tensorboard: bool = False, deterministic: bool | None = None,
+          mixed_precision: bool | None = None) -> dict[str, Any]:
     """Split, train with augmentation and best-on-validation weights, test once, write the run folder; return metrics.
 
     ``features``: a FeatureSet or a features .npz path. ``config``: None (recommended), a name, or a
     ModelConfig. ``epochs`` / ``batch_size`` override the configuration's. ``verbose``: 0 silent, 1 a
     progress bar over epochs, 2 Keras's one line per epoch. ``measure_speed``: store the
-    single-clip latency on a few test clips in metrics["latency"].
+    single-clip latency on a few test clips in metrics["latency"]. ``resume``: continue the interrupted run of
+    the same out_dir and settings at its next epoch (same final weights as an uninterrupted run).
+    ``tensorboard``: also write TensorBoard logs to ``<out_dir>/tensorboard``. ``deterministic`` and
+    ``mixed_precision``: None = on without / with a GPU respectively (see :func:`set_seeds`, :func:`precision_policy`).
     """
     from utils import models, splits as splits_module
     from utils.evaluation import measure_latency
@@ -218,11 +405,17 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     epochs, batch_size = int(epochs or config.epochs), int(batch_size or config.batch_size)
     out_dir = Path(out_dir) if out_dir is not None else paths.RUNS_DIR / f"{model_name}_{config.name}"
     ensure_writable_folder(out_dir.expanduser().resolve().parent, "run folder")  # fail before training, not after
-    set_seeds(seed)
+    set_seeds(seed, deterministic)
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed)
     run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
-    model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
+    tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
+    if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
+        shutil.rmtree(tensorboard_dir)
+    model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
+                                         partial, resume, tensorboard_dir, mixed_precision)
 
     test, probabilities = _score(model, features, run_info, split.test, batch_size)
     val = _score(model, features, run_info, split.val, batch_size)[0] if len(split.val) else None
@@ -243,6 +436,8 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     }
     with distribute.run_folder(out_dir) as folder:  # only the chief (worker 0) of several machines writes out_dir
         write_run(folder, model, run_info, metrics, features, split.test, probabilities)
+        if tensorboard_dir is not None and tensorboard_dir.exists():
+            tensorboard_dir.rename(folder / "tensorboard")
     return metrics
 
 
@@ -259,7 +454,15 @@ def _best_epoch(history: Mapping[str, list[float]]) -> int:
 
 def train_from_file(features_path: str | Path, model_name: str, config_name: str | None = None,
                     out_dir: str | Path | None = None, epochs: int | None = None, seed: int = 0,
-                    test_group: str | None = None, batch_size: int | None = None, verbose: int = 1) -> dict[str, Any]:
-    """:func:`train` on a features .npz (what ``python -m utils train`` calls)."""
-    return train(features_path, model_name, config_name, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
-                 seed=seed, test_group=test_group, verbose=verbose)
+                    test_group: str | None = None, batch_size: int | None = None, verbose: int = 1,
+                    num_frames: int | None = None, **options: Any) -> dict[str, Any]:
+    """:func:`train` on a features .npz (what ``python -m utils train`` calls); ``num_frames`` overrides the
+    configuration's T (e.g. ``seed`` at T=20 for UCF11); options: resume, tensorboard, deterministic,
+    mixed_precision."""
+    config = resolve_config(model_name, config_name)
+    if num_frames is not None:
+        if num_frames < 1:
+            raise ConfigError(f"--frames must be a positive number of frames, got {num_frames}")
+        config = config.replace(num_frames=int(num_frames))
+    return train(features_path, model_name, config, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
+                 seed=seed, test_group=test_group, verbose=verbose, **options)
