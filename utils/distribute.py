@@ -97,7 +97,7 @@ def global_batch_size(batch_size: int, replicas: int) -> int:
 
 
 def describe(strategy: Any, batch_size: int) -> dict[str, Any]:
-    """What run.json / metrics.json record about the distribution: strategy, workers, replicas, global batch."""
+    """What metrics.json records about the distribution: strategy, workers, replicas, per-replica and global batch."""
     import tensorflow as tf
 
     replicas = int(strategy.num_replicas_in_sync)
