@@ -340,7 +340,7 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
                                    keypoint_dim=run_info["input_dim"])
         models.compile_model(model, config)
-        distribute.prepare_model(model, strategy)
+        distribute.prepare_model(model)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     start = time.perf_counter()
     fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
@@ -409,6 +409,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
                                f"train --model lstm, or extract from videos")
     epochs, batch_size = int(epochs or config.epochs), int(batch_size or config.batch_size)
     out_dir = Path(out_dir) if out_dir is not None else paths.RUNS_DIR / f"{model_name}_{config.name}"
+    out_dir = distribute.worker_run_dir(out_dir)  # the chief's is out_dir; other workers write theirs beside it
     ensure_writable_folder(out_dir.expanduser().resolve().parent, "run folder")  # fail before training, not after
     set_seeds(seed, deterministic)
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
@@ -439,10 +440,10 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         "features_path": features_file, "features_meta": run_info["features_meta"], "latency": latency,
         **distribute.describe(distribute.choose_strategy(), batch_size),
     }
-    with distribute.run_folder(out_dir) as folder:  # only the chief (worker 0) of several machines writes out_dir
-        write_run(folder, model, run_info, metrics, features, split.test, probabilities)
-        if tensorboard_dir is not None and tensorboard_dir.exists():
-            tensorboard_dir.rename(folder / "tensorboard")
+    write_run(out_dir, model, run_info, metrics, features, split.test, probabilities)
+    if tensorboard_dir is not None and tensorboard_dir.exists():
+        tensorboard_dir.rename(out_dir / "tensorboard")
+    distribute.discard_worker_run(out_dir)  # a worker other than the chief deletes its copy
     return metrics
 
 
