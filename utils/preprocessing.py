@@ -359,8 +359,12 @@ def _drop_indices(num_frames: int, probability: float, rng: np.random.Generator)
 
 
 def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Generator,
-                  options: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray | None]:
+                  options: Mapping[str, Any] | None, hand_crops: np.ndarray | None = None) -> tuple:
     """Augment raw keypoints (N, T, 1662) and, consistently, their frames (N, T, S, S, 3) or None.
+
+    Given ``hand_crops`` (N, T, 2, C, C, 3), returns (keypoints, frames, hand_crops), else (keypoints, frames):
+    a flip mirrors each crop and swaps left and right, as it swaps the hands' keypoints; crops follow the
+    time warp and colour jitter of their frames.
 
     Per clip: mirror with hand swap (probability ``mirror``; frames flipped too), scale by up to
     ``scale`` (fraction), rotate by up to ``rotate`` degrees, shift by up to ``shift`` (image fraction),
@@ -371,6 +375,7 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
     options = resolve_augmentation(options)
     kp = check_keypoints(kp).copy()
     frames = None if frames is None else frames.copy()
+    crops = None if hand_crops is None else hand_crops.copy()
     num_clips, num_frames = kp.shape[:2]
     if options["mirror"] > 0:
         flip = rng.random(num_clips) < options["mirror"]
@@ -378,8 +383,12 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
             kp[flip] = mirror_keypoints(kp[flip])
             if frames is not None:
                 frames[flip] = frames[flip][:, :, :, ::-1]
+            if crops is not None:  # the left hand's crop becomes the (mirrored) right one's
+                crops[flip] = crops[flip][:, :, ::-1, :, ::-1]
     if options["color"] > 0 and frames is not None:
         frames = jitter_colors(frames, rng, options["color"])
+    if options["color"] > 0 and crops is not None:
+        crops = jitter_colors(crops.reshape(num_clips, -1, *crops.shape[3:]), rng, options["color"]).reshape(crops.shape)
     if options["scale"] > 0 or options["rotate"] > 0 or options["shift"] > 0:
         kp = _affine(kp, rng, options["scale"], options["rotate"], options["shift"])
     for clip in range(num_clips):
@@ -393,7 +402,9 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
         kp[clip, zero] = 0
         if frames is not None:
             frames[clip] = frames[clip][order]
-    return kp, frames
+        if crops is not None:
+            crops[clip] = crops[clip][order]
+    return (kp, frames) if hand_crops is None else (kp, frames, crops)
 
 
 def augment_batch(kp: np.ndarray, rng: np.random.Generator, options: Mapping[str, Any] | None) -> np.ndarray:

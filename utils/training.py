@@ -114,13 +114,14 @@ class TrainingBatches(keras.utils.PyDataset):
         batch = {name: value[chosen] for name, value in self.raw.items()}
         if any(float(v) > 0 for v in self.augmentation.values()):
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-            kp, frames = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
-                                                     else _frames_only_keypoints(batch["frames"]),
-                                                     batch.get("frames"), rng, self.augmentation)
-            if "keypoints" in batch:
-                batch["keypoints"] = kp
-            if frames is not None:
-                batch["frames"] = frames
+            some_frames = batch.get("frames", batch.get("hands"))
+            augmented = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
+                                                    else _frames_only_keypoints(some_frames),
+                                                    batch.get("frames"), rng, self.augmentation,
+                                                    **({"hand_crops": batch["hands"]} if "hands" in batch else {}))
+            for name, value in zip(("keypoints", "frames", "hands"), augmented):  # flipped and warped together
+                if name in batch:
+                    batch[name] = value
         return finish_inputs(batch, self.spec), self.labels[chosen]
 
     def on_epoch_end(self) -> None:
@@ -343,6 +344,8 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         distribute.prepare_model(model)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     start = time.perf_counter()
+    if getattr(config, "staged", False) and models.branch_models(model):
+        return model, _fit_staged(model, batches, validation, config, epochs, verbose), time.perf_counter() - start
     fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
                     callbacks=callbacks)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
@@ -350,6 +353,98 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         earlier = _read_history_csv(folder / "history.csv")
         history = {key: earlier.get(key, [])[:backup.initial_epoch] + values for key, values in history.items()}
     return model, history, time.perf_counter() - start
+
+
+FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: full-batch steps on the fusion weights
+
+
+def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any, epochs: int,
+                verbose: int) -> dict[str, list[float]]:
+    """Staged training: each branch alone with its own head (best on validation), then only the fusion weights.
+
+    The fusion is fit on the validation clips, whose signers no branch trained on: a branch that memorised
+    the training signers earns little weight there. Returns the stages' histories one after the other.
+    """
+    from utils import models
+
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    for name, branch in models.branch_models(model).items():  # stage 1, sharing the fused model's layers
+        models.compile_model(branch, config)
+        branch_validation = None if validation is None else (validation[0][name], validation[1])
+        fit = branch.fit(_OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
+                         validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs))
+        for key in history:
+            history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
+    inputs, labels = validation if validation is not None else batches[0]  # no validation signers: a training batch
+    fusion = fit_fusion(model, inputs, labels)
+    for key in history:  # stage 2 (one row): it trains on the validation clips, so its loss is also theirs
+        history[key].append(fusion[key.replace("val_", "")][-1])
+    return history
+
+
+def _branch_callbacks(config: Any, verbose: int, epochs: int) -> list[Any]:
+    """Stage 1 of staged training, one branch: best-on-validation weights with early stopping, the LR schedule."""
+    from utils import models
+
+    callbacks: list[Any] = [KeepBest(config.patience)]
+    if config.lr_milestones:
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
+    if verbose == 1:
+        callbacks.append(EpochBar(epochs))
+    return callbacks
+
+
+def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, list[float]]:
+    """Stage 2 of staged training: fit only the fusion weights of a late-fusion model (full batch); its history.
+
+    The branches are frozen, so their outputs are computed once (inference mode) and only the fusion layer
+    is trained on them: a few milliseconds per step instead of a pass through every branch.
+    """
+    import keras
+
+    from utils import models
+
+    history: dict[str, list[float]] = {}
+    names = [tensor.name.split(":")[0] for tensor in model.inputs]
+    for fusion in models.fusion_layers(model):
+        sources = fusion.input if isinstance(fusion.input, (list, tuple)) else [fusion.input]
+        fed = keras.Model(model.inputs, list(sources)).predict({name: inputs[name] for name in names},
+                                                              batch_size=64, verbose=0)
+        fed = [np.asarray(value) for value in (fed if isinstance(fed, (list, tuple)) else [fed])]
+        heads = [keras.Input(value.shape[1:], dtype="float32") for value in fed]
+        head = keras.Model(heads, fusion(heads))  # the same layer: its weights are the model's
+        head.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                     metrics=["accuracy"], jit_compile=False)
+        fit = head.fit(fed, np.asarray(labels), batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
+        history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    return history
+
+
+def _one_input_batches() -> type:
+    """A PyDataset class that passes on one input of another PyDataset's batches (for one branch)."""
+    import keras
+
+    class OneInput(keras.utils.PyDataset):
+        def __init__(self, batches: Any, name: str) -> None:
+            super().__init__()
+            self.batches, self.name = batches, name
+
+        def __len__(self) -> int:
+            return len(self.batches)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            inputs, labels = self.batches[index]
+            return inputs[self.name], labels
+
+        def on_epoch_end(self) -> None:
+            self.batches.on_epoch_end()
+
+    return OneInput
+
+
+def _OneInput(batches: Any, name: str) -> Any:  # noqa: N802 (reads as the class it builds)
+    """The batches with only the input ``name``."""
+    return _one_input_batches()(batches, name)
 
 
 def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> bool:
@@ -404,7 +499,10 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
 
     features, features_file = _as_features(features)
     config = resolve_config(model_name, config)
-    if "frames" in models.model_inputs(model_name) and features.frames is None:
+    if "hands" in models.model_inputs(model_name, config) and getattr(features, "hand_crops", None) is None:
+        raise FeatureFileError(f"{features_file} has no hand crops, which frame_input={config.frame_input!r} needs: "
+                               "extract it again with `python -m utils extract <dataset> --hand-size 32`")
+    if "frames" in models.model_inputs(model_name, config) and features.frames is None:
         raise FeatureFileError(f"{features_file} has no frames: it was imported from keypoints only (MP_Data) — "
                                f"train --model lstm, or extract from videos")
     epochs, batch_size = int(epochs or config.epochs), int(batch_size or config.batch_size)
