@@ -61,7 +61,7 @@ from keras import ops  # noqa: E402
 
 from utils.errors import ConfigError  # noqa: E402
 
-MODEL_NAMES = ("lstm", "convlstm", "fused")
+MODEL_NAMES = ("lstm", "convlstm", "fused", "linear")
 DEFAULT_CONFIG = "recommended"
 ORIGINAL_PARAM_COUNT = 7_174_718  # the PyTorch fused model, 11 outputs, as printed by its notebook
 CONVLSTM_IMPLS = ("fast", "stock")
@@ -93,6 +93,9 @@ class ModelConfig:
     convlstm_impl: str = "fast"  # "fast" (our ConvLSTM layer) or "stock" (keras.layers.ConvLSTM2D)
     preprocessing: dict[str, Any] = field(default_factory=lambda: dict(NO_PREPROCESSING))
     augmentation: dict[str, Any] = field(default_factory=dict)
+    keypoint_encoder: str = "lstm"  # the keypoint branch: "lstm" (stacked LSTMs) or "conv_gru" (see _keypoint_branch)
+    segments: int = 3  # linear model: time segments whose means (plus the std over time) it classifies
+    linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -171,10 +174,29 @@ def _recommended(model_name: str) -> ModelConfig:
                                                     "ConvLSTM frame branch (16 frames, 32x32)")
 
 
+#: The linear baseline's preprocessing: body-centred, shoulder-width-scaled arm and hand points (x, y), the
+#: dominant hand (by motion) on the right, hand shapes in wrist-local coordinates scaled by palm size.
+LINEAR_PREPROCESSING = {"normalize": True, "face": "drop", "mirror": "motion", "velocity": False, "pose": "upper",
+                        "z": False, "hand_shape": True, "presence": True, "fill_gaps": 3}
+
+
+def _linear(config_name: str) -> ModelConfig:
+    return ModelConfig(
+        name=config_name, num_frames=30, image_size=32, lstm_units=(), convlstm_filters=(), epochs=1,
+        preprocessing=dict(LINEAR_PREPROCESSING), segments=3, linear_c=0.1,
+        description="logistic regression (scikit-learn, C=0.1) on standardised means of 3 time segments "
+                    "and standard deviations of normalised, hand-canonical keypoints: the simple baseline")
+
+
+def _configs(config_name: str, make: Any) -> dict[str, ModelConfig]:
+    """One configuration of every model; the linear model has one setting whatever the name."""
+    return {model: (_linear(config_name) if model == "linear" else make(model)) for model in MODEL_NAMES}
+
+
 CONFIGS: dict[str, dict[str, ModelConfig]] = {
-    "seed": {model: _seed() for model in MODEL_NAMES},
-    "small": {model: _small() for model in MODEL_NAMES},
-    "recommended": {model: _recommended(model) for model in MODEL_NAMES},
+    "seed": _configs("seed", lambda model: _seed()),
+    "small": _configs("small", lambda model: _small()),
+    "recommended": _configs("recommended", _recommended),
 }
 
 
@@ -308,6 +330,80 @@ class LastTimeStep(keras.layers.Layer):
         return (input_shape[0],) + tuple(input_shape[2:])
 
 
+# ----------------------------------------------------------------------------- the linear model's layers
+@keras.saving.register_keras_serializable(package="course")
+class SegmentStatistics(keras.layers.Layer):
+    """(B, T, D) -> (B, (segments + 1) * D): the mean of each of ``segments`` equal time segments, then the std over T.
+
+    Segment s covers frames ``[round(s * T / segments), round((s + 1) * T / segments))``; T must be known.
+    """
+
+    def __init__(self, segments: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.segments = int(segments)
+
+    def call(self, inputs: Any) -> Any:
+        """Segment means and the standard deviation over time, concatenated."""
+        frames = inputs.shape[1]
+        bounds = [int(round(s * frames / self.segments)) for s in range(self.segments + 1)]
+        means = [ops.mean(inputs[:, start:stop], axis=1) for start, stop in zip(bounds[:-1], bounds[1:])]
+        return ops.concatenate(means + [ops.std(inputs, axis=1)], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """(batch, (segments + 1) * D)."""
+        return (input_shape[0], (self.segments + 1) * input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "segments": self.segments}
+
+
+@keras.saving.register_keras_serializable(package="course")
+class Standardize(keras.layers.Layer):
+    """(x - mean) / scale with fixed (non-trainable) mean and scale, as scikit-learn's StandardScaler."""
+
+    def build(self, input_shape: tuple) -> None:
+        """Create mean (zeros) and scale (ones); :func:`set_linear_weights` fills them."""
+        self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", trainable=False, name="scale")
+
+    def call(self, inputs: Any) -> Any:
+        """Standardise."""
+        return (inputs - self.mean) / self.scale
+
+
+def _linear_model(config: ModelConfig, num_classes: int, keypoint_dim: int) -> keras.Model:
+    """keypoints (T, D) -> segment statistics -> standardisation -> Dense(num_classes, softmax)."""
+    keypoints = keras.Input((config.num_frames, keypoint_dim), dtype="float32", name="keypoints")
+    x = SegmentStatistics(config.segments, name="keypoints_statistics")(keypoints)
+    x = Standardize(name="keypoints_standardize")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(keypoints, outputs, name=f"linear_{config.name}")
+
+
+def segment_statistics(keypoints: Any, segments: int = 3) -> Any:
+    """NumPy (N, T, D) -> (N, (segments + 1) * D): what the linear model's first layer computes."""
+    import numpy as np
+
+    return np.asarray(ops.convert_to_numpy(SegmentStatistics(segments)(ops.convert_to_tensor(keypoints, "float32"))))
+
+
+def set_linear_weights(model: keras.Model, mean: Any, scale: Any, coef: Any, intercept: Any) -> keras.Model:
+    """Copy a fitted StandardScaler (mean, scale) and LogisticRegression (coef_, intercept_) into a linear model.
+
+    scikit-learn's two-class LogisticRegression keeps one row w for class 1; softmax over (-w/2, +w/2) gives
+    the same probabilities as its sigmoid(w), so both classes get half of it.
+    """
+    import numpy as np
+
+    coef, intercept = np.asarray(coef, np.float32), np.asarray(intercept, np.float32)
+    if coef.shape[0] == 1:
+        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    model.get_layer("keypoints_standardize").set_weights([np.asarray(mean, np.float32), np.asarray(scale, np.float32)])
+    model.get_layer("probabilities").set_weights([coef.T, intercept])
+    return model
+
+
 # ----------------------------------------------------------------------------- the models
 def _regularizer(config: ModelConfig) -> keras.regularizers.Regularizer | None:
     """L2(wd/2): the Keras penalty whose gradient equals PyTorch's Adam weight_decay wd."""
@@ -379,7 +475,8 @@ def _head(features: Any, config: ModelConfig, num_classes: int) -> Any:
 def model_inputs(model_name: str) -> tuple[str, ...]:
     """Names of the inputs a model takes: ('keypoints',), ('frames',) or ('keypoints', 'frames')."""
     _check_model_name(model_name)
-    return {"lstm": ("keypoints",), "convlstm": ("frames",), "fused": ("keypoints", "frames")}[model_name]
+    return {"lstm": ("keypoints",), "convlstm": ("frames",), "fused": ("keypoints", "frames"),
+            "linear": ("keypoints",)}[model_name]
 
 
 def build_model(model_name: str, config: ModelConfig | None = None, num_classes: int = 10,
@@ -390,6 +487,8 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     config = config or get_config(model_name)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if model_name == "linear":
+        return _linear_model(config, num_classes, keypoint_dim)
     impl = convlstm_impl or config.convlstm_impl
     if impl not in CONVLSTM_IMPLS:
         raise ValueError(f"unknown convlstm_impl {impl!r}; use one of {', '.join(CONVLSTM_IMPLS)}")
