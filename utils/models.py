@@ -388,19 +388,30 @@ def segment_statistics(keypoints: Any, segments: int = 3) -> Any:
     return np.asarray(ops.convert_to_numpy(SegmentStatistics(segments)(ops.convert_to_tensor(keypoints, "float32"))))
 
 
-def set_linear_weights(model: keras.Model, mean: Any, scale: Any, coef: Any, intercept: Any) -> keras.Model:
+def set_linear_weights(model: keras.Model, mean: Any, scale: Any, coef: Any, intercept: Any,
+                       classes: Any = None) -> keras.Model:
     """Copy a fitted StandardScaler (mean, scale) and LogisticRegression (coef_, intercept_) into a linear model.
 
-    scikit-learn's two-class LogisticRegression keeps one row w for class 1; softmax over (-w/2, +w/2) gives
-    the same probabilities as its sigmoid(w), so both classes get half of it.
+    ``classes``: the model outputs that scikit-learn's rows belong to (its ``classes_``; default all). Outputs
+    of classes absent from the training clips get zero weights and a bias of -30 (probability ~1e-13).
+    scikit-learn's two-class LogisticRegression keeps one row w for the second class; softmax over
+    (-w/2, +w/2) gives the same probabilities as its sigmoid(w), so each class gets half of it.
     """
     import numpy as np
 
     coef, intercept = np.asarray(coef, np.float32), np.asarray(intercept, np.float32)
     if coef.shape[0] == 1:
         coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    dense = model.get_layer("probabilities")
+    num_classes = int(dense.units)
+    classes = np.arange(num_classes) if classes is None else np.asarray(classes, dtype=np.int64)
+    if len(classes) != len(coef):
+        raise ValueError(f"{len(coef)} rows of coefficients for {len(classes)} classes")
+    kernel = np.zeros((coef.shape[1], num_classes), np.float32)
+    bias = np.full(num_classes, -30.0, np.float32)
+    kernel[:, classes], bias[classes] = coef.T, intercept
     model.get_layer("keypoints_standardize").set_weights([np.asarray(mean, np.float32), np.asarray(scale, np.float32)])
-    model.get_layer("probabilities").set_weights([coef.T, intercept])
+    dense.set_weights([kernel, bias])
     return model
 
 
