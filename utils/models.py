@@ -441,7 +441,19 @@ def _convlstm_layer(config: ModelConfig, filters: int, impl: str, name: str) -> 
     raise ValueError(f"unknown convlstm_impl {impl!r}; use one of {', '.join(CONVLSTM_IMPLS)}")
 
 
+KEYPOINT_ENCODERS = ("lstm", "conv_gru")
+
+
 def _keypoint_branch(keypoints: Any, config: ModelConfig) -> Any:
+    """The keypoint encoder of ``config.keypoint_encoder``: "lstm" (:func:`_lstm_encoder`) or "conv_gru"."""
+    if config.keypoint_encoder == "lstm":
+        return _lstm_encoder(keypoints, config)
+    if config.keypoint_encoder == "conv_gru":
+        return _conv_gru_encoder(keypoints, config)
+    raise ConfigError(f"unknown keypoint_encoder {config.keypoint_encoder!r}; use one of {', '.join(KEYPOINT_ENCODERS)}")
+
+
+def _lstm_encoder(keypoints: Any, config: ModelConfig) -> Any:
     """Stacked LSTMs from zero initial state, batch-first; returns the last layer's last output."""
     reg = _regularizer(config)
     x = keypoints
@@ -451,6 +463,34 @@ def _keypoint_branch(keypoints: Any, config: ModelConfig) -> Any:
                               recurrent_regularizer=reg, bias_regularizer=reg, name=f"keypoints_lstm{index + 1}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, name=f"keypoints_dropout{index + 1}")(x)
+    return x
+
+
+def _conv_gru_encoder(keypoints: Any, config: ModelConfig) -> Any:
+    """Per-frame Dense projection, residual 1D convolutions over time (kernel_size), then a GRU and the time mean.
+
+    Widths are ``config.lstm_units``: the first is the projection and convolution width, the last the GRU's.
+    The GRU's last state (order) and the mean over time of the convolution features (what happened) are
+    concatenated, as in the 1D-CNN + RNN models of the Kaggle isolated-sign competitions.
+    """
+    reg = _regularizer(config)
+    width, gru_units = config.lstm_units[0], config.lstm_units[-1]
+    x = keras.layers.Dense(width, kernel_regularizer=reg, name="keypoints_project")(keypoints)
+    x = keras.layers.LayerNormalization(name="keypoints_project_norm")(x)
+    x = keras.layers.Activation("swish", name="keypoints_project_act")(x)
+    for index in range(2):
+        y = keras.layers.Conv1D(width, config.kernel_size, padding="same", kernel_regularizer=reg,
+                                name=f"keypoints_conv{index + 1}")(x)
+        y = keras.layers.LayerNormalization(name=f"keypoints_conv{index + 1}_norm")(y)
+        y = keras.layers.Activation("swish", name=f"keypoints_conv{index + 1}_act")(y)
+        if config.dropout > 0:
+            y = keras.layers.Dropout(config.dropout / 2, name=f"keypoints_conv{index + 1}_dropout")(y)
+        x = keras.layers.Add(name=f"keypoints_residual{index + 1}")([x, y])
+    recurrent = keras.layers.GRU(gru_units, kernel_regularizer=reg, recurrent_regularizer=reg, name="keypoints_gru")(x)
+    pooled = keras.layers.GlobalAveragePooling1D(name="keypoints_mean")(x)
+    x = keras.layers.Concatenate(name="keypoints_features")([recurrent, pooled])
+    if config.dropout > 0:
+        x = keras.layers.Dropout(config.dropout, name="keypoints_dropout")(x)
     return x
 
 
@@ -554,7 +594,19 @@ def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
     _check_model_name(model_name)
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     feature_size = 0
-    if "keypoints" in model_inputs(model_name):
+    if model_name == "linear":  # standardisation (mean, scale) of the statistics, then the classifier
+        statistics = (config.segments + 1) * keypoint_dim
+        counts["keypoints"] = 2 * statistics
+        counts["head"] = num_classes * (statistics + 1)
+        counts["total"] = sum(counts.values())
+        return counts
+    if "keypoints" in model_inputs(model_name) and config.keypoint_encoder == "conv_gru":
+        width, units = config.lstm_units[0], config.lstm_units[-1]
+        counts["keypoints"] += width * (keypoint_dim + 1) + 2 * width  # projection + layer norm
+        counts["keypoints"] += 2 * (width * (config.kernel_size * width + 1) + 2 * width)  # 2 x (conv + norm)
+        counts["keypoints"] += 3 * units * (width + units + 2)  # GRU: 3 gates, two biases (reset_after)
+        feature_size += units + width
+    elif "keypoints" in model_inputs(model_name):
         size_in = keypoint_dim
         for units in config.lstm_units:  # 4 gates x (input + recurrent weights + one bias)
             counts["keypoints"] += 4 * units * (size_in + units + 1)
