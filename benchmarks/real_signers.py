@@ -178,6 +178,15 @@ def candidates(quick: bool) -> list[Candidate]:
         Candidate("linear, no hand shape", linear.replace(preprocessing={
             **linear.preprocessing, "hand_shape": False}), linear=True, note="without wrist-local hand shapes"),
     ]
+    old = models.get_config("lstm").replace(
+        preprocessing={"normalize": True, "face": "thin", "mirror": "height", "velocity": True},
+        keypoint_encoder="lstm", lstm_units=(128,), kernel_size=3, epochs=60, patience=15)
+    conv_gru = old.replace(keypoint_encoder="conv_gru", lstm_units=(96, 96), kernel_size=5, epochs=40,
+                           preprocessing={**linear.preprocessing, "velocity": True})
+    rows += [
+        Candidate("lstm, old recommended", old, note="the course's recommended LSTM before this study"),
+        Candidate("conv_gru", conv_gru, note="Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity"),
+    ]
     return rows
 
 

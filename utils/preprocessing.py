@@ -57,6 +57,7 @@ UPPER_POSE_POINTS: tuple[int, ...] = (0,) + tuple(range(11, 23))
 #: Hand landmarks: the wrist and the four finger bases (index, middle, ring, pinky MCP) that span the palm.
 HAND_WRIST, PALM_POINTS = 0, (5, 9, 13, 17)
 MIN_PALM_SIZE = 1e-4
+PRESENCE_POINTS = 10  # a part counts as found when one of its first 10 points is not all zeros
 
 #: A thin face: the points that carry expression in signing, from MediaPipe's FACEMESH_* contours.
 #: lips (all 40 points of FACEMESH_LIPS, outer and inner contour), both eyebrows (10 + 10 of
@@ -138,7 +139,9 @@ def _join(face: np.ndarray, pose: np.ndarray, left: np.ndarray, right: np.ndarra
 def part_presence(kp: np.ndarray) -> np.ndarray:
     """Which parts (face, pose, left hand, right hand) are non-zero in each frame: bool (N, T, 4)."""
     face, pose, left, right = _parts(check_keypoints(kp))
-    return np.stack([np.any(p != 0, axis=(-1, -2)) for p in (face, pose, left, right)], axis=-1)
+    # a found part has (practically) no point at exactly (0, 0, 0): its first PRESENCE_POINTS points decide
+    return np.stack([np.any(p[..., :PRESENCE_POINTS, :3] != 0, axis=(-1, -2)) for p in (face, pose, left, right)],
+                    axis=-1)
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -166,14 +169,20 @@ def normalize_keypoints(kp: np.ndarray) -> np.ndarray:
     average shoulders; a clip without any pose uses :data:`FALLBACK_CENTRE` and :data:`FALLBACK_SHOULDER_WIDTH`.
     """
     kp = check_keypoints(kp)
-    centre, width = shoulder_reference(kp)
-    present = part_presence(kp)
-    parts = [p.copy() for p in _parts(kp)]
+    return _join(*_normalize_parts(_parts(kp), part_presence(kp), *shoulder_reference(kp)))
+
+
+def _normalize_parts(parts: tuple[np.ndarray, ...], present: np.ndarray, centre: np.ndarray,
+                     width: np.ndarray) -> list[np.ndarray]:
+    """:func:`normalize_keypoints` on (face, pose, left, right) point arrays (any subset of points), copies."""
+    out = []
     for index, part in enumerate(parts):
+        part = part.copy()
         mask = present[..., index][:, :, None]  # (N, T, 1): only parts that are there
         part[..., :2] = np.where(mask[..., None], (part[..., :2] - centre[:, :, None, :]) / width[:, :, None, None], 0)
         part[..., 2] = np.where(mask, part[..., 2] / width[:, :, None], 0)
-    return _join(*parts)
+        out.append(part)
+    return out
 
 
 # ----------------------------------------------------------------------------- face
@@ -359,13 +368,18 @@ def pose_indices(mode: str) -> np.ndarray:
     raise ValueError(f"pose mode must be one of {POSE_MODES}, got {mode!r}")
 
 
-def select_points(kp: np.ndarray, face: str = "full", pose: str = "full", use_z: bool = True) -> np.ndarray:
-    """The chosen face and pose points and both hands, flattened per frame; x, y only when ``use_z`` is False."""
-    face_points, pose_points, left, right = _parts(check_keypoints(kp))
-    face_points, pose_points = face_points[..., face_indices(face), :], pose_points[..., pose_indices(pose), :]
+def select_points(kp: np.ndarray, face: str = "full", pose: str = "full", use_z: bool = True,
+                  normalize: bool = False) -> np.ndarray:
+    """The chosen face and pose points and both hands, flattened per frame, normalised if asked
+    (:func:`normalize_keypoints`, computed on the kept points only); x, y only when ``use_z`` is False."""
+    kp = check_keypoints(kp)
+    face_points, pose_points, left, right = _parts(kp)
+    parts = (face_points[..., face_indices(face), :], pose_points[..., pose_indices(pose), :], left, right)
+    if normalize:
+        parts = _normalize_parts(parts, part_presence(kp), *shoulder_reference(kp))
     if not use_z:
-        face_points, pose_points, left, right = (p[..., :2] for p in (face_points, pose_points, left, right))
-    return _join(face_points, pose_points, left, right)
+        parts = tuple(p[..., :2] for p in parts)
+    return _join(*parts)
 
 
 def _presence_per_value(kp: np.ndarray, options: Mapping[str, Any]) -> np.ndarray:
@@ -391,10 +405,8 @@ def preprocess_keypoints(kp: np.ndarray, options: Mapping[str, Any] | None = Non
         kp = canonicalize_handedness(kp, method=options["mirror"])
     blocks_present = [_presence_per_value(kp, options)]
     presence = part_presence(kp)[..., 2:]
-    if options["normalize"]:
-        kp = normalize_keypoints(kp)
-    blocks = [select_points(kp, options["face"], options["pose"], options["z"])]
-    if options["hand_shape"]:
+    blocks = [select_points(kp, options["face"], options["pose"], options["z"], options["normalize"])]
+    if options["hand_shape"]:  # position and scale drop out: raw or normalised coordinates give the same
         blocks.append(hand_shape(kp, options["z"]))
         blocks_present.append(np.repeat(presence, (HAND_POINTS - 1) * (3 if options["z"] else 2), axis=-1))
     if options["presence"]:
