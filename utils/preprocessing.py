@@ -24,7 +24,7 @@ option         effect
 ``fill_gaps``  fill hand drop-outs of at most this many frames by linear interpolation (:func:`fill_hand_gaps`)
 =============  =====================================================================================
 
-``mirror`` takes ``False``, ``"motion"`` (the hand whose wrist travels further is the dominant one, see
+``mirror`` takes ``False``, ``"motion"`` (the hand that travels further is the dominant one, see
 :func:`dominant_hand_scores`) or ``"height"`` (the hand held higher on average, the older rule); ``True``
 means ``"motion"``.
 
@@ -38,8 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from utils.keypoints import (FACE, FACE_POINTS, HAND_DIM, HAND_POINTS, KEYPOINT_DIM, LEFT_HAND, POSE, POSE_DIM,
-                             POSE_LEFT_SHOULDER, POSE_LEFT_WRIST, POSE_POINTS, POSE_RIGHT_SHOULDER, POSE_RIGHT_WRIST,
-                             RIGHT_HAND)
+                             POSE_LEFT_SHOULDER, POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND)
 
 # ----------------------------------------------------------------------------- constants
 #: The faithful setting: raw vectors, exactly what the original model was fed.
@@ -235,37 +234,21 @@ def hand_height(kp: np.ndarray) -> np.ndarray:
     return np.stack(heights, axis=-1)
 
 
-def hand_positions(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each hand's (x, y) per frame, (N, T, 2, 2) left, right, and whether it is known, (N, T, 2).
-
-    The hand's mean landmark where MediaPipe found the hand, else the pose model's wrist where the pose is
-    there (the pose model places both wrists even when a hand detector misses one).
-    """
-    _, pose, left, right = _parts(check_keypoints(kp))
-    present = part_presence(kp)
-    positions, known = [], []
-    for hand, wrist, index in ((left, POSE_LEFT_WRIST, 2), (right, POSE_RIGHT_WRIST, 3)):
-        wrist_xy = pose[..., wrist, :2]
-        wrist_seen = np.any(wrist_xy != 0, axis=-1)
-        seen = present[..., index]
-        positions.append(np.where(seen[..., None], hand[..., :2].mean(axis=-2), wrist_xy))
-        known.append(seen | wrist_seen)
-    return np.stack(positions, axis=-2), np.stack(known, axis=-1)
-
-
 def dominant_hand_scores(kp: np.ndarray) -> np.ndarray:
-    """How much each hand moves in each clip, (N, 2) left, right: the path length of its (x, y) over the clip.
+    """How much each hand moves in each clip, (N, 2) left, right: the path length of its mean landmark (x, y).
 
-    Steps between two frames where the hand's position is known (:func:`hand_positions`) count; signing
-    moves the dominant hand, while the other rests, holds still as a base, or mirrors it in two-handed
-    signs. A hand that is only ever seen in one place still scores its detections (1e-3 per frame), so a
-    held sign (``iloveyou``) is given to the hand that is there.
+    Only steps between two frames where MediaPipe found that hand count: the pose model's wrist of a hand
+    out of view jitters (on the real webcam signers it travelled further than the signing hand), so it
+    does not count. Signing moves the dominant hand, while the other rests, holds still as a base, or
+    mirrors it. A hand that is only ever seen in one place still scores its detections (1e-3 per frame),
+    so a held sign (``iloveyou``) is given to the hand that is there.
     """
     kp = check_keypoints(kp)
-    position, known = hand_positions(kp)
-    both = known[:, 1:] & known[:, :-1]
+    _, _, left, right = _parts(kp)
+    seen = part_presence(kp)[..., 2:]  # (N, T, 2)
+    position = np.stack([left[..., :2].mean(axis=-2), right[..., :2].mean(axis=-2)], axis=-2)  # (N, T, 2, 2)
+    both = seen[:, 1:] & seen[:, :-1]
     steps = np.linalg.norm(np.diff(position, axis=1), axis=-1) * both
-    seen = part_presence(kp)[..., 2:]
     return steps.sum(axis=1) + 1e-3 * seen.sum(axis=1)
 
 
