@@ -181,7 +181,7 @@ def candidates(quick: bool) -> list[Candidate]:
     old = models.get_config("lstm").replace(
         preprocessing={"normalize": True, "face": "thin", "mirror": "height", "velocity": True},
         keypoint_encoder="lstm", lstm_units=(128,), kernel_size=3, epochs=60, patience=15)
-    conv_gru = old.replace(keypoint_encoder="conv_gru", lstm_units=(96, 96), kernel_size=5, epochs=40,
+    conv_gru = old.replace(keypoint_encoder="conv_gru", lstm_units=(96, 96), kernel_size=5, epochs=30,
                            preprocessing={**linear.preprocessing, "velocity": True})
     rows += [
         Candidate("lstm, old recommended", old, note="the course's recommended LSTM before this study"),
@@ -273,25 +273,49 @@ def markdown(results: dict[str, dict[str, Any]], rows: list[Candidate], datasets
     return "\n".join(lines) + "\n"
 
 
+def combine(paths: list[str]) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
+    """Merge the JSON files of several runs (e.g. one per dataset, run in parallel): results, datasets, commands."""
+    results: dict[str, dict[str, Any]] = {}
+    commands = []
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if "results" not in data:  # written before the JSON recorded its command: rebuild it from its content
+            names, sets = list(data), list(next(iter(data.values())))
+            data = {"results": data, "command": "python benchmarks/real_signers.py --only " + " ".join(
+                f"'{n}'" for n in names) + " --datasets " + " ".join(sets)}
+        commands.append(data["command"])
+        for name, per_dataset in data["results"].items():
+            results.setdefault(name, {}).update(per_dataset)
+    datasets = [d for d in DATASETS if all(d in r for r in results.values())]
+    return results, datasets, commands
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, run the candidates, write the markdown table and a JSON of every fold."""
+    """Parse arguments, run the candidates (or combine earlier runs), write the markdown table and a JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 epochs for neural candidates (a smoke run)")
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--combine", nargs="*", help="JSON files of earlier runs to merge into one table (runs nothing)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "real_signers.md"))
     args = parser.parse_args(argv)
-    rows = [c for c in candidates(args.quick) if not args.only or c.name in args.only]
-    results = {}
-    for candidate in rows:
-        print(candidate.name, flush=True)
-        results[candidate.name] = run_candidate(candidate, args.datasets, 5 if args.quick else None)
-    command = "python benchmarks/real_signers.py" + (" --quick" if args.quick else "") + \
-              (" --only " + " ".join(f"'{o}'" for o in args.only) if args.only else "") + \
-              (" --datasets " + " ".join(args.datasets) if args.datasets != list(DATASETS) else "")
     out = Path(args.out)
-    out.write_text(markdown(results, rows, args.datasets, command), encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if args.combine:
+        results, datasets, commands = combine(args.combine)
+        command = " and ".join(f"`{c}`" for c in commands).strip("`")
+    else:
+        results, datasets = {}, args.datasets
+        for candidate in (c for c in candidates(args.quick) if not args.only or c.name in args.only):
+            print(candidate.name, flush=True)
+            results[candidate.name] = run_candidate(candidate, datasets, 5 if args.quick else None)
+        command = "python benchmarks/real_signers.py" + (" --quick" if args.quick else "") + \
+                  (" --only " + " ".join(f"'{o}'" for o in args.only) if args.only else "") + \
+                  (" --datasets " + " ".join(datasets) if datasets != list(DATASETS) else "")
+    notes = {c.name: c for c in candidates(args.quick)}
+    rows = [notes.get(name) or Candidate(name, models.get_config("linear")) for name in results]
+    out.write_text(markdown(results, rows, datasets, command), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"command": command, "results": results}, indent=1),
+                                        encoding="utf-8")
     print(f"wrote {out}")
 
 
