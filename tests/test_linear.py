@@ -84,5 +84,5 @@ def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
 def test_cli_accepts_linear():
     from utils import cli
 
-    args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "linear"])
+    args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "linear", "--out", "run"])
     assert args.model == "linear"
