@@ -467,6 +467,36 @@ def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> 
     return False
 
 
+def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
+                seed: int, verbose: int) -> tuple[Any, dict[str, list[float]], float]:
+    """Fit scikit-learn's StandardScaler + LogisticRegression(C=config.linear_c) on the training clips' segment
+    statistics and copy them into the Keras linear model; return (model, one-step history, seconds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    from utils import models
+
+    start = time.perf_counter()
+    labels = np.asarray(features.labels, dtype=np.int64)
+    statistics = models.segment_statistics(prepare_inputs(features, run_info, split.train)["keypoints"], config.segments)
+    scaler = StandardScaler().fit(statistics)
+    classifier = LogisticRegression(C=config.linear_c, max_iter=2000, random_state=seed)
+    classifier.fit(scaler.transform(statistics), labels[split.train])
+    model = models.build_model("linear", config, num_classes=len(run_info["classes"]), keypoint_dim=run_info["input_dim"])
+    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_,
+                              classes=classifier.classes_)
+    models.compile_model(model, config)
+    history: dict[str, list[float]] = {}
+    for name, indices in (("", split.train), ("val_", split.val)):
+        if len(indices):
+            probabilities = model.predict(prepare_inputs(features, run_info, indices), batch_size=batch_size, verbose=0)
+            history[f"{name}loss"] = [float(log_loss(labels[indices], probabilities,
+                                                     labels=np.arange(len(run_info["classes"]))))]
+            history[f"{name}accuracy"] = [float(np.mean(probabilities.argmax(axis=1) == labels[indices]))]
+    return model, history, time.perf_counter() - start
+
+
 def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndarray,
            batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
     """Classification metrics and class probabilities of the model on the clips at indices."""
@@ -513,13 +543,18 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed)
     run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
-    tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
-    if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
-        shutil.rmtree(tensorboard_dir)
-    model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
-                                         partial, resume, tensorboard_dir, mixed_precision)
+    tensorboard_dir = None
+    if model_name == "linear":  # scikit-learn fits it in one go: nothing to checkpoint or resume
+        model, history, train_seconds = _fit_linear(features, run_info, config, split, epochs, batch_size, seed,
+                                                    verbose)
+    else:
+        partial = out_dir.with_name(out_dir.name + ".partial")
+        resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
+        tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
+        if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
+            shutil.rmtree(tensorboard_dir)
+        model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
+                                             partial, resume, tensorboard_dir, mixed_precision)
 
     test, probabilities = _score(model, features, run_info, split.test, batch_size)
     val = _score(model, features, run_info, split.val, batch_size)[0] if len(split.val) else None
