@@ -63,7 +63,7 @@ def test_classes_absent_from_training_get_no_probability():
 
 
 def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
-    from utils import training
+    from utils import evaluation, runs, training
     from utils.features import save_features
 
     features_file = tmp_path / "tiny.npz"
@@ -75,9 +75,9 @@ def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
     assert metrics["test_accuracy"] > 1 / NUM_CLASSES + 0.2  # the sign is the hand's direction: linear enough
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["model"] == "linear" and run["inputs"] == ["keypoints"]
-    scored = training.evaluate_saved(tmp_path / "run", features_file, split="test")
+    scored = evaluation.evaluate_saved(tmp_path / "run", features_file, split="test")
     assert scored["accuracy"] == pytest.approx(metrics["test_accuracy"])
-    model, _ = training.load_run(tmp_path / "run")
+    model, _ = runs.load_run(tmp_path / "run")
     assert model.get_layer("keypoints_statistics").segments == config.segments
 
 
