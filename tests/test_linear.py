@@ -86,3 +86,22 @@ def test_cli_accepts_linear():
 
     args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "linear", "--out", "run"])
     assert args.model == "linear"
+
+
+def test_study_folds_are_signer_disjoint_and_cover_every_signer():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "real_signers.py"
+    spec = importlib.util.spec_from_file_location("real_signers", path)
+    study = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("real_signers", study)  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(study)
+    signers = np.array([f"s{i % 40}" for i in range(400)])
+    folds = study.group_folds(signers, 5)
+    assert [len(f) for f in folds] == [8] * 5
+    assert sorted(np.concatenate(folds).tolist()) == sorted(set(signers.tolist()))
+    assert [f.tolist() for f in study.group_folds(signers[:12], None)] == [[f"s{i}"] for i in sorted(range(12), key=str)]
+    low, high = study.t_interval([0.5, 0.7, 0.6])
+    assert low < 0.6 < high and high - 0.6 == pytest.approx(0.6 - low)
