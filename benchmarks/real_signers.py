@@ -181,11 +181,10 @@ def candidates(quick: bool) -> list[Candidate]:
     old = models.get_config("lstm").replace(
         preprocessing={"normalize": True, "face": "thin", "mirror": "height", "velocity": True},
         keypoint_encoder="lstm", lstm_units=(128,), kernel_size=3, epochs=60, patience=15)
-    conv_gru = old.replace(keypoint_encoder="conv_gru", lstm_units=(96, 96), kernel_size=5, epochs=30,
-                           preprocessing={**linear.preprocessing, "velocity": True})
     rows += [
         Candidate("lstm, old recommended", old, note="the course's recommended LSTM before this study"),
-        Candidate("conv_gru", conv_gru, note="Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity"),
+        Candidate("conv_gru", models.get_config("lstm"), note="**the recommended `lstm` now** (`--model lstm`): "
+                  "Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity, 30 epochs"),
     ]
     return rows
 
@@ -246,18 +245,27 @@ def run_candidate(candidate: Candidate, datasets: list[str], epochs: int | None)
 
 def markdown(results: dict[str, dict[str, Any]], rows: list[Candidate], datasets: list[str], command: str) -> str:
     """The table of benchmarks/real_signers.md."""
+    runs = command.split(" && ")
+    written = (f"Written by `{command}`" if len(runs) == 1 else "Combined by `python benchmarks/real_signers.py "
+               "--combine <their JSON files>` from these runs (run in parallel):\n\n" +
+               "\n".join(f"- `{run}`" for run in runs) + "\n\n")
     lines = ["# Keypoint models on unseen signers (cross-validation by signer)", "",
-             f"Written by `{command}` (numbers produced by the script; do not edit by hand).", "",
+             f"{written.strip()} (numbers produced by the script; do not edit by hand).", "",
              (__doc__ or "").split("Protocol (issue 15)")[1].split("\"\"\"")[0].strip().join(["Protocol (issue 15)", ""]),
-             "", "Mean accuracy over folds [95% t-interval] (lowest fold); n = folds.", ""]
-    header = ["candidate"] + [f"{d} (n={len(results[rows[0].name][d]['folds'])})" for d in datasets]
+             "", "Mean accuracy over folds [95% t-interval] (lowest fold); n = folds. Training seconds per fold were",
+             "measured on 2 CPU cores shared with other jobs (load average 10-20).", ""]
+    folds = {d: next(len(r[d]["folds"]) for r in results.values() if d in r) for d in datasets}
+    header = ["candidate"] + [f"{d} (n={folds[d]})" for d in datasets]
     if "four" in datasets:
         header.insert(2, "four* (help apart)")
     lines += ["| " + " | ".join(header) + " | note |", "|" + "---|" * (len(header) + 1)]
     for row in rows:
         cells = [row.name]
         for dataset in datasets:
-            r = results[row.name][dataset]
+            r = results[row.name].get(dataset)
+            if r is None:  # not run for this candidate
+                cells += ["not run"] * (2 if dataset == "four" else 1)
+                continue
             low, high = r["interval"]
             cells.append(f"{r['mean']:.3f} [{low:.2f}, {high:.2f}] ({r['min']:.2f})" if len(r["folds"]) > 1
                          else f"{r['mean']:.3f}")
@@ -266,10 +274,10 @@ def markdown(results: dict[str, dict[str, Any]], rows: list[Candidate], datasets
         lines.append("| " + " | ".join(cells) + f" | {row.note} |")
     lines += ["", "## Per fold", ""]
     for row in rows:
-        for dataset in datasets:
-            folds = results[row.name][dataset]["folds"]
+        for dataset in (d for d in datasets if d in results[row.name]):
             lines.append(f"- {row.name}, {dataset}: " + ", ".join(
-                f"{f['fold']} {f['accuracy']:.3f} (n={f['n']}, {f['train_seconds']} s)" for f in folds))
+                f"{f['fold']} {f['accuracy']:.3f} (n={f['n']}, {f['train_seconds']} s)"
+                for f in results[row.name][dataset]["folds"]))
     return "\n".join(lines) + "\n"
 
 
@@ -286,7 +294,7 @@ def combine(paths: list[str]) -> tuple[dict[str, dict[str, Any]], list[str], lis
         commands.append(data["command"])
         for name, per_dataset in data["results"].items():
             results.setdefault(name, {}).update(per_dataset)
-    datasets = [d for d in DATASETS if all(d in r for r in results.values())]
+    datasets = [d for d in DATASETS if any(d in r for r in results.values())]
     return results, datasets, commands
 
 
@@ -302,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.combine:
         results, datasets, commands = combine(args.combine)
-        command = " and ".join(f"`{c}`" for c in commands).strip("`")
+        command = " && ".join(commands)
     else:
         results, datasets = {}, args.datasets
         for candidate in (c for c in candidates(args.quick) if not args.only or c.name in args.only):

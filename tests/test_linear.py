@@ -86,3 +86,42 @@ def test_cli_accepts_linear():
 
     args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "linear", "--out", "run"])
     assert args.model == "linear"
+
+
+def test_study_folds_are_signer_disjoint_and_cover_every_signer():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "real_signers.py"
+    spec = importlib.util.spec_from_file_location("real_signers", path)
+    study = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("real_signers", study)  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(study)
+    signers = np.array([f"s{i % 40}" for i in range(400)])
+    folds = study.group_folds(signers, 5)
+    assert [len(f) for f in folds] == [8] * 5
+    assert sorted(np.concatenate(folds).tolist()) == sorted(set(signers.tolist()))
+    assert [f.tolist() for f in study.group_folds(signers[:12], None)] == [[f"s{i}"] for i in sorted(range(12), key=str)]
+    low, high = study.t_interval([0.5, 0.7, 0.6])
+    assert low < 0.6 < high and high - 0.6 == pytest.approx(0.6 - low)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", ["linear", "lstm"])
+def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilities(tmp_path, model_name):
+    """The linear model and the recommended conv_gru keypoint model survive SavedModel/TFLite export."""
+    from tests.test_inference import _assert_same_as_keras, _tiny_features
+    from tests.test_inference import NUM_FRAMES as FRAMES
+    from utils import training
+    from utils.inference import export_model, load_model_dir
+
+    features = _tiny_features()
+    config = models.get_config(model_name).replace(num_frames=FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=1,
+                                                   batch_size=8)
+    training.train(features, model_name, config, out_dir=tmp_path / "run", verbose=0, measure_speed=False)
+    written = export_model(tmp_path / "run", tmp_path / "export")
+    model, run_info = load_model_dir(tmp_path / "run")
+    inputs = training.prepare_inputs(features, run_info, np.arange(5))
+    for path in written[:2]:
+        _assert_same_as_keras(model, path, inputs)

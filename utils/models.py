@@ -198,8 +198,11 @@ def _recommended(model_name: str) -> ModelConfig:
                             augmentation={"mirror": 0.5, "color": 0.3},
                             description="small frame-only ConvLSTM (16 frames, 32x32, 8x2 filters 3x3, tanh) "
                                         "on frame differences, flipped and colour-jittered in training")
-    return base.replace(num_frames=16, epochs=40, patience=10, description="recommended keypoint branch fused with the small "
-                                                    "ConvLSTM frame branch (16 frames, 32x32)")
+    # The fused model keeps the LSTM(128) keypoint branch and preprocessing it was tuned with on the synthetic
+    # set (not re-measured on real signers: real signers have no video frames here).
+    return base.replace(num_frames=16, epochs=40, patience=10,
+                        description="LSTM(128) keypoint branch (hand-height handedness, thin face) fused with the "
+                                    "small ConvLSTM frame branch (16 frames, 32x32)")
 
 
 def _linear(config_name: str) -> ModelConfig:
@@ -812,7 +815,8 @@ def original_param_count(num_classes: int = 11) -> int:
 
 def describe(config: ModelConfig) -> str:
     """One line: name, shapes and key sizes of a configuration."""
-    return (f"{config.name}: T={config.num_frames}, S={config.image_size}, LSTM {config.lstm_units}, "
+    encoder = "LSTM" if config.keypoint_encoder == "lstm" else config.keypoint_encoder
+    return (f"{config.name}: T={config.num_frames}, S={config.image_size}, {encoder} {config.lstm_units}, "
             f"ConvLSTM {config.convlstm_filters} {config.kernel_size}x{config.kernel_size}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
             f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
