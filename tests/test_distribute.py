@@ -103,25 +103,27 @@ def test_bad_tf_config_is_refused_with_what_to_do(config, words):
 def test_only_the_chief_writes_the_run_folder(monkeypatch, tmp_path):
     out_dir = tmp_path / "run"
     monkeypatch.setenv("TF_CONFIG", tf_config(1))
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "scratch"))
-    (tmp_path / "scratch").mkdir()
-    with distribute.run_folder(out_dir) as folder:
-        assert folder != out_dir and not folder.is_relative_to(out_dir)
-        folder.mkdir()
-        (folder / "model.keras").write_text("not the chief's")
-    assert not folder.exists() and not folder.parent.exists()  # deleted afterwards
-    assert not out_dir.exists()
+    folder = distribute.worker_run_dir(out_dir)
+    assert folder == tmp_path / "run.worker1"  # beside out_dir, the same name on every --resume
+    for made in (folder, folder.with_name(folder.name + ".partial")):
+        made.mkdir()
+        (made / "model.keras").write_text("not the chief's")
+    distribute.discard_worker_run(folder)
+    assert list(tmp_path.iterdir()) == []
     monkeypatch.setenv("TF_CONFIG", tf_config(0))
-    with distribute.run_folder(out_dir) as folder:
-        assert folder == out_dir
+    assert distribute.worker_run_dir(out_dir) == out_dir
+    out_dir.mkdir()
+    distribute.discard_worker_run(out_dir)  # the chief keeps its run
+    assert out_dir.is_dir()
+    monkeypatch.delenv("TF_CONFIG")
+    assert distribute.worker_run_dir(out_dir) == out_dir
 
 
 def test_prepare_model_leaves_single_machine_models_alone():
     import keras
-    import tensorflow as tf
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    distribute.prepare_model(model, tf.distribute.get_strategy())
+    distribute.prepare_model(model)
     assert "_maybe_symbolic_build" not in vars(model)
 
 
@@ -184,6 +186,7 @@ def free_ports(count: int) -> list[int]:
 def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     from test_training import tiny_features
 
+    from utils.evaluation import evaluate_saved
     from utils.features import save_features
     from utils.runs import load_run
 
@@ -191,13 +194,12 @@ def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     # over the workers the two would end with different weights (one seed alone would make them equal).
     features = [save_features(tmp_path / f"tiny{index}.npz", tiny_features(seed=index)) for index in range(2)]
     (tmp_path / "worker.py").write_text(WORKER)
-    (tmp_path / "scratch").mkdir()
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     out_dir = tmp_path / "run"  # the same --out on both, as on two machines: only the chief may write it
     workers = []
     for index in range(2):
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(tmp_path / "scratch"),
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         command = [sys.executable, str(tmp_path / "worker.py"), str(tmp_path / f"worker{index}"), "train",
                    "--features", str(features[index]), "--model", "lstm", "--epochs", "2", "--batch-size", "4",
@@ -223,12 +225,14 @@ def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
         np.testing.assert_array_equal(saved, trained)
 
     wrote = [Path(json.loads((tmp_path / f"worker{index}.json").read_text())["folder"]) for index in range(2)]
-    assert wrote[0] == out_dir and not wrote[1].is_relative_to(out_dir) and not wrote[1].exists()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run")) == ["run"]
-    assert list((tmp_path / "scratch").iterdir()) == []
+    assert wrote == [out_dir, tmp_path / "run.worker1"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run")) == ["run"]  # worker 1's: deleted
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert (metrics["strategy"], metrics["workers"], metrics["replicas"]) == ("MultiWorkerMirroredStrategy", 2, 2)
     assert (metrics["batch_size"], metrics["global_batch_size"], metrics["epochs_run"]) == (4, 8, 2)
+    # the test clips were predicted by both workers, each its slice, then gathered: in the clips' own order?
+    rescored = evaluate_saved(out_dir, features[0], split="test")  # one process, no distribution
+    assert rescored["confusion_matrix"] == metrics["confusion_matrix"]
 
 
 # ----------------------------------------------------------------------------- MirroredStrategy, two devices

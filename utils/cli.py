@@ -180,7 +180,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                        description="Split, train with best-on-validation weights, evaluate once on test, and "
                                    "write metrics.json, model.keras, history.csv and figures into --out.")
     p.add_argument("--features", required=True, help="features .npz from 'extract'")
-    p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused"])
+    p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
     p.add_argument("--config", default=None,
                    help="configuration name (default: the recommended one for the model; 'seed' = original)")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")

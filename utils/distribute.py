@@ -10,16 +10,14 @@ The configuration's ``batch_size`` is per replica: each step reads ``batch_size 
 global batch), split between the replicas. Under several workers the training batches are the same global
 batches on every worker (drawn from the same seed); TensorFlow's auto-sharding by DATA hands each worker its
 slice of each global batch. Only the chief (worker 0) writes the run folder: the others write into a
-temporary folder that is deleted afterwards.
+folder of their own beside it, deleted when the run is finished.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +97,7 @@ def global_batch_size(batch_size: int, replicas: int) -> int:
 
 
 def describe(strategy: Any, batch_size: int) -> dict[str, Any]:
-    """What run.json / metrics.json record about the distribution: strategy, workers, replicas, global batch."""
+    """What metrics.json records about the distribution: strategy, workers, replicas, per-replica and global batch."""
     import tensorflow as tf
 
     replicas = int(strategy.num_replicas_in_sync)
@@ -109,8 +107,8 @@ def describe(strategy: Any, batch_size: int) -> dict[str, Any]:
             "batch_size_per_replica": int(batch_size), "global_batch_size": global_batch_size(batch_size, replicas)}
 
 
-def prepare_model(model: Any, strategy: Any) -> None:
-    """Let Keras 3 fit ``model`` on several replicas (a no-op on one).
+def prepare_model(model: Any) -> None:
+    """Let Keras 3 fit ``model`` (built under a strategy's scope) on several replicas (a no-op on one).
 
     Keras 3.x first averages one input batch over all replicas with ``strategy.reduce`` to learn the input
     shapes: MirroredStrategy fails when a batch does not split evenly (9 validation clips on 2 GPUs), and
@@ -121,6 +119,7 @@ def prepare_model(model: Any, strategy: Any) -> None:
     """
     import tensorflow as tf
 
+    strategy = model.distribute_strategy
     if strategy.num_replicas_in_sync <= 1:
         return
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -157,14 +156,23 @@ def _average_logs_over_workers() -> None:
 
 
 # ----------------------------------------------------------------------------- who writes
-@contextlib.contextmanager
-def run_folder(out_dir: str | Path) -> Iterator[Path]:
-    """Yield where this worker writes its run: out_dir on the chief, else a temporary folder deleted afterwards."""
+def worker_run_dir(out_dir: str | Path) -> Path:
+    """Where this worker writes its run: out_dir on the chief, else ``<out_dir>.<task><index>`` beside it.
+
+    A worker's own folder (its ``.partial`` checkpoints included) survives a kill, so ``--resume`` on every
+    machine resumes every worker; :func:`discard_worker_run` deletes it once the run is finished.
+    """
+    out_dir = Path(out_dir)
     if is_chief():
-        yield Path(out_dir)
+        return out_dir
+    task = cluster_config()["task"]
+    return out_dir.with_name(f"{out_dir.name}.{task['type']}{int(task['index'])}")
+
+
+def discard_worker_run(run_dir: str | Path) -> None:
+    """Delete a finished run that :func:`worker_run_dir` gave a worker other than the chief (nothing on the chief)."""
+    if is_chief():
         return
-    scratch = Path(tempfile.mkdtemp(prefix="worker_run_"))
-    try:
-        yield scratch / Path(out_dir).name
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    run_dir = Path(run_dir)
+    for folder in (run_dir, run_dir.with_name(run_dir.name + ".partial")):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -92,8 +92,9 @@ def precision_policy(mixed: bool | None = None) -> Iterator[str]:
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled, augmented (raw keypoints and frames), then preprocessed training batches.
 
-    Batch ``index`` of epoch ``epoch`` is drawn from (seed, epoch, index) only, so a run gives the same batches
-    every time, and a resumed run (which sets :attr:`epoch` when each epoch begins) the same as an uninterrupted one.
+    Batch ``index`` is drawn from (seed, :attr:`epoch`, index) only, so a run gives the same batches every time.
+    :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras also
+    calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
     """
 
     def __init__(self, raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
@@ -185,7 +186,7 @@ class KeepBest(keras.callbacks.Callback):
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore (weights, optimizer state, epoch) plus what it leaves out and an exact resume needs:
     the dropout random state, Python's random state (Keras shuffles the order of the batches with it), KeepBest's
-    best weights and score, and the epoch the training batches are drawn for.
+    best weights and score, and the epoch counter the training batches are drawn with.
 
     The extra state of epoch ``e`` is written before Keras's backup of that epoch and read back for the epoch the
     backup names, so an interruption between the two writes still resumes consistently; Keras keeps the previous
@@ -196,6 +197,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().__init__(str(backup_dir), double_checkpoint=True)
         self.folder, self.keep_best, self.batches = Path(backup_dir), keep_best, batches
         self.initial_epoch = 0
+        self._batches_epoch: int | None = None  # set by a resume, applied when the first epoch begins
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -205,8 +207,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self._restore_extra(self.folder / f"extra-{self.initial_epoch}.npz")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if self.batches is not None:
-            self.batches.epoch = epoch
+        if self.batches is not None and self._batches_epoch is not None:
+            self.batches.epoch, self._batches_epoch = self._batches_epoch, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -221,11 +223,13 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return [v for v in self.model.variables if v.name == "seed_generator_state"]
 
     def _save_extra(self, path: Path) -> None:
-        """Write the seed states, Python's random state and KeepBest's state to path (atomically)."""
+        """Write the seed states, Python's random state, the batches' epoch and KeepBest's state (atomically)."""
         state = self.keep_best.state()
         arrays = {f"seed_{i}": np.asarray(v.numpy()) for i, v in enumerate(self._seed_states())}
         arrays.update({f"best_{i}": w for i, w in enumerate(state.pop("weights") or [])})
-        arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate()}))
+        batches_epoch = None if self.batches is None else self.batches.epoch  # already counts this epoch's end
+        arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate(),
+                                               "batches_epoch": batches_epoch}))
         temporary = path.with_name(path.name + ".tmp.npz")
         np.savez(temporary, **arrays)
         os.replace(temporary, path)
@@ -242,6 +246,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             state = json.loads(str(data["state"]))
         version, internal, gauss = state.pop("python_random")
         random.setstate((version, tuple(internal), gauss))
+        self._batches_epoch = state.pop("batches_epoch")
         self.keep_best.restore({**state, "weights": weights or None})
 
 
@@ -336,7 +341,7 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
                                    keypoint_dim=run_info["input_dim"])
         models.compile_model(model, config)
-        distribute.prepare_model(model, strategy)
+        distribute.prepare_model(model)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     start = time.perf_counter()
     if getattr(config, "staged", False) and models.branch_models(model):
@@ -462,6 +467,36 @@ def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> 
     return False
 
 
+def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
+                seed: int, verbose: int) -> tuple[Any, dict[str, list[float]], float]:
+    """Fit scikit-learn's StandardScaler + LogisticRegression(C=config.linear_c) on the training clips' segment
+    statistics and copy them into the Keras linear model; return (model, one-step history, seconds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    from utils import models
+
+    start = time.perf_counter()
+    labels = np.asarray(features.labels, dtype=np.int64)
+    statistics = models.segment_statistics(prepare_inputs(features, run_info, split.train)["keypoints"], config.segments)
+    scaler = StandardScaler().fit(statistics)
+    classifier = LogisticRegression(C=config.linear_c, max_iter=2000, random_state=seed)
+    classifier.fit(scaler.transform(statistics), labels[split.train])
+    model = models.build_model("linear", config, num_classes=len(run_info["classes"]), keypoint_dim=run_info["input_dim"])
+    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_,
+                              classes=classifier.classes_)
+    models.compile_model(model, config)
+    history: dict[str, list[float]] = {}
+    for name, indices in (("", split.train), ("val_", split.val)):
+        if len(indices):
+            probabilities = model.predict(prepare_inputs(features, run_info, indices), batch_size=batch_size, verbose=0)
+            history[f"{name}loss"] = [float(log_loss(labels[indices], probabilities,
+                                                     labels=np.arange(len(run_info["classes"]))))]
+            history[f"{name}accuracy"] = [float(np.mean(probabilities.argmax(axis=1) == labels[indices]))]
+    return model, history, time.perf_counter() - start
+
+
 def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndarray,
            batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
     """Classification metrics and class probabilities of the model on the clips at indices."""
@@ -502,18 +537,24 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
                                f"train --model lstm, or extract from videos")
     epochs, batch_size = int(epochs or config.epochs), int(batch_size or config.batch_size)
     out_dir = Path(out_dir) if out_dir is not None else paths.RUNS_DIR / f"{model_name}_{config.name}"
+    out_dir = distribute.worker_run_dir(out_dir)  # the chief's is out_dir; other workers write theirs beside it
     ensure_writable_folder(out_dir.expanduser().resolve().parent, "run folder")  # fail before training, not after
     set_seeds(seed, deterministic)
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed)
     run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
-    tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
-    if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
-        shutil.rmtree(tensorboard_dir)
-    model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
-                                         partial, resume, tensorboard_dir, mixed_precision)
+    tensorboard_dir = None
+    if model_name == "linear":  # scikit-learn fits it in one go: nothing to checkpoint or resume
+        model, history, train_seconds = _fit_linear(features, run_info, config, split, epochs, batch_size, seed,
+                                                    verbose)
+    else:
+        partial = out_dir.with_name(out_dir.name + ".partial")
+        resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
+        tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
+        if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
+            shutil.rmtree(tensorboard_dir)
+        model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
+                                             partial, resume, tensorboard_dir, mixed_precision)
 
     test, probabilities = _score(model, features, run_info, split.test, batch_size)
     val = _score(model, features, run_info, split.val, batch_size)[0] if len(split.val) else None
@@ -532,10 +573,10 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         "features_path": features_file, "features_meta": run_info["features_meta"], "latency": latency,
         **distribute.describe(distribute.choose_strategy(), batch_size),
     }
-    with distribute.run_folder(out_dir) as folder:  # only the chief (worker 0) of several machines writes out_dir
-        write_run(folder, model, run_info, metrics, features, split.test, probabilities)
-        if tensorboard_dir is not None and tensorboard_dir.exists():
-            tensorboard_dir.rename(folder / "tensorboard")
+    write_run(out_dir, model, run_info, metrics, features, split.test, probabilities)
+    if tensorboard_dir is not None and tensorboard_dir.exists():
+        tensorboard_dir.rename(out_dir / "tensorboard")
+    distribute.discard_worker_run(out_dir)  # a worker other than the chief deletes its copy
     return metrics
 
 
