@@ -248,6 +248,12 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
               "signers. The concat rows and the raw-RGB ConvLSTM are trainings of their own. Not run here: the "
               "original's frames with the landmarks drawn on them."]
+    if epochs:
+        lines += ["", f"Caveat: {epochs} epochs is far fewer than the configurations' own (40-60), chosen so that the "
+                  "5 folds fit in an hour of 2 shared CPU cores. The frame-only ConvLSTMs stay near chance at this "
+                  "length (one earlier single-split run of 40 epochs reached 0.44-0.59), and the keypoint branch is "
+                  "weaker than the LSTM trained for 60 epochs; the table shows which fusion protects the keypoint "
+                  "branch, not how much fully trained frame branches can add."]
     lines += ["", *targets(results, names), "", "Per run and fold (seconds of training, epochs run, validation accuracy):", ""]
     for run, per_fold in results.items():
         for fold, values in per_fold.items():

@@ -201,8 +201,9 @@ def _recommended(model_name: str) -> ModelConfig:
     # The fused model keeps the LSTM(128) keypoint branch and preprocessing it was tuned with on the synthetic
     # set (not re-measured on real signers: real signers have no video frames here).
     # Fusion ablation (benchmarks/fusion_ablation.md: 5 folds of 2 unseen synthetic signers, 8 epochs per model or
-    # branch, seed 0): the keypoint branch alone 0.743 +- 0.071; concatenation trained end to end (frame differences,
-    # modality dropout) 0.267 +- 0.088: the frame branch, which memorises the training signers (signer probe 0.42, chance
+    # branch, seed 0): the keypoint branch alone 0.743 +- 0.071; concatenation end to end 0.302 (raw RGB, the old
+    # recommended) and 0.267 +- 0.088 (frame differences,
+    # modality dropout): the frame branch, which memorises the training signers (signer probe 0.42, chance
     # 0.10), spoils the keypoints. Staged late fusion (each branch trained alone, then one weight per branch fit on
     # the validation signers) never does: whole frames get a weight of ~0.1. Keypoints + whole-frame differences
     # 0.745 +- 0.077 (never more than 0.013 below its keypoint branch), + hand crops 0.745 +- 0.081 (0.025 below
