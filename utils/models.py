@@ -205,7 +205,7 @@ def _recommended(model_name: str) -> ModelConfig:
     # recommended) and 0.267 +- 0.088 (frame differences,
     # modality dropout): the frame branch, which memorises the training signers (signer probe 0.42, chance
     # 0.10), spoils the keypoints. Staged late fusion (each branch trained alone, then one weight per branch fit on
-    # the validation signers) never does: whole frames get a weight of ~0.1. Keypoints + whole-frame differences
+    # the validation signers) does not: whole frames get a weight of ~0.1. Keypoints + whole-frame differences
     # 0.745 +- 0.077 (never more than 0.013 below its keypoint branch), + hand crops 0.745 +- 0.081 (0.025 below
     # in one fold), a learned gate over keypoints + hands 0.753 +- 0.046 (0.062 below in one fold; with whole
     # frames the gate collapsed to chance in 3 of 5 folds). Winner: the best mean among the variants that never
