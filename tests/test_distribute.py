@@ -163,11 +163,11 @@ import json, runpy, sys
 import numpy as np
 from utils import training
 result, sys.argv = sys.argv[1], ["utils", *sys.argv[2:]]
-keras_write_run = training.write_run
+course_write_run = training.write_run
 def write_run(folder, model, *args, **kwargs):
     np.savez(result + ".npz", *model.get_weights())
     open(result + ".json", "w").write(json.dumps({"folder": str(folder)}))
-    return keras_write_run(folder, model, *args, **kwargs)
+    return course_write_run(folder, model, *args, **kwargs)
 training.write_run = write_run
 runpy.run_module("utils", run_name="__main__")
 '''
