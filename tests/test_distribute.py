@@ -1,5 +1,6 @@
 """Several GPUs or machines: the strategy chosen from TF_CONFIG and the GPU count, the global batch, the
-chief-only run folder, and a real two-worker training run as two local processes (127.0.0.1 only)."""
+chief-only run folder, a real two-worker training run as two local processes (127.0.0.1 only), and
+MirroredStrategy over two logical CPU devices (the code path of two GPUs)."""
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +18,7 @@ from utils import distribute
 from utils.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-TWO_WORKERS_TIMEOUT_S = 240  # each worker; ~70 s on 2 busy CPU cores
+TWO_WORKERS_TIMEOUT_S = 240  # per process; the two-worker test took 88-97 s on 2 busy CPU cores
 
 
 def tf_config(index: int, workers: int = 2, task_type: str = "worker", chief: bool = False) -> str:
