@@ -307,6 +307,82 @@ def test_missing_or_unreadable_file(tmp_path: Path) -> None:
         load_features(tmp_path / "text.npz")
 
 
+# ----------------------------------------------------------------------------- hand crops
+def hand_at(x: float, y: float, spread: float = 0.05) -> np.ndarray:
+    """21 hand landmarks (21, 3) spread around the normalised point (x, y)."""
+    angles = np.linspace(0, 2 * np.pi, 21, endpoint=False)
+    return np.stack([x + spread * np.cos(angles), y + spread * np.sin(angles), np.zeros(21)], axis=1)
+
+
+def frame_vector(left: np.ndarray | None = None, right: np.ndarray | None = None,
+                 pose: np.ndarray | None = None) -> np.ndarray:
+    """One frame's (1662,) vector with the given parts (the others missing, i.e. zeros)."""
+    zeros = lambda shape: np.zeros(shape, np.float32)  # noqa: E731
+    return keypoints.join_parts(zeros((468, 3)), zeros((33, 4)) if pose is None else pose,
+                                zeros((21, 3)) if left is None else left, zeros((21, 3)) if right is None else right)
+
+
+def moving_square_clip(num_frames: int = 6, height: int = 96, width: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Dark frames with a white 12 px square (the 'right hand') crossing the frame, and its keypoints."""
+    frames = np.full((num_frames, height, width, 3), 30, np.uint8)
+    vectors = []
+    for t in range(num_frames):
+        cx, cy = 20 + 17 * t, 30 + 8 * t  # pixels
+        frames[t, cy - 6:cy + 6, cx - 6:cx + 6] = 255
+        vectors.append(frame_vector(right=hand_at(cx / width, cy / height, spread=6 / width)))
+    return frames, np.stack(vectors)
+
+
+def test_hand_crop_follows_the_hand() -> None:
+    frames, vectors = moving_square_clip()
+    crops = keypoints.hand_crops(frames, vectors, size=16)
+    assert crops.shape == (6, 2, 16, 16, 3) and crops.dtype == np.uint8
+    centre = crops[:, 1, 5:11, 5:11].reshape(6, -1)
+    assert (centre.min(axis=1) > 200).all(), "the white square sits in the middle of every right-hand crop"
+    assert (crops[:, 1].reshape(6, -1).mean(axis=1) < 200).all(), "with some dark background around it"
+    assert not crops[:, 0].any(), "no left hand and no pose: the left crop is the empty crop"
+
+
+def test_missing_hand_gives_the_empty_crop_or_the_pose_wrist_box() -> None:
+    frames = np.full((2, 64, 64, 3), 90, np.uint8)
+    nobody = np.stack([frame_vector(), frame_vector()])
+    assert not keypoints.hand_crops(frames, nobody, size=8).any()
+    pose = np.zeros((33, 4), np.float32)
+    pose[[15, 17, 19, 21]] = [[0.25, 0.5, 0, 1], [0.27, 0.55, 0, 1], [0.23, 0.56, 0, 1], [0.22, 0.53, 0, 1]]
+    boxes = keypoints.hand_boxes(frame_vector(pose=pose), 64, 64)
+    assert boxes[1, 2] == 0, "the right arm's pose points are missing: no right box"
+    assert boxes[0, 2] > 0 and abs(boxes[0, 0] - 0.2425 * 64) < 1e-6 and abs(boxes[0, 1] - 0.535 * 64) < 1e-6
+    crops = keypoints.hand_crops(frames[:1], frame_vector(pose=pose)[None], size=8)
+    assert (crops[0, 0] == 90).all() and not crops[0, 1].any()
+    pose[15, 3] = 0.1  # wrist not visible: no fallback box
+    assert keypoints.hand_boxes(frame_vector(pose=pose), 64, 64)[0, 2] == 0
+
+
+@pytest.mark.parametrize("x, y", [(0.0, 0.0), (0.99, 0.5), (1.0, 1.0), (1.6, -0.4)])
+def test_hand_crop_at_the_frame_border_is_padded_not_a_crash(x: float, y: float) -> None:
+    frames = np.full((1, 40, 60, 3), 200, np.uint8)
+    crops = keypoints.hand_crops(frames, frame_vector(left=hand_at(x, y, 0.05))[None], size=12)
+    assert crops.shape == (1, 2, 12, 12, 3)
+    inside = crops[0, 0]
+    if x <= 1 and -0.05 <= y <= 1:  # part of the box overlaps the frame: that part is the frame, the rest black
+        assert inside.max() == 200 and inside.min() == 0
+    else:
+        assert not inside.any()
+
+
+def test_extraction_stores_hand_crops_from_full_resolution_frames(tmp_path: Path) -> None:
+    root = make_synthetic(tmp_path / "synthetic")
+    with_crops = load_features(extract(root, tmp_path / "crops.npz", hand_size=8).path)
+    assert with_crops.hand_crops.shape == (4, NUM_FRAMES, 2, 8, 8, 3) and with_crops.hand_crops.dtype == np.uint8
+    assert with_crops.meta["hand_size"] == 8
+    assert with_crops.subset([1, 2]).hand_crops.shape[0] == 2
+    report = extract(root, tmp_path / "none.npz", hand_size=0)
+    assert report.cache_hits == 0, "the crop size is part of the cache key"
+    assert load_features(report.path).hand_crops is None and load_features(report.path).meta["hand_size"] == 0
+    with pytest.raises(DatasetError, match="hand_size"):
+        extract(root, tmp_path / "bad.npz", hand_size=-1)
+
+
 # ----------------------------------------------------------------------------- manifest datasets
 def test_mixed_manifest_picks_the_extraction_per_clip(tmp_path: Path, fake_mediapipe) -> None:
     root = make_mp_data(tmp_path / "set", num_frames=NUM_FRAMES)  # MP_Data/{hello,no}/{0,1}

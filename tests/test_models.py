@@ -229,3 +229,15 @@ def test_compile_default_turns_xla_off_on_cpu() -> None:
 
     expected = "auto" if tf.config.list_physical_devices("GPU") else False
     assert models.default_jit_compile() == expected
+
+
+@pytest.mark.parametrize("model_name", ["lstm", "fused"])
+def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -> None:
+    config = tiny_config(keypoint_encoder="conv_gru", lstm_units=(8, 6))
+    model = models.build_model(model_name, config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    assert model.get_layer("keypoints_gru").units == 6
+    probabilities = np.asarray(model.predict_on_batch(feed(model_name, tiny_inputs(config))))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
+    with pytest.raises(ValueError, match="conv_gru"):
+        models.build_model(model_name, config.replace(keypoint_encoder="transformer"), NUM_CLASSES, KEYPOINT_DIM)

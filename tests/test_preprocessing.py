@@ -103,8 +103,55 @@ def test_both_hands_seen_dominant_is_the_one_held_higher():
     left = kp[..., K.LEFT_HAND].reshape(1, -1, 21, 3).copy()
     left[..., 1] += 0.2  # the left hand rests lower (larger y); the right one signs
     kp[..., K.LEFT_HAND] = left.reshape(1, kp.shape[1], -1)
-    assert P.left_dominant(kp).tolist() == [False]
-    assert P.left_dominant(P.mirror_keypoints(kp)).tolist() == [True]
+    assert P.left_dominant(kp, "height").tolist() == [False]
+    assert P.left_dominant(P.mirror_keypoints(kp), "height").tolist() == [True]
+
+
+def test_dominant_hand_by_motion_is_the_moving_one_even_when_the_other_is_higher():
+    kp = make_clip(left_hand=True, right_hand=True)[None]  # both hands move the same way in make_clip
+    left = kp[..., K.LEFT_HAND].reshape(1, -1, 21, 3).copy()
+    left[..., 0] = left[:, :1, :, 0]  # the left hand holds still ...
+    left[..., 1] = 0.3  # ... and higher than the right one: the height rule calls it dominant
+    kp[..., K.LEFT_HAND] = left.reshape(1, kp.shape[1], -1)
+    assert P.left_dominant(kp, "height").tolist() == [True]
+    assert P.left_dominant(kp, "motion").tolist() == [False]
+    assert P.left_dominant(P.mirror_keypoints(kp), "motion").tolist() == [True]
+
+
+def test_canonical_handedness_makes_a_clip_and_its_mirror_image_identical():
+    kp = np.stack([make_clip(left_hand=False, seed=s) for s in range(3)])  # one right hand signs
+    options = {"normalize": True, "mirror": "motion", "face": "thin", "pose": "upper", "hand_shape": True}
+    np.testing.assert_allclose(P.preprocess_keypoints(P.mirror_keypoints(kp), options),
+                               P.preprocess_keypoints(kp, options), atol=1e-5)
+
+
+def test_fill_hand_gaps_interpolates_short_gaps_only():
+    kp = make_clip(num_frames=12)[None]
+    hand = kp[..., K.RIGHT_HAND].copy()
+    gappy = kp.copy()
+    gappy[0, [3, 4], K.RIGHT_HAND] = 0  # a 2-frame drop-out
+    gappy[0, 7:10, K.RIGHT_HAND] = 0  # a 3-frame drop-out
+    gappy[0, 0, K.RIGHT_HAND] = 0  # at the start: nothing before it
+    filled = P.fill_hand_gaps(gappy, max_gap=2)
+    expected = hand[0, 2] + (hand[0, 5] - hand[0, 2]) * np.array([[1 / 3], [2 / 3]])
+    np.testing.assert_allclose(filled[0, [3, 4], K.RIGHT_HAND], expected, atol=1e-6)
+    assert np.all(filled[0, 7:10, K.RIGHT_HAND] == 0) and np.all(filled[0, 0, K.RIGHT_HAND] == 0)
+    np.testing.assert_array_equal(filled[..., K.LEFT_HAND], 0)  # a hand never seen stays missing
+    np.testing.assert_array_equal(P.fill_hand_gaps(gappy, 0), gappy)
+
+
+def test_hand_shape_ignores_position_and_size_and_is_zero_when_missing():
+    kp = make_clip(left_hand=False)[None]
+    moved = kp.copy()
+    hand = moved[..., K.RIGHT_HAND].reshape(1, -1, 21, 3)
+    hand[..., :2] = 0.1 + 0.5 * hand[..., :2]
+    hand[..., 2] *= 0.5
+    moved[..., K.RIGHT_HAND] = hand.reshape(1, kp.shape[1], -1)
+    shape, shape_moved = P.hand_shape(kp), P.hand_shape(moved)
+    assert shape.shape == (1, kp.shape[1], 2 * 20 * 3)
+    np.testing.assert_allclose(shape_moved, shape, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(shape[..., :60], 0)  # no left hand
+    assert P.hand_shape(kp, use_z=False).shape[-1] == 2 * 20 * 2
 
 
 @pytest.mark.parametrize("mode,points", [("full", 468), ("thin", len(P.THIN_FACE_POINTS)), ("drop", 0)])
@@ -119,6 +166,9 @@ def test_select_face_dims(mode, points):
 @pytest.mark.parametrize("options", [
     None, {"normalize": True}, {"face": "thin", "velocity": True},
     {"normalize": True, "face": "drop", "mirror": True, "velocity": True},
+    {"normalize": True, "face": "drop", "pose": "upper", "z": False, "hand_shape": True, "presence": True,
+     "fill_gaps": 3, "mirror": "motion", "velocity": True},
+    {"face": "thin", "pose": "upper", "hand_shape": True, "mirror": "height"},
 ])
 def test_output_dim_matches_preprocess(options):
     kp = np.stack([make_clip(seed=s) for s in range(3)])
@@ -147,6 +197,13 @@ def test_unknown_options_raise():
         P.output_dim({"face": "half"})
     with pytest.raises(ValueError, match="unknown preprocessing"):
         P.output_dim({"normalise": True})
+    with pytest.raises(ValueError, match="pose"):
+        P.output_dim({"pose": "lower"})
+    with pytest.raises(ValueError, match="fill_gaps"):
+        P.output_dim({"fill_gaps": -1})
+    with pytest.raises(ValueError, match="mirror"):
+        P.output_dim({"mirror": "yes"})
+    assert P.resolve_options({"mirror": True})["mirror"] == "motion"
     with pytest.raises(ValueError, match="unknown augmentation"):
         P.augment_batch(make_clip()[None], np.random.default_rng(0), {"flip": 0.5})
 

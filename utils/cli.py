@@ -40,7 +40,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     report = features.extract_features(args.source, args.out, num_frames=args.frames,
                                        image_size=args.image_size, workers=args.workers,
-                                       keypoints_from=args.keypoints_from, limit=args.limit)
+                                       keypoints_from=args.keypoints_from, limit=args.limit,
+                                       hand_size=args.hand_size)
     print(report.path)
     return 0
 
@@ -171,13 +172,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--keypoints-from", choices=["auto", "mediapipe", "stored"], default="auto",
                    help="synthetic clips carry exact keypoints: 'stored' uses them, 'mediapipe' re-extracts")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips (for a quick look)")
+    p.add_argument("--hand-size", type=int, default=32,
+                   help="side in pixels of the crops around each hand, cut from full-resolution frames (0 = none)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("train", formatter_class=_formatter, help="train lstm / convlstm / fused on a features file",
                        description="Split, train with best-on-validation weights, evaluate once on test, and "
                                    "write metrics.json, model.keras, history.csv and figures into --out.")
     p.add_argument("--features", required=True, help="features .npz from 'extract'")
-    p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused"])
+    p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
     p.add_argument("--config", default=None,
                    help="configuration name (default: the recommended one for the model; 'seed' = original)")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")

@@ -4,7 +4,8 @@ The file's contract is written out in data/README.md. In short, N clips of T fra
 ``keypoints`` float32 (N, T, 1662) in the original project's order (face, pose, left hand, right hand),
 ``frames`` uint8 (N, T, S, S, 3) RGB thumbnails (absent for MP_Data, which has no video),
 ``labels`` int64 (N,), ``classes`` str (C,), ``groups``/``split``/``paths`` str (N,),
-``detected`` bool (N, T, 4) and ``meta`` (a JSON string).
+``detected`` bool (N, T, 4), ``hand_crops`` uint8 (N, T, 2, C, C, 3) (left, right hand; absent when
+extracted with ``hand_size=0`` or for MP_Data) and ``meta`` (a JSON string).
 
 Extraction keeps one small cache file per clip (``data/cache/features/``), written as soon as the clip
 is done, so an interrupted run loses nothing: run the same command again and it resumes.
@@ -27,10 +28,11 @@ from utils import paths
 from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
-from utils.keypoints import KEYPOINT_DIM, mp_data_to_original, parts_present
+from utils.keypoints import KEYPOINT_DIM, hand_crops, mp_data_to_original, parts_present
 
-CACHE_VERSION = 1  # bump when the content of a cached clip changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when the content of a cached clip changes, so old caches are not reused
 KEYPOINT_SOURCES = ("auto", "mediapipe", "stored")
+DEFAULT_HAND_SIZE = 32  # side C of the hand crops in pixels; 0 = no crops
 NUM_PARTS = 4  # face, pose, left hand, right hand (see utils.keypoints.PARTS)
 
 
@@ -48,6 +50,7 @@ class FeatureSet:
     paths: np.ndarray  # str (N,), relative to the source folder
     detected: np.ndarray | None = None  # bool (N, T, 4)
     meta: dict = field(default_factory=dict)
+    hand_crops: np.ndarray | None = None  # uint8 (N, T, 2, C, C, 3), left and right hand; None without
     source_frames: np.ndarray | None = None  # int64 (N,): frames of each source clip before sampling to T
     source_fps: np.ndarray | None = None  # float32 (N,): frame rate of each source video, NaN when unknown
 
@@ -77,7 +80,8 @@ class FeatureSet:
         return FeatureSet(keypoints=self.keypoints[indices], frames=pick(self.frames), labels=self.labels[indices],
                           classes=list(self.classes), groups=self.groups[indices], split=self.split[indices],
                           paths=self.paths[indices], detected=pick(self.detected), meta=dict(self.meta),
-                          source_frames=pick(self.source_frames), source_fps=pick(self.source_fps))
+                          hand_crops=pick(self.hand_crops), source_frames=pick(self.source_frames),
+                          source_fps=pick(self.source_fps))
 
 
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -108,6 +112,8 @@ def save_features(path: str | Path, features: FeatureSet) -> Path:
         arrays["frames"] = np.asarray(features.frames, dtype=np.uint8)
     if features.detected is not None:
         arrays["detected"] = np.asarray(features.detected, dtype=bool)
+    if features.hand_crops is not None:
+        arrays["hand_crops"] = np.asarray(features.hand_crops, dtype=np.uint8)
     if features.source_frames is not None:
         arrays["source_frames"] = np.asarray(features.source_frames, dtype=np.int64)
     if features.source_fps is not None:
@@ -159,6 +165,8 @@ def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
             raise _problem(path, f"frames are not square: {arrays['frames'].shape}")
     if "detected" in arrays:
         _check_shape(path, arrays, "detected", (num_clips, num_frames, NUM_PARTS))
+    if "hand_crops" in arrays:
+        _check_shape(path, arrays, "hand_crops", (num_clips, num_frames, 2, None, None, 3))
     for name in ("groups", "split", "paths", "source_frames", "source_fps"):
         if name in arrays:
             _check_shape(path, arrays, name, (num_clips,))
@@ -178,6 +186,7 @@ def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
                       groups=arrays.get("groups", empty).astype(str), split=arrays.get("split", empty).astype(str),
                       paths=arrays.get("paths", empty).astype(str),
                       detected=None if "detected" not in arrays else arrays["detected"].astype(bool), meta=meta,
+                      hand_crops=arrays.get("hand_crops"),
                       source_frames=arrays["source_frames"].astype(np.int64) if "source_frames" in arrays else None,
                       source_fps=arrays["source_fps"].astype(np.float32) if "source_fps" in arrays else None)
 
@@ -200,6 +209,7 @@ class _ClipJob:
     num_frames: int
     image_size: int
     cache_path: str
+    hand_size: int = 0  # side of the hand crops, 0 = none
 
 
 class _ExtractorHolder:
@@ -266,9 +276,12 @@ def _extract_clip(job: _ClipJob, extractors: _ExtractorHolder) -> dict[str, np.n
         keypoints, detected = _stored_keypoints(job.keypoints_path, clip.indices)
     else:
         keypoints, detected = extractors.get().extract(clip.frames)
-    return {"keypoints": np.asarray(keypoints, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
-            "frames": clip.thumbnails, "padded": np.asarray(clip.padded),
-            "source_frames": np.asarray(clip.num_source_frames), "source_fps": np.asarray(clip.fps)}
+    arrays = {"keypoints": np.asarray(keypoints, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
+              "frames": clip.thumbnails, "padded": np.asarray(clip.padded),
+              "source_frames": np.asarray(clip.num_source_frames), "source_fps": np.asarray(clip.fps)}
+    if job.hand_size > 0:  # from the full-resolution frames, where the hand has most pixels
+        arrays["hand_crops"] = hand_crops(clip.frames, arrays["keypoints"], job.hand_size)
+    return arrays
 
 
 def _run_job(job: _ClipJob, extractors: _ExtractorHolder | None = None) -> str | None:
@@ -295,7 +308,8 @@ def _signature(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int, mode: str) -> Path:
+def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int, mode: str,
+                hand_size: int = 0) -> Path:
     """Cache file of one clip, named by a hash of what its content depends on."""
     try:
         size, mtime = _signature(record.path)
@@ -304,7 +318,7 @@ def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int
     stored = record.keypoints_path if mode == "stored" else None
     extra = _signature(stored) if stored is not None and stored.is_file() else ()
     key = json.dumps([CACHE_VERSION, str(root.resolve()), _relative(root, record.path), size, mtime,
-                      num_frames, image_size, mode, list(extra)])
+                      num_frames, image_size, mode, list(extra), int(hand_size)])
     return paths.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 
@@ -336,6 +350,11 @@ def _keypoint_mode(kind: str, keypoints_from: str) -> str:
     if keypoints_from == "auto":
         return "stored" if kind == "synthetic" else "mediapipe"
     return keypoints_from
+
+
+def _clip_hand_size(record: ClipRecord, video_mode: str, hand_size: int) -> int:
+    """The hand-crop size for one clip: 0 for an MP_Data sequence (no video to crop)."""
+    return 0 if _clip_mode(record, video_mode) == "mp_data" else int(hand_size)
 
 
 def _take_balanced(records: list[ClipRecord], limit: int | None) -> list[ClipRecord]:
@@ -442,10 +461,12 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
         raise FeatureFileError(f"{root}: no clip could be read ({reasons}). Check the files play in a video player.")
     classes = sorted({record.label for record, _ in kept})
     has_frames = all("frames" in part for part in parts)
+    has_crops = all("hand_crops" in part for part in parts)
     modes = sorted({job.mode for _, job in kept})
     mode = modes[0] if len(modes) == 1 else "mixed"  # a manifest of videos and MP_Data folders
     meta = {"source": str(root.resolve()), "kind": kind, "num_frames": num_frames,
             "image_size": image_size if has_frames else None, "keypoints_from": mode, "versions": _versions(),
+            "hand_size": int(parts[0]["hand_crops"].shape[2]) if has_crops else 0,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "num_padded": int(sum(bool(part["padded"]) for part in parts)), "skipped": skipped}
     features = FeatureSet(
@@ -456,6 +477,7 @@ def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_Clip
         split=np.array([record.split for record, _ in kept], dtype=str),
         paths=np.array([job.relative for _, job in kept], dtype=str),
         detected=np.stack([part["detected"] for part in parts]), meta=meta,
+        hand_crops=np.stack([part["hand_crops"] for part in parts]) if has_crops else None,
         source_frames=np.array([_source_length(part, job)[0] for part, (_, job) in zip(parts, kept)], dtype=np.int64),
         source_fps=np.array([_source_length(part, job)[1] for part, (_, job) in zip(parts, kept)], dtype=np.float32))
     return features, skipped
@@ -476,13 +498,18 @@ def _source_length(part: dict[str, np.ndarray], job: _ClipJob) -> tuple[int, flo
 
 def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,
                      workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
-                     progress: bool = True) -> ExtractionReport:
-    """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz."""
+                     progress: bool = True, hand_size: int = DEFAULT_HAND_SIZE) -> ExtractionReport:
+    """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz.
+
+    ``hand_size``: side in pixels of the crops around each hand (``hand_crops``), 0 for none.
+    """
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     if int(num_frames) < 1 or int(image_size) < 1:
         raise DatasetError(f"num_frames and image_size must be positive, got {num_frames} and {image_size}")
+    if int(hand_size) < 0:
+        raise DatasetError(f"hand_size must be 0 (no hand crops) or a positive number of pixels, got {hand_size}")
     ensure_writable_folder(Path(out).expanduser().resolve().parent, "features file")  # fail before the work
     root = resolve_dataset(source)
     kind, records = discover(root)
@@ -490,8 +517,9 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
     records = _take_balanced(records, limit)
     jobs = [_ClipJob(source=str(r.path.resolve()), relative=_relative(root, r.path), mode=_clip_mode(r, video_mode),
                      keypoints_path=str(r.keypoints_path) if r.keypoints_path else None, num_frames=int(num_frames),
-                     image_size=int(image_size),
-                     cache_path=str(_cache_path(root, r, num_frames, image_size, _clip_mode(r, video_mode))))
+                     image_size=int(image_size), hand_size=_clip_hand_size(r, video_mode, hand_size),
+                     cache_path=str(_cache_path(root, r, num_frames, image_size, _clip_mode(r, video_mode),
+                                                _clip_hand_size(r, video_mode, hand_size))))
             for r in records]
     todo = [job for job in jobs if not Path(job.cache_path).is_file()]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo) or 1))

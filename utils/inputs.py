@@ -1,6 +1,6 @@
 """What a model takes and the one way raw clip data becomes model inputs.
 
-An :class:`InputSpec` says which inputs a model takes (``keypoints``, ``frames``), its clip length T
+An :class:`InputSpec` says which inputs a model takes (``keypoints``, ``frames``, ``hands``), its clip length T
 (``num_frames``), its frame size S (``image_size``), the keypoint preprocessing and frame mode it was
 trained with, and how its training clips were sampled. It is built from a run's ``run.json``
 (:meth:`InputSpec.from_run`) or from a model name and its configuration (:meth:`InputSpec.from_config`).
@@ -31,6 +31,7 @@ class InputSpec:
     preprocessing: dict[str, Any] = field(default_factory=dict)  # keypoint options and the frame mode
     model: str | None = None
     sampling: dict[str, Any] = field(default_factory=dict)  # how the training clips were sampled (run.json)
+    hand_size: int = 32  # C: side in pixels of the hand crops the model sees (input "hands")
 
     @property
     def options(self) -> dict[str, Any]:
@@ -76,7 +77,8 @@ class InputSpec:
         inputs = run_info.get("inputs") or (models.model_inputs(run_info["model"]) if "model" in run_info else None)
         return cls(num_frames=int(config["num_frames"]), image_size=int(config["image_size"]),
                    inputs=tuple(inputs) if inputs else None, preprocessing=dict(config.get("preprocessing") or {}),
-                   model=run_info.get("model"), sampling=dict(run_info.get("sampling") or {}))
+                   model=run_info.get("model"), sampling=dict(run_info.get("sampling") or {}),
+                   hand_size=int(config.get("hand_size", 32)))
 
     @classmethod
     def from_config(cls, model_name: str | None, config: Any) -> InputSpec:
@@ -84,8 +86,9 @@ class InputSpec:
         from utils import models
 
         return cls(num_frames=int(config.num_frames), image_size=int(config.image_size),
-                   inputs=models.model_inputs(model_name) if model_name else None,
-                   preprocessing=dict(config.preprocessing or {}), model=model_name)
+                   inputs=models.model_inputs(model_name, config) if model_name else None,
+                   preprocessing=dict(config.preprocessing or {}), model=model_name,
+                   hand_size=int(getattr(config, "hand_size", 32)))
 
 
 def as_spec(spec: Any) -> InputSpec:
@@ -101,7 +104,7 @@ def as_spec(spec: Any) -> InputSpec:
 
 # ----------------------------------------------------------------------------- the one input path
 def sample_clips(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
-    """Raw clips resampled in time to the spec's T and frames resized to its S (cv2.INTER_AREA)."""
+    """Raw clips resampled in time to the spec's T, frames resized to its S and hand crops to its C (cv2.INTER_AREA)."""
     spec = as_spec(spec)
     out: dict[str, np.ndarray] = {}
     if "keypoints" in raw:
@@ -109,7 +112,18 @@ def sample_clips(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarr
     if "frames" in raw:
         frames = preprocessing.resample_time(np.asarray(raw["frames"]), spec.num_frames)
         out["frames"] = preprocessing.resize_frames(frames, spec.image_size)
+    if "hands" in raw:
+        out["hands"] = resize_hand_crops(preprocessing.resample_time(np.asarray(raw["hands"]), spec.num_frames),
+                                         spec.hand_size)
     return out
+
+
+def resize_hand_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    """Hand crops (n, T, 2, C, C, 3) resized to (n, T, 2, size, size, 3); unchanged when already that size."""
+    if crops.shape[3] == size:
+        return crops
+    flat = preprocessing.resize_frames(crops.reshape(len(crops), -1, *crops.shape[3:]), size)
+    return flat.reshape(*crops.shape[:3], size, size, crops.shape[-1])
 
 
 def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
@@ -118,8 +132,9 @@ def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndar
     out = dict(raw)
     if "keypoints" in out:
         out["keypoints"] = preprocessing.preprocess_keypoints(out["keypoints"], options)
-    if "frames" in out:
-        out["frames"] = preprocessing.preprocess_frames(out["frames"], options)
+    for name in ("frames", "hands"):  # frame differences apply to whole frames and hand crops alike
+        if name in out:
+            out[name] = preprocessing.preprocess_frames(out[name], options)
     return out
 
 
@@ -169,6 +184,11 @@ def stored_clips(features: Any, spec: Any, indices: Sequence[int] | np.ndarray |
             raise FeatureFileError(f"{features_name(features)} has no frames: it was imported from keypoints only "
                                    "(MP_Data) — train --model lstm, or extract from videos")
         out["frames"] = np.asarray(features.frames[indices])
+    if spec.wants("hands", available):
+        if getattr(features, "hand_crops", None) is None:
+            raise FeatureFileError(f"{features_name(features)} has no hand crops, which this model takes: extract "
+                                   "it again with `python -m utils extract <dataset> --hand-size 32`")
+        out["hands"] = np.asarray(features.hand_crops[indices])
     return out
 
 

@@ -87,6 +87,74 @@ def parts_present(array: np.ndarray) -> np.ndarray:
     return np.stack([np.any(array[..., PART_SLICES[p]] != 0, axis=-1) for p in PARTS], axis=-1)
 
 
+# ----------------------------------------------------------------------------- hand boxes and crops
+#: Pose landmarks of each arm's hand (wrist, pinky, index, thumb): the fallback box when MediaPipe lost the hand.
+POSE_HAND_POINTS = {"left_hand": (15, 17, 19, 21), "right_hand": (16, 18, 20, 22)}
+HAND_CROP_MARGIN = 0.25  # added on each side of the hand's bounding box, as a fraction of its larger side
+MIN_POSE_VISIBILITY = 0.5  # pose points less visible than this do not place a fallback box
+MIN_HAND_SIDE = 0.05  # smallest box side, as a fraction of the frame's shorter side
+HANDS = ("left_hand", "right_hand")
+
+
+def _landmark_box(points: np.ndarray, width: int, height: int, margin: float) -> np.ndarray:
+    """(centre x, centre y, side) in pixels of the square around normalised (n, 2) points, widened by margin."""
+    pixels = points[:, :2] * np.array([width, height], dtype=np.float64)
+    low, high = pixels.min(axis=0), pixels.max(axis=0)
+    side = max(float((high - low).max()) * (1 + 2 * margin), MIN_HAND_SIDE * min(width, height))
+    return np.array([*(low + high) / 2, side])
+
+
+def _pose_hand_box(pose: np.ndarray, hand: str, width: int, height: int, margin: float) -> np.ndarray:
+    """Fallback box of one hand from the pose's wrist/pinky/index/thumb of that arm; side 0 when they are not seen."""
+    points = pose[list(POSE_HAND_POINTS[hand])]
+    seen = np.any(points[:, :2] != 0, axis=1) & (points[:, 3] >= MIN_POSE_VISIBILITY)
+    if not seen[0]:  # no wrist, no hand
+        return np.zeros(3)
+    pixels = points[seen, :2] * np.array([width, height], dtype=np.float64)
+    centre = pixels.mean(axis=0)
+    reach = float(np.linalg.norm(pixels - pixels[0], axis=1).max())  # wrist to the farthest finger point
+    side = max(2 * reach * (1 + 2 * margin), MIN_HAND_SIDE * min(width, height))
+    return np.array([*centre, side])
+
+
+def hand_boxes(vector: np.ndarray, width: int, height: int, margin: float = HAND_CROP_MARGIN) -> np.ndarray:
+    """Square pixel boxes (2, 3) = (centre x, centre y, side) of the left and right hand in one frame's (1662,) vector.
+
+    A hand MediaPipe found: its 21 landmarks' bounding box, squared and widened by ``margin`` on each side.
+    A hand it lost: a box around the pose's wrist, pinky, index and thumb of that arm. Neither: side 0.
+    """
+    vector = _check_last_dim(vector, "vector")
+    parts = split_parts(np.asarray(vector, dtype=np.float64))
+    boxes = np.zeros((2, 3))
+    for row, hand in enumerate(HANDS):
+        if np.any(parts[hand] != 0):
+            boxes[row] = _landmark_box(parts[hand], width, height, margin)
+        elif np.any(parts["pose"] != 0):
+            boxes[row] = _pose_hand_box(parts["pose"], hand, width, height, margin)
+    return boxes
+
+
+def hand_crops(frames: np.ndarray, keypoints: np.ndarray, size: int = 32,
+               margin: float = HAND_CROP_MARGIN) -> np.ndarray:
+    """Crops (T, 2, size, size, 3) uint8 of the left and right hand in each frame (T, H, W, 3); no hand = zeros.
+
+    Give the full-resolution frames: the boxes come from the normalised keypoints (T, 1662), so any
+    frame size works, and a 32-pixel crop of a 720p frame holds far more of the hand than a thumbnail.
+    """
+    from utils.video import crop_square
+
+    frames, keypoints = np.asarray(frames), _check_last_dim(keypoints)
+    if frames.ndim != 4 or len(frames) != len(keypoints):
+        raise ValueError(f"hand_crops needs frames (T, H, W, 3) and keypoints (T, 1662) with the same T, "
+                         f"got {frames.shape} and {keypoints.shape}")
+    height, width = frames.shape[1:3]
+    crops = np.zeros((len(frames), 2, int(size), int(size), 3), dtype=np.uint8)
+    for t, (frame, vector) in enumerate(zip(frames, keypoints)):
+        for row, (centre_x, centre_y, side) in enumerate(hand_boxes(vector, width, height, margin)):
+            crops[t, row] = crop_square(frame, centre_x, centre_y, side, size)
+    return crops
+
+
 # ----------------------------------------------------------------------------- topology
 # Copied from mediapipe 0.10.21 (sorted), so that drawing needs no mediapipe import;
 # tests/test_keypoints.py checks that they still equal mediapipe's.

@@ -36,6 +36,17 @@ i.e. it minimises ``loss + wd/2 * sum(w**2)``. ``ModelConfig.l2`` holds that ``w
 ``keras.regularizers.L2(wd / 2)`` to every kernel, recurrent kernel, bias and batch-norm scale/offset,
 which gives the same gradient.
 
+Fusion (``ModelConfig.frame_input``, ``fusion``, ``modality_dropout``, ``staged``). The frame branch sees the
+whole thumbnails (``"frames"``), the two hand crops stacked as 6 channels (``"hands"``, from
+``hand_crops`` in the features file) or both, each a ConvLSTM branch of its own. ``fusion="concat"`` is the
+original's late concatenation under one head, trained end to end: the branch that fits the training signers
+fastest dominates. ``"logits"`` gives every branch its own head and combines their log-probabilities with one
+learned weight per branch (:class:`LogitFusion`, a product of experts when all weights are 1); ``"gate"``
+learns per-clip weights from the branches' features. A weight near 0 silences a branch.
+``modality_dropout`` drops a whole branch of a clip in training (:class:`ModalityDropout`), never at
+inference. ``staged=True`` trains each branch alone, then only the fusion weights on the validation signers
+(``utils.training``), so a branch that memorised the training signers earns little weight.
+
 Speed on CPU (``python -m utils bench``). The ConvLSTM layer :class:`ConvLSTM` computes exactly
 ``keras.layers.ConvLSTM2D``'s equations with the same weights, but per time step it runs one convolution of
 the frame and one of the hidden state, each producing all four gates (ConvLSTM2D runs eight smaller ones
@@ -57,10 +68,13 @@ from keras import ops
 from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.errors import ConfigError
 
-MODEL_NAMES = ("lstm", "convlstm", "fused")
+MODEL_NAMES = ("lstm", "convlstm", "fused", "linear")
 DEFAULT_CONFIG = "recommended"
 ORIGINAL_PARAM_COUNT = 7_174_718  # the PyTorch fused model, 11 outputs, as printed by its notebook
 CONVLSTM_IMPLS = ("fast", "stock")
+FRAME_INPUTS = ("frames", "hands", "both")  # whole thumbnails, the two hand crops, or both (two frame branches)
+FUSIONS = ("concat", "logits", "gate")
+BRANCHES = ("keypoints", "frames", "hands")  # input names; each branch's layers are named "<branch>_..."
 
 NO_PREPROCESSING = {"normalize": False, "face": "full", "mirror": False, "velocity": False}
 
@@ -89,6 +103,14 @@ class ModelConfig:
     convlstm_impl: str = "fast"  # "fast" (our ConvLSTM layer) or "stock" (keras.layers.ConvLSTM2D)
     preprocessing: dict[str, Any] = field(default_factory=lambda: dict(NO_PREPROCESSING))
     augmentation: dict[str, Any] = field(default_factory=dict)
+    frame_input: str = "frames"  # the frame branch sees "frames" (whole thumbnails), "hands" (crops) or "both"
+    hand_size: int = 32  # side of the hand crops the "hands" branch takes
+    fusion: str = "concat"  # "concat" (the original), "logits" (weighted log-probabilities) or "gate" (per clip)
+    modality_dropout: float = 0.0  # training only: drop a whole branch of a clip with this probability
+    staged: bool = False  # fused: train each branch alone, then only the fusion on the validation signers
+    keypoint_encoder: str = "lstm"  # the keypoint branch: "lstm" (stacked LSTMs) or "conv_gru" (see _keypoint_branch)
+    segments: int = 3  # linear model: time segments whose means (plus the std over time) it classifies
+    linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -136,12 +158,18 @@ def _small() -> ModelConfig:
         description="the original architecture and settings, shrunk to train in minutes on 2 CPU cores")
 
 
+#: The linear baseline's preprocessing: body-centred, shoulder-width-scaled arm and hand points (x, y), the
+#: dominant hand (by motion) on the right, hand shapes in wrist-local coordinates scaled by palm size.
+LINEAR_PREPROCESSING = {"normalize": True, "face": "drop", "mirror": "motion", "velocity": False, "pose": "upper",
+                        "z": False, "hand_shape": True, "presence": True, "fill_gaps": 3}
+
+
 def _recommended(model_name: str) -> ModelConfig:
     # Tuned by H5 on the synthetic default (400 clips, signer-disjoint 6/2/2 split, LSTM, seeds 0 and 1):
     # raw keypoints 0.23 test accuracy; +normalize 0.89/0.46; +hand canonicalisation 0.85; +thin face 0.96/0.91;
     # +velocity 0.96/0.90; +augmentation 0.975/0.90 (face dropped instead of thin: 0.99/0.91, within noise).
     # "mirror" augmentation is 0: canonical handedness ("mirror" preprocessing) would mirror such clips back.
-    preprocessing = {"normalize": True, "face": "thin", "mirror": True, "velocity": True}
+    preprocessing = {"normalize": True, "face": "thin", "mirror": "height", "velocity": True}
     augmentation = {"mirror": 0.0, "scale": 0.1, "rotate": 10.0, "shift": 0.05, "time_warp": 0.2,
                     "drop_frames": 0.05}
     base = ModelConfig(
@@ -151,8 +179,15 @@ def _recommended(model_name: str) -> ModelConfig:
         preprocessing=preprocessing, augmentation=augmentation,
         description="")
     if model_name == "lstm":
-        return base.replace(description="normalised, hand-canonical keypoints with velocities, augmented; "
-                                        "one LSTM(128) + Dense(64); generalises to unseen signers")
+        # Chosen by cross-validation by signer on real and synthetic signers (benchmarks/real_signers.py,
+        # table in benchmarks/real_signers.md): the old LSTM above lost to a logistic regression on the real
+        # webcam signers. This one: body-centred arm and hand points (x, y), the hand that moves most on the
+        # right, hand shapes in wrist-local coordinates, velocities; 1D convolutions + GRU.
+        return base.replace(keypoint_encoder="conv_gru", lstm_units=(96, 96), kernel_size=5, epochs=30,
+                            preprocessing={**LINEAR_PREPROCESSING, "velocity": True},
+                            description="body-centred arm and hand keypoints, dominant hand on the right, "
+                                        "hand shapes and velocities, augmented; Dense + 1D convolutions + "
+                                        "GRU(96) + Dense(64): chosen by cross-validation on real signers")
     if model_name == "convlstm":
         # Signer-disjoint synthetic split, seed 0: raw RGB frames memorise signer appearance (train 0.85,
         # val/test ~0.10-0.14, chance 0.10); frame differences alone: val 0.33 / test 0.21; frame differences
@@ -167,10 +202,23 @@ def _recommended(model_name: str) -> ModelConfig:
                                                     "ConvLSTM frame branch (16 frames, 32x32)")
 
 
+def _linear(config_name: str) -> ModelConfig:
+    return ModelConfig(
+        name=config_name, num_frames=30, image_size=32, lstm_units=(), convlstm_filters=(), epochs=1,
+        preprocessing=dict(LINEAR_PREPROCESSING), segments=3, linear_c=0.1,
+        description="logistic regression (scikit-learn, C=0.1) on standardised means of 3 time segments "
+                    "and standard deviations of normalised, hand-canonical keypoints: the simple baseline")
+
+
+def _configs(config_name: str, make: Any) -> dict[str, ModelConfig]:
+    """One configuration of every model; the linear model has one setting whatever the name."""
+    return {model: (_linear(config_name) if model == "linear" else make(model)) for model in MODEL_NAMES}
+
+
 CONFIGS: dict[str, dict[str, ModelConfig]] = {
-    "seed": {model: _seed() for model in MODEL_NAMES},
-    "small": {model: _small() for model in MODEL_NAMES},
-    "recommended": {model: _recommended(model) for model in MODEL_NAMES},
+    "seed": _configs("seed", lambda model: _seed()),
+    "small": _configs("small", lambda model: _small()),
+    "recommended": _configs("recommended", _recommended),
 }
 
 
@@ -304,6 +352,91 @@ class LastTimeStep(keras.layers.Layer):
         return (input_shape[0],) + tuple(input_shape[2:])
 
 
+# ----------------------------------------------------------------------------- the linear model's layers
+@keras.saving.register_keras_serializable(package="course")
+class SegmentStatistics(keras.layers.Layer):
+    """(B, T, D) -> (B, (segments + 1) * D): the mean of each of ``segments`` equal time segments, then the std over T.
+
+    Segment s covers frames ``[round(s * T / segments), round((s + 1) * T / segments))``; T must be known.
+    """
+
+    def __init__(self, segments: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.segments = int(segments)
+
+    def call(self, inputs: Any) -> Any:
+        """Segment means and the standard deviation over time, concatenated."""
+        frames = inputs.shape[1]
+        bounds = [int(round(s * frames / self.segments)) for s in range(self.segments + 1)]
+        means = [ops.mean(inputs[:, start:stop], axis=1) for start, stop in zip(bounds[:-1], bounds[1:])]
+        return ops.concatenate(means + [ops.std(inputs, axis=1)], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """(batch, (segments + 1) * D)."""
+        return (input_shape[0], (self.segments + 1) * input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "segments": self.segments}
+
+
+@keras.saving.register_keras_serializable(package="course")
+class Standardize(keras.layers.Layer):
+    """(x - mean) / scale with fixed (non-trainable) mean and scale, as scikit-learn's StandardScaler."""
+
+    def build(self, input_shape: tuple) -> None:
+        """Create mean (zeros) and scale (ones); :func:`set_linear_weights` fills them."""
+        self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", trainable=False, name="scale")
+
+    def call(self, inputs: Any) -> Any:
+        """Standardise."""
+        return (inputs - self.mean) / self.scale
+
+
+def _linear_model(config: ModelConfig, num_classes: int, keypoint_dim: int) -> keras.Model:
+    """keypoints (T, D) -> segment statistics -> standardisation -> Dense(num_classes, softmax)."""
+    keypoints = keras.Input((config.num_frames, keypoint_dim), dtype="float32", name="keypoints")
+    x = SegmentStatistics(config.segments, name="keypoints_statistics")(keypoints)
+    x = Standardize(name="keypoints_standardize")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(keypoints, outputs, name=f"linear_{config.name}")
+
+
+def segment_statistics(keypoints: Any, segments: int = 3) -> Any:
+    """NumPy (N, T, D) -> (N, (segments + 1) * D): what the linear model's first layer computes."""
+    import numpy as np
+
+    return np.asarray(ops.convert_to_numpy(SegmentStatistics(segments)(ops.convert_to_tensor(keypoints, "float32"))))
+
+
+def set_linear_weights(model: keras.Model, mean: Any, scale: Any, coef: Any, intercept: Any,
+                       classes: Any = None) -> keras.Model:
+    """Copy a fitted StandardScaler (mean, scale) and LogisticRegression (coef_, intercept_) into a linear model.
+
+    ``classes``: the model outputs that scikit-learn's rows belong to (its ``classes_``; default all). Outputs
+    of classes absent from the training clips get zero weights and a bias of -30 (probability ~1e-13).
+    scikit-learn's two-class LogisticRegression keeps one row w for the second class; softmax over
+    (-w/2, +w/2) gives the same probabilities as its sigmoid(w), so each class gets half of it.
+    """
+    import numpy as np
+
+    coef, intercept = np.asarray(coef, np.float32), np.asarray(intercept, np.float32)
+    if coef.shape[0] == 1:
+        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    dense = model.get_layer("probabilities")
+    num_classes = int(dense.units)
+    classes = np.arange(num_classes) if classes is None else np.asarray(classes, dtype=np.int64)
+    if len(classes) != len(coef):
+        raise ValueError(f"{len(coef)} rows of coefficients for {len(classes)} classes")
+    kernel = np.zeros((coef.shape[1], num_classes), np.float32)
+    bias = np.full(num_classes, -30.0, np.float32)
+    kernel[:, classes], bias[classes] = coef.T, intercept
+    model.get_layer("keypoints_standardize").set_weights([np.asarray(mean, np.float32), np.asarray(scale, np.float32)])
+    dense.set_weights([kernel, bias])
+    return model
+
+
 # ----------------------------------------------------------------------------- the models
 def _regularizer(config: ModelConfig) -> keras.regularizers.Regularizer | None:
     """L2(wd/2): the Keras penalty whose gradient equals PyTorch's Adam weight_decay wd."""
@@ -330,7 +463,19 @@ def _convlstm_layer(config: ModelConfig, filters: int, impl: str, name: str) -> 
     raise ValueError(f"unknown convlstm_impl {impl!r}; use one of {', '.join(CONVLSTM_IMPLS)}")
 
 
+KEYPOINT_ENCODERS = ("lstm", "conv_gru")
+
+
 def _keypoint_branch(keypoints: Any, config: ModelConfig) -> Any:
+    """The keypoint encoder of ``config.keypoint_encoder``: "lstm" (:func:`_lstm_encoder`) or "conv_gru"."""
+    if config.keypoint_encoder == "lstm":
+        return _lstm_encoder(keypoints, config)
+    if config.keypoint_encoder == "conv_gru":
+        return _conv_gru_encoder(keypoints, config)
+    raise ConfigError(f"unknown keypoint_encoder {config.keypoint_encoder!r}; use one of {', '.join(KEYPOINT_ENCODERS)}")
+
+
+def _lstm_encoder(keypoints: Any, config: ModelConfig) -> Any:
     """Stacked LSTMs from zero initial state, batch-first; returns the last layer's last output."""
     reg = _regularizer(config)
     x = keypoints
@@ -343,66 +488,240 @@ def _keypoint_branch(keypoints: Any, config: ModelConfig) -> Any:
     return x
 
 
-def _frame_branch(frames: Any, config: ModelConfig, impl: str) -> Any:
-    """Rescale uint8 frames, ConvLSTM + BatchNorm per layer, last step, reduce-conv, flatten."""
+def _conv_gru_encoder(keypoints: Any, config: ModelConfig) -> Any:
+    """Per-frame Dense projection, residual 1D convolutions over time (kernel_size), then a GRU and the time mean.
+
+    Widths are ``config.lstm_units``: the first is the projection and convolution width, the last the GRU's.
+    The GRU's last state (order) and the mean over time of the convolution features (what happened) are
+    concatenated, as in the 1D-CNN + RNN models of the Kaggle isolated-sign competitions.
+    """
     reg = _regularizer(config)
-    x = keras.layers.Rescaling(1.0 / 255, name="frames_rescale")(frames)
-    for index, filters in enumerate(config.convlstm_filters):
-        x = _convlstm_layer(config, filters, impl, name=f"frames_convlstm{index + 1}")(x)
-        x = _batch_norm(config, name=f"frames_batchnorm{index + 1}")(x)
-    x = LastTimeStep(name="frames_last_step")(x)
-    x = keras.layers.Conv2D(config.reduce_channels, config.kernel_size, padding="same", kernel_regularizer=reg,
-                            bias_regularizer=reg, name="frames_reduce")(x)
-    x = keras.layers.Flatten(name="frames_flatten")(x)
+    width, gru_units = config.lstm_units[0], config.lstm_units[-1]
+    x = keras.layers.Dense(width, kernel_regularizer=reg, name="keypoints_project")(keypoints)
+    x = keras.layers.LayerNormalization(name="keypoints_project_norm")(x)
+    x = keras.layers.Activation("swish", name="keypoints_project_act")(x)
+    for index in range(2):
+        y = keras.layers.Conv1D(width, config.kernel_size, padding="same", kernel_regularizer=reg,
+                                name=f"keypoints_conv{index + 1}")(x)
+        y = keras.layers.LayerNormalization(name=f"keypoints_conv{index + 1}_norm")(y)
+        y = keras.layers.Activation("swish", name=f"keypoints_conv{index + 1}_act")(y)
+        if config.dropout > 0:
+            y = keras.layers.Dropout(config.dropout / 2, name=f"keypoints_conv{index + 1}_dropout")(y)
+        x = keras.layers.Add(name=f"keypoints_residual{index + 1}")([x, y])
+    recurrent = keras.layers.GRU(gru_units, kernel_regularizer=reg, recurrent_regularizer=reg, name="keypoints_gru")(x)
+    pooled = keras.layers.GlobalAveragePooling1D(name="keypoints_mean")(x)
+    x = keras.layers.Concatenate(name="keypoints_features")([recurrent, pooled])
     if config.dropout > 0:
-        x = keras.layers.Dropout(config.dropout, name="frames_dropout")(x)
+        x = keras.layers.Dropout(config.dropout, name="keypoints_dropout")(x)
     return x
 
 
-def _head(features: Any, config: ModelConfig, num_classes: int) -> Any:
-    """Optional hidden Dense layers, then softmax over num_classes named 'probabilities'."""
+def _frame_branch(frames: Any, config: ModelConfig, impl: str, prefix: str = "frames") -> Any:
+    """Rescale uint8 frames, ConvLSTM + BatchNorm per layer, last step, reduce-conv, flatten."""
+    reg = _regularizer(config)
+    x = keras.layers.Rescaling(1.0 / 255, name=f"{prefix}_rescale")(frames)
+    for index, filters in enumerate(config.convlstm_filters):
+        x = _convlstm_layer(config, filters, impl, name=f"{prefix}_convlstm{index + 1}")(x)
+        x = _batch_norm(config, name=f"{prefix}_batchnorm{index + 1}")(x)
+    x = LastTimeStep(name=f"{prefix}_last_step")(x)
+    x = keras.layers.Conv2D(config.reduce_channels, config.kernel_size, padding="same", kernel_regularizer=reg,
+                            bias_regularizer=reg, name=f"{prefix}_reduce")(x)
+    x = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
+    if config.dropout > 0:
+        x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout")(x)
+    return x
+
+
+def _hands_branch(hands: Any, config: ModelConfig, impl: str) -> Any:
+    """The two hand crops (T, 2, C, C, 3) side by side as 6 channels (T, C, C, 6), then the frame branch."""
+    size = config.hand_size
+    x = keras.layers.Permute((1, 3, 4, 2, 5), name="hands_to_channels")(hands)  # (T, C, C, 2, 3)
+    x = keras.layers.Reshape((config.num_frames, size, size, 6), name="hands_stack")(x)
+    return _frame_branch(x, config, impl, prefix="hands")
+
+
+def _head(features: Any, config: ModelConfig, num_classes: int, prefix: str = "head",
+          output_name: str = "probabilities", activation: str | None = "softmax") -> Any:
+    """Optional hidden Dense layers, then num_classes outputs (softmax 'probabilities' by default)."""
     reg = _regularizer(config)
     x = features
     for index, units in enumerate(config.head_units):
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, bias_regularizer=reg,
-                               name=f"head_dense{index + 1}")(x)
+                               name=f"{prefix}_dense{index + 1}")(x)
         if config.dropout > 0:
-            x = keras.layers.Dropout(config.dropout, name=f"head_dropout{index + 1}")(x)
+            x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout{index + 1}")(x)
     # float32 even under a mixed_float16 policy (GPUs): a float16 softmax loses small probabilities
-    return keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, bias_regularizer=reg,
-                              dtype="float32", name="probabilities")(x)
+    return keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, bias_regularizer=reg,
+                              dtype="float32", name=output_name)(x)
 
 
-def model_inputs(model_name: str) -> tuple[str, ...]:
-    """Names of the inputs a model takes: ('keypoints',), ('frames',) or ('keypoints', 'frames')."""
+def model_inputs(model_name: str, config: ModelConfig | None = None) -> tuple[str, ...]:
+    """Names of the inputs a model takes, e.g. ('keypoints',), ('frames',), ('keypoints', 'hands').
+
+    The frame part follows ``config.frame_input`` ("frames", "hands" or both); without a config it is "frames".
+    """
     _check_model_name(model_name)
-    return {"lstm": ("keypoints",), "convlstm": ("frames",), "fused": ("keypoints", "frames")}[model_name]
+    frame_input = "frames" if config is None else config.frame_input
+    if frame_input not in FRAME_INPUTS:
+        raise ConfigError(f"unknown frame_input {frame_input!r}; use one of {', '.join(FRAME_INPUTS)}")
+    frame_names = ("frames", "hands") if frame_input == "both" else (frame_input,)
+    return {"lstm": ("keypoints",), "convlstm": frame_names, "fused": ("keypoints", *frame_names),
+            "linear": ("keypoints",)}[model_name]
+
+
+# ----------------------------------------------------------------------------- fusion
+@keras.saving.register_keras_serializable(package="course")
+class ModalityDropout(keras.layers.Layer):
+    """Training only: zero each branch's tensor of a clip with probability ``rate`` (never all branches of a clip).
+
+    At inference it is the identity. A model that sometimes loses a branch in training cannot lean on one
+    branch alone, and a zero branch is what it sees when a modality is missing.
+    """
+
+    def __init__(self, rate: float = 0.0, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rate, self.seed = float(rate), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, branches: list[Any], training: bool | None = None) -> list[Any]:
+        """The branches, some zeroed per clip in training; unchanged otherwise."""
+        if not training or self.rate <= 0:
+            return list(branches)
+        batch = ops.shape(branches[0])[0]
+        keep = ops.cast(keras.random.uniform((batch, len(branches)), seed=self.seed_generator) >= self.rate, "float32")
+        # a clip that would lose every branch keeps them all
+        keep = ops.where(ops.sum(keep, axis=1, keepdims=True) > 0, keep, ops.ones_like(keep))
+        return [branch * ops.cast(keep[:, index:index + 1], branch.dtype) for index, branch in enumerate(branches)]
+
+    def compute_output_shape(self, input_shape: list) -> list:
+        """Same shapes as the inputs."""
+        return list(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="course")
+class LogitFusion(keras.layers.Layer):
+    """softmax(sum_k w_k log p_k): the branches' log-probabilities, weighted and renormalised.
+
+    ``gated=False``: one learned weight per branch, w_k = softplus(a_k), starting at 1 (a product of experts).
+    ``gated=True``: per clip weights w = softplus(Dense(K)(gate features)) from the branches' features.
+    A weight near 0 silences its branch, so a branch that does not help can be switched off.
+    """
+
+    def __init__(self, gated: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gated = gated
+
+    def build(self, input_shape: list) -> None:
+        """One raw weight per branch (starting at softplus^-1(1)), plus the gate's kernel when gated."""
+        num_branches = len(input_shape) - (1 if self.gated else 0)
+        self.branch_weights = self.add_weight(shape=(num_branches,), name="branch_weights",
+                                              initializer=keras.initializers.Constant(0.5413))
+        if self.gated:
+            self.gate_kernel = self.add_weight(shape=(input_shape[-1][-1], num_branches), name="gate_kernel",
+                                               initializer="zeros")
+
+    def weights_for(self, inputs: list[Any]) -> Any:
+        """The branch weights, (K,) or per clip (B, K) when gated."""
+        raw = self.branch_weights
+        if self.gated:
+            raw = raw + ops.matmul(inputs[-1], self.gate_kernel)
+        return ops.softplus(raw)
+
+    def call(self, inputs: list[Any]) -> Any:
+        """Inputs: K log-probability tensors (B, C) [+ gate features (B, F) when gated]; output probabilities."""
+        log_probs = inputs[:-1] if self.gated else inputs
+        weights = self.weights_for(inputs)
+        if not self.gated:
+            weights = ops.broadcast_to(weights[None], (ops.shape(log_probs[0])[0], len(log_probs)))
+        mixed = sum(weights[:, index:index + 1] * lp for index, lp in enumerate(log_probs))
+        return ops.softmax(mixed, axis=-1)
+
+    def compute_output_shape(self, input_shape: list) -> tuple:
+        """(B, C)."""
+        return tuple(input_shape[0])
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "gated": self.gated}
+
+
+def _branch_features(inputs: dict[str, Any], config: ModelConfig, impl: str) -> dict[str, Any]:
+    """Each input's branch: the keypoint LSTM, the whole-frame ConvLSTM or the hand-crop ConvLSTM."""
+    builders = {"keypoints": lambda x: _keypoint_branch(x, config), "frames": lambda x: _frame_branch(x, config, impl),
+                "hands": lambda x: _hands_branch(x, config, impl)}
+    return {name: builders[name](tensor) for name, tensor in inputs.items()}
+
+
+def _fused_output(features: dict[str, Any], config: ModelConfig, num_classes: int) -> Any:
+    """The fused probabilities: one head on the concatenated features, or late fusion of per-branch heads."""
+    if config.fusion not in FUSIONS:
+        raise ConfigError(f"unknown fusion {config.fusion!r}; use one of {', '.join(FUSIONS)}")
+    names = list(features)
+    if config.fusion == "concat":
+        branches = list(features.values())
+        if config.modality_dropout > 0:
+            branches = ModalityDropout(config.modality_dropout, name="modality_dropout")(branches)
+        return _head(keras.layers.Concatenate(name="fuse")(branches), config, num_classes)
+    log_probs = []
+    for name in names:  # each branch a classifier of its own ("<branch>_logits"), trainable alone (staged)
+        logits = _head(features[name], config, num_classes, prefix=f"{name}_head", output_name=f"{name}_logits",
+                       activation=None)
+        log_probs.append(keras.layers.Activation("log_softmax", dtype="float32", name=f"{name}_log_probabilities")(logits))
+    if config.modality_dropout > 0:
+        log_probs = ModalityDropout(config.modality_dropout, name="modality_dropout")(log_probs)
+    if config.fusion == "gate":
+        gate_features = keras.layers.Concatenate(dtype="float32", name="gate_features")(list(features.values()))
+        return LogitFusion(gated=True, dtype="float32", name="probabilities")([*log_probs, gate_features])
+    return LogitFusion(dtype="float32", name="probabilities")(log_probs)
+
+
+def branch_models(model: keras.Model) -> dict[str, keras.Model]:
+    """Each branch of a late-fusion model as a model of its own: its input -> its own softmax (shared layers)."""
+    found = {}
+    for name in BRANCHES:
+        try:
+            source, logits = model.get_layer(name), model.get_layer(f"{name}_logits")
+        except ValueError:
+            continue
+        probabilities = keras.layers.Softmax(name=f"{name}_probabilities")(logits.output)
+        found[name] = keras.Model(source.output, probabilities, name=f"{model.name}_{name}")
+    return found
+
+
+def fusion_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of a late-fusion model that combine the branches (what the second stage of staged training fits)."""
+    return [layer for layer in model.layers if isinstance(layer, LogitFusion)]
 
 
 def build_model(model_name: str, config: ModelConfig | None = None, num_classes: int = 10,
                 keypoint_dim: int = 1662, convlstm_impl: str | None = None) -> keras.Model:
     """Uncompiled functional model 'lstm', 'convlstm' or 'fused'; inputs 'keypoints' (T, keypoint_dim) and/or
-    'frames' (T, S, S, 3, raw 0..255), output 'probabilities' (num_classes softmax)."""
+    'frames' (T, S, S, 3, raw 0..255) and/or 'hands' (T, 2, C, C, 3), output 'probabilities' (num_classes softmax).
+
+    ``config.frame_input`` picks the frame inputs, ``config.fusion`` how a fused model combines its branches."""
     _check_model_name(model_name)
     config = config or get_config(model_name)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if model_name == "linear":
+        return _linear_model(config, num_classes, keypoint_dim)
     impl = convlstm_impl or config.convlstm_impl
     if impl not in CONVLSTM_IMPLS:
         raise ValueError(f"unknown convlstm_impl {impl!r}; use one of {', '.join(CONVLSTM_IMPLS)}")
     size, frames_count = config.image_size, config.num_frames
-    inputs, features = [], []
-    if "keypoints" in model_inputs(model_name):
-        keypoints = keras.Input((frames_count, keypoint_dim), dtype="float32", name="keypoints")
-        inputs.append(keypoints)
-        features.append(_keypoint_branch(keypoints, config))
-    if "frames" in model_inputs(model_name):
-        frames = keras.Input((frames_count, size, size, 3), dtype="float32", name="frames")
-        inputs.append(frames)
-        features.append(_frame_branch(frames, config, impl))
-    merged = features[0] if len(features) == 1 else keras.layers.Concatenate(name="fuse")(features)
-    outputs = _head(merged, config, num_classes)
-    return keras.Model(inputs, outputs, name=f"{model_name}_{config.name}")
+    shapes = {"keypoints": (frames_count, keypoint_dim), "frames": (frames_count, size, size, 3),
+              "hands": (frames_count, 2, config.hand_size, config.hand_size, 3)}
+    inputs = {name: keras.Input(shapes[name], dtype="float32", name=name) for name in model_inputs(model_name, config)}
+    features = _branch_features(inputs, config, impl)
+    if len(features) == 1:
+        outputs = _head(next(iter(features.values())), config, num_classes)
+    else:
+        outputs = _fused_output(features, config, num_classes)
+    return keras.Model(list(inputs.values()), outputs, name=f"{model_name}_{config.name}")
 
 
 def default_jit_compile() -> bool | str:
@@ -425,11 +744,13 @@ def compile_model(model: keras.Model, config: ModelConfig, jit_compile: bool | s
 
 # ----------------------------------------------------------------------------- parameter counts
 def count_params(model: keras.Model) -> dict[str, int]:
-    """Parameters per branch: {'keypoints', 'frames', 'head', 'total'} (batch-norm moving stats included)."""
+    """Parameters per branch: {'keypoints', 'frames', 'head', 'total'} (+ 'hands'; batch-norm moving stats included)."""
     counts = {"keypoints": 0, "frames": 0, "head": 0}
+    if any(layer.name.startswith("hands_") for layer in model.layers):
+        counts["hands"] = 0
     for layer in model.layers:
         branch = layer.name.split("_")[0]
-        key = branch if branch in ("keypoints", "frames") else "head"
+        key = branch if branch in ("keypoints", "frames", "hands") else "head"
         counts[key] += layer.count_params()
     counts["total"] = sum(counts.values())
     return counts
@@ -437,11 +758,27 @@ def count_params(model: keras.Model) -> dict[str, int]:
 
 def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
                         keypoint_dim: int = 1662) -> dict[str, int]:
-    """Parameter counts from the layer formulas (Keras layers), same keys as :func:`count_params`."""
+    """Parameter counts from the layer formulas (Keras layers), same keys as :func:`count_params` (concat fusion
+    of keypoints and whole frames only)."""
     _check_model_name(model_name)
+    if config.frame_input != "frames" or config.fusion != "concat":
+        raise ConfigError("formula_param_count covers the original's layout only (frame_input='frames', "
+                          f"fusion='concat'), got {config.frame_input!r} / {config.fusion!r}")
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     feature_size = 0
-    if "keypoints" in model_inputs(model_name):
+    if model_name == "linear":  # standardisation (mean, scale) of the statistics, then the classifier
+        statistics = (config.segments + 1) * keypoint_dim
+        counts["keypoints"] = 2 * statistics
+        counts["head"] = num_classes * (statistics + 1)
+        counts["total"] = sum(counts.values())
+        return counts
+    if "keypoints" in model_inputs(model_name) and config.keypoint_encoder == "conv_gru":
+        width, units = config.lstm_units[0], config.lstm_units[-1]
+        counts["keypoints"] += width * (keypoint_dim + 1) + 2 * width  # projection + layer norm
+        counts["keypoints"] += 2 * (width * (config.kernel_size * width + 1) + 2 * width)  # 2 x (conv + norm)
+        counts["keypoints"] += 3 * units * (width + units + 2)  # GRU: 3 gates, two biases (reset_after)
+        feature_size += units + width
+    elif "keypoints" in model_inputs(model_name):
         size_in = keypoint_dim
         for units in config.lstm_units:  # 4 gates x (input + recurrent weights + one bias)
             counts["keypoints"] += 4 * units * (size_in + units + 1)
@@ -478,9 +815,11 @@ def describe(config: ModelConfig) -> str:
     return (f"{config.name}: T={config.num_frames}, S={config.image_size}, LSTM {config.lstm_units}, "
             f"ConvLSTM {config.convlstm_filters} {config.kernel_size}x{config.kernel_size}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
+            f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
             f"{config.epochs} epochs — {config.description}")
 
 
-__all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", "get_config", "config_names",
+__all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", "ModalityDropout", "LogitFusion",
+           "branch_models", "fusion_layers", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
            "build_model", "compile_model", "count_params", "formula_param_count", "original_param_count",
            "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]

@@ -64,10 +64,12 @@ class VideoKeypoints:
     detected: np.ndarray | None  # (N, 4) bool, face / pose / left hand / right hand
     thumbnails: np.ndarray | None  # (N, S, S, 3) uint8 for frame models, else None
     mediapipe_ms: list[float] = field(default_factory=list)
+    hand_crops: np.ndarray | None = None  # (N, 2, C, C, 3) uint8 from the full-resolution frames, for hand models
 
 
 # ----------------------------------------------------------------------------- one window -> one prediction
-def window_inputs(spec: Any, keypoints: np.ndarray | None, thumbnails: np.ndarray | None) -> dict[str, np.ndarray]:
+def window_inputs(spec: Any, keypoints: np.ndarray | None, thumbnails: np.ndarray | None,
+                  hand_crops: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Model inputs (batch of 1) of one window of frames, prepared exactly as in training."""
     spec = spec if isinstance(spec, InputSpec) else InputSpec.from_run(spec)
     raw: dict[str, np.ndarray] = {}
@@ -75,6 +77,8 @@ def window_inputs(spec: Any, keypoints: np.ndarray | None, thumbnails: np.ndarra
         raw["keypoints"] = np.asarray(keypoints, dtype=np.float32)[None]
     if spec.wants("frames"):
         raw["frames"] = np.asarray(thumbnails, dtype=np.uint8)[None]
+    if spec.wants("hands"):
+        raw["hands"] = np.asarray(hand_crops, dtype=np.uint8)[None]
     return clip_inputs(raw, spec)
 
 
@@ -95,9 +99,10 @@ class WindowClassifier:
         self.classes = list(run_info["classes"])
         self.calls = 0
 
-    def probabilities(self, keypoints: np.ndarray | None, thumbnails: np.ndarray | None) -> tuple[np.ndarray, float]:
+    def probabilities(self, keypoints: np.ndarray | None, thumbnails: np.ndarray | None,
+                      hand_crops: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """Class probabilities (C,) of one window and the milliseconds the model call took."""
-        inputs = window_inputs(self.spec, keypoints, thumbnails)
+        inputs = window_inputs(self.spec, keypoints, thumbnails, hand_crops)
         if self.calls == 0:
             self.model.predict_on_batch(inputs)  # warm-up: the first call traces the graph
         self.calls += 1
@@ -106,9 +111,10 @@ class WindowClassifier:
         return probabilities, (time.perf_counter() - started) * 1000
 
     def __call__(self, start: int, end: int, keypoints: np.ndarray | None, thumbnails: np.ndarray | None,
-                 padded: bool = False, person_fraction: float = 1.0) -> WindowPrediction:
+                 padded: bool = False, person_fraction: float = 1.0,
+                 hand_crops: np.ndarray | None = None) -> WindowPrediction:
         """The prediction for the window of frames start..end-1."""
-        probabilities, elapsed = self.probabilities(keypoints, thumbnails)
+        probabilities, elapsed = self.probabilities(keypoints, thumbnails, hand_crops)
         top = _top(probabilities, self.classes)
         return WindowPrediction(start=start, end=end, label=top[0][0], probability=top[0][1], top=top,
                                 padded=padded, person_fraction=person_fraction, model_ms=elapsed,
@@ -144,14 +150,17 @@ def check_positive(value: int, name: str) -> int:
 
 # ----------------------------------------------------------------------------- reading a video
 def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: int | None,
-                         progress: bool = True) -> VideoKeypoints:
-    """Run MediaPipe on every frame at full resolution (if needed) and keep image_size thumbnails (if given)."""
+                         progress: bool = True, hand_size: int | None = None) -> VideoKeypoints:
+    """Run MediaPipe on every frame at full resolution (if needed) and keep image_size thumbnails (if given)
+    and hand_size crops of both hands, cut from the full-resolution frame (if given; needs the keypoints)."""
+    from utils.keypoints import hand_crops as cut_hands
+
     from tqdm.auto import tqdm
 
     from utils import video as video_module
 
     info = video_module.video_info(video, count=False)
-    keypoints, detected, thumbnails, mp_ms = [], [], [], []
+    keypoints, detected, thumbnails, crops, mp_ms = [], [], [], [], []
     count, extractor = 0, None
     if need_keypoints:
         from utils.keypoints import HolisticExtractor
@@ -168,6 +177,8 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
                 mp_ms.append((time.perf_counter() - started) * 1000)
                 keypoints.append(vector)
                 detected.append(found)
+                if hand_size:
+                    crops.append(cut_hands(frame[None], vector[None], hand_size)[0])
             if image_size:
                 thumbnails.append(video_module.resize_frames(frame[None], image_size)[0])
     finally:
@@ -177,7 +188,7 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
                           keypoints=np.stack(keypoints) if keypoints else None,
                           detected=np.stack(detected) if detected else None,
                           thumbnails=np.stack(thumbnails) if image_size and thumbnails else None,
-                          mediapipe_ms=mp_ms)
+                          mediapipe_ms=mp_ms, hand_crops=np.stack(crops) if crops else None)
 
 
 def _check_video_out(out_path: str | Path | None) -> Path | None:
@@ -345,8 +356,9 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     spec = classify.spec
     window_frames = window_frames or spec.window_frames(info.fps)
     stride_frames = stride_frames or max(1, window_frames // 4)
-    clip = read_video_keypoints(video, spec.wants("keypoints") or out_path is not None,
-                                spec.thumbnail_size if spec.wants("frames") else None, progress=progress)
+    clip = read_video_keypoints(video, spec.wants("keypoints") or spec.wants("hands") or out_path is not None,
+                                spec.thumbnail_size if spec.wants("frames") else None, progress=progress,
+                                hand_size=spec.hand_size if spec.wants("hands") else None)
     say = print if verbose else (lambda *args, **kwargs: None)
     say(f"{video}: {clip.num_frames} frames at {clip.fps:.1f} fps; {run_info['model']} model, windows of "
         f"{window_frames} frames ({window_frames / clip.fps:.2f} s) sampled to {spec.clip_frames}, "
@@ -418,7 +430,8 @@ def _predict_windows(classify: WindowClassifier, clip: VideoKeypoints, person: n
         predictions.append(classify(
             start, end, None if clip.keypoints is None else clip.keypoints[indices],
             None if clip.thumbnails is None else clip.thumbnails[indices], padded=padded,
-            person_fraction=1.0 if person is None else float(person[start:end].mean())))
+            person_fraction=1.0 if person is None else float(person[start:end].mean()),
+            hand_crops=None if clip.hand_crops is None else clip.hand_crops[indices]))
     return predictions
 
 

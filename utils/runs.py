@@ -82,7 +82,7 @@ def describe_run(features: Any, features_file: str, model_name: str, config: Any
     keypoint_options = preprocessing.resolve_options(config.preprocessing)
     return {
         "model": model_name, "config_name": config.name, "config": config.to_dict(), "classes": list(features.classes),
-        "inputs": list(models.model_inputs(model_name)), "num_frames": config.num_frames,
+        "inputs": list(models.model_inputs(model_name, config)), "num_frames": config.num_frames,
         "image_size": config.image_size, "keypoint_dim": KEYPOINT_DIM,
         "input_dim": preprocessing.output_dim(keypoint_options), "preprocessing": keypoint_options,
         "augmentation": preprocessing.resolve_augmentation(config.augmentation),

@@ -92,8 +92,9 @@ def precision_policy(mixed: bool | None = None) -> Iterator[str]:
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled, augmented (raw keypoints and frames), then preprocessed training batches.
 
-    Batch ``index`` of epoch ``epoch`` is drawn from (seed, epoch, index) only, so a run gives the same batches
-    every time, and a resumed run (which sets :attr:`epoch` when each epoch begins) the same as an uninterrupted one.
+    Batch ``index`` is drawn from (seed, :attr:`epoch`, index) only, so a run gives the same batches every time.
+    :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras also
+    calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
     """
 
     def __init__(self, raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
@@ -113,13 +114,14 @@ class TrainingBatches(keras.utils.PyDataset):
         batch = {name: value[chosen] for name, value in self.raw.items()}
         if any(float(v) > 0 for v in self.augmentation.values()):
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-            kp, frames = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
-                                                     else _frames_only_keypoints(batch["frames"]),
-                                                     batch.get("frames"), rng, self.augmentation)
-            if "keypoints" in batch:
-                batch["keypoints"] = kp
-            if frames is not None:
-                batch["frames"] = frames
+            some_frames = batch.get("frames", batch.get("hands"))
+            augmented = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
+                                                    else _frames_only_keypoints(some_frames),
+                                                    batch.get("frames"), rng, self.augmentation,
+                                                    **({"hand_crops": batch["hands"]} if "hands" in batch else {}))
+            for name, value in zip(("keypoints", "frames", "hands"), augmented):  # flipped and warped together
+                if name in batch:
+                    batch[name] = value
         return finish_inputs(batch, self.spec), self.labels[chosen]
 
     def on_epoch_end(self) -> None:
@@ -184,7 +186,7 @@ class KeepBest(keras.callbacks.Callback):
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore (weights, optimizer state, epoch) plus what it leaves out and an exact resume needs:
     the dropout random state, Python's random state (Keras shuffles the order of the batches with it), KeepBest's
-    best weights and score, and the epoch the training batches are drawn for.
+    best weights and score, and the epoch counter the training batches are drawn with.
 
     The extra state of epoch ``e`` is written before Keras's backup of that epoch and read back for the epoch the
     backup names, so an interruption between the two writes still resumes consistently; Keras keeps the previous
@@ -195,6 +197,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().__init__(str(backup_dir), double_checkpoint=True)
         self.folder, self.keep_best, self.batches = Path(backup_dir), keep_best, batches
         self.initial_epoch = 0
+        self._batches_epoch: int | None = None  # set by a resume, applied when the first epoch begins
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -204,8 +207,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self._restore_extra(self.folder / f"extra-{self.initial_epoch}.npz")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if self.batches is not None:
-            self.batches.epoch = epoch
+        if self.batches is not None and self._batches_epoch is not None:
+            self.batches.epoch, self._batches_epoch = self._batches_epoch, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -220,11 +223,13 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return [v for v in self.model.variables if v.name == "seed_generator_state"]
 
     def _save_extra(self, path: Path) -> None:
-        """Write the seed states, Python's random state and KeepBest's state to path (atomically)."""
+        """Write the seed states, Python's random state, the batches' epoch and KeepBest's state (atomically)."""
         state = self.keep_best.state()
         arrays = {f"seed_{i}": np.asarray(v.numpy()) for i, v in enumerate(self._seed_states())}
         arrays.update({f"best_{i}": w for i, w in enumerate(state.pop("weights") or [])})
-        arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate()}))
+        batches_epoch = None if self.batches is None else self.batches.epoch  # already counts this epoch's end
+        arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate(),
+                                               "batches_epoch": batches_epoch}))
         temporary = path.with_name(path.name + ".tmp.npz")
         np.savez(temporary, **arrays)
         os.replace(temporary, path)
@@ -241,6 +246,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             state = json.loads(str(data["state"]))
         version, internal, gauss = state.pop("python_random")
         random.setstate((version, tuple(internal), gauss))
+        self._batches_epoch = state.pop("batches_epoch")
         self.keep_best.restore({**state, "weights": weights or None})
 
 
@@ -338,6 +344,8 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         distribute.prepare_model(model)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     start = time.perf_counter()
+    if getattr(config, "staged", False) and models.branch_models(model):
+        return model, _fit_staged(model, batches, validation, config, epochs, verbose), time.perf_counter() - start
     fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
                     callbacks=callbacks)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
@@ -345,6 +353,98 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         earlier = _read_history_csv(folder / "history.csv")
         history = {key: earlier.get(key, [])[:backup.initial_epoch] + values for key, values in history.items()}
     return model, history, time.perf_counter() - start
+
+
+FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: full-batch steps on the fusion weights
+
+
+def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any, epochs: int,
+                verbose: int) -> dict[str, list[float]]:
+    """Staged training: each branch alone with its own head (best on validation), then only the fusion weights.
+
+    The fusion is fit on the validation clips, whose signers no branch trained on: a branch that memorised
+    the training signers earns little weight there. Returns the stages' histories one after the other.
+    """
+    from utils import models
+
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    for name, branch in models.branch_models(model).items():  # stage 1, sharing the fused model's layers
+        models.compile_model(branch, config)
+        branch_validation = None if validation is None else (validation[0][name], validation[1])
+        fit = branch.fit(_OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
+                         validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs))
+        for key in history:
+            history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
+    inputs, labels = validation if validation is not None else batches[0]  # no validation signers: a training batch
+    fusion = fit_fusion(model, inputs, labels)
+    for key in history:  # stage 2 (one row): it trains on the validation clips, so its loss is also theirs
+        history[key].append(fusion[key.replace("val_", "")][-1])
+    return history
+
+
+def _branch_callbacks(config: Any, verbose: int, epochs: int) -> list[Any]:
+    """Stage 1 of staged training, one branch: best-on-validation weights with early stopping, the LR schedule."""
+    from utils import models
+
+    callbacks: list[Any] = [KeepBest(config.patience)]
+    if config.lr_milestones:
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
+    if verbose == 1:
+        callbacks.append(EpochBar(epochs))
+    return callbacks
+
+
+def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, list[float]]:
+    """Stage 2 of staged training: fit only the fusion weights of a late-fusion model (full batch); its history.
+
+    The branches are frozen, so their outputs are computed once (inference mode) and only the fusion layer
+    is trained on them: a few milliseconds per step instead of a pass through every branch.
+    """
+    import keras
+
+    from utils import models
+
+    history: dict[str, list[float]] = {}
+    names = [tensor.name.split(":")[0] for tensor in model.inputs]
+    for fusion in models.fusion_layers(model):
+        sources = fusion.input if isinstance(fusion.input, (list, tuple)) else [fusion.input]
+        fed = keras.Model(model.inputs, list(sources)).predict({name: inputs[name] for name in names},
+                                                              batch_size=64, verbose=0)
+        fed = [np.asarray(value) for value in (fed if isinstance(fed, (list, tuple)) else [fed])]
+        heads = [keras.Input(value.shape[1:], dtype="float32") for value in fed]
+        head = keras.Model(heads, fusion(heads))  # the same layer: its weights are the model's
+        head.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                     metrics=["accuracy"], jit_compile=False)
+        fit = head.fit(fed, np.asarray(labels), batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
+        history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    return history
+
+
+def _one_input_batches() -> type:
+    """A PyDataset class that passes on one input of another PyDataset's batches (for one branch)."""
+    import keras
+
+    class OneInput(keras.utils.PyDataset):
+        def __init__(self, batches: Any, name: str) -> None:
+            super().__init__()
+            self.batches, self.name = batches, name
+
+        def __len__(self) -> int:
+            return len(self.batches)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            inputs, labels = self.batches[index]
+            return inputs[self.name], labels
+
+        def on_epoch_end(self) -> None:
+            self.batches.on_epoch_end()
+
+    return OneInput
+
+
+def _OneInput(batches: Any, name: str) -> Any:  # noqa: N802 (reads as the class it builds)
+    """The batches with only the input ``name``."""
+    return _one_input_batches()(batches, name)
 
 
 def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> bool:
@@ -365,6 +465,36 @@ def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> 
     stamp.parent.mkdir(parents=True)
     stamp.write_text(json.dumps(current, indent=1), encoding="utf-8")
     return False
+
+
+def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
+                seed: int, verbose: int) -> tuple[Any, dict[str, list[float]], float]:
+    """Fit scikit-learn's StandardScaler + LogisticRegression(C=config.linear_c) on the training clips' segment
+    statistics and copy them into the Keras linear model; return (model, one-step history, seconds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    from utils import models
+
+    start = time.perf_counter()
+    labels = np.asarray(features.labels, dtype=np.int64)
+    statistics = models.segment_statistics(prepare_inputs(features, run_info, split.train)["keypoints"], config.segments)
+    scaler = StandardScaler().fit(statistics)
+    classifier = LogisticRegression(C=config.linear_c, max_iter=2000, random_state=seed)
+    classifier.fit(scaler.transform(statistics), labels[split.train])
+    model = models.build_model("linear", config, num_classes=len(run_info["classes"]), keypoint_dim=run_info["input_dim"])
+    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_,
+                              classes=classifier.classes_)
+    models.compile_model(model, config)
+    history: dict[str, list[float]] = {}
+    for name, indices in (("", split.train), ("val_", split.val)):
+        if len(indices):
+            probabilities = model.predict(prepare_inputs(features, run_info, indices), batch_size=batch_size, verbose=0)
+            history[f"{name}loss"] = [float(log_loss(labels[indices], probabilities,
+                                                     labels=np.arange(len(run_info["classes"]))))]
+            history[f"{name}accuracy"] = [float(np.mean(probabilities.argmax(axis=1) == labels[indices]))]
+    return model, history, time.perf_counter() - start
 
 
 def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndarray,
@@ -399,7 +529,10 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
 
     features, features_file = _as_features(features)
     config = resolve_config(model_name, config)
-    if "frames" in models.model_inputs(model_name) and features.frames is None:
+    if "hands" in models.model_inputs(model_name, config) and getattr(features, "hand_crops", None) is None:
+        raise FeatureFileError(f"{features_file} has no hand crops, which frame_input={config.frame_input!r} needs: "
+                               "extract it again with `python -m utils extract <dataset> --hand-size 32`")
+    if "frames" in models.model_inputs(model_name, config) and features.frames is None:
         raise FeatureFileError(f"{features_file} has no frames: it was imported from keypoints only (MP_Data) — "
                                f"train --model lstm, or extract from videos")
     epochs, batch_size = int(epochs or config.epochs), int(batch_size or config.batch_size)
@@ -410,13 +543,18 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed)
     run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
-    tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
-    if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
-        shutil.rmtree(tensorboard_dir)
-    model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
-                                         partial, resume, tensorboard_dir, mixed_precision)
+    tensorboard_dir = None
+    if model_name == "linear":  # scikit-learn fits it in one go: nothing to checkpoint or resume
+        model, history, train_seconds = _fit_linear(features, run_info, config, split, epochs, batch_size, seed,
+                                                    verbose)
+    else:
+        partial = out_dir.with_name(out_dir.name + ".partial")
+        resume = _start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
+        tensorboard_dir = out_dir.with_name(out_dir.name + ".tensorboard") if tensorboard else None
+        if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
+            shutil.rmtree(tensorboard_dir)
+        model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
+                                             partial, resume, tensorboard_dir, mixed_precision)
 
     test, probabilities = _score(model, features, run_info, split.test, batch_size)
     val = _score(model, features, run_info, split.val, batch_size)[0] if len(split.val) else None

@@ -353,3 +353,28 @@ def pan_zoom_clip(image: np.ndarray, num_frames: int = 16, zoom: float = 1.3, ou
         crop = image[top:top + crop_h, left:left + crop_w]
         frames.append(cv2.resize(crop, (output_size, output_size), interpolation=cv2.INTER_AREA))
     return np.stack(frames).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- square crops
+def crop_square(frame: np.ndarray, centre_x: float, centre_y: float, side: float, size: int) -> np.ndarray:
+    """The square of ``side`` pixels centred on (centre_x, centre_y), resized to (size, size, 3) uint8.
+
+    The part of the square outside the frame is black (zero padding), so a box at the frame border keeps
+    its shape and position. ``side <= 0`` (or NaN) gives the empty crop: all zeros.
+    """
+    import cv2
+
+    empty = np.zeros((int(size), int(size), 3), dtype=np.uint8)
+    if not np.isfinite([centre_x, centre_y, side]).all() or side <= 0:
+        return empty
+    height, width = frame.shape[:2]
+    side_px = int(min(max(1, round(side)), 4 * max(height, width)))
+    left, top = int(np.floor(centre_x - side_px / 2 + 0.5)), int(np.floor(centre_y - side_px / 2 + 0.5))
+    square = np.zeros((side_px, side_px, 3), dtype=np.uint8)
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + side_px, width), min(top + side_px, height)
+    if x1 <= x0 or y1 <= y0:
+        return empty
+    square[y0 - top:y1 - top, x0 - left:x1 - left] = frame[y0:y1, x0:x1]
+    interpolation = cv2.INTER_AREA if side_px >= size else cv2.INTER_LINEAR
+    return cv2.resize(square, (int(size), int(size)), interpolation=interpolation)

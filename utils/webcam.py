@@ -92,7 +92,7 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
     ``show=False`` (with a video file as ``camera_index`` and ``max_frames``) runs the same loop without
     a window, e.g. in tests. CourseError when there is no display or the camera cannot be opened.
     """
-    from utils.keypoints import HolisticExtractor, draw_prediction
+    from utils.keypoints import HolisticExtractor, draw_prediction, hand_crops
     from utils.runs import load_run
     from utils.video import DEFAULT_FPS, capture_fps, resize_frames, sample_frame_indices
 
@@ -107,9 +107,10 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
     num_frames = frames_of(window, fps, "window") or classify.spec.window_frames(fps)
     stride = frames_of(stride, fps, "stride") or max(1, num_frames // 4)
     chosen = sample_frame_indices(num_frames, classify.spec.clip_frames)[0]
-    uses_frames = classify.spec.wants("frames")
+    uses_frames, uses_hands = classify.spec.wants("frames"), classify.spec.wants("hands")
     recent_keypoints: deque[np.ndarray] = deque(maxlen=num_frames)
     recent_thumbnails: deque[np.ndarray] = deque(maxlen=num_frames)
+    recent_hands: deque[np.ndarray] = deque(maxlen=num_frames)
     prediction: WindowPrediction | None = None
     model_ms, mp_ms = [], []
     title = f"sign recognition ({run_info['model']}) - q to quit"
@@ -122,9 +123,12 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
                 recent_keypoints.append(vector)
                 if uses_frames:
                     recent_thumbnails.append(resize_frames(frame[None], classify.spec.thumbnail_size)[0])
+                if uses_hands:  # cut from the full-resolution camera frame, as extract does
+                    recent_hands.append(hand_crops(frame[None], vector[None], classify.spec.hand_size)[0])
                 if len(recent_keypoints) == num_frames and (index + 1 - num_frames) % stride == 0:
                     prediction = classify(index + 1 - num_frames, index + 1, np.stack(recent_keypoints)[chosen],
-                                          np.stack(recent_thumbnails)[chosen] if uses_frames else None)
+                                          np.stack(recent_thumbnails)[chosen] if uses_frames else None,
+                                          hand_crops=np.stack(recent_hands)[chosen] if uses_hands else None)
                     model_ms.append(prediction.model_ms)
                     if verbose:
                         print(prediction.describe(), flush=True)

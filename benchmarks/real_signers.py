@@ -1,0 +1,323 @@
+"""Which keypoint model holds on people it never saw? Cross-validation by signer on real and synthetic signers.
+
+    python benchmarks/real_signers.py            # the whole candidate table -> benchmarks/real_signers.md
+    python benchmarks/real_signers.py --quick    # fewer epochs, one seed: a smoke run of the same protocol
+    python benchmarks/real_signers.py --only linear recommended --out /tmp/table.md
+
+Protocol (issue 15), every fold strictly by signer, nothing is chosen on test signers:
+
+* ``four``: ../shared/real/mp_data_signers/sequences.npz, leave-one-signer-out (4 folds). luja_manandhar's
+  30 ``help`` clips belong to a class no other signer shows: they count as errors in the main figure, and
+  the column ``four*`` gives the mean with them left out.
+* ``crowd``: crowd.npz, 5 folds of 8 signers (signers shuffled with seed 0, then cut in 5).
+* ``synthetic``: the course's synthetic set (data/features/synthetic_T30_S64.npz), 5 folds of 2 signers.
+* ``transfer``: trained on all 44 real signers (sequences + crowd), tested on the 24 real ASL clips
+  (data/features/asl_clips_T30_S64.npz, keypoints by the course's own ``extract``).
+
+Neural candidates train a fixed number of epochs (the configuration's) and keep the last weights: no
+validation split, so nothing at all is selected on the test signers and the three training signers of a
+``four`` fold are all used. The real recordings are read in place and never copied.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from utils import models, preprocessing  # noqa: E402
+from utils.keypoints import mp_data_to_original  # noqa: E402
+
+REAL = Path(os.environ.get("COURSE_REAL_DIR", ROOT.parent / "shared" / "real"))
+DATA = Path(os.environ.get("COURSE_DATA_DIR", ROOT / "data"))
+DATASETS = ("four", "crowd", "synthetic", "transfer")
+UNSEEN_CLASS = "help"  # performed by luja_manandhar only
+
+
+@dataclass
+class ClipSet:
+    """Raw keypoints (N, T, 1662, our order), class names per clip and signer per clip."""
+
+    keypoints: np.ndarray
+    labels: np.ndarray
+    signers: np.ndarray
+
+
+# ----------------------------------------------------------------------------- data
+def load_mp_signers(name: str) -> ClipSet:
+    """sequences.npz or crowd.npz of ../shared/real/mp_data_signers, converted to the course's order."""
+    path = REAL / "mp_data_signers" / f"{name}.npz"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: this study needs the real recordings in ../shared/real "
+                         "(set COURSE_REAL_DIR to where they are)")
+    data = np.load(path, allow_pickle=False)
+    keypoints = mp_data_to_original(data["keypoints"].astype(np.float32))
+    return ClipSet(keypoints, data["labels"].astype(str), data["signers"].astype(str))
+
+
+def load_features_file(name: str) -> ClipSet:
+    """A course features file (data/features/<name>.npz): keypoints, class names and groups."""
+    path = DATA / "features" / f"{name}.npz"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run `python -m utils extract` for it (or set COURSE_DATA_DIR)")
+    data = np.load(path, allow_pickle=False)
+    classes = data["classes"].astype(str)
+    return ClipSet(data["keypoints"].astype(np.float32), classes[data["labels"]], data["groups"].astype(str))
+
+
+def group_folds(signers: np.ndarray, num_folds: int | None, seed: int = 0) -> list[np.ndarray]:
+    """Test signers of each fold: one per fold (None = leave-one-signer-out) or num_folds shuffled equal parts."""
+    names = np.array(sorted(set(signers)))
+    if num_folds is None:
+        return [names[i:i + 1] for i in range(len(names))]
+    names = names[np.random.default_rng(seed).permutation(len(names))]
+    return [np.sort(part) for part in np.array_split(names, num_folds)]
+
+
+def fold_tasks(dataset: str) -> list[tuple[str, ClipSet, np.ndarray, np.ndarray, ClipSet | None]]:
+    """(fold name, clips, train mask, test mask, other test clips or None) for every fold of a dataset."""
+    if dataset == "transfer":
+        four, crowd = load_mp_signers("sequences"), load_mp_signers("crowd")
+        both = ClipSet(np.concatenate([four.keypoints, crowd.keypoints]), np.concatenate([four.labels, crowd.labels]),
+                       np.concatenate([four.signers, crowd.signers]))
+        every = np.ones(len(both.labels), bool)
+        return [("asl_clips", both, every, ~every, load_features_file("asl_clips_T30_S64"))]
+    clips = {"four": lambda: load_mp_signers("sequences"), "crowd": lambda: load_mp_signers("crowd"),
+             "synthetic": lambda: load_features_file("synthetic_T30_S64")}[dataset]()
+    num_folds = {"four": None, "crowd": 5, "synthetic": 5}[dataset]
+    tasks = []
+    for test_signers in group_folds(clips.signers, num_folds):
+        test = np.isin(clips.signers, test_signers)
+        tasks.append(("+".join(test_signers) if len(test_signers) <= 2 else f"{len(test_signers)} signers",
+                      clips, ~test, test, None))
+    return tasks
+
+
+# ----------------------------------------------------------------------------- models
+def fit_linear(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray,
+               seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Logistic regression on segment statistics (what ``train --model linear`` fits); returns a predictor."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    def features(kp: np.ndarray) -> np.ndarray:
+        x = preprocessing.preprocess_keypoints(preprocessing.resample_time(kp, config.num_frames), config.preprocessing)
+        return models.segment_statistics(x, config.segments)
+
+    scaler = StandardScaler().fit(features(train_kp))
+    classifier = LogisticRegression(C=config.linear_c, max_iter=2000).fit(scaler.transform(features(train_kp)), train_y)
+    return lambda kp: classifier.predict_proba(scaler.transform(features(kp)))
+
+
+def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray,
+               seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches."""
+    import keras
+
+    from utils import training
+
+    training.set_seeds(seed)
+    spec = ("lstm", config)
+    raw = {"keypoints": preprocessing.resample_time(train_kp, config.num_frames)}
+    batches = training.training_batches(raw, train_y, spec, config.augmentation or {}, config.batch_size, seed)
+    model = models.build_model("lstm", config, num_classes=int(train_y.max()) + 1,
+                               keypoint_dim=preprocessing.output_dim(config.preprocessing))
+    models.compile_model(model, config)
+    callbacks = []
+    if config.lr_milestones:
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
+    model.fit(batches, epochs=config.epochs, verbose=0, callbacks=callbacks)
+
+    def predict(kp: np.ndarray) -> np.ndarray:
+        inputs = training.finish_inputs({"keypoints": preprocessing.resample_time(kp, config.num_frames)}, spec)
+        return model.predict(inputs, batch_size=256, verbose=0)
+
+    return predict
+
+
+def fit_ensemble(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seeds: list[int],
+                 fit: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    """Average the probabilities of one model per seed."""
+    predictors = [fit(config, train_kp, train_y, seed) for seed in seeds]
+    return lambda kp: np.mean([p(kp) for p in predictors], axis=0)
+
+
+@dataclass
+class Candidate:
+    """One row of the table: a name, a configuration, how to fit it, and how many seeds to average."""
+
+    name: str
+    config: models.ModelConfig
+    linear: bool = False
+    seeds: int = 1
+    note: str = ""
+
+
+def candidates(quick: bool) -> list[Candidate]:
+    """The configurations compared; ``quick`` shortens training (a smoke run of the same protocol)."""
+    linear = models.get_config("linear")
+    rows = [
+        Candidate("linear", linear, linear=True, note="the linear baseline (`--model linear`)"),
+        Candidate("linear, old preprocessing", linear.replace(preprocessing={
+            "normalize": True, "face": "thin", "mirror": "height", "velocity": False}), linear=True,
+            note="the old recommended LSTM's preprocessing (mirror by hand height, thin face)"),
+        Candidate("linear, mirror by height", linear.replace(preprocessing={
+            **linear.preprocessing, "mirror": "height"}), linear=True, note="handedness by hand height"),
+        Candidate("linear, no mirror", linear.replace(preprocessing={
+            **linear.preprocessing, "mirror": False}), linear=True, note="no handedness canonicalisation"),
+        Candidate("linear, no hand shape", linear.replace(preprocessing={
+            **linear.preprocessing, "hand_shape": False}), linear=True, note="without wrist-local hand shapes"),
+    ]
+    old = models.get_config("lstm").replace(
+        preprocessing={"normalize": True, "face": "thin", "mirror": "height", "velocity": True},
+        keypoint_encoder="lstm", lstm_units=(128,), kernel_size=3, epochs=60, patience=15)
+    conv_gru = old.replace(keypoint_encoder="conv_gru", lstm_units=(96, 96), kernel_size=5, epochs=30,
+                           preprocessing={**linear.preprocessing, "velocity": True})
+    rows += [
+        Candidate("lstm, old recommended", old, note="the course's recommended LSTM before this study"),
+        Candidate("conv_gru", conv_gru, note="Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity"),
+    ]
+    return rows
+
+
+# ----------------------------------------------------------------------------- running
+def class_index(names: list[str], labels: np.ndarray) -> np.ndarray:
+    """Class names -> indices into names."""
+    lookup = {name: i for i, name in enumerate(names)}
+    return np.array([lookup[label] for label in labels], dtype=np.int64)
+
+
+def run_fold(candidate: Candidate, clips: ClipSet, train: np.ndarray, test: np.ndarray, other: ClipSet | None,
+             epochs: int | None) -> dict[str, Any]:
+    """Fit on the training clips, score the test clips: accuracy, accuracy without unseen classes, n."""
+    classes = sorted(set(clips.labels[train]))
+    config = candidate.config if epochs is None or candidate.linear else candidate.config.replace(epochs=epochs)
+    fit = fit_linear if candidate.linear else fit_neural
+    start = time.perf_counter()
+    predictor = fit_ensemble(config, clips.keypoints[train], class_index(classes, clips.labels[train]),
+                             list(range(candidate.seeds)), fit)
+    seconds = time.perf_counter() - start
+    test_kp, test_labels = (other.keypoints, other.labels) if other is not None else (clips.keypoints[test],
+                                                                                      clips.labels[test])
+    predicted = np.asarray(classes)[predictor(test_kp).argmax(axis=1)]
+    correct = predicted == test_labels
+    seen = np.isin(test_labels, classes)
+    return {"accuracy": float(correct.mean()), "accuracy_seen": float(correct[seen].mean()) if seen.any() else None,
+            "n": int(len(test_labels)), "n_seen": int(seen.sum()), "train_seconds": round(seconds, 1)}
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """The 95% t-interval of the mean of values (Student's t, n - 1 degrees of freedom)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def run_candidate(candidate: Candidate, datasets: list[str], epochs: int | None) -> dict[str, Any]:
+    """Every fold of every dataset for one candidate."""
+    result: dict[str, Any] = {}
+    for dataset in datasets:
+        folds = []
+        for name, clips, train, test, other in fold_tasks(dataset):
+            fold = {"fold": name, **run_fold(candidate, clips, train, test, other, epochs)}
+            folds.append(fold)
+            print(f"  {candidate.name:32s} {dataset:9s} {name:28s} {fold['accuracy']:.3f} "
+                  f"(n={fold['n']}, {fold['train_seconds']} s)", flush=True)
+        accuracies = [f["accuracy"] for f in folds]
+        seen = [f["accuracy_seen"] for f in folds if f["accuracy_seen"] is not None]
+        result[dataset] = {"folds": folds, "mean": float(np.mean(accuracies)), "interval": t_interval(accuracies),
+                           "mean_seen": float(np.mean(seen)), "min": float(np.min(accuracies))}
+    return result
+
+
+def markdown(results: dict[str, dict[str, Any]], rows: list[Candidate], datasets: list[str], command: str) -> str:
+    """The table of benchmarks/real_signers.md."""
+    lines = ["# Keypoint models on unseen signers (cross-validation by signer)", "",
+             f"Written by `{command}` (numbers produced by the script; do not edit by hand).", "",
+             (__doc__ or "").split("Protocol (issue 15)")[1].split("\"\"\"")[0].strip().join(["Protocol (issue 15)", ""]),
+             "", "Mean accuracy over folds [95% t-interval] (lowest fold); n = folds.", ""]
+    header = ["candidate"] + [f"{d} (n={len(results[rows[0].name][d]['folds'])})" for d in datasets]
+    if "four" in datasets:
+        header.insert(2, "four* (help apart)")
+    lines += ["| " + " | ".join(header) + " | note |", "|" + "---|" * (len(header) + 1)]
+    for row in rows:
+        cells = [row.name]
+        for dataset in datasets:
+            r = results[row.name][dataset]
+            low, high = r["interval"]
+            cells.append(f"{r['mean']:.3f} [{low:.2f}, {high:.2f}] ({r['min']:.2f})" if len(r["folds"]) > 1
+                         else f"{r['mean']:.3f}")
+            if dataset == "four":
+                cells.append(f"{r['mean_seen']:.3f}")
+        lines.append("| " + " | ".join(cells) + f" | {row.note} |")
+    lines += ["", "## Per fold", ""]
+    for row in rows:
+        for dataset in datasets:
+            folds = results[row.name][dataset]["folds"]
+            lines.append(f"- {row.name}, {dataset}: " + ", ".join(
+                f"{f['fold']} {f['accuracy']:.3f} (n={f['n']}, {f['train_seconds']} s)" for f in folds))
+    return "\n".join(lines) + "\n"
+
+
+def combine(paths: list[str]) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
+    """Merge the JSON files of several runs (e.g. one per dataset, run in parallel): results, datasets, commands."""
+    results: dict[str, dict[str, Any]] = {}
+    commands = []
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if "results" not in data:  # written before the JSON recorded its command: rebuild it from its content
+            names, sets = list(data), list(next(iter(data.values())))
+            data = {"results": data, "command": "python benchmarks/real_signers.py --only " + " ".join(
+                f"'{n}'" for n in names) + " --datasets " + " ".join(sets)}
+        commands.append(data["command"])
+        for name, per_dataset in data["results"].items():
+            results.setdefault(name, {}).update(per_dataset)
+    datasets = [d for d in DATASETS if all(d in r for r in results.values())]
+    return results, datasets, commands
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, run the candidates (or combine earlier runs), write the markdown table and a JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 epochs for neural candidates (a smoke run)")
+    parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--combine", nargs="*", help="JSON files of earlier runs to merge into one table (runs nothing)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "real_signers.md"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.combine:
+        results, datasets, commands = combine(args.combine)
+        command = " and ".join(f"`{c}`" for c in commands).strip("`")
+    else:
+        results, datasets = {}, args.datasets
+        for candidate in (c for c in candidates(args.quick) if not args.only or c.name in args.only):
+            print(candidate.name, flush=True)
+            results[candidate.name] = run_candidate(candidate, datasets, 5 if args.quick else None)
+        command = "python benchmarks/real_signers.py" + (" --quick" if args.quick else "") + \
+                  (" --only " + " ".join(f"'{o}'" for o in args.only) if args.only else "") + \
+                  (" --datasets " + " ".join(datasets) if datasets != list(DATASETS) else "")
+    notes = {c.name: c for c in candidates(args.quick)}
+    rows = [notes.get(name) or Candidate(name, models.get_config("linear")) for name in results]
+    out.write_text(markdown(results, rows, datasets, command), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"command": command, "results": results}, indent=1),
+                                        encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

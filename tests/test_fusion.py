@@ -1,0 +1,191 @@
+"""Frames, hand crops and keypoints flipped together; the fused model's branches, fusions and modality dropout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils import keypoints as K
+from utils.preprocessing import augment_clips
+
+
+def two_hands_clip(num_frames: int = 3, height: int = 72, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy frames with an asymmetric pattern at each hand, and keypoints placing both hands there."""
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
+    vectors = np.zeros((num_frames, K.KEYPOINT_DIM), np.float32)
+    angles = np.linspace(0, 2 * np.pi, 21, endpoint=False)
+    for t in range(num_frames):
+        for hand, (x, y, r) in ((K.LEFT_HAND, (0.31 + 0.05 * t, 0.43, 0.071)), (K.RIGHT_HAND, (0.67, 0.58 - 0.04 * t, 0.093))):
+            points = np.stack([x + r * np.cos(angles), y + r * np.sin(angles), np.zeros(21)], axis=1)
+            vectors[t, hand] = points.reshape(-1)
+    return frames, vectors
+
+
+def test_flip_mirrors_frames_swaps_and_mirrors_hand_crops_and_mirrors_keypoints() -> None:
+    frames, vectors = two_hands_clip()
+    crops = K.hand_crops(frames, vectors, size=16)
+    flipped_kp, flipped_frames, flipped_crops = augment_clips(vectors[None], frames[None], np.random.default_rng(0),
+                                                              {"mirror": 1.0}, hand_crops=crops[None])
+    assert np.array_equal(flipped_frames[0], frames[:, :, ::-1])
+    assert np.array_equal(flipped_crops[0, :, 1], crops[:, 0, :, ::-1]), "right crop = mirrored left crop"
+    assert np.array_equal(flipped_crops[0, :, 0], crops[:, 1, :, ::-1])
+    # the crops cut afresh from the flipped frames at the flipped keypoints are the same crops
+    recut = K.hand_crops(flipped_frames[0], flipped_kp[0], size=16)
+    assert np.abs(recut.astype(int) - flipped_crops[0].astype(int)).mean() < 2.0
+    unflipped = augment_clips(vectors[None], frames[None], np.random.default_rng(0), {"mirror": 0.0},
+                              hand_crops=crops[None])
+    assert np.array_equal(unflipped[2][0], crops)
+    assert len(augment_clips(vectors[None], frames[None], np.random.default_rng(0), {"mirror": 1.0})) == 2
+
+
+# ----------------------------------------------------------------------------- models
+keras = pytest.importorskip("keras")
+
+from utils import models  # noqa: E402
+
+NUM_CLASSES, KEYPOINT_DIM = 4, 10
+
+
+def fused_config(**changes: object) -> models.ModelConfig:
+    """A tiny fused configuration (T=4, 8x8 frames, 6x6 hand crops)."""
+    base = models.get_config("fused", "small").replace(num_frames=4, image_size=8, hand_size=6, lstm_units=(6,),
+                                                        convlstm_filters=(3,), kernel_size=3, head_units=(5,))
+    return base.replace(**changes)
+
+
+def fused_inputs(config: models.ModelConfig, batch: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs for every input name the configuration's fused model takes."""
+    rng = np.random.default_rng(seed)
+    t, s, c = config.num_frames, config.image_size, config.hand_size
+    every = {"keypoints": rng.normal(size=(batch, t, KEYPOINT_DIM)).astype("float32"),
+             "frames": rng.integers(0, 256, (batch, t, s, s, 3)).astype("float32"),
+             "hands": rng.integers(0, 256, (batch, t, 2, c, c, 3)).astype("float32")}
+    return {name: every[name] for name in models.model_inputs("fused", config)}
+
+
+@pytest.mark.parametrize("fusion", models.FUSIONS)
+@pytest.mark.parametrize("frame_input", models.FRAME_INPUTS)
+def test_every_frame_input_and_fusion_builds_and_gives_probabilities(fusion: str, frame_input: str) -> None:
+    config = fused_config(fusion=fusion, frame_input=frame_input, modality_dropout=0.5)
+    model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    assert [t.name for t in model.inputs] == list(models.model_inputs("fused", config))
+    probabilities = np.asarray(model.predict_on_batch(fused_inputs(config)))
+    assert probabilities.shape == (5, NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", models.FUSIONS)
+def test_modality_dropout_is_off_at_inference_and_on_in_training(fusion: str) -> None:
+    config = fused_config(fusion=fusion, frame_input="both", modality_dropout=0.5, dropout=0.0)
+    model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    inputs = fused_inputs(config, batch=16)
+    first, second = (np.asarray(model(inputs, training=False)) for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, np.asarray(model.predict(inputs, verbose=0)), rtol=1e-5, atol=1e-6)
+    trained = [np.asarray(model(inputs, training=True)) for _ in range(3)]
+    assert any(not np.allclose(t, first) for t in trained), "in training some clips lose a branch"
+    layer = model.get_layer("modality_dropout")
+    ones = [np.ones((64, 3), "float32")] * 2
+    kept = np.stack([np.asarray(b)[:, 0] for b in layer(ones, training=True)], axis=1)
+    assert kept.sum(axis=1).min() >= 1, "a clip never loses every branch"
+    assert 0 < kept.mean() < 1
+
+
+@pytest.mark.parametrize("fusion", models.FUSIONS)
+def test_blank_frames_still_give_an_answer_per_clip(fusion: str) -> None:
+    config = fused_config(fusion=fusion, frame_input="hands")
+    model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    inputs = fused_inputs(config)
+    inputs["hands"] = np.zeros_like(inputs["hands"])
+    probabilities = np.asarray(model.predict(inputs, verbose=0))
+    keypoints_only = models.build_model("lstm", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    assert probabilities.shape == (5, keypoints_only.output.shape[-1])
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_logit_fusion_weight_zero_gives_the_keypoint_branch_answer() -> None:
+    config = fused_config(fusion="logits", frame_input="frames")
+    model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    fusion = model.get_layer("probabilities")
+    fusion.branch_weights.assign(np.array([30.0, -30.0], "float32"))  # softplus: ~30 for keypoints, ~0 for frames
+    inputs = fused_inputs(config)
+    keypoint_branch = models.branch_models(model)["keypoints"]
+    expected = np.asarray(keypoint_branch.predict(inputs["keypoints"], verbose=0)).argmax(axis=1)
+    fused = np.asarray(model.predict(inputs, verbose=0)).argmax(axis=1)
+    inputs["frames"] = np.zeros_like(inputs["frames"])
+    np.testing.assert_array_equal(fused, expected)
+    np.testing.assert_array_equal(np.asarray(model.predict(inputs, verbose=0)).argmax(axis=1), expected)
+    assert set(models.branch_models(model)) == {"keypoints", "frames"}
+
+
+def test_late_fusion_model_saves_and_loads(tmp_path) -> None:
+    config = fused_config(fusion="gate", frame_input="both", modality_dropout=0.2)
+    model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    inputs = fused_inputs(config)
+    np.testing.assert_allclose(np.asarray(loaded.predict(inputs, verbose=0)),
+                               np.asarray(model.predict(inputs, verbose=0)), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- staged training, folds by signer
+@pytest.mark.slow
+def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
+    from test_training import tiny_config, tiny_features
+
+    from utils import training
+    from utils.evaluation import classification_metrics
+    from utils.runs import load_run
+
+    features = tiny_features()
+    features.hand_crops = np.repeat(features.frames[:, :, None, 4:12, 4:12], 2, axis=2)  # where the colour is
+    config = tiny_config("fused", epochs=6).replace(fusion="logits", frame_input="hands", hand_size=8, staged=True,
+                                                    modality_dropout=0.2)
+    for fold, signer in enumerate(("s0", "s1")):
+        metrics = training.train(features, "fused", config, out_dir=tmp_path / f"fold{fold}", test_group=signer,
+                                 verbose=0, measure_speed=False)
+        assert metrics["n_test"] == 9 and metrics["test_accuracy"] > 1 / 3
+        assert len(metrics["history"]["loss"]) == metrics["epochs_run"] == len(metrics["history"]["val_accuracy"])
+        model, run_info = load_run(tmp_path / f"fold{fold}")
+        assert run_info["inputs"] == ["keypoints", "hands"]
+        test = np.flatnonzero(features.groups == signer)
+        predicted = model.predict(training.prepare_inputs(features, run_info, test), verbose=0).argmax(axis=1)
+        again = classification_metrics(features.labels[test], predicted, run_info["classes"])
+        assert again["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+# ----------------------------------------------------------------------------- predict: hand crops from the video
+def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_path) -> None:
+    import utils.keypoints
+    from utils import predict
+    from utils.inputs import InputSpec
+    from utils.video import write_video
+
+    frames, vectors = two_hands_clip(num_frames=5, height=96, width=128)
+    video = write_video(tmp_path / "clip.mp4", frames)
+
+    class FixedExtractor:
+        """Stands in for MediaPipe: the clip's known keypoints, one frame after the other."""
+
+        def __init__(self, **kwargs: object) -> None:
+            self.count = 0
+
+        def open(self) -> "FixedExtractor":
+            return self
+
+        def extract_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            self.count += 1
+            return vectors[self.count - 1], np.array([False, False, True, True])
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(utils.keypoints, "HolisticExtractor", FixedExtractor)
+    clip = predict.read_video_keypoints(video, need_keypoints=True, image_size=None, progress=False, hand_size=12)
+    assert clip.hand_crops.shape == (5, 2, 12, 12, 3) and clip.thumbnails is None
+    spec = InputSpec(num_frames=4, image_size=8, inputs=("keypoints", "hands"), hand_size=6,
+                     preprocessing={"frames": "diff"})
+    inputs = predict.window_inputs(spec, clip.keypoints[:4], None, clip.hand_crops[:4])
+    assert inputs["hands"].shape == (1, 4, 2, 6, 6, 3) and inputs["hands"].dtype == np.float32
+    assert not inputs["hands"][0, 0].any(), "frame differences: the first step is zero"

@@ -1,0 +1,88 @@
+"""The linear baseline: a Keras model whose probabilities are scikit-learn's, trained and saved like the others."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_training import NUM_CLASSES, NUM_FRAMES, tiny_features
+from utils import models
+
+
+def _fit_sklearn(statistics: np.ndarray, labels: np.ndarray, c: float = 0.1):
+    """StandardScaler + LogisticRegression as the linear model's training path fits them."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(statistics)
+    return scaler, LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(statistics), labels)
+
+
+def _data(num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N, T=7, D=5) random sequences whose class shifts one feature, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(40) % num_classes
+    x = rng.normal(size=(40, 7, 5)).astype(np.float32)
+    x[:, :, 0] += labels[:, None]
+    return x, labels
+
+
+def test_segment_statistics_are_segment_means_and_std():
+    x, _ = _data(3)
+    stats = models.segment_statistics(x, segments=3)  # T=7: segments [0, 2), [2, 5), [5, 7)
+    expected = np.concatenate([x[:, :2].mean(1), x[:, 2:5].mean(1), x[:, 5:].mean(1), x.std(1)], axis=-1)
+    np.testing.assert_allclose(stats, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_keras_probabilities_equal_sklearn(num_classes):
+    x, labels = _data(num_classes)
+    config = models.get_config("linear").replace(num_frames=7)
+    stats = models.segment_statistics(x, config.segments)
+    scaler, classifier = _fit_sklearn(stats, labels)
+    model = models.build_model("linear", config, num_classes=num_classes, keypoint_dim=5)
+    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_,
+                              classes=classifier.classes_)
+    expected = classifier.predict_proba(scaler.transform(stats))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_classes_absent_from_training_get_no_probability():
+    x, labels = _data(2)  # the model has 3 outputs; sklearn saw classes 0 and 2 only
+    labels = labels * 2
+    config = models.get_config("linear").replace(num_frames=7)
+    stats = models.segment_statistics(x, config.segments)
+    scaler, classifier = _fit_sklearn(stats, labels)
+    model = models.build_model("linear", config, num_classes=3, keypoint_dim=5)
+    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_,
+                              classes=classifier.classes_)
+    probabilities = model.predict(x, verbose=0)
+    assert probabilities[:, 1].max() < 1e-9
+    np.testing.assert_allclose(probabilities[:, [0, 2]], classifier.predict_proba(scaler.transform(stats)), atol=1e-5)
+
+
+def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
+    from utils import evaluation, runs, training
+    from utils.features import save_features
+
+    features_file = tmp_path / "tiny.npz"
+    save_features(features_file, tiny_features(with_frames=False))
+    # the tiny clips' hands are points (no shape): hand shapes would be noise divided by noise
+    config = models.get_config("linear").replace(num_frames=NUM_FRAMES, preprocessing={"normalize": True})
+    metrics = training.train(str(features_file), "linear", config, out_dir=tmp_path / "run", seed=0, verbose=0,
+                             measure_speed=False)
+    assert metrics["test_accuracy"] > 1 / NUM_CLASSES + 0.2  # the sign is the hand's direction: linear enough
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["model"] == "linear" and run["inputs"] == ["keypoints"]
+    scored = evaluation.evaluate_saved(tmp_path / "run", features_file, split="test")
+    assert scored["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    model, _ = runs.load_run(tmp_path / "run")
+    assert model.get_layer("keypoints_statistics").segments == config.segments
+
+
+def test_cli_accepts_linear():
+    from utils import cli
+
+    args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "linear", "--out", "run"])
+    assert args.model == "linear"
