@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,7 +115,8 @@ def prepare_model(model: Any) -> None:
     shapes: MirroredStrategy fails when a batch does not split evenly (9 validation clips on 2 GPUs), and
     MultiWorkerMirroredStrategy refuses any (inputs, labels) structure (keras-team/keras#20329, #20585). Under
     several workers it also averages each step's scalar logs with ``axis=0``, which fails. Here the shapes come
-    from this worker's first replica slice, and logs are averaged over the workers (so every worker sees the
+    from this worker's first replica slice (leaving Python's random state as it was, so N replicas of batch B
+    train like one replica of batch N x B), and logs are averaged over the workers (so every worker sees the
     same loss and accuracy, and keeps the same best epoch).
     """
     import tensorflow as tf
@@ -128,10 +130,12 @@ def prepare_model(model: Any) -> None:
 
     def local_build(iterator: Any = None, data_batch: Any = None) -> None:
         if iterator is not None and data_batch is None:
+            python_random = random.getstate()  # Keras shuffles the batch order with it when the batches start
             for _, _, batches in iterator:
                 data_batch = tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0],
                                                    next(batches))
                 break
+            random.setstate(python_random)  # so the epochs see the batches in the order of a one-replica run
         keras_build(data_batch=data_batch)
 
     model._maybe_symbolic_build = local_build
