@@ -111,12 +111,14 @@ def test_study_folds_are_signer_disjoint_and_cover_every_signer():
 @pytest.mark.parametrize("model_name", ["linear", "lstm"])
 def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilities(tmp_path, model_name):
     """The linear model and the recommended conv_gru keypoint model survive SavedModel/TFLite export."""
-    from tests.test_inference import _assert_same_as_keras, _tiny_features
-    from tests.test_inference import NUM_FRAMES as FRAMES
+    from tests.test_export import _assert_same_as_keras
+    from tests.tiny_runs import NUM_FRAMES as FRAMES
+    from tests.tiny_runs import tiny_features as export_features
     from utils import training
-    from utils.inference import export_model, load_model_dir
+    from utils.export import export_model
+    from utils.runs import load_run as load_model_dir
 
-    features = _tiny_features()
+    features = export_features()
     config = models.get_config(model_name).replace(num_frames=FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=1,
                                                    batch_size=8)
     training.train(features, model_name, config, out_dir=tmp_path / "run", verbose=0, measure_speed=False)
