@@ -25,11 +25,13 @@ Defects of the original fixed here (numbering shared with the rest of the course
    got different predictions on each call. Here: zero initial states; predictions are deterministic.
 4. 11 outputs for 10 classes. Here: exactly ``num_classes`` outputs.
 
-Defects 2, 5 and 6 concern data and evaluation and are fixed outside the models: 2 (the saved "val" and
-"test" files were swapped, so the model was chosen on test clips and scored on validation clips) by one
-split function (``utils.splits``), best-on-validation weights and a single test evaluation
+Defects 2, 5, 6, 7 and 8 concern data and evaluation and are fixed outside the models: 2 (the checkpoint
+was chosen by the accuracy of the very clips then reported: epoch 114 -> 0.901 on ASL, 73 -> 0.777 on
+UCF11) by one split function (``utils.splits``), best-on-validation weights and a single test evaluation
 (``utils.training``); 5 (accuracy averaged per batch) in ``utils.evaluation`` (per clip); 6 (MediaPipe run
-on 64x64 thumbnails) in ``utils.features`` / ``utils.keypoints`` (full-resolution frames).
+on 64x64 thumbnails) in ``utils.features`` / ``utils.keypoints`` (full-resolution frames); 7 (landmarks
+drawn onto the ConvLSTM's frames) by feeding clean frames; 8 (a random split, the same signers in training
+and test) by group-disjoint splits and cross-validation by signer (``utils.splits``, ``utils.crossval``).
 
 Weight decay: PyTorch's ``Adam(weight_decay=wd)`` adds ``wd * w`` to the gradient of *every* parameter,
 i.e. it minimises ``loss + wd/2 * sum(w**2)``. ``ModelConfig.l2`` holds that ``wd``; the models attach
