@@ -149,17 +149,21 @@ def test_same_seed_same_metrics(lstm_run, features_file, tmp_path):
 
 
 @pytest.mark.slow
-def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path):
+@pytest.mark.parametrize("fusion, staged, rows", [("concat", False, 1),  # one network, one epoch
+                                                  ("logits", True, 3)])  # each branch 1 epoch, then the fusion
+def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path, fusion, staged, rows):
     from utils import training
 
-    config = tiny_config("fused", epochs=1).replace(num_frames=4, image_size=8)  # the file has T=8, S=16
+    config = tiny_config("fused", epochs=1).replace(num_frames=4, image_size=8,  # the file has T=8, S=16
+                                                    fusion=fusion, staged=staged)
     metrics = training.train(str(features_file), "fused", config, out_dir=tmp_path / "fused", seed=0, verbose=0,
                              measure_speed=False)
-    assert metrics["epochs_run"] == 1 and metrics["n_test"] > 0
+    assert metrics["epochs_run"] == rows and metrics["n_test"] > 0
     model, run = load_run(tmp_path / "fused")
     assert run["inputs"] == ["keypoints", "frames"] and run["image_size"] == 8 and run["num_frames"] == 4
     inputs = prepare_inputs(training_features(features_file), run, [0, 1, 2])
-    assert inputs["frames"].shape == (3, 4, 8, 8, 3) and inputs["frames"].dtype == np.uint8
+    frame_dtype = np.uint8 if run["preprocessing"]["frames"] == "rgb" else np.float32  # differences are signed
+    assert inputs["frames"].shape == (3, 4, 8, 8, 3) and inputs["frames"].dtype == frame_dtype
     assert inputs["keypoints"].shape == (3, 4, run["input_dim"])
 
 
