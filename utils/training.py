@@ -371,7 +371,7 @@ def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any,
     for name, branch in models.branch_models(model).items():  # stage 1, sharing the fused model's layers
         models.compile_model(branch, config)
         branch_validation = None if validation is None else (validation[0][name], validation[1])
-        fit = branch.fit(_OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
+        fit = branch.fit(OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
                          validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs))
         for key in history:
             history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
@@ -420,31 +420,22 @@ def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray], labels: np.ndarray)
     return history
 
 
-def _one_input_batches() -> type:
-    """A PyDataset class that passes on one input of another PyDataset's batches (for one branch)."""
-    import keras
+class OneInput(keras.utils.PyDataset):
+    """Another PyDataset's batches with only the input ``name`` (one branch of staged training)."""
 
-    class OneInput(keras.utils.PyDataset):
-        def __init__(self, batches: Any, name: str) -> None:
-            super().__init__()
-            self.batches, self.name = batches, name
+    def __init__(self, batches: Any, name: str) -> None:
+        super().__init__()
+        self.batches, self.name = batches, name
 
-        def __len__(self) -> int:
-            return len(self.batches)
+    def __len__(self) -> int:
+        return len(self.batches)
 
-        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            inputs, labels = self.batches[index]
-            return inputs[self.name], labels
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        inputs, labels = self.batches[index]
+        return inputs[self.name], labels
 
-        def on_epoch_end(self) -> None:
-            self.batches.on_epoch_end()
-
-    return OneInput
-
-
-def _OneInput(batches: Any, name: str) -> Any:  # noqa: N802 (reads as the class it builds)
-    """The batches with only the input ``name``."""
-    return _one_input_batches()(batches, name)
+    def on_epoch_end(self) -> None:
+        self.batches.on_epoch_end()
 
 
 def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> bool:
