@@ -501,7 +501,9 @@ def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any
 
     start = time.perf_counter()
     labels = np.asarray(features.labels, dtype=np.int64)
-    statistics = models.segment_statistics(prepare_inputs(features, run_info, split.train)["keypoints"], config.segments)
+    chunks = [split.train[start:start + 1024] for start in range(0, len(split.train), 1024)]  # per clip: in chunks
+    statistics = np.concatenate([models.segment_statistics(prepare_inputs(features, run_info, chunk)["keypoints"],
+                                                           config.segments) for chunk in chunks])
     scaler = StandardScaler().fit(statistics)
     classifier = LogisticRegression(C=config.linear_c, max_iter=2000, random_state=seed)
     classifier.fit(scaler.transform(statistics), labels[split.train])
