@@ -1,7 +1,6 @@
 """The features store: round trip, lazy memory-mapped reading, clip-by-clip writing, atomic publish, training."""
 from __future__ import annotations
 
-import gc
 import json
 import os
 import weakref
@@ -76,17 +75,6 @@ def test_loading_opens_no_clip_array_and_indexing_copies_only_the_rows(tmp_path:
     assert loaded.frames.opened and not loaded.keypoints.opened
 
 
-def test_an_lstm_run_from_a_store_never_opens_its_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_training import tiny_config, tiny_features
-
-    from utils import training
-
-    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
-    features = load_features(save_features(tmp_path / "tiny", tiny_features()))
-    training.train(features, "lstm", tiny_config(epochs=1), out_dir=tmp_path / "run", verbose=0, measure_speed=False)
-    assert features.keypoints.opened and not features.frames.opened
-
-
 def test_writing_holds_one_clip_at_a_time(tmp_path: Path) -> None:
     original, alive = small_features(), []
 
@@ -96,8 +84,7 @@ def test_writing_holds_one_clip_at_a_time(tmp_path: Path) -> None:
         return clip
 
     def clips():
-        for row in range(NUM_CLIPS):
-            gc.collect()
+        for row in range(NUM_CLIPS):  # (a clip holds no reference cycle: freed as soon as nothing refers to it)
             assert sum(ref() is not None for ref in alive) == 0, f"clip {row - 1} still held when clip {row} is made"
             yield make(row)
 
@@ -190,16 +177,16 @@ def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(mode
     from utils.runs import load_run
 
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
-    features = tiny_features()
     weights, accuracies = [], []
-    for path in (tmp_path / "tiny.npz", tmp_path / "tiny_store"):
-        save_features(path, features)
-        metrics = training.train(str(path), model_name, tiny_config(model_name, epochs=3), out_dir=tmp_path / path.stem,
+    from_store = load_features(save_features(tmp_path / "tiny_store", tiny_features()))
+    for name, features in (("npz", str(save_features(tmp_path / "tiny.npz", tiny_features()))), ("store", from_store)):
+        metrics = training.train(features, model_name, tiny_config(model_name, epochs=3), out_dir=tmp_path / name,
                                  seed=1, verbose=0, measure_speed=False)
-        weights.append(load_run(tmp_path / path.stem)[0].get_weights())
+        weights.append(load_run(tmp_path / name)[0].get_weights())
         accuracies.append((metrics["val_accuracy"], metrics["test_accuracy"], metrics["history"]))
     assert accuracies[0] == accuracies[1]
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    assert from_store.keypoints.opened and from_store.frames.opened == (model_name == "fused")  # lstm: never read
 
 
 def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
