@@ -212,7 +212,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                    "signers held out as test and validation signers taken from the training side. "
                                    "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run folders "
                                    "into --out. Resumable: finished folds are not retrained.")
-    p.add_argument("--features", required=True, help="features .npz or store folder from 'extract' (with groups, e.g. signers)")
+    p.add_argument("--features", required=True,
+                   help="features .npz or store folder from 'extract' (with groups, e.g. signers)")
     p.add_argument("--model", required=True, help="a model of utils.models.MODEL_NAMES (lstm, convlstm, fused, ...)")
     p.add_argument("--config", default=None,
                    help="configuration name (default: the recommended one for the model)")
@@ -238,7 +239,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "synthetic clips (tiled from data/features/synthetic_T30_S64.npz; ~0.57 MB per clip on disk)")
     p.add_argument("--clips", type=int, nargs="+", default=[2000, 10000, 20000], help="--scale: store sizes")
     p.add_argument("--train-steps", type=int, default=10, help="--scale: training steps per measurement")
-    p.add_argument("--workdir", default=None, help="--scale: where the temporary stores go (default: the system's temp)")
+    p.add_argument("--workdir", default=None,
+                   help="--scale: where the temporary stores go (default: the system's temp folder)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", formatter_class=_formatter,

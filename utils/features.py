@@ -520,8 +520,8 @@ class _StackingWriter:
             source_fps=columns["source_fps"]))
 
 
-def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob],
-                     num_frames: int, image_size: int, failures: dict[str, str]) -> tuple[Path, int, list[tuple[str, str]]]:
+def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob], num_frames: int,
+                     image_size: int, failures: dict[str, str]) -> tuple[Path, int, list[tuple[str, str]]]:
     """Write the cached clips, one at a time, into the .npz or the store at out; return (path, clips, skipped)."""
     from utils import store
 
@@ -544,7 +544,8 @@ def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord]
             del part  # one clip at a time
         if not kept:
             reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:10]) or "no clips found"
-            raise FeatureFileError(f"{root}: no clip could be read ({reasons}). Check the files play in a video player.")
+            raise FeatureFileError(f"{root}: no clip could be read ({reasons}). "
+                                   "Check the files play in a video player.")
         classes = sorted({record.label for record, _ in kept})
         complete = writer.complete(len(kept))
         modes = sorted({job.mode for _, job in kept})

@@ -105,8 +105,8 @@ def train_steps(folder: str | Path, model_name: str, steps: int) -> dict[str, An
     batches = training.TrainingBatches(stored_arrays(features, spec), labels[split.train], spec,
                                        config.augmentation or {}, config.batch_size, 0, split.train)
     validation = training.ClipBatches(features, spec, split.val, labels[split.val], config.batch_size)
-    model = models.build_model(model_name, config, num_classes=len(features.classes),
-                               keypoint_dim=preprocessing.output_dim(preprocessing.resolve_options(config.preprocessing)))
+    keypoint_dim = preprocessing.output_dim(preprocessing.resolve_options(config.preprocessing))
+    model = models.build_model(model_name, config, num_classes=len(features.classes), keypoint_dim=keypoint_dim)
     models.compile_model(model, config)
     fit = model.fit(batches, epochs=1, steps_per_epoch=min(steps, len(batches)), validation_data=validation,
                     validation_steps=min(2, len(validation)), verbose=0)
