@@ -209,3 +209,18 @@ def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pyte
     assert all(np.array_equal(inputs[name], expected[name]) for name in expected)
     assert np.array_equal(labels, original.labels[read[0]])
     assert os.path.getsize(tmp_path / "clips" / "frames.npy") > original.frames.nbytes  # uncompressed on disk
+
+
+def test_scale_benchmark_writes_and_reads_a_tiled_store_in_fresh_processes(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils import scale_benchmark
+
+    base = save_features(tmp_path / "base.npz", small_features())
+    monkeypatch.setattr(scale_benchmark, "base_features_path", lambda: base)
+    rows = scale_benchmark.run(sizes=(15,), workdir=tmp_path, tasks=("write", "read"))
+    assert [(row["clips"], row["task"]) for row in rows] == [(15, "write"), (15, "read")]
+    assert all(row["peak_rss_mb"] > 10 for row in rows) and rows[1]["clips"] == 15
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.npz"]  # the stores are deleted
+    clip = scale_benchmark.tiled_clip(small_features(), 8)  # copy 1 of clip 2: jittered keypoints, shifted frames
+    assert np.array_equal(clip["frames"], np.roll(small_features().frames[2], -2, axis=2))
+    assert 0 < np.abs(clip["keypoints"] - small_features().keypoints[2]).max() < 0.05
