@@ -173,8 +173,7 @@ def fill_hand_gaps(kp: tf.Tensor, max_gap: int) -> tf.Tensor:
         values = kp[..., hand]
         low = tf.gather(values, tf.clip_by_value(before, 0, num_frames - 1), axis=1, batch_dims=1)
         high = tf.gather(values, tf.clip_by_value(after, 0, num_frames - 1), axis=1, batch_dims=1)
-        weight = tf.cast(frame - before, tf.float64) / tf.cast(tf.maximum(after - before, 1), tf.float64)
-        weight = tf.cast(weight, tf.float32)[..., None]
+        weight = (tf.cast(frame - before, tf.float32) / tf.cast(tf.maximum(after - before, 1), tf.float32))[..., None]
         pieces.append(tf.where(fill[..., None], low + weight * (high - low), values))
     return tf.concat(pieces, axis=-1)
 
