@@ -109,6 +109,26 @@ def test_seed_models_export_with_the_preprocessing_inside(tmp_path, signers, mod
     _check_export(tmp_path, signers, model_name, "seed")
 
 
+@pytest.mark.slow
+def test_hand_crop_model_exports_with_the_resizing_inside(tmp_path, signers):
+    """A fused model on keypoints, whole frames and hand crops stored at 40 px (resized to 32 inside)."""
+    from dataclasses import replace
+
+    from utils import models
+    from utils.export import export_model
+
+    crops = (np.random.default_rng(2).random((len(signers), 30, 2, 40, 40, 3)) * 255).astype(np.uint8)
+    features = replace(signers, hand_crops=crops)
+    config = models.get_config("fused").replace(frame_input="both", convlstm_filters=(4,))
+    run = untrained_run(tmp_path / "fused_both", features, "fused", config)
+    written = export_model(run, tmp_path / "export", verbose=False)
+    info = json.loads((tmp_path / "export" / "export.json").read_text())
+    assert {i["name"]: i["shape"] for i in info["inputs"]}["hands"] == [1, 30, 2, 40, 40, 3]
+    expected = keras_probabilities(run, features, CLIPS[:3])
+    for path in written[:2]:
+        assert_same_as_keras(expected, path, raw_clips(run, features, CLIPS[:3]))
+
+
 def test_fp16_export_is_smaller_and_agrees(tmp_path, signers, capsys):
     """float16 weights: about half of float32's 4 bytes per weight, same answers within FP16_ATOL."""
     from utils.export import export_model
