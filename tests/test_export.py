@@ -100,6 +100,12 @@ def test_recommended_models_export_with_the_preprocessing_inside(tmp_path, signe
     assert shapes.get("frames", ([1, 30, 64, 64, 3], "uint8")) == ([1, 30, 64, 64, 3], "uint8")
     assert info["classes"] == list("abcde") and info["clip_frames"] == 30
     assert info["model_frames"] == config.num_frames and info["preprocessing_inside"] is True
+    from utils.export import load_tflite
+
+    runner = load_tflite(tmp_path / "export" / "model.tflite")
+    assert list(runner.get_output_details()) == [info["output"]["name"]] == ["probabilities"]
+    assert {name: (list(d["shape"]), d["dtype"].__name__) for name, d in runner.get_input_details().items()} == \
+        {name: (shape, dtype) for name, (shape, dtype) in shapes.items()}
 
 
 @pytest.mark.slow
@@ -173,9 +179,10 @@ def test_parity_check_sees_a_skipped_step(tmp_path, signers, monkeypatch, step):
     model, run_info = load_run(run)
     raw = {name: tf.constant(value) for name, value in raw_clips(run, signers, np.arange(len(signers))).items()}
     expected = keras_probabilities(run, signers, np.arange(len(signers)))
-    np.testing.assert_allclose(serving_function(model, run_info)(raw).numpy(), expected, atol=ATOL, rtol=0)
+    right = serving_function(model, run_info)(raw)["probabilities"].numpy()
+    np.testing.assert_allclose(right, expected, atol=ATOL, rtol=0)
     monkeypatch.setattr(tf_preprocessing, step, skip(getattr(tf_preprocessing, step)))
-    wrong = serving_function(model, run_info)(raw).numpy()
+    wrong = serving_function(model, run_info)(raw)["probabilities"].numpy()
     assert np.abs(wrong - expected).max() > 100 * ATOL
 
 

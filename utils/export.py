@@ -34,6 +34,7 @@ TFLITE_FP16_NAME = "model_fp16.tflite"
 SAVEDMODEL_NAME = "savedmodel"
 LABELS_NAME = "labels.txt"
 INFO_NAME = "export.json"
+OUTPUT_NAME = "probabilities"
 RAW_DTYPES = {"keypoints": "float32", "frames": "uint8", "hands": "uint8"}
 
 
@@ -58,7 +59,7 @@ def _raw_signature(spec: Any, batch_size: int | None) -> list[Any]:
 
 
 def serving_function(model: Any, spec: Any) -> Any:
-    """raw inputs {name: tensor} -> class probabilities: the TensorFlow input preparation, then the model."""
+    """raw inputs {name: tensor} -> {'probabilities': (n, C)}: the TensorFlow input preparation, then the model."""
     import keras
 
     from utils import tf_preprocessing
@@ -67,11 +68,11 @@ def serving_function(model: Any, spec: Any) -> Any:
     spec = as_spec(spec)
     tf_preprocessing.check_ported(spec.preprocessing)
 
-    def serve(raw: Mapping[str, Any]) -> Any:
+    def serve(raw: Mapping[str, Any]) -> dict[str, Any]:
         prepared = tf_preprocessing.clip_inputs(raw, spec)
         # the prepared tensors in the structure the model was built with (one input, or a list of them)
         arguments = keras.tree.map_structure(lambda tensor: prepared[tensor.name.split(":")[0]], model.input)
-        return model(arguments, training=False)
+        return {OUTPUT_NAME: model(arguments, training=False)}
 
     return serve
 
@@ -125,7 +126,8 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
     return {
         "inputs": [{"name": name, "shape": list(shape), "dtype": RAW_DTYPES[name], "description": descriptions[name]}
                    for name, shape in raw_input_shapes(spec, 1).items()],
-        "output": {"shape": [1, len(run_info["classes"])], "dtype": "float32", "description": "class probabilities"},
+        "output": {"name": OUTPUT_NAME, "shape": [1, len(run_info["classes"])], "dtype": "float32",
+                   "description": "class probabilities, in the order of classes"},
         "classes": list(run_info["classes"]),
         "keypoint_layout": {name: [part.start, part.stop] for name, part in
                             (("face", kp.FACE), ("pose", kp.POSE), ("left_hand", kp.LEFT_HAND),
