@@ -133,9 +133,11 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
                             (("face", kp.FACE), ("pose", kp.POSE), ("left_hand", kp.LEFT_HAND),
                              ("right_hand", kp.RIGHT_HAND))},
         "clip_frames": spec.clip_frames, "model_frames": spec.num_frames, "image_size": spec.image_size,
-        "window": {"seconds": sampling.get("source_seconds"), "source_frames": sampling.get("source_frames"),
-                   "source_fps": sampling.get("source_fps"),
-                   "how": f"take {spec.clip_frames} frames spread evenly over one window of the video"},
+        "window": {"seconds": sampling.get("source_seconds"), "fps": sampling.get("source_fps"),
+                   "frames": spec.window_frames(sampling.get("source_fps") or 0.0),
+                   "how": f"a window spans what one training clip spanned: 'seconds' of video (or 'frames' "
+                          f"video frames when seconds are unknown); feed {spec.clip_frames} frames spread evenly "
+                          "over it"},
         "preprocessing": spec.options, "model": run_info.get("model"), "config_name": run_info.get("config_name"),
         "tflite": tflite_name, "tflite_weights": "float16" if fp16 else "float32",
         "preprocessing_inside": True,
