@@ -37,12 +37,21 @@ def signers():
     return signer_features()
 
 
-def config_run(tmp_path: Path, features, model_name: str, config_name: str) -> Path:
-    """An untrained run folder of a registered configuration."""
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, signers):
+    """runs(model_name, config_name): an untrained run folder of a registered configuration, made once per module."""
     from utils import models
 
-    return untrained_run(tmp_path / f"{model_name}_{config_name}", features, model_name,
-                         models.get_config(model_name, config_name))
+    made: dict[tuple[str, str], Path] = {}
+    root = tmp_path_factory.mktemp("config_runs")
+
+    def get(model_name: str, config_name: str) -> Path:
+        if (model_name, config_name) not in made:
+            made[model_name, config_name] = untrained_run(root / f"{model_name}_{config_name}", signers, model_name,
+                                                          models.get_config(model_name, config_name))
+        return made[model_name, config_name]
+
+    return get
 
 
 def keras_probabilities(run: Path, features, indices: np.ndarray) -> np.ndarray:
@@ -72,11 +81,10 @@ def assert_same_as_keras(expected: np.ndarray, exported: Path, raw: dict, atol: 
     assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
 
 
-def _check_export(tmp_path: Path, features, model_name: str, config_name: str) -> dict:
-    """Export a registered configuration; Keras, SavedModel and TFLite agree on raw clips; return export.json."""
+def _check_export(tmp_path: Path, features, run: Path) -> dict:
+    """Export a run; Keras, SavedModel and TFLite agree on raw clips; return export.json."""
     from utils.export import export_model
 
-    run = config_run(tmp_path, features, model_name, config_name)
     written = export_model(run, tmp_path / "export", verbose=False)
     assert [p.name for p in written] == ["savedmodel", "model.tflite", "labels.txt", "run.json", "export.json"]
     expected = keras_probabilities(run, features, CLIPS)
@@ -88,10 +96,10 @@ def _check_export(tmp_path: Path, features, model_name: str, config_name: str) -
 
 
 @pytest.mark.parametrize("model_name", ["lstm", "convlstm", "fused"])
-def test_recommended_models_export_with_the_preprocessing_inside(tmp_path, signers, model_name):
+def test_recommended_models_export_with_the_preprocessing_inside(tmp_path, signers, runs, model_name):
     from utils import models
 
-    info = _check_export(tmp_path, signers, model_name, "recommended")
+    info = _check_export(tmp_path, signers, runs(model_name, "recommended"))
     config = models.get_config(model_name)
     wanted = {"lstm": ["keypoints"], "convlstm": ["frames"], "fused": ["keypoints", "frames"]}[model_name]
     assert [i["name"] for i in info["inputs"]] == wanted
@@ -110,9 +118,9 @@ def test_recommended_models_export_with_the_preprocessing_inside(tmp_path, signe
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["lstm", "convlstm", "fused"])
-def test_seed_models_export_with_the_preprocessing_inside(tmp_path, signers, model_name):
+def test_seed_models_export_with_the_preprocessing_inside(tmp_path, signers, runs, model_name):
     """The original's shapes (T=30, 64x64 frames, LSTM 512x2): no resizing, raw keypoints."""
-    _check_export(tmp_path, signers, model_name, "seed")
+    _check_export(tmp_path, signers, runs(model_name, "seed"))
 
 
 @pytest.mark.slow
@@ -135,12 +143,12 @@ def test_hand_crop_model_exports_with_the_resizing_inside(tmp_path, signers):
         assert_same_as_keras(expected, path, raw_clips(run, features, CLIPS[:3]))
 
 
-def test_fp16_export_is_smaller_and_agrees(tmp_path, signers, capsys):
+def test_fp16_export_is_smaller_and_agrees(tmp_path, signers, runs, capsys):
     """float16 weights: about half of float32's 4 bytes per weight, same answers within FP16_ATOL."""
     from utils.export import export_model
     from utils.runs import load_run
 
-    run = config_run(tmp_path, signers, "fused", "recommended")
+    run = runs("fused", "recommended")
     half = export_model(run, tmp_path / "half", formats=["tflite"], fp16=True)
     printed = capsys.readouterr().out
     assert half[0].name == "model_fp16.tflite" and f"{half[0]}" in printed and " MB " in printed
@@ -166,7 +174,7 @@ SKIPPED_STEPS = {
 
 
 @pytest.mark.parametrize("step", sorted(SKIPPED_STEPS))
-def test_parity_check_sees_a_skipped_step(tmp_path, signers, monkeypatch, step):
+def test_parity_check_sees_a_skipped_step(signers, runs, monkeypatch, step):
     """The exported function with one preprocessing step skipped is off by far more than the tolerance."""
     import tensorflow as tf
 
@@ -175,7 +183,7 @@ def test_parity_check_sees_a_skipped_step(tmp_path, signers, monkeypatch, step):
     from utils.runs import load_run
 
     model_name, skip = SKIPPED_STEPS[step]
-    run = config_run(tmp_path, signers, model_name, "recommended")
+    run = runs(model_name, "recommended")
     model, run_info = load_run(run)
     raw = {name: tf.constant(value) for name, value in raw_clips(run, signers, np.arange(len(signers))).items()}
     expected = keras_probabilities(run, signers, np.arange(len(signers)))
@@ -186,12 +194,12 @@ def test_parity_check_sees_a_skipped_step(tmp_path, signers, monkeypatch, step):
     assert np.abs(wrong - expected).max() > 100 * ATOL
 
 
-def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, signers, monkeypatch):
+def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, signers, runs, monkeypatch):
     """Once through a real export: a SavedModel without frame differences does not pass."""
     from utils import tf_preprocessing
     from utils.export import export_model
 
-    run = config_run(tmp_path, signers, "fused", "recommended")
+    run = runs("fused", "recommended")
     monkeypatch.setattr(tf_preprocessing, "preprocess_frames", _float_frames(tf_preprocessing.preprocess_frames))
     written = export_model(run, tmp_path / "export", formats=["savedmodel"], verbose=False)
     with pytest.raises(AssertionError):
