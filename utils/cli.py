@@ -266,7 +266,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", default=["tflite", "savedmodel"], choices=["tflite", "savedmodel"])
-    p.add_argument("--fp16", action="store_true", help="store the TFLite weights as float16 (model_fp16.tflite, ~half size)")
+    p.add_argument("--fp16", action="store_true",
+                   help="store the TFLite weights as float16 (model_fp16.tflite, about half the size)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("course", formatter_class=_formatter,

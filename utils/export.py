@@ -83,7 +83,8 @@ def _export_savedmodel(model: Any, spec: Any, folder: Path, batch_size: int | No
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(name="serve", fn=serving_function(model, spec), input_signature=_raw_signature(spec, batch_size))
+    archive.add_endpoint(name="serve", fn=serving_function(model, spec),
+                         input_signature=_raw_signature(spec, batch_size))
     archive.write_out(str(folder), verbose=False)
 
 
@@ -191,7 +192,8 @@ def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[s
         written.append(_publish(scratch / LABELS_NAME, out_dir / LABELS_NAME))
         (scratch / "run.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")
         written.append(_publish(scratch / "run.json", out_dir / "run.json"))
-        (scratch / INFO_NAME).write_text(json.dumps(export_info(run_info, tflite_name, fp16), indent=2), encoding="utf-8")
+        info = export_info(run_info, tflite_name, fp16)
+        (scratch / INFO_NAME).write_text(json.dumps(info, indent=2), encoding="utf-8")
         written.append(_publish(scratch / INFO_NAME, out_dir / INFO_NAME))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

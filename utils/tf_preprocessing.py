@@ -208,8 +208,8 @@ def select_points(kp: tf.Tensor, face: str = "full", pose: str = "full", use_z: 
                   normalize: bool = False) -> tf.Tensor:
     """The chosen face and pose points and both hands, flattened per frame, normalised if asked."""
     face_points, pose_points, left, right = _parts(kp)
-    parts = (tf.gather(face_points, P.face_indices(face), axis=-2), tf.gather(pose_points, P.pose_indices(pose), axis=-2),
-             left, right)
+    parts = (tf.gather(face_points, P.face_indices(face), axis=-2),
+             tf.gather(pose_points, P.pose_indices(pose), axis=-2), left, right)
     if normalize:
         parts = _normalize_parts(parts, part_presence(kp), *shoulder_reference(kp))
     if not use_z:
