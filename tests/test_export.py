@@ -231,3 +231,20 @@ def test_frame_model_exports_to_tflite(tmp_path, features, convlstm_run):
     raw = raw_clips(convlstm_run, features, np.arange(3))
     assert raw["frames"].dtype == np.uint8
     assert_same_as_keras(keras_probabilities(convlstm_run, features, np.arange(3)), written[0], raw)
+
+
+def test_cli_export_fp16_prints_the_sizes(tmp_path, features, lstm_run, capsys):
+    """`python -m utils export --fp16` writes model_fp16.tflite taking raw keypoints and prints every file's size."""
+    from utils import cli
+
+    assert cli.main(["export", "--model", str(lstm_run), "--out", str(tmp_path / "out"), "--formats", "tflite",
+                     "--fp16"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("model_fp16.tflite", "labels.txt", "run.json", "export.json"):
+        assert f"MB  {tmp_path / 'out' / name}" in printed
+    info = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert info["inputs"] == [{"name": "keypoints", "shape": [1, 8, 1662], "dtype": "float32",
+                               "description": "raw MediaPipe Holistic vectors, zeros where a part was not found"}]
+    expected = keras_probabilities(lstm_run, features, np.arange(3))
+    assert_same_as_keras(expected, tmp_path / "out" / "model_fp16.tflite", raw_clips(lstm_run, features, np.arange(3)),
+                         atol=FP16_ATOL)
