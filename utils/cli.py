@@ -117,8 +117,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from utils import export
 
-    for path in export.export_model(args.model, args.out, formats=args.formats):
-        print(path)
+    export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16)  # prints each file and its size
     return 0
 
 
@@ -260,10 +259,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", formatter_class=_formatter, help="export a keypoint model to TFLite and SavedModel")
+    p = sub.add_parser("export", formatter_class=_formatter,
+                       help="export a trained model to TFLite and SavedModel, taking raw keypoints and frames",
+                       description="The exported files take raw MediaPipe keypoints (1, T, 1662) float32 and uint8 "
+                                   "thumbnails; the run's preprocessing is inside. export.json says what to feed.")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", default=["tflite", "savedmodel"], choices=["tflite", "savedmodel"])
+    p.add_argument("--fp16", action="store_true", help="store the TFLite weights as float16 (model_fp16.tflite, ~half size)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("course", formatter_class=_formatter,
