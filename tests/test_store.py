@@ -174,6 +174,7 @@ def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(mode
     from test_training import tiny_config, tiny_features
 
     from utils import training
+    from utils.evaluation import evaluate_saved
     from utils.runs import load_run
 
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
@@ -187,6 +188,8 @@ def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(mode
     assert accuracies[0] == accuracies[1]
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
     assert from_store.keypoints.opened and from_store.frames.opened == (model_name == "fused")  # lstm: never read
+    rescored = evaluate_saved(tmp_path / "store", tmp_path / "tiny_store", split="test")  # evaluate --features FOLDER
+    assert rescored["accuracy"] == accuracies[1][1]
 
 
 def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,18 +90,23 @@ def _map_labels(features: Any, run_info: Mapping[str, Any], features_path: str |
     return lookup[np.asarray(features.labels, dtype=np.int64)]
 
 
+PREDICT_CHUNK = 256  # clips prepared at a time by predict_clips (e.g. ~380 MB of float32 frame differences)
+
+
 def predict_clips(model: Any, features: Any, spec: Any, indices: Sequence[int] | np.ndarray,
                   batch_size: int = 64) -> np.ndarray:
-    """Class probabilities (n, C) of the clips at indices, prepared and predicted one batch at a time (a features
-    store is read only batch by batch)."""
+    """Class probabilities (n, C) of the clips at indices, prepared PREDICT_CHUNK clips at a time and predicted in
+    batches (a features store is never read whole; under tf.distribute each chunk is split as one array is)."""
     from utils.inputs import prepare_inputs
 
     indices = np.asarray(indices, dtype=np.int64)
-    batches = [np.asarray(model.predict_on_batch(prepare_inputs(features, spec, indices[start:start + batch_size])))
-               for start in range(0, len(indices), max(1, int(batch_size)))]
-    if not batches:
+    chunk = max(PREDICT_CHUNK, int(batch_size))
+    parts = [np.asarray(model.predict(prepare_inputs(features, spec, indices[start:start + chunk]),
+                                      batch_size=batch_size, verbose=0))
+             for start in range(0, len(indices), chunk)]
+    if not parts:
         return np.zeros((0, int(model.outputs[0].shape[-1])), dtype=np.float32)
-    return np.concatenate(batches)
+    return np.concatenate(parts)
 
 
 def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str = "all") -> dict[str, Any]:

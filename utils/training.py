@@ -385,7 +385,7 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
 FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: full-batch steps on the fusion weights
 
 
-def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any, epochs: int,
+def _fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config: Any, epochs: int,
                 verbose: int) -> dict[str, list[float]]:
     """Staged training: each branch alone with its own head (best on validation), then only the fusion weights.
 
@@ -501,7 +501,7 @@ def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any
 
     start = time.perf_counter()
     labels = np.asarray(features.labels, dtype=np.int64)
-    chunks = [split.train[start:start + 1024] for start in range(0, len(split.train), 1024)]  # per clip: in chunks
+    chunks = [split.train[first:first + 1024] for first in range(0, len(split.train), 1024)]  # per clip: in chunks
     statistics = np.concatenate([models.segment_statistics(prepare_inputs(features, run_info, chunk)["keypoints"],
                                                            config.segments) for chunk in chunks])
     scaler = StandardScaler().fit(statistics)
