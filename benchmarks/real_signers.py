@@ -145,22 +145,43 @@ def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
     return predict
 
 
-def fit_ensemble(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seeds: list[int],
-                 fit: Callable) -> Callable[[np.ndarray], np.ndarray]:
-    """Average the probabilities of one model per seed."""
-    predictors = [fit(config, train_kp, train_y, seed) for seed in seeds]
-    return lambda kp: np.mean([p(kp) for p in predictors], axis=0)
-
-
 @dataclass
 class Candidate:
-    """One row of the table: a name, a configuration, how to fit it, and how many seeds to average."""
+    """One row of the table: a name, a configuration, how to fit it, how many seeds to average, and the
+    other rows whose (cached) test probabilities it averages with its own (``blend``; ``config`` None: only those)."""
 
     name: str
-    config: models.ModelConfig
+    config: models.ModelConfig | None
     linear: bool = False
     seeds: int = 1
     note: str = ""
+    blend: tuple[str, ...] = ()
+
+
+def cache_key(config: models.ModelConfig, linear: bool, dataset: str, fold: str, seed: int) -> str:
+    """A file name for the test probabilities of one fit: everything that decides them, hashed."""
+    import hashlib
+
+    text = json.dumps({"config": {k: v for k, v in config.to_dict().items() if k not in ("name", "description")},
+                       "linear": linear, "dataset": dataset, "fold": fold, "seed": seed}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def fit_and_predict(config: models.ModelConfig, linear: bool, seed: int, train_kp: np.ndarray, train_y: np.ndarray,
+                    test_kp: np.ndarray, cache: Path | None, key: str) -> tuple[np.ndarray, float]:
+    """Test probabilities of one model fitted with one seed, and its training seconds (read from cache when there)."""
+    path = None if cache is None else cache / f"{key}.npz"
+    if path is not None and path.is_file():
+        stored = np.load(path)
+        return stored["probabilities"], float(stored["seconds"])
+    start = time.perf_counter()
+    predictor = (fit_linear if linear else fit_neural)(config, train_kp, train_y, seed)
+    seconds = time.perf_counter() - start
+    probabilities = predictor(test_kp)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, probabilities=probabilities, seconds=seconds)
+    return probabilities, seconds
 
 
 def candidates(quick: bool) -> list[Candidate]:
@@ -185,6 +206,12 @@ def candidates(quick: bool) -> list[Candidate]:
         Candidate("lstm, old recommended", old, note="the course's recommended LSTM before this study"),
         Candidate("conv_gru", models.get_config("lstm"), note="**the recommended `lstm` now** (`--model lstm`): "
                   "Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity, 30 epochs"),
+        Candidate("conv_gru x3", models.get_config("lstm"), seeds=3,
+                  note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
+        Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),
+                  note="probabilities of conv_gru and linear averaged"),
+        Candidate("conv_gru x3 + linear", None, blend=("conv_gru x3", "linear"),
+                  note="the seed ensemble's and linear's probabilities averaged"),
     ]
     return rows
 
@@ -196,19 +223,36 @@ def class_index(names: list[str], labels: np.ndarray) -> np.ndarray:
     return np.array([lookup[label] for label in labels], dtype=np.int64)
 
 
-def run_fold(candidate: Candidate, clips: ClipSet, train: np.ndarray, test: np.ndarray, other: ClipSet | None,
-             epochs: int | None) -> dict[str, Any]:
+def candidate_probabilities(candidate: Candidate, dataset: str, fold: str, clips: ClipSet, train: np.ndarray,
+                            test_kp: np.ndarray, classes: list[str], epochs: int | None,
+                            cache: Path | None) -> tuple[list[np.ndarray], float]:
+    """Test probabilities of each model a candidate averages (its seeds, then its blend rows) and the seconds of all."""
+    found, seconds = [], 0.0
+    if candidate.config is not None:
+        config = candidate.config if epochs is None or candidate.linear else candidate.config.replace(epochs=epochs)
+        train_y = class_index(classes, clips.labels[train])
+        for seed in range(candidate.seeds):
+            key = cache_key(config, candidate.linear, dataset, fold, seed)
+            probabilities, spent = fit_and_predict(config, candidate.linear, seed, clips.keypoints[train], train_y,
+                                                   test_kp, cache, key)
+            found.append(probabilities)
+            seconds += spent
+    rows = {c.name: c for c in candidates(epochs is not None)}
+    for name in candidate.blend:  # each row's own average counts once
+        parts, spent = candidate_probabilities(rows[name], dataset, fold, clips, train, test_kp, classes, epochs, cache)
+        found.append(np.mean(parts, axis=0))
+        seconds += spent
+    return found, seconds
+
+
+def run_fold(candidate: Candidate, dataset: str, fold: str, clips: ClipSet, train: np.ndarray, test: np.ndarray,
+             other: ClipSet | None, epochs: int | None, cache: Path | None) -> dict[str, Any]:
     """Fit on the training clips, score the test clips: accuracy, accuracy without unseen classes, n."""
     classes = sorted(set(clips.labels[train]))
-    config = candidate.config if epochs is None or candidate.linear else candidate.config.replace(epochs=epochs)
-    fit = fit_linear if candidate.linear else fit_neural
-    start = time.perf_counter()
-    predictor = fit_ensemble(config, clips.keypoints[train], class_index(classes, clips.labels[train]),
-                             list(range(candidate.seeds)), fit)
-    seconds = time.perf_counter() - start
     test_kp, test_labels = (other.keypoints, other.labels) if other is not None else (clips.keypoints[test],
                                                                                       clips.labels[test])
-    predicted = np.asarray(classes)[predictor(test_kp).argmax(axis=1)]
+    found, seconds = candidate_probabilities(candidate, dataset, fold, clips, train, test_kp, classes, epochs, cache)
+    predicted = np.asarray(classes)[np.mean(found, axis=0).argmax(axis=1)]
     correct = predicted == test_labels
     seen = np.isin(test_labels, classes)
     return {"accuracy": float(correct.mean()), "accuracy_seen": float(correct[seen].mean()) if seen.any() else None,
@@ -226,13 +270,14 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
-def run_candidate(candidate: Candidate, datasets: list[str], epochs: int | None) -> dict[str, Any]:
+def run_candidate(candidate: Candidate, datasets: list[str], epochs: int | None, cache: Path | None) -> dict[str, Any]:
     """Every fold of every dataset for one candidate."""
     result: dict[str, Any] = {}
     for dataset in datasets:
         folds = []
-        for name, clips, train, test, other in fold_tasks(dataset):
-            fold = {"fold": name, **run_fold(candidate, clips, train, test, other, epochs)}
+        for index, (name, clips, train, test, other) in enumerate(fold_tasks(dataset)):
+            fold_id = f"{index}:" + ",".join(sorted(set(clips.signers[test])))  # names like "8 signers" repeat
+            fold = {"fold": name, **run_fold(candidate, dataset, fold_id, clips, train, test, other, epochs, cache)}
             folds.append(fold)
             print(f"  {candidate.name:32s} {dataset:9s} {name:28s} {fold['accuracy']:.3f} "
                   f"(n={fold['n']}, {fold['train_seconds']} s)", flush=True)
@@ -306,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--combine", nargs="*", help="JSON files of earlier runs to merge into one table (runs nothing)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "real_signers.md"))
+    parser.add_argument("--cache", default=str(ROOT / "results" / "real_signers_cache"),
+                        help="folder for each fit's test probabilities: a rerun or a blend of fitted rows "
+                             "reads them instead of training again ('' = no cache)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.combine:
@@ -315,12 +363,13 @@ def main(argv: list[str] | None = None) -> None:
         results, datasets = {}, args.datasets
         for candidate in (c for c in candidates(args.quick) if not args.only or c.name in args.only):
             print(candidate.name, flush=True)
-            results[candidate.name] = run_candidate(candidate, datasets, 5 if args.quick else None)
+            results[candidate.name] = run_candidate(candidate, datasets, 5 if args.quick else None,
+                                                    Path(args.cache) if args.cache else None)
         command = "python benchmarks/real_signers.py" + (" --quick" if args.quick else "") + \
                   (" --only " + " ".join(f"'{o}'" for o in args.only) if args.only else "") + \
                   (" --datasets " + " ".join(datasets) if datasets != list(DATASETS) else "")
     notes = {c.name: c for c in candidates(args.quick)}
-    rows = [notes.get(name) or Candidate(name, models.get_config("linear")) for name in results]
+    rows = [notes.get(name) or Candidate(name, None) for name in results]
     out.write_text(markdown(results, rows, datasets, command), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps({"command": command, "results": results}, indent=1),
                                         encoding="utf-8")
