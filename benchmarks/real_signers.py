@@ -132,11 +132,16 @@ def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
     batches = training.training_batches(raw, train_y, spec, config.augmentation or {}, config.batch_size, seed)
     model = models.build_model("lstm", config, num_classes=int(train_y.max()) + 1,
                                keypoint_dim=preprocessing.output_dim(config.preprocessing))
+    if models.linear_output_layer(model) is not None:  # a blend: its linear branch first, as `train` does
+        training.fit_linear_weights(model, training.finish_inputs(raw, spec)["keypoints"], train_y, config, seed)
     models.compile_model(model, config)
+    trained = models.neural_part(model)
+    if trained is not model:
+        models.compile_model(trained, config)
     callbacks = []
     if config.lr_milestones:
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
-    model.fit(batches, epochs=config.epochs, verbose=0, callbacks=callbacks)
+    trained.fit(batches, epochs=config.epochs, verbose=0, callbacks=callbacks)
 
     def predict(kp: np.ndarray) -> np.ndarray:
         inputs = training.finish_inputs({"keypoints": preprocessing.resample_time(kp, config.num_frames)}, spec)
@@ -202,16 +207,28 @@ def candidates(quick: bool) -> list[Candidate]:
     old = models.get_config("lstm").replace(
         preprocessing={"normalize": True, "face": "thin", "mirror": "height", "velocity": True},
         keypoint_encoder="lstm", lstm_units=(128,), kernel_size=3, epochs=60, patience=15)
+    default = models.get_config("lstm")
     rows += [
+        Candidate("linear, hand angles", linear.replace(preprocessing={**linear.preprocessing, "hand_angles": True}),
+                  linear=True, note="linear + finger joint bends and fingertip distances"),
         Candidate("lstm, old recommended", old, note="the course's recommended LSTM before this study"),
         Candidate("conv_gru", models.get_config("lstm"), note="**the recommended `lstm` now** (`--model lstm`): "
                   "Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity, 30 epochs"),
+        Candidate("conv_gru, more augmentation", default.replace(augmentation={
+            **default.augmentation, "rotate": 15.0, "hand_drop": 0.3, "finger_jitter": 0.1}),
+            note="conv_gru + rotation up to 15 degrees, one hand lost for a span (30% of clips), finger jitter 0.1"),
+        Candidate("conv_gru, hand angles", default.replace(preprocessing={**default.preprocessing, "hand_angles": True}),
+                  note="conv_gru + finger joint bends and fingertip distances"),
         Candidate("conv_gru x3", models.get_config("lstm"), seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),
                   note="probabilities of conv_gru and linear averaged"),
         Candidate("conv_gru x3 + linear", None, blend=("conv_gru x3", "linear"),
                   note="the seed ensemble's and linear's probabilities averaged"),
+        Candidate("linear, conv_gru inputs", linear.replace(preprocessing=default.preprocessing), linear=True,
+                  note="linear on conv_gru's inputs (velocities too)"),
+        Candidate("conv_gru + linear (its inputs)", None, blend=("conv_gru", "linear, conv_gru inputs"),
+                  note="probabilities of conv_gru and the linear model on its inputs averaged"),
     ]
     return rows
 

@@ -127,3 +127,43 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
     inputs = training.prepare_inputs(features, run_info, np.arange(5))
     for path in written[:2]:
         _assert_same_as_keras(model, path, inputs)
+
+
+# ----------------------------------------------------------------------------- the lstm model blended with a linear one
+def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
+    x, labels = _data(3)
+    config = models.get_config("lstm").replace(num_frames=7, lstm_units=(8, 6), head_units=(8,), linear_blend=0.3)
+    model = models.build_model("lstm", config, num_classes=3, keypoint_dim=5)
+    assert models.count_params(model) == models.formula_param_count("lstm", config, 3, 5)
+    stats = models.segment_statistics(x, config.segments)
+    scaler, classifier = _fit_sklearn(stats, labels)
+    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_)
+    linear = classifier.predict_proba(scaler.transform(stats))
+    neural = models.neural_part(model).predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), 0.7 * neural + 0.3 * linear, atol=1e-5)
+    # the neural part shares the model's layers and has no linear branch; the linear branch is frozen
+    part = models.neural_part(model)
+    assert not any(layer.name.startswith("linear") or "standardize" in layer.name for layer in part.layers)
+    assert all(w.trainable is False for w in model.get_layer(models.LINEAR_OUTPUT).weights)
+    plain = models.build_model("lstm", config.replace(linear_blend=0.0), 3, 5)
+    assert models.neural_part(plain) is plain and models.linear_output_layer(plain) is None  # trains as it is
+
+
+def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_path):
+    from utils import runs, splits, training
+
+    features = tiny_features(with_frames=False)
+    config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,
+                                               batch_size=8, patience=None, linear_blend=0.5,
+                                               preprocessing={"normalize": True, "velocity": True, "face": "drop"})
+    metrics = training.train(features, "lstm", config, out_dir=tmp_path / "run", seed=0, verbose=0,
+                             measure_speed=False)
+    model, run_info = runs.load_run(tmp_path / "run")
+    train = splits.make_splits(features.labels, groups=features.groups, split=features.split, seed=0).train
+    stats = models.segment_statistics(training.prepare_inputs(features, run_info, train)["keypoints"], config.segments)
+    scaler, classifier = _fit_sklearn(stats, np.asarray(features.labels)[train])
+    dense = model.get_layer(models.LINEAR_OUTPUT)
+    np.testing.assert_allclose(model.get_layer("keypoints_standardize").get_weights()[0], scaler.mean_, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(dense.get_weights()[1][classifier.classes_], classifier.intercept_, atol=1e-4)
+    assert metrics["epochs_run"] == 2 and 0 <= metrics["test_accuracy"] <= 1
