@@ -229,6 +229,12 @@ def candidates(quick: bool) -> list[Candidate]:
                   note="linear on conv_gru's inputs (velocities too)"),
         Candidate("conv_gru + linear (its inputs)", None, blend=("conv_gru", "linear, conv_gru inputs"),
                   note="probabilities of conv_gru and the linear model on its inputs averaged"),
+        Candidate("linear, conv_gru inputs + hand angles", linear.replace(preprocessing={
+            **default.preprocessing, "hand_angles": True}), linear=True,
+            note="linear on the inputs of conv_gru, hand angles"),
+        Candidate("conv_gru, hand angles + linear (its inputs)", None,
+                  blend=("conv_gru, hand angles", "linear, conv_gru inputs + hand angles"),
+                  note="probabilities of conv_gru, hand angles and the linear model on its inputs averaged"),
     ]
     return rows
 
