@@ -133,7 +133,8 @@ def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
     model = models.build_model("lstm", config, num_classes=int(train_y.max()) + 1,
                                keypoint_dim=preprocessing.output_dim(config.preprocessing))
     if models.linear_output_layer(model) is not None:  # a blend: its linear branch first, as `train` does
-        training.fit_linear_weights(model, training.finish_inputs(raw, spec)["keypoints"], train_y, config, seed)
+        statistics = models.segment_statistics(training.finish_inputs(raw, spec)["keypoints"], config.segments)
+        training.fit_linear_weights(model, statistics, train_y, config, seed)
     models.compile_model(model, config)
     trained = models.neural_part(model)
     if trained is not model:
