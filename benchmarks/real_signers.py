@@ -224,13 +224,14 @@ def candidates(quick: bool) -> list[Candidate]:
         Candidate("linear, hand angles", linear.replace(preprocessing={**linear.preprocessing, "hand_angles": True}),
                   linear=True, note="linear + finger joint bends and fingertip distances"),
         Candidate("lstm, old recommended", old, note="the course's recommended LSTM before this study"),
-        Candidate("conv_gru", default, note="**the recommended `lstm` now** (`--model lstm`): "
+        Candidate("conv_gru", default, note="the previous recommended `lstm`: "
                   "Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity, 30 epochs"),
         Candidate("conv_gru, more augmentation", default.replace(augmentation={
             **default.augmentation, "rotate": 15.0, "hand_drop": 0.3, "finger_jitter": 0.1}),
             note="conv_gru + rotation up to 15 degrees, one hand lost for a span (30% of clips), finger jitter 0.1"),
-        Candidate("conv_gru, hand angles", default.replace(preprocessing={**default.preprocessing, "hand_angles": True}),
-                  note="conv_gru + finger joint bends and fingertip distances"),
+        Candidate("conv_gru, hand angles", models.get_config("lstm"),
+                  note="**the recommended `lstm` now** (`--model lstm`): conv_gru + finger joint bends and fingertip "
+                       "distances (`hand_angles`)"),
         Candidate("conv_gru x3", default, seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),
