@@ -41,6 +41,7 @@ from utils.keypoints import mp_data_to_original  # noqa: E402
 REAL = Path(os.environ.get("COURSE_REAL_DIR", ROOT.parent / "shared" / "real"))
 DATA = Path(os.environ.get("COURSE_DATA_DIR", ROOT / "data"))
 DATASETS = ("four", "crowd", "synthetic", "transfer")
+TABLE_FIRST = ("linear", "conv_gru, hand angles", "conv_gru", "lstm, old recommended")  # then the order of candidates()
 UNSEEN_CLASS = "help"  # performed by luja_manandhar only
 
 
@@ -334,7 +335,7 @@ def markdown(results: dict[str, dict[str, Any]], rows: list[Candidate], datasets
              f"{written.strip()} (numbers produced by the script; do not edit by hand).", "",
              (__doc__ or "").split("Protocol (issue 15)")[1].split("\"\"\"")[0].strip().join(["Protocol (issue 15)", ""]),
              "", "Mean accuracy over folds [95% t-interval] (lowest fold); n = folds. Training seconds per fold were",
-             "measured on 2 CPU cores shared with other jobs (load average 10-20).", ""]
+             "measured on 2 CPU cores shared with other jobs (load average 10-26): compare them within a run only.", ""]
     folds = {d: next(len(r[d]["folds"]) for r in results.values() if d in r) for d in datasets}
     header = ["candidate"] + [f"{d} (n={folds[d]})" for d in datasets]
     if "four" in datasets:
@@ -405,7 +406,8 @@ def main(argv: list[str] | None = None) -> None:
                   (" --only " + " ".join(f"'{o}'" for o in args.only) if args.only else "") + \
                   (" --datasets " + " ".join(datasets) if datasets != list(DATASETS) else "")
     notes = {c.name: c for c in candidates(args.quick)}
-    rows = [notes.get(name) or Candidate(name, None) for name in results]
+    order = {name: index for index, name in enumerate([*TABLE_FIRST, *notes])}
+    rows = sorted((notes.get(name) or Candidate(name, None) for name in results), key=lambda r: order.get(r.name, 1e9))
     out.write_text(markdown(results, rows, datasets, command), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps({"command": command, "results": results}, indent=1),
                                         encoding="utf-8")
