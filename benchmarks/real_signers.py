@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
                   (" --only " + " ".join(f"'{o}'" for o in args.only) if args.only else "") + \
                   (" --datasets " + " ".join(datasets) if datasets != list(DATASETS) else "")
     notes = {c.name: c for c in candidates(args.quick)}
-    order = {name: index for index, name in enumerate([*TABLE_FIRST, *notes])}
+    order = {name: index for index, name in reversed(list(enumerate([*TABLE_FIRST, *notes])))}  # first place wins
     rows = sorted((notes.get(name) or Candidate(name, None) for name in results), key=lambda r: order.get(r.name, 1e9))
     out.write_text(markdown(results, rows, datasets, command), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps({"command": command, "results": results}, indent=1),
