@@ -17,6 +17,19 @@ Protocol (issue 15), every fold strictly by signer, nothing is chosen on test si
 Neural candidates train a fixed number of epochs (the configuration's) and keep the last weights: no
 validation split, so nothing at all is selected on the test signers and the three training signers of a
 ``four`` fold are all used. The real recordings are read in place and never copied.
+
+Selection: the candidate with the best mean over ``four``, ``crowd`` and ``synthetic`` becomes the recommended
+``lstm`` (``utils/models.py``); ``transfer`` is the held-out check and decides nothing. A row run on some of the
+three sets only could not be chosen. Rows named "a + b" average the test probabilities of the fits of rows a
+and b (each fit's probabilities are kept in ``results/real_signers_cache``, so a blend or a rerun reads them
+instead of training again; ``--cache ''`` trains everything afresh). "x3" averages seeds 0, 1 and 2 (three
+times the training time; not run to the end here).
+
+Targets of issue 15 that no candidate reached: the crowd (0.90), and beating the linear model on the synthetic
+signers, where the two are one clip of 400 apart. The crowd's folds stay apart because a few of its 40 signers
+sign hello / thanks / iloveyou unlike everyone else (the lowest fold, the same eight signers, is the lowest for
+every model), and MP_Data clips often begin with the end of the previous sign: a model of the other signers
+has never seen those versions.
 """
 from __future__ import annotations
 
