@@ -88,7 +88,8 @@ def test_cli_accepts_linear():
     assert args.model == "linear"
 
 
-def test_study_folds_are_signer_disjoint_and_cover_every_signer():
+def _study():
+    """benchmarks/real_signers.py as a module."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -98,6 +99,29 @@ def test_study_folds_are_signer_disjoint_and_cover_every_signer():
     study = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("real_signers", study)  # dataclasses look their module up while the file runs
     spec.loader.exec_module(study)
+    return study
+
+
+def test_study_cache_keys_and_cached_probabilities(tmp_path):
+    study = _study()
+    config = models.get_config("lstm")
+    keys = study.cache_keys(config, False, "four", "0:a", 0)
+    assert len(keys) == 2  # linear_blend at its default: also looked up under the key written before it existed
+    for other in (study.cache_keys(config, False, "four", "0:b", 0), study.cache_keys(config, False, "four", "0:a", 1),
+                  study.cache_keys(config, True, "four", "0:a", 0), study.cache_keys(config.replace(epochs=3), False,
+                                                                                       "four", "0:a", 0)):
+        assert not set(other) & set(keys)
+    assert study.cache_keys(config.replace(name="x", description="y"), False, "four", "0:a", 0) == keys
+    assert len(study.cache_keys(config.replace(linear_blend=0.5), False, "four", "0:a", 0)) == 1
+    stored = np.array([[0.2, 0.8]], np.float32)
+    np.savez(tmp_path / f"{keys[1]}.npz", probabilities=stored, seconds=12.5)  # an older spelling of the key
+    probabilities, seconds = study.fit_and_predict(config, False, 0, None, None, None, tmp_path, keys)  # no fit
+    np.testing.assert_array_equal(probabilities, stored)
+    assert seconds == 12.5
+
+
+def test_study_folds_are_signer_disjoint_and_cover_every_signer():
+    study = _study()
     signers = np.array([f"s{i % 40}" for i in range(400)])
     folds = study.group_folds(signers, 5)
     assert [len(f) for f in folds] == [8] * 5
