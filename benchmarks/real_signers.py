@@ -250,12 +250,8 @@ def candidates(quick: bool) -> list[Candidate]:
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),
                   note="probabilities of conv_gru and linear averaged"),
-        Candidate("conv_gru x3 + linear", None, blend=("conv_gru x3", "linear"),
-                  note="the seed ensemble's and linear's probabilities averaged"),
         Candidate("linear, conv_gru inputs", linear.replace(preprocessing=default.preprocessing), linear=True,
                   note="linear on conv_gru's inputs (velocities too)"),
-        Candidate("conv_gru + linear (its inputs)", None, blend=("conv_gru", "linear, conv_gru inputs"),
-                  note="probabilities of conv_gru and the linear model on its inputs averaged"),
         Candidate("linear, conv_gru inputs + hand angles", linear.replace(preprocessing={
             **default.preprocessing, "hand_angles": True}), linear=True,
             note="linear on the inputs of conv_gru, hand angles"),
