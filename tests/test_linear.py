@@ -88,7 +88,8 @@ def test_cli_accepts_linear():
     assert args.model == "linear"
 
 
-def test_study_folds_are_signer_disjoint_and_cover_every_signer():
+def _study():
+    """benchmarks/real_signers.py as a module."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -98,6 +99,29 @@ def test_study_folds_are_signer_disjoint_and_cover_every_signer():
     study = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("real_signers", study)  # dataclasses look their module up while the file runs
     spec.loader.exec_module(study)
+    return study
+
+
+def test_study_cache_keys_and_cached_probabilities(tmp_path):
+    study = _study()
+    config = models.get_config("lstm")
+    keys = study.cache_keys(config, False, "four", "0:a", 0)
+    assert len(keys) == 2  # linear_blend at its default: also looked up under the key written before it existed
+    for other in (study.cache_keys(config, False, "four", "0:b", 0), study.cache_keys(config, False, "four", "0:a", 1),
+                  study.cache_keys(config, True, "four", "0:a", 0), study.cache_keys(config.replace(epochs=3), False,
+                                                                                       "four", "0:a", 0)):
+        assert not set(other) & set(keys)
+    assert study.cache_keys(config.replace(name="x", description="y"), False, "four", "0:a", 0) == keys
+    assert len(study.cache_keys(config.replace(linear_blend=0.5), False, "four", "0:a", 0)) == 1
+    stored = np.array([[0.2, 0.8]], np.float32)
+    np.savez(tmp_path / f"{keys[1]}.npz", probabilities=stored, seconds=12.5)  # an older spelling of the key
+    probabilities, seconds = study.fit_and_predict(config, False, 0, None, None, None, tmp_path, keys)  # no fit
+    np.testing.assert_array_equal(probabilities, stored)
+    assert seconds == 12.5
+
+
+def test_study_folds_are_signer_disjoint_and_cover_every_signer():
+    study = _study()
     signers = np.array([f"s{i % 40}" for i in range(400)])
     folds = study.group_folds(signers, 5)
     assert [len(f) for f in folds] == [8] * 5
@@ -125,3 +149,43 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
     expected = keras_probabilities(tmp_path / "run", features, np.arange(5))
     for path in written[:2]:
         assert_same_as_keras(expected, path, raw_clips(tmp_path / "run", features, np.arange(5)))
+
+
+# ----------------------------------------------------------------------------- the lstm model blended with a linear one
+def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
+    x, labels = _data(3)
+    config = models.get_config("lstm").replace(num_frames=7, lstm_units=(8, 6), head_units=(8,), linear_blend=0.3)
+    model = models.build_model("lstm", config, num_classes=3, keypoint_dim=5)
+    assert models.count_params(model) == models.formula_param_count("lstm", config, 3, 5)
+    stats = models.segment_statistics(x, config.segments)
+    scaler, classifier = _fit_sklearn(stats, labels)
+    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_)
+    linear = classifier.predict_proba(scaler.transform(stats))
+    neural = models.neural_part(model).predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), 0.7 * neural + 0.3 * linear, atol=1e-5)
+    # the neural part shares the model's layers and has no linear branch; the linear branch is frozen
+    part = models.neural_part(model)
+    assert not any(layer.name.startswith("linear") or "standardize" in layer.name for layer in part.layers)
+    assert all(w.trainable is False for w in model.get_layer(models.LINEAR_OUTPUT).weights)
+    plain = models.build_model("lstm", config.replace(linear_blend=0.0), 3, 5)
+    assert models.neural_part(plain) is plain and models.linear_output_layer(plain) is None  # trains as it is
+
+
+def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_path):
+    from utils import runs, splits, training
+
+    features = tiny_features(with_frames=False)
+    config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,
+                                               batch_size=8, patience=None, linear_blend=0.5,
+                                               preprocessing={"normalize": True, "velocity": True, "face": "drop"})
+    metrics = training.train(features, "lstm", config, out_dir=tmp_path / "run", seed=0, verbose=0,
+                             measure_speed=False)
+    model, run_info = runs.load_run(tmp_path / "run")
+    train = splits.make_splits(features.labels, groups=features.groups, split=features.split, seed=0).train
+    stats = models.segment_statistics(training.prepare_inputs(features, run_info, train)["keypoints"], config.segments)
+    scaler, classifier = _fit_sklearn(stats, np.asarray(features.labels)[train])
+    dense = model.get_layer(models.LINEAR_OUTPUT)
+    np.testing.assert_allclose(model.get_layer("keypoints_standardize").get_weights()[0], scaler.mean_, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(dense.get_weights()[1][classifier.classes_], classifier.intercept_, atol=1e-4)
+    assert metrics["epochs_run"] == 2 and 0 <= metrics["test_accuracy"] <= 1

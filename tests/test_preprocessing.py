@@ -262,3 +262,86 @@ def test_color_augmentation_changes_frames_only():
     assert not np.array_equal(aug_frames, frames)
     again = P.augment_clips(kp, frames, np.random.default_rng(0), {"color": 0.3})[1]
     np.testing.assert_array_equal(aug_frames, again)
+
+
+def _rotate_xy(kp: np.ndarray, degrees: float, scale: float = 1.0, shift: tuple[float, float] = (0, 0)) -> np.ndarray:
+    """Both hands of raw clips turned about (0.5, 0.5) in the image plane, scaled (z too: nearer the camera), shifted."""
+    out = kp.copy().reshape(*kp.shape[:2], -1)
+    angle = np.deg2rad(degrees)
+    for part, size in ((K.LEFT_HAND, 3), (K.RIGHT_HAND, 3)):
+        points = out[..., part].reshape(*kp.shape[:2], -1, size)
+        seen = np.any(points != 0, axis=(-1, -2))[..., None]
+        x, y = points[..., 0] - 0.5, points[..., 1] - 0.5
+        new_x = scale * (np.cos(angle) * x - np.sin(angle) * y) + 0.5 + shift[0]
+        new_y = scale * (np.sin(angle) * x + np.cos(angle) * y) + 0.5 + shift[1]
+        points[..., 0], points[..., 1] = np.where(seen, new_x, 0), np.where(seen, new_y, 0)
+        points[..., 2] *= scale
+        out[..., part] = points.reshape(*kp.shape[:2], -1)
+    return out
+
+
+def test_hand_angles_ignore_in_plane_rotation_scale_and_shift_and_are_zero_when_missing():
+    kp = np.stack([make_clip(seed=s) for s in range(2)])
+    angles = P.hand_angles(kp)
+    assert angles.shape == (2, kp.shape[1], 2 * P.HAND_ANGLE_DIM) and angles.dtype == np.float32
+    np.testing.assert_allclose(P.hand_angles(_rotate_xy(kp, 40, 1.7, (0.1, -0.05))), angles, atol=1e-4)
+    np.testing.assert_array_equal(angles[..., :P.HAND_ANGLE_DIM], 0)  # the left hand is not there
+    assert np.all(np.abs(angles[..., P.HAND_ANGLE_DIM:P.HAND_ANGLE_DIM + 15]) <= 1 + 1e-6)  # cosines
+    bent = kp.copy()  # curl the index finger's tip back: its last bend and the tip distances change, nothing else
+    hand = bent[..., K.RIGHT_HAND].reshape(2, -1, 21, 3)
+    hand[..., 8, :2] = hand[..., 6, :2]
+    bent[..., K.RIGHT_HAND] = hand.reshape(2, kp.shape[1], -1)
+    changed = np.any(~np.isclose(P.hand_angles(bent), angles, atol=1e-5), axis=(0, 1))
+    expected = {P.HAND_ANGLE_DIM + 5} | {P.HAND_ANGLE_DIM + 15 + i for i in (0, 4, 5, 6)}  # index bend 3, tip pairs
+    assert set(np.flatnonzero(changed)) == expected
+
+
+def test_hand_angles_option_appends_them_and_output_dim_agrees():
+    kp = np.stack([make_clip(seed=s, left_hand=True) for s in range(2)])
+    options = {"normalize": True, "face": "drop", "pose": "upper", "z": False, "velocity": True}
+    base = P.preprocess_keypoints(kp, options)
+    out = P.preprocess_keypoints(kp, {**options, "hand_angles": True})
+    assert out.shape[-1] == P.output_dim({**options, "hand_angles": True}) == base.shape[-1] + 4 * P.HAND_ANGLE_DIM
+    half = base.shape[-1] // 2
+    np.testing.assert_allclose(out[..., :half], base[..., :half])
+    np.testing.assert_allclose(out[..., half:half + 2 * P.HAND_ANGLE_DIM], P.hand_angles(kp))
+
+
+def test_hand_drop_removes_one_hand_for_a_span_and_nothing_else():
+    kp = np.stack([make_clip(seed=s, left_hand=True, num_frames=10) for s in range(40)])
+    out = P.augment_batch(kp, np.random.default_rng(0), {"hand_drop": 0.5})
+    np.testing.assert_array_equal(out, P.augment_batch(kp, np.random.default_rng(0), {"hand_drop": 0.5}))
+    other = np.ones(kp.shape[-1], bool)
+    other[K.LEFT_HAND] = other[K.RIGHT_HAND] = False
+    np.testing.assert_array_equal(out[..., other], kp[..., other])  # face and pose untouched
+    lost = P.part_presence(kp)[..., 2:] & ~P.part_presence(out)[..., 2:]  # (N, T, 2)
+    dropped = lost.any(axis=(1, 2))
+    assert 5 < dropped.sum() < 35  # about half the clips
+    assert not np.any(lost.any(axis=1).all(axis=1))  # one hand per clip
+    assert np.all(lost.sum(axis=(1, 2)) <= 5)  # at most half of the 10 frames
+    for hand, index in ((K.LEFT_HAND, 0), (K.RIGHT_HAND, 1)):  # values of hands still there are unchanged
+        still = ~lost[..., index]
+        np.testing.assert_array_equal(out[..., hand][still], kp[..., hand][still])
+
+
+def test_finger_jitter_changes_finger_points_only_and_keeps_missing_hands():
+    kp = np.stack([make_clip(seed=s) for s in range(3)])
+    out = P.augment_batch(kp, np.random.default_rng(1), {"finger_jitter": 0.1})
+    np.testing.assert_array_equal(out, P.augment_batch(kp, np.random.default_rng(1), {"finger_jitter": 0.1}))
+    other = np.ones(kp.shape[-1], bool)
+    other[K.RIGHT_HAND] = False
+    np.testing.assert_array_equal(out[..., other], kp[..., other])  # left hand (missing), face, pose
+    hand, moved = kp[..., K.RIGHT_HAND].reshape(3, -1, 21, 3), out[..., K.RIGHT_HAND].reshape(3, -1, 21, 3)
+    np.testing.assert_array_equal(moved[..., 0, :], hand[..., 0, :])  # the wrist stays
+    np.testing.assert_array_equal(moved[..., 2], hand[..., 2])  # z stays
+    shift = moved[..., 1:, :2] - hand[..., 1:, :2]
+    assert np.all(np.abs(shift) > 0)
+    palm = np.linalg.norm(hand[..., P.PALM_POINTS, :2] - hand[..., :1, :2], axis=-1).mean(-1)
+    assert 0.05 < np.std(shift / palm[..., None, None]) < 0.2  # about 0.1 palm sizes
+
+
+def test_new_augmentations_leave_the_older_options_batches_unchanged():
+    kp = np.stack([make_clip(seed=s) for s in range(4)])
+    options = {"scale": 0.1, "rotate": 10, "time_warp": 0.2}
+    before = P.augment_batch(kp, np.random.default_rng(5), options)
+    np.testing.assert_array_equal(P.augment_batch(kp, np.random.default_rng(5), {**options, "hand_drop": 0.0}), before)

@@ -27,6 +27,7 @@ OPTION_VALUES: dict[str, tuple] = {
     "hand_shape": (False, True),
     "presence": (False, True),
     "fill_gaps": (0, 1, 3),
+    "hand_angles": (False, True),
 }
 KEYPOINT_CASES = [(option, value) for option, values in OPTION_VALUES.items() if option != "frames"
                   for value in values[1:]]

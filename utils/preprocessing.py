@@ -22,6 +22,8 @@ option         effect
                (:func:`hand_shape`): the hand's shape, whatever its position, size and the signer's distance
 ``presence``   append two flags per frame: left hand seen, right hand seen
 ``fill_gaps``  fill hand drop-outs of at most this many frames by linear interpolation (:func:`fill_hand_gaps`)
+``hand_angles`` append each hand's finger joint bends and fingertip distances (:func:`hand_angles`):
+               hand shape that does not change when the hand turns in the image plane
 =============  =====================================================================================
 
 ``mirror`` takes ``False``, ``"motion"`` (the hand that travels further is the dominant one, see
@@ -47,7 +49,7 @@ from utils.keypoints import (FACE, FACE_POINTS, HAND_DIM, HAND_POINTS, KEYPOINT_
 #: The faithful setting: raw vectors, exactly what the original model was fed.
 DEFAULT_OPTIONS: dict[str, Any] = {"normalize": False, "face": "full", "mirror": False, "velocity": False,
                                    "frames": "rgb", "pose": "full", "z": True, "hand_shape": False,
-                                   "presence": False, "fill_gaps": 0}
+                                   "presence": False, "fill_gaps": 0, "hand_angles": False}
 FACE_MODES = ("full", "thin", "drop")
 FRAME_MODES = ("rgb", "diff")
 POSE_MODES = ("full", "upper")
@@ -333,6 +335,38 @@ def hand_shape(kp: np.ndarray, use_z: bool = True) -> np.ndarray:
     return np.concatenate(shapes, axis=-1).astype(np.float32)
 
 
+#: Each finger's chain of landmarks from the wrist: thumb, index, middle, ring, pinky.
+FINGER_CHAINS = ((0, 1, 2, 3, 4), (0, 5, 6, 7, 8), (0, 9, 10, 11, 12), (0, 13, 14, 15, 16), (0, 17, 18, 19, 20))
+FINGERTIPS = (4, 8, 12, 16, 20)
+HAND_ANGLE_DIM = 15 + 10  # per hand: 3 joint bends per finger, 10 fingertip distances
+
+
+def hand_angles(kp: np.ndarray) -> np.ndarray:
+    """Per hand, the cosine of the bend at each finger's three joints (x, y, z) and the 10 distances between
+    fingertips (x, y) divided by the palm size: (N, T, 2 * 25), zeros where the hand is missing.
+
+    Unchanged by moving, scaling or rotating the hand in the image plane (the bends also under any 3D
+    rotation): the hand's shape alone.
+    """
+    kp = check_keypoints(kp)
+    _, _, left, right = _parts(kp)
+    present = part_presence(kp)
+    pairs = [(a, b) for i, a in enumerate(FINGERTIPS) for b in FINGERTIPS[i + 1:]]
+    out = []
+    for hand, index in ((left, 2), (right, 3)):
+        bends = []
+        for chain in FINGER_CHAINS:
+            bones = np.diff(hand[..., list(chain), :], axis=-2)  # (N, T, 4, 3)
+            length = np.maximum(np.linalg.norm(bones, axis=-1), 1e-6)
+            unit = bones / length[..., None]
+            bends.append(np.sum(unit[..., 1:, :] * unit[..., :-1, :], axis=-1))  # (N, T, 3)
+        palm = np.linalg.norm(hand[..., PALM_POINTS, :2] - hand[..., HAND_WRIST:HAND_WRIST + 1, :2], axis=-1).mean(-1)
+        tips = np.stack([np.linalg.norm(hand[..., a, :2] - hand[..., b, :2], axis=-1) for a, b in pairs], axis=-1)
+        values = np.concatenate(bends + [tips / np.maximum(palm, MIN_PALM_SIZE)[..., None]], axis=-1)
+        out.append(np.where(present[..., index][..., None], values, 0))
+    return np.concatenate(out, axis=-1).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- velocities, the pipeline
 def add_velocity(features: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
     """Append frame differences (first frame 0) to each frame's vector; zero where a value is missing in either frame."""
@@ -381,7 +415,7 @@ def preprocess_keypoints(kp: np.ndarray, options: Mapping[str, Any] | None = Non
     """Raw (N, T, 1662) keypoints -> model input (N, T, output_dim(options)).
 
     In order: fill short hand gaps, canonical handedness (mirror), normalise, keep the chosen points and
-    coordinates, append hand shapes and hand-presence flags, append velocities. Vectorised over clips.
+    coordinates, append hand shapes, finger angles and hand-presence flags, append velocities. Vectorised over clips.
     """
     options = resolve_options(options)
     kp = check_keypoints(kp)
@@ -395,6 +429,9 @@ def preprocess_keypoints(kp: np.ndarray, options: Mapping[str, Any] | None = Non
     if options["hand_shape"]:  # position and scale drop out: raw or normalised coordinates give the same
         blocks.append(hand_shape(kp, options["z"]))
         blocks_present.append(np.repeat(presence, (HAND_POINTS - 1) * (3 if options["z"] else 2), axis=-1))
+    if options["hand_angles"]:
+        blocks.append(hand_angles(kp))
+        blocks_present.append(np.repeat(presence, HAND_ANGLE_DIM, axis=-1))
     if options["presence"]:
         blocks.append(presence.astype(np.float32))
         blocks_present.append(np.ones_like(presence))
@@ -411,6 +448,7 @@ def output_dim(options: Mapping[str, Any] | None = None) -> int:
     dim = (len(face_indices(options["face"])) * xyz + len(pose_indices(options["pose"])) * (xyz + options["z"])
            + 2 * HAND_POINTS * xyz)
     dim += 2 * (HAND_POINTS - 1) * xyz if options["hand_shape"] else 0
+    dim += 2 * HAND_ANGLE_DIM if options["hand_angles"] else 0
     dim += 2 if options["presence"] else 0
     return dim * 2 if options["velocity"] else dim
 
@@ -448,7 +486,8 @@ def preprocess_frames(frames: np.ndarray, options: Mapping[str, Any] | None = No
 # ----------------------------------------------------------------------------- augmentation
 #: No augmentation (every value 0).
 NO_AUGMENTATION: dict[str, float] = {"mirror": 0.0, "scale": 0.0, "rotate": 0.0, "shift": 0.0,
-                                     "time_warp": 0.0, "drop_frames": 0.0, "color": 0.0}
+                                     "time_warp": 0.0, "drop_frames": 0.0, "color": 0.0, "hand_drop": 0.0,
+                                     "finger_jitter": 0.0}
 
 
 def jitter_colors(frames: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -510,6 +549,35 @@ def _drop_indices(num_frames: int, probability: float, rng: np.random.Generator)
     return order, dropped & ~repeat
 
 
+def drop_hand_spans(kp: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
+    """With this probability per clip, one hand (left or right at random) goes missing (zeros) for a random span
+    of 1 to T/2 frames: what MediaPipe does when it loses a hand. Everything else is unchanged."""
+    kp = check_keypoints(kp).copy()
+    num_frames = kp.shape[1]
+    for clip in np.flatnonzero(rng.random(len(kp)) < probability):
+        hand = (LEFT_HAND, RIGHT_HAND)[rng.integers(2)]
+        length = int(rng.integers(1, max(num_frames // 2, 1) + 1))
+        start = int(rng.integers(0, num_frames - length + 1))
+        kp[clip, start:start + length, hand] = 0
+    return kp
+
+
+def jitter_fingers(kp: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Move each hand's points 1-20 (not the wrist) by a random offset per clip and point, x and y, of standard
+    deviation ``strength`` palm sizes (:func:`hand_shape`'s palm): another hand's proportions, the same sign.
+    Only frames where the hand is present change."""
+    kp = check_keypoints(kp).copy()
+    present = part_presence(kp)
+    for hand, index in ((LEFT_HAND, 2), (RIGHT_HAND, 3)):
+        points = kp[..., hand].reshape(*kp.shape[:2], HAND_POINTS, 3)
+        palm = np.linalg.norm(points[..., PALM_POINTS, :2] - points[..., HAND_WRIST:HAND_WRIST + 1, :2], axis=-1).mean(-1)
+        offset = rng.normal(0, strength, size=(len(kp), 1, HAND_POINTS - 1, 2)).astype(np.float32)
+        moved = points.copy()
+        moved[..., 1:, :2] += offset * palm[..., None, None]
+        kp[..., hand] = np.where(present[..., index][..., None], moved.reshape(*kp.shape[:2], -1), kp[..., hand])
+    return kp
+
+
 def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Generator,
                   options: Mapping[str, Any] | None, hand_crops: np.ndarray | None = None) -> tuple:
     """Augment raw keypoints (N, T, 1662) and, consistently, their frames (N, T, S, S, 3) or None.
@@ -522,7 +590,9 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
     ``scale`` (fraction), rotate by up to ``rotate`` degrees, shift by up to ``shift`` (image fraction),
     warp time by ``time_warp`` and drop frames with probability ``drop_frames`` (half of them zeroed as
     a missed detection, half repeating the previous frame); frames only: colour jitter of strength
-    ``color`` (:func:`jitter_colors`). Keypoints only change where parts are present.
+    ``color`` (:func:`jitter_colors`). Keypoints only: ``finger_jitter`` (:func:`jitter_fingers`, palm sizes) and
+    ``hand_drop`` (probability of losing one hand for a span, :func:`drop_hand_spans`). Keypoints only change
+    where parts are present.
     """
     options = resolve_augmentation(options)
     kp = check_keypoints(kp).copy()
@@ -556,6 +626,11 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
             frames[clip] = frames[clip][order]
         if crops is not None:
             crops[clip] = crops[clip][order]
+    # drawn after every other option, so a configuration without these two gets the same batches as before
+    if options["finger_jitter"] > 0:
+        kp = jitter_fingers(kp, rng, options["finger_jitter"])
+    if options["hand_drop"] > 0:
+        kp = drop_hand_spans(kp, rng, options["hand_drop"])
     return (kp, frames) if hand_crops is None else (kp, frames, crops)
 
 

@@ -26,7 +26,7 @@ from utils.video import sample_frame_indices
 
 #: The options of utils.preprocessing.DEFAULT_OPTIONS that have a TensorFlow port here.
 PORTED_OPTIONS = frozenset({"normalize", "face", "mirror", "velocity", "frames", "pose", "z", "hand_shape",
-                            "presence", "fill_gaps"})
+                            "presence", "fill_gaps", "hand_angles"})
 
 
 def check_ported(options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -194,6 +194,28 @@ def hand_shape(kp: tf.Tensor, use_z: bool = True) -> tf.Tensor:
     return tf.concat(shapes, axis=-1)
 
 
+def hand_angles(kp: tf.Tensor) -> tf.Tensor:
+    """Per hand, the cosine of each finger's three joint bends (x, y, z) and the 10 fingertip distances (x, y)
+    divided by the palm size: (B, T, 2 * 25), zeros where the hand is missing."""
+    _, _, left, right = _parts(kp)
+    present = part_presence(kp)
+    pairs = [(a, b) for i, a in enumerate(P.FINGERTIPS) for b in P.FINGERTIPS[i + 1:]]
+    out = []
+    for hand, index in ((left, 2), (right, 3)):
+        bends = []
+        for chain in P.FINGER_CHAINS:
+            points = tf.gather(hand, list(chain), axis=-2)
+            bones = points[..., 1:, :] - points[..., :-1, :]  # (B, T, 4, 3)
+            unit = bones / tf.maximum(_norm(bones), 1e-6)[..., None]
+            bends.append(tf.reduce_sum(unit[..., 1:, :] * unit[..., :-1, :], axis=-1))  # (B, T, 3)
+        wrist = hand[..., P.HAND_WRIST:P.HAND_WRIST + 1, :2]
+        palm = tf.reduce_mean(_norm(tf.gather(hand, P.PALM_POINTS, axis=-2)[..., :2] - wrist), axis=-1)
+        tips = tf.stack([_norm(hand[..., a, :2] - hand[..., b, :2]) for a, b in pairs], axis=-1)
+        values = tf.concat(bends + [tips / tf.maximum(palm, P.MIN_PALM_SIZE)[..., None]], axis=-1)
+        out.append(tf.where(present[..., index][..., None], values, 0.0))
+    return tf.concat(out, axis=-1)
+
+
 # ----------------------------------------------------------------------------- velocities, the pipeline
 def add_velocity(features: tf.Tensor, present: tf.Tensor | None = None) -> tf.Tensor:
     """Append frame differences (first frame 0), zero where a value is missing in either frame."""
@@ -240,6 +262,9 @@ def preprocess_keypoints(kp: tf.Tensor, options: Mapping[str, Any] | None = None
         blocks.append(hand_shape(kp, options["z"]))
         blocks_present.append(tf.gather(presence, np.repeat([0, 1], (HAND_POINTS - 1) * (3 if options["z"] else 2)),
                                         axis=-1))
+    if options["hand_angles"]:
+        blocks.append(hand_angles(kp))
+        blocks_present.append(tf.gather(presence, np.repeat([0, 1], P.HAND_ANGLE_DIM), axis=-1))
     if options["presence"]:
         blocks.append(tf.cast(presence, tf.float32))
         blocks_present.append(tf.ones_like(presence))

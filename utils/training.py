@@ -364,17 +364,23 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
     batches = training_batches(stored_arrays(features, run_info), labels[split.train], run_info,
                                config.augmentation or {}, global_batch, seed, split.train)
     validation = ClipBatches(features, run_info, split.val, labels[split.val], global_batch) if len(split.val) else None
+    start = time.perf_counter()
     with precision_policy(mixed_precision), strategy.scope():
         model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
                                    keypoint_dim=run_info["input_dim"])
+        if models.linear_output_layer(model) is not None:  # a blend: the linear branch first, then the neural part alone
+            fit_linear_weights(model, _segment_statistics_of(features, run_info, split.train, config.segments),
+                               labels[split.train], config, seed)
         models.compile_model(model, config)
-        distribute.prepare_model(model)
+        trained = models.neural_part(model)
+        if trained is not model:
+            models.compile_model(trained, config)
+        distribute.prepare_model(trained)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
-    start = time.perf_counter()
     if getattr(config, "staged", False) and models.branch_models(model):
         return model, _fit_staged(model, batches, validation, config, epochs, verbose), time.perf_counter() - start
-    fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
-                    callbacks=callbacks)
+    fit = trained.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
+                      callbacks=callbacks)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     if backup.initial_epoch:  # a resumed run: the epochs before the interruption come from history.csv
         earlier = _read_history_csv(folder / "history.csv")
@@ -489,27 +495,44 @@ def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> 
     return False
 
 
+def _segment_statistics_of(features: Any, run_info: Mapping[str, Any], indices: np.ndarray, segments: int) -> np.ndarray:
+    """The linear model's segment statistics of the prepared keypoints of these clips, read in chunks."""
+    from utils import models
+
+    chunks = [indices[start:start + 1024] for start in range(0, len(indices), 1024)]  # per clip: in chunks
+    return np.concatenate([models.segment_statistics(prepare_inputs(features, run_info, chunk)["keypoints"], segments)
+                           for chunk in chunks])
+
+
+def fit_linear_weights(model: Any, statistics: np.ndarray, labels: np.ndarray, config: Any, seed: int = 0) -> Any:
+    """Fit scikit-learn's StandardScaler + LogisticRegression(C=config.linear_c) on segment statistics
+    (:func:`utils.models.segment_statistics` of the prepared keypoints) and copy them into the model's linear
+    branch (a linear model or a blend)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from utils import models
+
+    scaler = StandardScaler().fit(statistics)
+    classifier = LogisticRegression(C=config.linear_c, max_iter=2000, random_state=seed)
+    classifier.fit(scaler.transform(statistics), labels)
+    return models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_,
+                                     classes=classifier.classes_)
+
+
 def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
                 seed: int, verbose: int) -> tuple[Any, dict[str, list[float]], float]:
     """Fit scikit-learn's StandardScaler + LogisticRegression(C=config.linear_c) on the training clips' segment
     statistics and copy them into the Keras linear model; return (model, one-step history, seconds)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
-    from sklearn.preprocessing import StandardScaler
 
     from utils import models
 
     start = time.perf_counter()
     labels = np.asarray(features.labels, dtype=np.int64)
-    chunks = [split.train[first:first + 1024] for first in range(0, len(split.train), 1024)]  # per clip: in chunks
-    statistics = np.concatenate([models.segment_statistics(prepare_inputs(features, run_info, chunk)["keypoints"],
-                                                           config.segments) for chunk in chunks])
-    scaler = StandardScaler().fit(statistics)
-    classifier = LogisticRegression(C=config.linear_c, max_iter=2000, random_state=seed)
-    classifier.fit(scaler.transform(statistics), labels[split.train])
+    statistics = _segment_statistics_of(features, run_info, split.train, config.segments)
     model = models.build_model("linear", config, num_classes=len(run_info["classes"]), keypoint_dim=run_info["input_dim"])
-    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_,
-                              classes=classifier.classes_)
+    fit_linear_weights(model, statistics, labels[split.train], config, seed)
     models.compile_model(model, config)
     history: dict[str, list[float]] = {}
     for name, indices in (("", split.train), ("val_", split.val)):
