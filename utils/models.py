@@ -110,6 +110,9 @@ class ModelConfig:
     fusion: str = "concat"  # "concat" (the original), "logits" (weighted log-probabilities) or "gate" (per clip)
     modality_dropout: float = 0.0  # training only: drop a whole branch of a clip with this probability
     staged: bool = False  # fused: train each branch alone, then only the fusion on the validation signers
+    frame_stem: tuple[int, ...] = ()  # filters of strided 3x3 convolutions per frame before the ConvLSTM (each halves S)
+    frame_pooling: str = "flatten"  # ConvLSTM's last step: "flatten" (reduce conv, the original) or "average" (global)
+    frame_kernel_size: int | None = None  # the ConvLSTM's kernel; None = kernel_size
     keypoint_encoder: str = "lstm"  # the keypoint branch: "lstm" (stacked LSTMs) or "conv_gru" (see _keypoint_branch)
     segments: int = 3  # linear model: time segments whose means (plus the std over time) it classifies
     linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
@@ -131,7 +134,7 @@ class ModelConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown ModelConfig fields {unknown}; known: {sorted(known)}")
-        tuple_fields = {"lstm_units", "convlstm_filters", "head_units", "lr_milestones"}
+        tuple_fields = {"lstm_units", "convlstm_filters", "head_units", "lr_milestones", "frame_stem"}
         return cls(**{k: (tuple(v) if k in tuple_fields else v) for k, v in values.items()})
 
 
@@ -469,10 +472,15 @@ def _batch_norm(config: ModelConfig, name: str) -> keras.layers.Layer:
                                            gamma_regularizer=reg, name=name)
 
 
+def frame_kernel_size(config: ModelConfig) -> int:
+    """The ConvLSTM's (and reduce convolution's) kernel side: ``frame_kernel_size``, else ``kernel_size``."""
+    return config.frame_kernel_size or config.kernel_size
+
+
 def _convlstm_layer(config: ModelConfig, filters: int, impl: str, name: str) -> keras.layers.Layer:
     """One ConvLSTM layer (return_sequences=True), ours or keras.layers.ConvLSTM2D."""
     reg = _regularizer(config)
-    common = dict(filters=filters, kernel_size=config.kernel_size, activation=config.convlstm_activation,
+    common = dict(filters=filters, kernel_size=frame_kernel_size(config), activation=config.convlstm_activation,
                   return_sequences=True, kernel_regularizer=reg, recurrent_regularizer=reg,
                   bias_regularizer=reg, name=name)
     if impl == "fast":
@@ -535,17 +543,38 @@ def _conv_gru_encoder(keypoints: Any, config: ModelConfig) -> Any:
     return x
 
 
+FRAME_POOLINGS = ("flatten", "average")
+
+
+def _frame_stem(x: Any, config: ModelConfig, prefix: str) -> Any:
+    """Per frame: strided 3x3 convolutions (ReLU, BatchNorm), each halving the image side, before the ConvLSTM."""
+    reg = _regularizer(config)
+    for index, filters in enumerate(config.frame_stem):
+        conv = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", kernel_regularizer=reg,
+                                   bias_regularizer=reg)
+        x = keras.layers.TimeDistributed(conv, name=f"{prefix}_stem{index + 1}")(x)
+        x = _batch_norm(config, name=f"{prefix}_stem{index + 1}_batchnorm")(x)
+    return x
+
+
 def _frame_branch(frames: Any, config: ModelConfig, impl: str, prefix: str = "frames") -> Any:
-    """Rescale uint8 frames, ConvLSTM + BatchNorm per layer, last step, reduce-conv, flatten."""
+    """Rescale uint8 frames, the optional strided stem, ConvLSTM + BatchNorm per layer, last step, then a reduce-conv
+    and flatten (``frame_pooling="flatten"``, the original) or a global average over the image ("average")."""
+    if config.frame_pooling not in FRAME_POOLINGS:
+        raise ConfigError(f"unknown frame_pooling {config.frame_pooling!r}; use one of {', '.join(FRAME_POOLINGS)}")
     reg = _regularizer(config)
     x = keras.layers.Rescaling(1.0 / 255, name=f"{prefix}_rescale")(frames)
+    x = _frame_stem(x, config, prefix)
     for index, filters in enumerate(config.convlstm_filters):
         x = _convlstm_layer(config, filters, impl, name=f"{prefix}_convlstm{index + 1}")(x)
         x = _batch_norm(config, name=f"{prefix}_batchnorm{index + 1}")(x)
     x = LastTimeStep(name=f"{prefix}_last_step")(x)
-    x = keras.layers.Conv2D(config.reduce_channels, config.kernel_size, padding="same", kernel_regularizer=reg,
-                            bias_regularizer=reg, name=f"{prefix}_reduce")(x)
-    x = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
+    if config.frame_pooling == "average":
+        x = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_pool")(x)
+    else:
+        x = keras.layers.Conv2D(config.reduce_channels, frame_kernel_size(config), padding="same",
+                                kernel_regularizer=reg, bias_regularizer=reg, name=f"{prefix}_reduce")(x)
+        x = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout")(x)
     return x
@@ -780,9 +809,10 @@ def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
     """Parameter counts from the layer formulas (Keras layers), same keys as :func:`count_params` (concat fusion
     of keypoints and whole frames only)."""
     _check_model_name(model_name)
-    if config.frame_input != "frames" or config.fusion != "concat":
+    if config.frame_input != "frames" or config.fusion != "concat" or config.frame_stem or config.frame_pooling != "flatten":
         raise ConfigError("formula_param_count covers the original's layout only (frame_input='frames', "
-                          f"fusion='concat'), got {config.frame_input!r} / {config.fusion!r}")
+                          f"fusion='concat', no frame_stem, frame_pooling='flatten'), got {config.frame_input!r} / "
+                          f"{config.fusion!r} / {config.frame_stem!r} / {config.frame_pooling!r}")
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     feature_size = 0
     if model_name == "linear":  # standardisation (mean, scale) of the statistics, then the classifier
@@ -804,7 +834,7 @@ def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
             size_in = units
         feature_size += size_in
     if "frames" in model_inputs(model_name):
-        area, channels = config.kernel_size ** 2, 3
+        area, channels = frame_kernel_size(config) ** 2, 3
         for filters in config.convlstm_filters:
             counts["frames"] += 4 * filters * (area * (channels + filters) + 1)  # ConvLSTM
             counts["frames"] += 4 * filters  # BatchNorm: gamma, beta, moving mean, moving variance
@@ -833,7 +863,8 @@ def describe(config: ModelConfig) -> str:
     """One line: name, shapes and key sizes of a configuration."""
     encoder = "LSTM" if config.keypoint_encoder == "lstm" else config.keypoint_encoder
     return (f"{config.name}: T={config.num_frames}, S={config.image_size}, {encoder} {config.lstm_units}, "
-            f"ConvLSTM {config.convlstm_filters} {config.kernel_size}x{config.kernel_size}, head {config.head_units}, "
+            f"ConvLSTM {config.convlstm_filters} {frame_kernel_size(config)}x{frame_kernel_size(config)}"
+            f"{f' after a strided stem {config.frame_stem}' if config.frame_stem else ''}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
             f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
             f"{config.epochs} epochs — {config.description}")
