@@ -138,6 +138,11 @@ class ModelConfig:
         return cls(**{k: (tuple(v) if k in tuple_fields else v) for k, v in values.items()})
 
 
+def frame_kernel_size(config: ModelConfig) -> int:
+    """The ConvLSTM's (and reduce convolution's) kernel side: ``frame_kernel_size``, else ``kernel_size``."""
+    return config.frame_kernel_size or config.kernel_size
+
+
 # ----------------------------------------------------------------------------- configurations (the one place)
 def _seed() -> ModelConfig:
     return ModelConfig(
@@ -194,34 +199,45 @@ def _recommended(model_name: str) -> ModelConfig:
                                         "hand shapes and velocities, augmented; Dense + 1D convolutions + "
                                         "GRU(96) + Dense(64): chosen by cross-validation on real signers")
     if model_name == "convlstm":
-        # Signer-disjoint synthetic split, seed 0: raw RGB frames memorise signer appearance (train 0.85,
-        # val/test ~0.10-0.14, chance 0.10); frame differences alone: val 0.33 / test 0.21; frame differences
-        # + random flip + colour jitter: val 0.44 / test 0.44 (seed 0), 0.50 / 0.59 (seed 1); train ~0.95,
-        # 360-540 s on 2 heavily shared CPU cores.
-        return base.replace(num_frames=16, epochs=40, patience=10,
-                            preprocessing={**NO_PREPROCESSING, "frames": "diff"},
-                            augmentation={"mirror": 0.5, "color": 0.3},
-                            description="small frame-only ConvLSTM (16 frames, 32x32, 8x2 filters 3x3, tanh) "
-                                        "on frame differences, flipped and colour-jittered in training")
-    # The fused model keeps the LSTM(128) keypoint branch and preprocessing it was tuned with on the synthetic
-    # set (not re-measured on real signers: real signers have no video frames here).
-    # Fusion ablation (benchmarks/fusion_ablation.md: 5 folds of 2 unseen synthetic signers, 8 epochs per model or
-    # branch, seed 0): the keypoint branch alone 0.743 +- 0.071; concatenation end to end 0.302 (raw RGB, the old
-    # recommended) and 0.267 +- 0.088 (frame differences,
-    # modality dropout): the frame branch, which memorises the training signers (signer probe 0.42, chance
-    # 0.10), spoils the keypoints. Staged late fusion (each branch trained alone, then one weight per branch fit on
-    # the validation signers) does not: whole frames get a weight of ~0.1. Keypoints + whole-frame differences
-    # 0.745 +- 0.077 (never more than 0.013 below its keypoint branch), + hand crops 0.745 +- 0.081 (0.025 below
-    # in one fold), a learned gate over keypoints + hands 0.753 +- 0.046 (0.062 below in one fold; with whole
-    # frames the gate collapsed to chance in 3 of 5 folds). Winner: the best mean among the variants that never
-    # fall more than 0.02 below their keypoint branch. No variant reaches the keypoint branch + 0.02.
-    return base.replace(num_frames=16, epochs=40, patience=10, frame_input="frames", fusion="logits", staged=True,
-                        preprocessing={**preprocessing, "frames": "diff"},
-                        augmentation={**augmentation, "mirror": 0.5, "color": 0.3},
-                        description="LSTM(128) keypoint branch (hand-height handedness, thin face) and the small "
-                                    "ConvLSTM on frame differences "
-                                    "(16 frames, 32x32), each trained alone, then fused by weights learned on "
-                                    "the validation signers")
+        return _recommended_convlstm(base)
+    return _recommended_fused(_recommended("lstm"), _recommended("convlstm"))
+
+
+#: The fields that make the frame branch (its input size, stem, ConvLSTM, pooling); the rest is the keypoint branch's.
+FRAME_BRANCH_FIELDS = ("image_size", "convlstm_filters", "frame_stem", "frame_pooling", "frame_kernel_size",
+                       "reduce_channels", "convlstm_activation", "hand_size")
+#: Augmentation options that act on frames only (the keypoints' own come from the keypoint model).
+FRAME_AUGMENTATION_KEYS = ("mirror", "color", "crop")
+
+
+def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
+    """The frame-only ConvLSTM: a strided stem, one ConvLSTM on small maps, global pooling (see its notes below)."""
+    # Earlier, without a stem (16 frames of 32x32, 8x2 filters, reduce conv + flatten), signer-disjoint synthetic
+    # split, seed 0: raw RGB frames memorise signer appearance (train 0.85, val/test ~0.10-0.14); frame differences
+    # + flips + colour jitter: val 0.44 / test 0.44; 5 folds at 8 epochs: 0.08 (benchmarks/fusion_ablation.md).
+    return base.replace(
+        num_frames=16, image_size=64, frame_stem=(16, 32), convlstm_filters=(32,), frame_kernel_size=3,
+        frame_pooling="average", epochs=40, patience=10,
+        preprocessing={**NO_PREPROCESSING, "frames": "diff"},
+        augmentation={"mirror": 0.5, "color": 0.3, "crop": 0.2},
+        description="frame-only ConvLSTM: 16 frames of 64x64, two strided 3x3 convolutions per frame (16, 32 "
+                    "filters, down to 16x16), ConvLSTM(32, 3x3), global average pooling; frame differences, "
+                    "flipped, colour-jittered and randomly zoomed and shifted in training")
+
+
+def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConfig:
+    """The fused model: the recommended keypoint model's encoder, preprocessing and augmentation and the recommended
+    ConvLSTM's frame branch, taken from those configurations (so it follows them), fused late and staged."""
+    frame_branch = {name: getattr(frames, name) for name in FRAME_BRANCH_FIELDS}
+    return keypoints.replace(
+        **{**frame_branch, "frame_kernel_size": frame_kernel_size(frames)}, num_frames=frames.num_frames,
+        epochs=max(keypoints.epochs, frames.epochs), patience=max(keypoints.patience or 0, frames.patience or 0) or None,
+        frame_input="frames", fusion="logits", staged=True,
+        preprocessing={**keypoints.preprocessing, "frames": frames.preprocessing.get("frames", "rgb")},
+        augmentation={**keypoints.augmentation,
+                      **{key: value for key, value in frames.augmentation.items() if key in FRAME_AUGMENTATION_KEYS}},
+        description="the recommended keypoint model's branch and the recommended ConvLSTM's frame branch, each "
+                    "trained alone, then fused by one weight per branch learned on the validation signers")
 
 
 def _linear(config_name: str) -> ModelConfig:
@@ -470,11 +486,6 @@ def _batch_norm(config: ModelConfig, name: str) -> keras.layers.Layer:
     reg = _regularizer(config)
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, beta_regularizer=reg,
                                            gamma_regularizer=reg, name=name)
-
-
-def frame_kernel_size(config: ModelConfig) -> int:
-    """The ConvLSTM's (and reduce convolution's) kernel side: ``frame_kernel_size``, else ``kernel_size``."""
-    return config.frame_kernel_size or config.kernel_size
 
 
 def _convlstm_layer(config: ModelConfig, filters: int, impl: str, name: str) -> keras.layers.Layer:
