@@ -48,10 +48,12 @@ NUM_FOLDS = 5
 TABLE = Path(__file__).with_name("fusion_ablation.md")
 
 
-def runs(hand_size: int = 32) -> dict[str, tuple[str, models.ModelConfig]]:
-    """The trainings of the ablation, most informative first: name -> (model name, configuration)."""
+def runs(hand_size: int = 32, staged_input: str = "both") -> dict[str, tuple[str, models.ModelConfig]]:
+    """The trainings of the ablation, most informative first: name -> (model name, configuration).
+
+    ``staged_input``: the staged run's frame branches, "both" (whole frames and hand crops) or "frames" only."""
     fused = models.get_config("fused", "recommended")
-    staged = fused.replace(name="staged", frame_input="both", hand_size=hand_size)
+    staged = fused.replace(name="staged", frame_input=staged_input, hand_size=hand_size)
     convlstm = models.get_config("convlstm", "recommended")
     drawn = convlstm.replace(name="convlstm_drawn", preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
     return {"staged": ("fused", staged), "convlstm_drawn": ("convlstm", drawn),
@@ -104,10 +106,11 @@ def staged_rows(features, run_dir: Path, test: list[str], config: models.ModelCo
     for name, branch in models.branch_models(model).items():
         out[f"alone:{name}"] = accuracy(branch, tst, labels[split.test])
         out[f"probe:{name}"] = probe_model(model, everything, features.groups, labels, branch=name).accuracy
-    out["fused:logits:both"] = accuracy(model, tst, labels[split.test])
-    for frame_input in ("frames", "hands", "both"):
+    trained = config.frame_input  # the model's own fusion is scored as it is; the others are fit again
+    out[f"fused:logits:{trained}"] = accuracy(model, tst, labels[split.test])
+    for frame_input in ("frames", "hands", "both") if trained == "both" else (trained,):
         for fusion in ("logits", "gate"):
-            if (frame_input, fusion) == ("both", "logits"):
+            if (frame_input, fusion) == (trained, "logits"):
                 continue
             refused = refuse(config, model, frame_input, fusion, val, labels[split.val], len(run_info["classes"]),
                              run_info["input_dim"])
@@ -212,9 +215,15 @@ def targets(results: dict, names: list[str]) -> list[str]:
             f"- ConvLSTM alone >= 0.60: best frame-only row {frame_only:.3f}: {'met' if frame_only >= 0.60 else 'not met'}",
             f"- no fold more than 0.02 below its own keypoint branch: at most {max(0.0, max(drops)):.3f} below "
             f"({'met' if max(drops) <= 0.02 else 'not met'})",
-            f"- one fold <= 10 min on 2 CPU cores: the staged run (keypoints + frames + hands, three branches, each to "
-            f"its best epoch or early stop) took {min(seconds):.0f}-{max(seconds):.0f} s per fold, on 2 cores shared "
-            "with other jobs; the recommended fused model trains two of those three branches"]
+            f"- one fold <= 10 min on 2 CPU cores: the staged run ({staged_branches(results, names)}, each branch to "
+            f"its epoch limit or early stop) took {min(seconds):.0f}-{max(seconds):.0f} s of training per fold, on 2 "
+            "cores shared with other jobs"]
+
+
+def staged_branches(results: dict, names: list[str]) -> str:
+    """The staged run's branches, from the number of fusion weights it stored."""
+    weights = [len(results["staged"][n]["weights"]) for n in names if n in results.get("staged", {})]
+    return "keypoints + frames + hands" if weights and max(weights) == 3 else "keypoints + frames, the recommended fused"
 
 
 def table(results: dict, fold_list: list[list[str]], epochs: int | None, command: str) -> str:
@@ -242,10 +251,11 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
         lines.append(f"| {label} | {mean:.3f} ± {half:.3f} | {len(done)} | {per_fold} | {probe_text} |")
     weights = np.array([results["staged"][n]["weights"] for n in names if n in results.get("staged", {})])
     if len(weights):
-        lines += ["", "Learned fusion weights of the three-branch staged run (softplus, 1 = as much as in a product of "
-                  f"experts), mean over folds: keypoints {weights[:, 0].mean():.2f}, whole-frame differences "
-                  f"{weights[:, 1].mean():.2f}, hand-crop differences {weights[:, 2].mean():.2f}."]
-    lines += ["", "How the rows were made: one staged run per fold trains the three branches, each alone with its own "
+        branch_names = ("keypoints", "whole-frame differences", "hand-crop differences")[:weights.shape[1]]
+        lines += ["", "Learned fusion weights of the staged run (softplus, 1 = as much as in a product of experts), "
+                  "mean over folds: " + ", ".join(f"{name} {weights[:, i].mean():.2f}"
+                                                   for i, name in enumerate(branch_names)) + "."]
+    lines += ["", "How the rows were made: one staged run per fold trains its branches, each alone with its own "
               "head (its best-on-validation epoch), and fits one weight per branch on the validation signers; the "
               "single-branch rows (except raw RGB) are those branches scored alone, and the other staged rows fuse "
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
@@ -256,7 +266,7 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
     lines += ["", *targets(results, names), "", "Per run and fold (seconds of training, epochs run, validation accuracy):", ""]
     for run, per_fold in results.items():
         for fold, values in per_fold.items():
-            extra = f", fusion weights (keypoints, frames, hands) {values['weights']}" if "weights" in values else ""
+            extra = f", fusion weights (keypoints, frame branches) {values['weights']}" if "weights" in values else ""
             lines.append(f"- {run} {fold}: {values['train_seconds']:.0f} s, {values['epochs_run']} epochs, "
                          f"val {values['val_accuracy']:.3f}{extra}")
     return "\n".join(lines) + "\n"
@@ -280,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default=",".join(runs()), help="comma-separated runs, in order")
     parser.add_argument("--folds", default=None, help="comma-separated fold numbers (1-5), default all")
     parser.add_argument("--hand-size", type=int, default=32, help="side of the hand crops the models see")
+    parser.add_argument("--staged-input", default="both", choices=("both", "frames"),
+                        help="frame branches of the staged run: whole frames and hand crops, or whole frames only")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the table from the stored folds")
     args = parser.parse_args(argv)
     out = paths.RESULTS_DIR / "fusion_ablation"
@@ -289,10 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     command = (f"python -m utils extract synthetic --out data/features/{Path(args.features).name} --hand-size 32` "
                "then `nice -n 10 python benchmarks/fusion_ablation.py"
                f" --features data/features/{Path(args.features).name}"
-               + (f" --epochs {args.epochs}" if args.epochs else "") + f" --hand-size {args.hand_size}")
+               + (f" --epochs {args.epochs}" if args.epochs else "") + f" --hand-size {args.hand_size}"
+               + (f" --staged-input {args.staged_input}" if args.staged_input != "both" else "")
+               + (f" --runs {args.runs}" if args.runs != ",".join(runs()) else ""))
     if not args.table_only:
         for name in args.runs.split(","):
-            model_name, config = runs(args.hand_size)[name]
+            model_name, config = runs(args.hand_size, args.staged_input)[name]
             for test in chosen:
                 store = out / name / f"{'-'.join(test)}.json"
                 if store.is_file() or not claim(store.with_suffix(".claim")):
