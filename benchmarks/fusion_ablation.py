@@ -124,8 +124,11 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
     """Train one run on one fold and score it; the row values of this fold."""
     run_dir = out / name / "-".join(test)
     started = time.perf_counter()
-    metrics = training.train(features, model_name, config, out_dir=run_dir, epochs=epochs, seed=SEED, test_group=test,
-                             verbose=0, measure_speed=False)
+    if (run_dir / "metrics.json").is_file():  # trained before the process stopped (e.g. killed while scoring)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    else:
+        metrics = training.train(features, model_name, config, out_dir=run_dir, epochs=epochs, seed=SEED,
+                                 test_group=test, verbose=0, measure_speed=False)
     result = {"test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
               "train_seconds": metrics["train_seconds"], "epochs_run": metrics["epochs_run"],
               "wall_seconds": round(time.perf_counter() - started, 1)}
