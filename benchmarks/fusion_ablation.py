@@ -220,7 +220,7 @@ def targets(results: dict, names: list[str]) -> list[str]:
             f"({'met' if max(drops) <= 0.02 else 'not met'})",
             f"- one fold <= 10 min on 2 CPU cores: the staged run ({staged_branches(results, names)}, each branch to "
             f"its epoch limit or early stop) took {min(seconds):.0f}-{max(seconds):.0f} s of training per fold, on 2 "
-            "cores shared with other jobs"]
+            "cores shared with other jobs (load average 20-30 during this ablation)"]
 
 
 def staged_branches(results: dict, names: list[str]) -> str:
@@ -264,6 +264,9 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
               "signers. The keypoint model alone and the ConvLSTM on frames with landmarks drawn are trainings of "
               "their own.", "", PREVIOUS.replace("\n", " ")]
+    if "staged" in results and staged_branches(results, names).startswith("keypoints + frames,"):
+        lines += ["", "The hand-crop rows were not run this time: a third branch per fold did not fit the CPU time "
+                  "(`--staged-input both` runs them)."]
     if epochs:
         lines += ["", f"Caveat: {epochs} epochs per model instead of the configurations' own."]
     lines += ["", *targets(results, names), "", "Per run and fold (seconds of training, epochs run, validation accuracy):", ""]
