@@ -260,7 +260,7 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
                                                    for i, name in enumerate(branch_names)) + "."]
     lines += ["", "How the rows were made: one staged run per fold trains its branches, each alone with its own "
               "head (its best-on-validation epoch), and fits one weight per branch on the validation signers; the "
-              "single-branch rows (except raw RGB) are those branches scored alone, and the other staged rows fuse "
+              "single-branch rows are those branches scored alone, and the other staged rows fuse "
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
               "signers. The keypoint model alone and the ConvLSTM on frames with landmarks drawn are trainings of "
               "their own.", "", PREVIOUS.replace("\n", " ")]
