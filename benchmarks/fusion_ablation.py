@@ -4,21 +4,22 @@
 ``utils.splits`` (selection never sees the test signers), seed 0 for every model. Each *run* trains once per
 fold; several table *rows* come from one run:
 
-* ``staged``: the fused model with three branches (keypoint LSTM, ConvLSTM on whole-frame differences,
-  ConvLSTM on hand-crop differences), staged: each branch trained alone with its own head, then the late
-  fusion weights fit on the validation signers. Its branches, scored alone, are the single-branch rows
-  (LSTM alone, ConvLSTM alone); subsets of the branches are fused again (only the fusion is fit, on the
-  validation signers) for the "keypoints + frames" and "keypoints + hands" rows, with learned weights and
-  with a learned gate. The signer probe (utils.probe) runs on each branch's penultimate features.
-* ``concat_rgb``: the previous ``recommended`` fused model (concatenation, raw RGB, trained end to end).
-* ``concat_diff_mdrop``: concatenation trained end to end on frame differences, with modality dropout.
-* ``convlstm_rgb``: the ConvLSTM alone on raw RGB whole frames.
+* ``staged``: the recommended fused model (the recommended keypoint model's encoder and preprocessing, the
+  recommended ConvLSTM's frame branch) with a third branch on the hand crops, staged: each branch trained alone
+  with its own head, then the late fusion weights fit on the validation signers. Its branches, scored alone, are
+  the single-branch rows; subsets of the branches are fused again (only the fusion is fit, on the validation
+  signers) for the "keypoints + frames" and "keypoints + hands" rows, with learned weights and with a learned
+  gate. The signer probe (utils.probe) runs on each branch's penultimate features.
+* ``convlstm_drawn``: the recommended ConvLSTM on frames with the landmarks drawn onto them (the original's
+  ``keypoint_generation.py``), with its signer probe: does the drawn skeleton leak into the frame branch?
+* ``lstm``: the recommended keypoint model alone at its own settings (30 frames), the best single-branch model
+  the fused one has to beat.
 
 Regenerate (finished folds are kept as ``<results>/fusion_ablation/<run>/<fold>.json`` and skipped, so
 several processes can share the folds, e.g. ``--folds 1,2,3`` and ``--folds 4,5``)::
 
     COURSE_RESULTS_DIR=/tmp/results nice -n 10 python benchmarks/fusion_ablation.py \\
-        --features data/features/synthetic_T30_S64_H32.npz --epochs 8 --hand-size 16
+        --features data/features/synthetic_T30_S64_H32.npz
 
 ``--features`` needs ``hand_crops`` (``python -m utils extract synthetic --out ... --hand-size 32``).
 The table is written to ``benchmarks/fusion_ablation.md``.
@@ -45,32 +46,18 @@ from utils.runs import load_run  # noqa: E402
 SEED = 0
 NUM_FOLDS = 5
 TABLE = Path(__file__).with_name("fusion_ablation.md")
-FRAME_AUGMENTATION = {"mirror": 0.5, "color": 0.3}  # notebook 04's fixes for the frame branch
 
 
-def base_fused() -> models.ModelConfig:
-    """The fused model before this ablation (concatenation of the keypoint LSTM and the whole-frame ConvLSTM),
-    with frame differences and frame augmentation; every fusion setting is explicit, so the ablation does not
-    change when ``recommended`` does."""
-    base = models.get_config("fused", "recommended")
-    keypoint_augmentation = {k: v for k, v in base.augmentation.items() if k not in FRAME_AUGMENTATION}
-    return base.replace(frame_input="frames", fusion="concat", staged=False, modality_dropout=0.0,
-                        preprocessing={**base.preprocessing, "frames": "diff"},
-                        augmentation={**keypoint_augmentation, **FRAME_AUGMENTATION})
+def runs(hand_size: int = 32, staged_input: str = "both") -> dict[str, tuple[str, models.ModelConfig]]:
+    """The trainings of the ablation, most informative first: name -> (model name, configuration).
 
-
-def runs(hand_size: int = 32) -> dict[str, tuple[str, models.ModelConfig]]:
-    """The trainings of the ablation, most informative first: name -> (model name, configuration)."""
-    fused = base_fused().replace(hand_size=hand_size)
-    staged = fused.replace(name="staged", frame_input="both", fusion="logits", staged=True)
-    concat_rgb = fused.replace(name="concat_rgb", preprocessing={**fused.preprocessing, "frames": "rgb"},
-                               augmentation={**fused.augmentation, "mirror": 0.0, "color": 0.0})
-    concat_mdrop = fused.replace(name="concat_diff_mdrop", modality_dropout=0.3)
-    convlstm_rgb = models.get_config("convlstm", "recommended")
-    convlstm_rgb = convlstm_rgb.replace(name="convlstm_rgb", frame_input="frames",
-                                        preprocessing={**convlstm_rgb.preprocessing, "frames": "rgb"})
-    return {"staged": ("fused", staged), "concat_diff_mdrop": ("fused", concat_mdrop),
-            "concat_rgb": ("fused", concat_rgb), "convlstm_rgb": ("convlstm", convlstm_rgb)}
+    ``staged_input``: the staged run's frame branches, "both" (whole frames and hand crops) or "frames" only."""
+    fused = models.get_config("fused", "recommended")
+    staged = fused.replace(name="staged", frame_input=staged_input, hand_size=hand_size)
+    convlstm = models.get_config("convlstm", "recommended")
+    drawn = convlstm.replace(name="convlstm_drawn", preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
+    return {"staged": ("fused", staged), "convlstm_drawn": ("convlstm", drawn),
+            "lstm": ("lstm", models.get_config("lstm", "recommended"))}
 
 
 def folds(groups: np.ndarray) -> list[list[str]]:
@@ -119,10 +106,11 @@ def staged_rows(features, run_dir: Path, test: list[str], config: models.ModelCo
     for name, branch in models.branch_models(model).items():
         out[f"alone:{name}"] = accuracy(branch, tst, labels[split.test])
         out[f"probe:{name}"] = probe_model(model, everything, features.groups, labels, branch=name).accuracy
-    out["fused:logits:both"] = accuracy(model, tst, labels[split.test])
-    for frame_input in ("frames", "hands", "both"):
+    trained = config.frame_input  # the model's own fusion is scored as it is; the others are fit again
+    out[f"fused:logits:{trained}"] = accuracy(model, tst, labels[split.test])
+    for frame_input in ("frames", "hands", "both") if trained == "both" else (trained,):
         for fusion in ("logits", "gate"):
-            if (frame_input, fusion) == ("both", "logits"):
+            if (frame_input, fusion) == (trained, "logits"):
                 continue
             refused = refuse(config, model, frame_input, fusion, val, labels[split.val], len(run_info["classes"]),
                              run_info["input_dim"])
@@ -136,14 +124,27 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
     """Train one run on one fold and score it; the row values of this fold."""
     run_dir = out / name / "-".join(test)
     started = time.perf_counter()
-    metrics = training.train(features, model_name, config, out_dir=run_dir, epochs=epochs, seed=SEED, test_group=test,
-                             verbose=0, measure_speed=False)
+    if (run_dir / "metrics.json").is_file():  # trained before the process stopped (e.g. killed while scoring)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    else:
+        metrics = training.train(features, model_name, config, out_dir=run_dir, epochs=epochs, seed=SEED,
+                                 test_group=test, verbose=0, measure_speed=False)
     result = {"test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
               "train_seconds": metrics["train_seconds"], "epochs_run": metrics["epochs_run"],
               "wall_seconds": round(time.perf_counter() - started, 1)}
     if name == "staged":
         result.update(staged_rows(features, run_dir, test, config))
+    if name == "convlstm_drawn":
+        result["probe"] = single_probe(features, run_dir)
     return result
+
+
+def single_probe(features, run_dir: Path) -> float:
+    """The signer probe on a single-branch run's penultimate features (all clips)."""
+    from utils.probe import probe_model
+
+    model, run_info = load_run(run_dir)
+    return probe_model(model, prepare_inputs(features, run_info), features.groups, features.labels).accuracy
 
 
 def t_interval(values: list[float]) -> tuple[float, float]:
@@ -158,24 +159,30 @@ def t_interval(values: list[float]) -> tuple[float, float]:
 
 
 ROWS = [  # (label, run, key in the fold's result)
-    ("LSTM alone (keypoint branch)", "staged", "alone:keypoints"),
-    ("ConvLSTM alone: whole frames, raw RGB", "convlstm_rgb", "test_accuracy"),
-    ("ConvLSTM alone: whole-frame differences", "staged", "alone:frames"),
+    ("keypoint model alone (`recommended` lstm, 30 frames)", "lstm", "test_accuracy"),
+    ("keypoint branch alone (the same encoder in the fused model, 16 frames)", "staged", "alone:keypoints"),
+    ("ConvLSTM alone: whole-frame differences (`recommended` convlstm)", "staged", "alone:frames"),
     ("ConvLSTM alone: hand-crop differences", "staged", "alone:hands"),
-    ("fused, concat, raw RGB, end to end (previous `recommended`)", "concat_rgb", "test_accuracy"),
-    ("fused, concat, frame differences + modality dropout 0.3, end to end", "concat_diff_mdrop", "test_accuracy"),
-    ("fused, staged, learned weights: keypoints + frames", "staged", "fused:logits:frames"),
+    ("ConvLSTM alone: whole-frame differences, landmarks drawn on the frames (the original's)", "convlstm_drawn",
+     "test_accuracy"),
+    ("fused, staged, learned weights: keypoints + frames (`recommended` fused)", "staged", "fused:logits:frames"),
     ("fused, staged, learned weights: keypoints + hands", "staged", "fused:logits:hands"),
     ("fused, staged, learned weights: keypoints + frames + hands", "staged", "fused:logits:both"),
     ("fused, staged, learned gate: keypoints + frames", "staged", "fused:gate:frames"),
     ("fused, staged, learned gate: keypoints + hands", "staged", "fused:gate:hands"),
     ("fused, staged, learned gate: keypoints + frames + hands", "staged", "fused:gate:both"),
 ]
-RECOMMENDED = "fused, staged, learned weights: keypoints + frames"  # utils.models: recommended fused
-SINGLE = ("LSTM alone (keypoint branch)", "ConvLSTM alone: whole frames, raw RGB",
-          "ConvLSTM alone: whole-frame differences", "ConvLSTM alone: hand-crop differences")
-PROBES = {"LSTM alone (keypoint branch)": "probe:keypoints", "ConvLSTM alone: whole-frame differences": "probe:frames",
-          "ConvLSTM alone: hand-crop differences": "probe:hands"}
+RECOMMENDED = "fused, staged, learned weights: keypoints + frames (`recommended` fused)"  # utils.models
+KEYPOINT_BRANCH = "keypoint branch alone (the same encoder in the fused model, 16 frames)"
+SINGLE = tuple(label for label, _, _ in ROWS if not label.startswith("fused"))
+PROBES = {KEYPOINT_BRANCH: ("staged", "probe:keypoints"), SINGLE[2]: ("staged", "probe:frames"),
+          SINGLE[3]: ("staged", "probe:hands"), SINGLE[4]: ("convlstm_drawn", "probe")}
+PREVIOUS = """From the previous ablation (commit ed2ee5c, 8 epochs per model, the old keypoint LSTM(128) and the
+ConvLSTM without a stem on 16 frames of 32x32; not rerun with the new branches): ConvLSTM alone on raw RGB frames
+0.092 ± 0.014, on whole-frame differences 0.080 ± 0.034, on hand-crop differences 0.200 ± 0.036; fused by
+concatenation trained end to end 0.302 ± 0.039 (raw RGB, the recommended fused model before that ablation) and
+0.267 ± 0.088 (frame differences, modality dropout 0.3); staged learned weights keypoints + frames 0.745 ± 0.077
+against 0.743 ± 0.071 for its keypoint branch."""
 
 
 def load_results(out: Path) -> dict[str, dict[str, dict]]:
@@ -201,18 +208,25 @@ def targets(results: dict, names: list[str]) -> list[str]:
     single = {label: mean for label, mean in means.items() if label in SINGLE}
     best_single = max(single, key=single.get)
     frame_only = max((m for label, m in single.items() if label.startswith("ConvLSTM")), default=float("nan"))
-    fused, keypoints = _values(results, names, RECOMMENDED), _values(results, names, SINGLE[0])
+    fused, keypoints = _values(results, names, RECOMMENDED), _values(results, names, KEYPOINT_BRANCH)
     drops = [k - f for f, k in zip(fused, keypoints) if f is not None and k is not None]
     seconds = [results["staged"][n]["train_seconds"] for n in names if n in results.get("staged", {})]
+    gain = means[RECOMMENDED] - single[best_single]
     return [f"Targets, for `recommended` fused ({RECOMMENDED}):", "",
             f"- fused >= best single branch + 0.02: {means[RECOMMENDED]:.3f} vs {best_single} {single[best_single]:.3f} "
-            f"({means[RECOMMENDED] - single[best_single]:+.3f}): {'met' if means[RECOMMENDED] >= single[best_single] + 0.02 else 'not met'}",
+            f"({gain:+.3f}): {'met' if gain >= 0.02 else 'not met'}",
             f"- ConvLSTM alone >= 0.60: best frame-only row {frame_only:.3f}: {'met' if frame_only >= 0.60 else 'not met'}",
             f"- no fold more than 0.02 below its own keypoint branch: at most {max(0.0, max(drops)):.3f} below "
             f"({'met' if max(drops) <= 0.02 else 'not met'})",
-            f"- one fold <= 10 min on 2 CPU cores: the staged run (keypoints + frames + hands, three branches) took "
-            f"{min(seconds):.0f}-{max(seconds):.0f} s per fold at the epochs above, on 2 cores shared with other jobs "
-            "(load average ~15)"]
+            f"- one fold <= 10 min on 2 CPU cores: the staged run ({staged_branches(results, names)}, each branch to "
+            f"its epoch limit or early stop) took {min(seconds):.0f}-{max(seconds):.0f} s of training per fold, on 2 "
+            "cores shared with other jobs (load average 20-30 during this ablation)"]
+
+
+def staged_branches(results: dict, names: list[str]) -> str:
+    """The staged run's branches, from the number of fusion weights it stored."""
+    weights = [len(results["staged"][n]["weights"]) for n in names if n in results.get("staged", {})]
+    return "keypoints + frames + hands" if weights and max(weights) == 3 else "keypoints + frames, the recommended fused"
 
 
 def table(results: dict, fold_list: list[list[str]], epochs: int | None, command: str) -> str:
@@ -233,31 +247,32 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
             lines.append(f"| {label} | not run | 0 | | |")
             continue
         mean, half = t_interval(done)
-        probe = [results[run][n].get(PROBES[label]) for n in names if n in results.get(run, {})] if label in PROBES else []
+        probe_run, probe_key = PROBES.get(label, (run, None))
+        probe = [results[probe_run][n].get(probe_key) for n in names if n in results.get(probe_run, {})] if probe_key else []
         probe_text = f"{np.mean(probe):.2f}" if probe else ""
         per_fold = ", ".join("–" if v is None else f"{v:.3f}" for v in values)
         lines.append(f"| {label} | {mean:.3f} ± {half:.3f} | {len(done)} | {per_fold} | {probe_text} |")
     weights = np.array([results["staged"][n]["weights"] for n in names if n in results.get("staged", {})])
     if len(weights):
-        lines += ["", "Learned fusion weights of the three-branch staged run (softplus, 1 = as much as in a product of "
-                  f"experts), mean over folds: keypoints {weights[:, 0].mean():.2f}, whole-frame differences "
-                  f"{weights[:, 1].mean():.2f}, hand-crop differences {weights[:, 2].mean():.2f}."]
-    lines += ["", "How the rows were made: one staged run per fold trains the three branches, each alone with its own "
+        branch_names = ("keypoints", "whole-frame differences", "hand-crop differences")[:weights.shape[1]]
+        lines += ["", "Learned fusion weights of the staged run (softplus, 1 = as much as in a product of experts), "
+                  "mean over folds: " + ", ".join(f"{name} {weights[:, i].mean():.2f}"
+                                                   for i, name in enumerate(branch_names)) + "."]
+    lines += ["", "How the rows were made: one staged run per fold trains its branches, each alone with its own "
               "head (its best-on-validation epoch), and fits one weight per branch on the validation signers; the "
-              "single-branch rows (except raw RGB) are those branches scored alone, and the other staged rows fuse "
+              "single-branch rows are those branches scored alone, and the other staged rows fuse "
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
-              "signers. The concat rows and the raw-RGB ConvLSTM are trainings of their own. Not run here: the "
-              "original's frames with the landmarks drawn on them."]
+              "signers. The keypoint model alone and the ConvLSTM on frames with landmarks drawn are trainings of "
+              "their own.", "", PREVIOUS.replace("\n", " ")]
+    if "staged" in results and staged_branches(results, names).startswith("keypoints + frames,"):
+        lines += ["", "The hand-crop rows were not run this time: a third branch per fold did not fit the CPU time "
+                  "(`--staged-input both` runs them)."]
     if epochs:
-        lines += ["", f"Caveat: {epochs} epochs is far fewer than the configurations' own (40-60), chosen so that the "
-                  "5 folds fit in an hour of 2 shared CPU cores. The frame-only ConvLSTMs stay near chance at this "
-                  "length (one earlier single-split run of 40 epochs reached 0.44-0.59), and the keypoint branch is "
-                  "weaker than the LSTM trained for 60 epochs; the table shows which fusion protects the keypoint "
-                  "branch, not how much fully trained frame branches can add."]
+        lines += ["", f"Caveat: {epochs} epochs per model instead of the configurations' own."]
     lines += ["", *targets(results, names), "", "Per run and fold (seconds of training, epochs run, validation accuracy):", ""]
     for run, per_fold in results.items():
         for fold, values in per_fold.items():
-            extra = f", fusion weights (keypoints, frames, hands) {values['weights']}" if "weights" in values else ""
+            extra = f", fusion weights (keypoints, frame branches) {values['weights']}" if "weights" in values else ""
             lines.append(f"- {run} {fold}: {values['train_seconds']:.0f} s, {values['epochs_run']} epochs, "
                          f"val {values['val_accuracy']:.3f}{extra}")
     return "\n".join(lines) + "\n"
@@ -281,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default=",".join(runs()), help="comma-separated runs, in order")
     parser.add_argument("--folds", default=None, help="comma-separated fold numbers (1-5), default all")
     parser.add_argument("--hand-size", type=int, default=32, help="side of the hand crops the models see")
+    parser.add_argument("--staged-input", default="both", choices=("both", "frames"),
+                        help="frame branches of the staged run: whole frames and hand crops, or whole frames only")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the table from the stored folds")
     args = parser.parse_args(argv)
     out = paths.RESULTS_DIR / "fusion_ablation"
@@ -290,10 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     command = (f"python -m utils extract synthetic --out data/features/{Path(args.features).name} --hand-size 32` "
                "then `nice -n 10 python benchmarks/fusion_ablation.py"
                f" --features data/features/{Path(args.features).name}"
-               + (f" --epochs {args.epochs}" if args.epochs else "") + f" --hand-size {args.hand_size}")
+               + (f" --epochs {args.epochs}" if args.epochs else "") + f" --hand-size {args.hand_size}"
+               + (f" --staged-input {args.staged_input}" if args.staged_input != "both" else "")
+               + (f" --runs {args.runs}" if args.runs != ",".join(runs()) else ""))
     if not args.table_only:
         for name in args.runs.split(","):
-            model_name, config = runs(args.hand_size)[name]
+            model_name, config = runs(args.hand_size, args.staged_input)[name]
             for test in chosen:
                 store = out / name / f"{'-'.join(test)}.json"
                 if store.is_file() or not claim(store.with_suffix(".claim")):

@@ -93,6 +93,8 @@ def test_every_plot_returns_a_figure_and_saves_it(tmp_path, monkeypatch):
         "cm": plots.plot_confusion_matrix([[2, 1], [0, 3]], ["a", "b"], save_as="cm"),
         "counts": plots.plot_class_counts(report, save_as="counts"),
         "grid": plots.plot_frame_grid([np.zeros((8, 8, 3), np.uint8)] * 3, ["x", "y", "z"], save_as="grid"),
+        "hands": plots.plot_hand_crops([np.zeros((40, 60, 3), np.uint8)], [np.full(1662, 0.5, np.float32)], 8,
+                                       save_as="hands"),
         "f1": plots.plot_per_class_f1(runs, save_as="f1"),
         "comparison": plots.plot_model_comparison(evaluation.compare_runs(runs), save_as="comparison"),
     }

@@ -144,7 +144,10 @@ def test_hand_crop_model_exports_with_the_resizing_inside(tmp_path, signers):
 
 
 def test_fp16_export_is_smaller_and_agrees(tmp_path, signers, runs, capsys):
-    """float16 weights: about half of float32's 4 bytes per weight, same answers within FP16_ATOL."""
+    """float16 weights: 2 bytes per weight instead of float32's 4, same answers within FP16_ATOL.
+
+    Compared with the float32 file, not with 4 bytes per weight: the recommended models are small enough that the
+    graph (input preparation, the unrolled ConvLSTM) is a large part of the file."""
     from utils.export import export_model
     from utils.runs import load_run
 
@@ -152,7 +155,9 @@ def test_fp16_export_is_smaller_and_agrees(tmp_path, signers, runs, capsys):
     half = export_model(run, tmp_path / "half", formats=["tflite"], fp16=True)
     printed = capsys.readouterr().out
     assert half[0].name == "model_fp16.tflite" and f"{half[0]}" in printed and " MB " in printed
-    assert half[0].stat().st_size < 0.6 * 4 * load_run(run)[0].count_params()
+    full = export_model(run, tmp_path / "full", formats=["tflite"])
+    saved = full[0].stat().st_size - half[0].stat().st_size
+    assert saved > 1.5 * load_run(run)[0].count_params()  # ~2 bytes saved per weight
     assert json.loads((tmp_path / "half" / "export.json").read_text())["tflite_weights"] == "float16"
     expected = keras_probabilities(run, signers, CLIPS)
     assert_same_as_keras(expected, half[0], raw_clips(run, signers, CLIPS), atol=FP16_ATOL)

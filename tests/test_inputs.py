@@ -79,3 +79,20 @@ def test_clip_inputs_is_what_prepare_inputs_gives_for_stored_clips():
     assert prepared["frames"].shape == (1, 4, 5, 5, 3)
     for name in ("keypoints", "frames"):
         np.testing.assert_array_equal(prepared[name], direct[name])
+
+
+def test_drawn_landmarks_reach_a_frame_model_through_the_one_input_path():
+    from utils import models
+
+    features = _features()
+    features.keypoints[:] = 0
+    features.keypoints[:, :, 1662 - 63:1662 - 61] = 0.5  # the right hand's wrist in the middle of every frame
+    config = models.get_config("convlstm", "small").replace(num_frames=6, image_size=8)
+    plain = prepare_inputs(features, ("convlstm", config))
+    drawn_config = config.replace(preprocessing={**config.preprocessing, "draw_landmarks": True})
+    drawn = prepare_inputs(features, ("convlstm", drawn_config))
+    assert set(drawn) == {"frames"}  # the keypoints were drawn, not fed
+    assert not np.array_equal(drawn["frames"], plain["frames"])
+    assert InputSpec.from_config("convlstm", drawn_config).draws_landmarks
+    with pytest.raises(ValueError, match="keypoints"):
+        clip_inputs({"frames": features.frames}, ("convlstm", drawn_config))

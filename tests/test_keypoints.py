@@ -298,3 +298,20 @@ def test_real_asl_clips_full_resolution_beats_thumbnails(real_dir, extractor):
     assert full_rates[1] >= 0.9, "pose should be found in nearly every frame"
     assert clips_with_hand >= 0.5
     assert full_rates[0] >= 2 * small_rates[0], "full resolution should find faces far more often than 64x64"
+
+
+def test_draw_hand_boxes_draws_the_square_hand_crops_cuts():
+    vector = np.zeros(kp.KEYPOINT_DIM, np.float32)
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, 0] = np.linspace(0.4, 0.6, 21)  # the right hand spans x 0.4..0.6 at y = 0.5
+    hand[:, 1] = 0.5
+    vector[kp.RIGHT_HAND] = hand.ravel()
+    frame = np.zeros((100, 100, 3), np.uint8)
+    drawn = kp.draw_hand_boxes(frame, vector, thickness=1)
+    centre_x, centre_y, side = kp.hand_boxes(vector, 100, 100)[1]
+    left_edge, top_edge = int(round(centre_x - side / 2)), int(round(centre_y - side / 2))
+    assert tuple(drawn[int(centre_y), left_edge]) == kp.HAND_BOX_COLORS[1]  # the right hand's square, in red
+    assert tuple(drawn[top_edge, int(centre_x)]) == kp.HAND_BOX_COLORS[1]
+    assert not drawn[int(centre_y), int(centre_x)].any()  # inside the square: untouched
+    assert not drawn[:, :left_edge - 1].any()  # no left hand, no pose: nothing else drawn
+    np.testing.assert_array_equal(frame, 0)

@@ -241,3 +241,26 @@ def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -
     assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
     with pytest.raises(ValueError, match="conv_gru"):
         models.build_model(model_name, config.replace(keypoint_encoder="transformer"), NUM_CLASSES, KEYPOINT_DIM)
+
+
+@pytest.mark.parametrize("pooling", ["flatten", "average"])
+def test_strided_stem_shrinks_frames_before_the_convlstm(pooling: str) -> None:
+    config = tiny_config(image_size=16, frame_stem=(4, 6), convlstm_filters=(5,), frame_kernel_size=3,
+                         kernel_size=5, frame_pooling=pooling, reduce_channels=2)
+    model = models.build_model("convlstm", config, NUM_CLASSES)
+    assert tuple(model.get_layer("frames_stem1").output.shape) == (None, 4, 8, 8, 4)  # 16 -> 8
+    assert tuple(model.get_layer("frames_stem2").output.shape) == (None, 4, 4, 4, 6)  # 8 -> 4
+    assert tuple(model.get_layer("frames_convlstm1").output.shape) == (None, 4, 4, 4, 5)
+    assert model.get_layer("frames_convlstm1").kernel_size == (3, 3)  # frame_kernel_size, not kernel_size
+    features = {"flatten": 4 * 4 * 2, "average": 5}[pooling]
+    assert model.get_layer("frames_dropout" if config.dropout else f"frames_{'flatten' if pooling == 'flatten' else 'pool'}"
+                           ).output.shape[-1] == features
+    probabilities = np.asarray(model.predict_on_batch(tiny_inputs(config)["frames"]))
+    assert probabilities.shape == (3, NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    restored = models.ModelConfig.from_dict(config.to_dict())
+    assert restored == config and isinstance(restored.frame_stem, tuple)
+    with pytest.raises(ValueError, match="frame_pooling"):
+        models.build_model("convlstm", config.replace(frame_pooling="max"), NUM_CLASSES)
+    with pytest.raises(ValueError, match="frame_stem"):
+        models.formula_param_count("convlstm", config, NUM_CLASSES)

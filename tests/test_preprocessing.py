@@ -345,3 +345,52 @@ def test_new_augmentations_leave_the_older_options_batches_unchanged():
     options = {"scale": 0.1, "rotate": 10, "time_warp": 0.2}
     before = P.augment_batch(kp, np.random.default_rng(5), options)
     np.testing.assert_array_equal(P.augment_batch(kp, np.random.default_rng(5), {**options, "hand_drop": 0.0}), before)
+
+
+# ----------------------------------------------------------------------------- frame options of the fused model
+def test_first_frame_mode_is_the_change_since_the_first_frame():
+    frames = np.random.default_rng(0).integers(0, 255, (2, 4, 5, 5, 3), dtype=np.uint8)
+    out = P.preprocess_frames(frames, {"frames": "first"})
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, 0], 0)
+    np.testing.assert_array_equal(out[:, 3], frames[:, 3].astype(np.float32) - frames[:, 0])
+    with pytest.raises(ValueError, match="frames"):
+        P.preprocess_frames(frames, {"frames": "last"})
+
+
+def test_random_crops_zoom_and_shift_each_clip_as_a_whole():
+    frames = np.zeros((3, 4, 16, 16, 3), np.uint8)
+    frames[..., 7:9, 7:9, :] = 255  # a white square in the middle of every frame
+    out = P.random_crops(frames, np.random.default_rng(1), 0.5)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    for clip in out:  # one window per clip: every frame of a clip is cut the same way
+        for frame in clip[1:]:
+            np.testing.assert_array_equal(frame, clip[0])
+    assert (out[:, 0].reshape(3, -1) > 0).sum(axis=1).min() > 4 * 3  # the square got larger (zoomed in)
+    np.testing.assert_array_equal(P.random_crops(frames, np.random.default_rng(1), 0.0), frames)
+
+
+def test_crop_augmentation_cuts_frames_and_hand_crops_and_leaves_keypoints():
+    kp = make_clip(4)[None].repeat(2, axis=0)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 4, 16, 16, 3), dtype=np.uint8)
+    crops = np.random.default_rng(1).integers(0, 255, (2, 4, 2, 8, 8, 3), dtype=np.uint8)
+    out_kp, out_frames, out_crops = P.augment_clips(kp, frames, np.random.default_rng(0), {"crop": 0.4},
+                                                     hand_crops=crops)
+    np.testing.assert_array_equal(out_kp, kp)
+    assert out_frames.shape == frames.shape and not np.array_equal(out_frames, frames)
+    assert out_crops.shape == crops.shape and not np.array_equal(out_crops, crops)
+
+
+def test_drawn_landmarks_put_a_landmark_pixel_where_the_keypoint_is():
+    kp = np.zeros((1, 2, K.KEYPOINT_DIM), np.float32)
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, :2] = (0.25, 0.75)  # every point of the right hand at x = 0.25, y = 0.75
+    kp[0, 1, K.RIGHT_HAND] = hand.ravel()  # frame 1 only; frame 0 has nothing to draw
+    frames = np.zeros((1, 2, 32, 32, 3), np.uint8)
+    drawn = P.draw_clip_landmarks(frames, kp)
+    assert drawn[0, 1, 24, 8].any()  # row = y * 32, column = x * 32
+    assert not drawn[0, 1, 4, 28].any()  # far from the hand: untouched
+    np.testing.assert_array_equal(drawn[0, 0], 0)
+    np.testing.assert_array_equal(frames, 0)  # a copy, not drawn in place
+    with pytest.raises(ValueError, match="same clips and frames"):
+        P.draw_clip_landmarks(frames[:, :1], kp)

@@ -28,6 +28,7 @@ OPTION_VALUES: dict[str, tuple] = {
     "presence": (False, True),
     "fill_gaps": (0, 1, 3),
     "hand_angles": (False, True),
+    "draw_landmarks": (False,),  # True has no port: test_drawn_landmarks_stop_the_export
 }
 KEYPOINT_CASES = [(option, value) for option, values in OPTION_VALUES.items() if option != "frames"
                   for value in values[1:]]
@@ -94,6 +95,15 @@ def test_every_preprocessing_option_is_enumerated():
     assert set(tf_preprocessing.PORTED_OPTIONS) == set(preprocessing.DEFAULT_OPTIONS)
     for option, values in OPTION_VALUES.items():
         assert values[0] == preprocessing.DEFAULT_OPTIONS[option]
+
+
+def test_drawn_landmarks_stop_the_export():
+    from utils import tf_preprocessing
+    from utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="draw_landmarks"):
+        tf_preprocessing.check_ported({"draw_landmarks": True})
+    assert tf_preprocessing.check_ported({"draw_landmarks": False})["draw_landmarks"] is False
 
 
 def test_an_option_without_a_port_stops_the_export(monkeypatch):

@@ -59,6 +59,11 @@ class InputSpec:
         """Side of the stored hand crops the model's crops were resized from, else the model's hand_size."""
         return int(self.sampling.get("hand_crop_size") or self.hand_size)
 
+    @property
+    def draws_landmarks(self) -> bool:
+        """Whether the frames get the clip's landmarks drawn on them (then the keypoints are needed too)."""
+        return bool(self.options["draw_landmarks"])
+
     def window_frames(self, fps: float) -> int:
         """Source frames of a video at `fps` that span what one training clip spanned (its median duration).
 
@@ -117,6 +122,12 @@ def sample_clips(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarr
         out["keypoints"] = preprocessing.resample_time(np.asarray(raw["keypoints"], np.float32), spec.num_frames)
     if "frames" in raw:
         frames = preprocessing.resample_time(np.asarray(raw["frames"]), spec.num_frames)
+        if spec.draws_landmarks:  # on the frames as stored (the original drew on its 64x64 thumbnails)
+            if "keypoints" not in out:
+                raise ValueError("draw_landmarks needs the clips' keypoints beside their frames")
+            frames = preprocessing.draw_clip_landmarks(frames, out["keypoints"])
+            if not spec.wants("keypoints", tuple(raw)):  # a frame-only model: the keypoints were only drawn
+                del out["keypoints"]
         out["frames"] = preprocessing.resize_frames(frames, spec.image_size)
     if "hands" in raw:
         out["hands"] = resize_hand_crops(preprocessing.resample_time(np.asarray(raw["hands"]), spec.num_frames),
@@ -133,7 +144,8 @@ def resize_hand_crops(crops: np.ndarray, size: int) -> np.ndarray:
 
 
 def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
-    """Apply the spec's preprocessing to sampled inputs: keypoint options, and frame differences if ``frames="diff"``."""
+    """Apply the spec's preprocessing to sampled inputs: keypoint options, and frame differences (``frames="diff"``
+    or ``"first"``)."""
     options = as_spec(spec).preprocessing
     out = dict(raw)
     if "keypoints" in out:
@@ -185,7 +197,7 @@ def stored_arrays(features: Any, spec: Any) -> dict[str, Any]:
     spec = as_spec(spec)
     available = ("keypoints", "frames") if features.frames is not None else ("keypoints",)
     out: dict[str, Any] = {}
-    if spec.wants("keypoints", available):
+    if spec.wants("keypoints", available) or (spec.draws_landmarks and spec.wants("frames", available)):
         out["keypoints"] = features.keypoints
     if spec.wants("frames", available):
         if features.frames is None:

@@ -349,6 +349,9 @@ def extract_keypoints(frames: np.ndarray, static_image_mode: bool = False, model
 
 
 # ----------------------------------------------------------------------------- drawing
+HAND_BOX_COLORS = ((0, 200, 0), (230, 0, 0))  # the left hand's crop square green, the right one's red (RGB)
+
+
 def _auto_thickness(height: int, width: int) -> int:
     """A line thickness that reads well at this frame size (1 px up to ~300 px, then thicker)."""
     return max(1, round(min(height, width) / 300))
@@ -401,6 +404,22 @@ def draw_landmarks(frame: np.ndarray, vector: np.ndarray, parts: tuple[str, ...]
             for (x, y), keep in zip(pixels, visible):
                 if keep:
                     cv2.circle(canvas, (int(x), int(y)), thickness + 1, color, -1, cv2.LINE_AA)
+    return canvas
+
+
+def draw_hand_boxes(frame: np.ndarray, vector: np.ndarray, thickness: int | None = None,
+                    margin: float = HAND_CROP_MARGIN) -> np.ndarray:
+    """A copy of an RGB frame with the squares that :func:`hand_crops` cuts drawn on it (left hand green, right red)."""
+    import cv2
+
+    canvas = _check_frame(frame).copy()
+    height, width = canvas.shape[:2]
+    thickness = int(thickness) if thickness else _auto_thickness(height, width) + 1
+    for (centre_x, centre_y, side), color in zip(hand_boxes(vector, width, height, margin), HAND_BOX_COLORS):
+        if side > 0:
+            half = side / 2
+            cv2.rectangle(canvas, (int(round(centre_x - half)), int(round(centre_y - half))),
+                          (int(round(centre_x + half)), int(round(centre_y + half))), color, thickness)
     return canvas
 
 

@@ -110,6 +110,9 @@ class ModelConfig:
     fusion: str = "concat"  # "concat" (the original), "logits" (weighted log-probabilities) or "gate" (per clip)
     modality_dropout: float = 0.0  # training only: drop a whole branch of a clip with this probability
     staged: bool = False  # fused: train each branch alone, then only the fusion on the validation signers
+    frame_stem: tuple[int, ...] = ()  # filters of strided 3x3 convolutions per frame before the ConvLSTM (each halves S)
+    frame_pooling: str = "flatten"  # ConvLSTM's last step: "flatten" (reduce conv, the original) or "average" (global)
+    frame_kernel_size: int | None = None  # the ConvLSTM's kernel; None = kernel_size
     keypoint_encoder: str = "lstm"  # the keypoint branch: "lstm" (stacked LSTMs) or "conv_gru" (see _keypoint_branch)
     segments: int = 3  # linear model: time segments whose means (plus the std over time) it classifies
     linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
@@ -132,8 +135,13 @@ class ModelConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown ModelConfig fields {unknown}; known: {sorted(known)}")
-        tuple_fields = {"lstm_units", "convlstm_filters", "head_units", "lr_milestones"}
+        tuple_fields = {"lstm_units", "convlstm_filters", "head_units", "lr_milestones", "frame_stem"}
         return cls(**{k: (tuple(v) if k in tuple_fields else v) for k, v in values.items()})
+
+
+def frame_kernel_size(config: ModelConfig) -> int:
+    """The ConvLSTM's (and reduce convolution's) kernel side: ``frame_kernel_size``, else ``kernel_size``."""
+    return config.frame_kernel_size or config.kernel_size
 
 
 # ----------------------------------------------------------------------------- configurations (the one place)
@@ -198,34 +206,54 @@ def _recommended(model_name: str) -> ModelConfig:
                                         "convolutions + GRU(96) + Dense(64): chosen by cross-validation on real "
                                         "signers")
     if model_name == "convlstm":
-        # Signer-disjoint synthetic split, seed 0: raw RGB frames memorise signer appearance (train 0.85,
-        # val/test ~0.10-0.14, chance 0.10); frame differences alone: val 0.33 / test 0.21; frame differences
-        # + random flip + colour jitter: val 0.44 / test 0.44 (seed 0), 0.50 / 0.59 (seed 1); train ~0.95,
-        # 360-540 s on 2 heavily shared CPU cores.
-        return base.replace(num_frames=16, epochs=40, patience=10,
-                            preprocessing={**NO_PREPROCESSING, "frames": "diff"},
-                            augmentation={"mirror": 0.5, "color": 0.3},
-                            description="small frame-only ConvLSTM (16 frames, 32x32, 8x2 filters 3x3, tanh) "
-                                        "on frame differences, flipped and colour-jittered in training")
-    # The fused model keeps the LSTM(128) keypoint branch and preprocessing it was tuned with on the synthetic
-    # set (not re-measured on real signers: real signers have no video frames here).
-    # Fusion ablation (benchmarks/fusion_ablation.md: 5 folds of 2 unseen synthetic signers, 8 epochs per model or
-    # branch, seed 0): the keypoint branch alone 0.743 +- 0.071; concatenation end to end 0.302 (raw RGB, the old
-    # recommended) and 0.267 +- 0.088 (frame differences,
-    # modality dropout): the frame branch, which memorises the training signers (signer probe 0.42, chance
-    # 0.10), spoils the keypoints. Staged late fusion (each branch trained alone, then one weight per branch fit on
-    # the validation signers) does not: whole frames get a weight of ~0.1. Keypoints + whole-frame differences
-    # 0.745 +- 0.077 (never more than 0.013 below its keypoint branch), + hand crops 0.745 +- 0.081 (0.025 below
-    # in one fold), a learned gate over keypoints + hands 0.753 +- 0.046 (0.062 below in one fold; with whole
-    # frames the gate collapsed to chance in 3 of 5 folds). Winner: the best mean among the variants that never
-    # fall more than 0.02 below their keypoint branch. No variant reaches the keypoint branch + 0.02.
-    return base.replace(num_frames=16, epochs=40, patience=10, frame_input="frames", fusion="logits", staged=True,
-                        preprocessing={**preprocessing, "frames": "diff"},
-                        augmentation={**augmentation, "mirror": 0.5, "color": 0.3},
-                        description="LSTM(128) keypoint branch (hand-height handedness, thin face) and the small "
-                                    "ConvLSTM on frame differences "
-                                    "(16 frames, 32x32), each trained alone, then fused by weights learned on "
-                                    "the validation signers")
+        return _recommended_convlstm(base)
+    return _recommended_fused(_recommended("lstm"), _recommended("convlstm"))
+
+
+#: The fields that make the frame branch (its input size, stem, ConvLSTM, pooling); the rest is the keypoint branch's.
+FRAME_BRANCH_FIELDS = ("image_size", "convlstm_filters", "frame_stem", "frame_pooling", "frame_kernel_size",
+                       "reduce_channels", "convlstm_activation", "hand_size")
+#: Augmentation options that act on frames only (the keypoints' own come from the keypoint model).
+FRAME_AUGMENTATION_KEYS = ("mirror", "color", "crop")
+
+
+def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
+    """The frame-only ConvLSTM: a strided stem, one ConvLSTM on small maps, global pooling (see its notes below)."""
+    # Earlier, without a stem (16 frames of 32x32, 8x2 filters, reduce conv + flatten), signer-disjoint synthetic
+    # split, seed 0: raw RGB frames memorise signer appearance (train 0.85, val/test ~0.10-0.14); frame differences
+    # + flips + colour jitter: val 0.44 / test 0.44; 5 folds at 8 epochs: 0.080, signer probe 0.42.
+    # This one (H-fuse2): test signers s01+s02, 40 epochs: test 0.79 (best epoch 28, 411 s on 2 shared cores);
+    # 5 folds at 24 epochs (benchmarks/fusion_ablation.md): 0.560 +- 0.087, signer probe 0.25 (chance 0.10).
+    return base.replace(
+        num_frames=16, image_size=64, frame_stem=(16, 32), convlstm_filters=(32,), frame_kernel_size=3,
+        frame_pooling="average", epochs=40, patience=10,
+        preprocessing={**NO_PREPROCESSING, "frames": "diff"},
+        augmentation={"mirror": 0.5, "color": 0.3, "crop": 0.2},
+        description="frame-only ConvLSTM: 16 frames of 64x64, two strided 3x3 convolutions per frame (16, 32 "
+                    "filters, down to 16x16), ConvLSTM(32, 3x3), global average pooling; frame differences, "
+                    "flipped, colour-jittered and randomly zoomed and shifted in training")
+
+
+def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConfig:
+    """The fused model: the recommended keypoint model's encoder, preprocessing and augmentation and the recommended
+    ConvLSTM's frame branch, taken from those configurations (so it follows them), fused late and staged."""
+    # benchmarks/fusion_ablation.md, 5 folds of 2 unseen synthetic signers, 24 epochs per branch, seed 0: fused
+    # 0.972 +- 0.042; its keypoint branch alone (16 frames) 0.965 +- 0.030, the keypoint model alone (30 frames)
+    # 0.957 +- 0.034, the frame branch alone 0.560 +- 0.087; at most 0.0125 below the keypoint branch in any fold.
+    # A learned gate instead of one weight per branch: 0.945. Concatenation trained end to end lost to the
+    # keypoint branch by 0.44-0.48 in the previous ablation (8 epochs).
+    # At its own epochs (40 per branch, early stopping), one fold (test s01+s02, seed 0, 2 CPU cores at load < 2):
+    # 296 s of training; keypoint branch 0.975, frame branch 0.7875, fused 1.000 (weights 1.14, 2.40).
+    frame_branch = {name: getattr(frames, name) for name in FRAME_BRANCH_FIELDS}
+    return keypoints.replace(
+        **{**frame_branch, "frame_kernel_size": frame_kernel_size(frames)}, num_frames=frames.num_frames,
+        epochs=max(keypoints.epochs, frames.epochs), patience=max(keypoints.patience or 0, frames.patience or 0) or None,
+        frame_input="frames", fusion="logits", staged=True,
+        preprocessing={**keypoints.preprocessing, "frames": frames.preprocessing.get("frames", "rgb")},
+        augmentation={**keypoints.augmentation,
+                      **{key: value for key, value in frames.augmentation.items() if key in FRAME_AUGMENTATION_KEYS}},
+        description="the recommended keypoint model's branch and the recommended ConvLSTM's frame branch, each "
+                    "trained alone, then fused by one weight per branch learned on the validation signers")
 
 
 def _linear(config_name: str) -> ModelConfig:
@@ -544,7 +572,7 @@ def _batch_norm(config: ModelConfig, name: str) -> keras.layers.Layer:
 def _convlstm_layer(config: ModelConfig, filters: int, impl: str, name: str) -> keras.layers.Layer:
     """One ConvLSTM layer (return_sequences=True), ours or keras.layers.ConvLSTM2D."""
     reg = _regularizer(config)
-    common = dict(filters=filters, kernel_size=config.kernel_size, activation=config.convlstm_activation,
+    common = dict(filters=filters, kernel_size=frame_kernel_size(config), activation=config.convlstm_activation,
                   return_sequences=True, kernel_regularizer=reg, recurrent_regularizer=reg,
                   bias_regularizer=reg, name=name)
     if impl == "fast":
@@ -607,17 +635,38 @@ def _conv_gru_encoder(keypoints: Any, config: ModelConfig) -> Any:
     return x
 
 
+FRAME_POOLINGS = ("flatten", "average")
+
+
+def _frame_stem(x: Any, config: ModelConfig, prefix: str) -> Any:
+    """Per frame: strided 3x3 convolutions (ReLU, BatchNorm), each halving the image side, before the ConvLSTM."""
+    reg = _regularizer(config)
+    for index, filters in enumerate(config.frame_stem):
+        conv = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", kernel_regularizer=reg,
+                                   bias_regularizer=reg)
+        x = keras.layers.TimeDistributed(conv, name=f"{prefix}_stem{index + 1}")(x)
+        x = _batch_norm(config, name=f"{prefix}_stem{index + 1}_batchnorm")(x)
+    return x
+
+
 def _frame_branch(frames: Any, config: ModelConfig, impl: str, prefix: str = "frames") -> Any:
-    """Rescale uint8 frames, ConvLSTM + BatchNorm per layer, last step, reduce-conv, flatten."""
+    """Rescale uint8 frames, the optional strided stem, ConvLSTM + BatchNorm per layer, last step, then a reduce-conv
+    and flatten (``frame_pooling="flatten"``, the original) or a global average over the image ("average")."""
+    if config.frame_pooling not in FRAME_POOLINGS:
+        raise ConfigError(f"unknown frame_pooling {config.frame_pooling!r}; use one of {', '.join(FRAME_POOLINGS)}")
     reg = _regularizer(config)
     x = keras.layers.Rescaling(1.0 / 255, name=f"{prefix}_rescale")(frames)
+    x = _frame_stem(x, config, prefix)
     for index, filters in enumerate(config.convlstm_filters):
         x = _convlstm_layer(config, filters, impl, name=f"{prefix}_convlstm{index + 1}")(x)
         x = _batch_norm(config, name=f"{prefix}_batchnorm{index + 1}")(x)
     x = LastTimeStep(name=f"{prefix}_last_step")(x)
-    x = keras.layers.Conv2D(config.reduce_channels, config.kernel_size, padding="same", kernel_regularizer=reg,
-                            bias_regularizer=reg, name=f"{prefix}_reduce")(x)
-    x = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
+    if config.frame_pooling == "average":
+        x = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_pool")(x)
+    else:
+        x = keras.layers.Conv2D(config.reduce_channels, frame_kernel_size(config), padding="same",
+                                kernel_regularizer=reg, bias_regularizer=reg, name=f"{prefix}_reduce")(x)
+        x = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout")(x)
     return x
@@ -854,9 +903,10 @@ def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
     """Parameter counts from the layer formulas (Keras layers), same keys as :func:`count_params` (concat fusion
     of keypoints and whole frames only)."""
     _check_model_name(model_name)
-    if config.frame_input != "frames" or config.fusion != "concat":
+    if config.frame_input != "frames" or config.fusion != "concat" or config.frame_stem or config.frame_pooling != "flatten":
         raise ConfigError("formula_param_count covers the original's layout only (frame_input='frames', "
-                          f"fusion='concat'), got {config.frame_input!r} / {config.fusion!r}")
+                          f"fusion='concat', no frame_stem, frame_pooling='flatten'), got {config.frame_input!r} / "
+                          f"{config.fusion!r} / {config.frame_stem!r} / {config.frame_pooling!r}")
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     feature_size = 0
     if model_name == "linear":  # standardisation (mean, scale) of the statistics, then the classifier
@@ -878,7 +928,7 @@ def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
             size_in = units
         feature_size += size_in
     if "frames" in model_inputs(model_name):
-        area, channels = config.kernel_size ** 2, 3
+        area, channels = frame_kernel_size(config) ** 2, 3
         for filters in config.convlstm_filters:
             counts["frames"] += 4 * filters * (area * (channels + filters) + 1)  # ConvLSTM
             counts["frames"] += 4 * filters  # BatchNorm: gamma, beta, moving mean, moving variance
@@ -911,7 +961,8 @@ def describe(config: ModelConfig) -> str:
     """One line: name, shapes and key sizes of a configuration."""
     encoder = "LSTM" if config.keypoint_encoder == "lstm" else config.keypoint_encoder
     return (f"{config.name}: T={config.num_frames}, S={config.image_size}, {encoder} {config.lstm_units}, "
-            f"ConvLSTM {config.convlstm_filters} {config.kernel_size}x{config.kernel_size}, head {config.head_units}, "
+            f"ConvLSTM {config.convlstm_filters} {frame_kernel_size(config)}x{frame_kernel_size(config)}"
+            f"{f' after a strided stem {config.frame_stem}' if config.frame_stem else ''}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
             f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
             f"{config.epochs} epochs — {config.description}")

@@ -121,6 +121,21 @@ def plot_frame_grid(frames: Sequence[np.ndarray], titles: Sequence[str] | None =
     return _finish(fig, save_as)
 
 
+def plot_hand_crops(frames: Sequence[np.ndarray], vectors: Sequence[np.ndarray], hand_size: int = 32,
+                    title: str = "", save_as: str | Path | None = None) -> Any:
+    """One row per frame: the frame with its landmarks and hand-crop squares, then the left and right hand crops
+    (``keypoints.hand_crops`` of the full-resolution frame, as ``extract --hand-size`` and ``predict`` cut them)."""
+    from utils import keypoints
+
+    images, titles = [], []
+    for frame, vector in zip(frames, vectors):
+        crops = keypoints.hand_crops(np.asarray(frame)[None], np.asarray(vector)[None], hand_size)[0]
+        images += [keypoints.draw_hand_boxes(keypoints.draw_landmarks(frame, vector), vector), crops[0], crops[1]]
+        titles += [f"{frame.shape[1]}x{frame.shape[0]}", f"left hand {hand_size}x{hand_size}",
+                   f"right hand {hand_size}x{hand_size}"]
+    return plot_frame_grid(images, titles, columns=3, title=title, save_as=save_as)
+
+
 def _per_class_table(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path]) -> Any:
     """DataFrame of F1 (rows = class, columns = run) from metrics dicts or run folders."""
     import pandas as pd

@@ -73,7 +73,7 @@ def window_inputs(spec: Any, keypoints: np.ndarray | None, thumbnails: np.ndarra
     """Model inputs (batch of 1) of one window of frames, prepared exactly as in training."""
     spec = spec if isinstance(spec, InputSpec) else InputSpec.from_run(spec)
     raw: dict[str, np.ndarray] = {}
-    if spec.wants("keypoints"):
+    if spec.wants("keypoints") or (spec.draws_landmarks and spec.wants("frames")):
         raw["keypoints"] = np.asarray(keypoints, dtype=np.float32)[None]
     if spec.wants("frames"):
         raw["frames"] = np.asarray(thumbnails, dtype=np.uint8)[None]
@@ -356,7 +356,8 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     spec = classify.spec
     window_frames = window_frames or spec.window_frames(info.fps)
     stride_frames = stride_frames or max(1, window_frames // 4)
-    clip = read_video_keypoints(video, spec.wants("keypoints") or spec.wants("hands") or out_path is not None,
+    clip = read_video_keypoints(video, spec.wants("keypoints") or spec.wants("hands") or spec.draws_landmarks
+                                or out_path is not None,
                                 spec.thumbnail_size if spec.wants("frames") else None, progress=progress,
                                 hand_size=spec.crop_size if spec.wants("hands") else None)
     say = print if verbose else (lambda *args, **kwargs: None)

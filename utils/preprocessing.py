@@ -14,8 +14,10 @@ option         effect
                (:func:`normalize_keypoints`): signer position and distance to the camera drop out
 ``face``       ``"full"`` (468 points), ``"thin"`` (:data:`THIN_FACE_POINTS`, 69) or ``"drop"``
 ``velocity``   frame-to-frame differences appended to each frame's vector (doubles its size)
-``frames``     frame models' input: ``"rgb"`` (raw frames) or ``"diff"`` (x_t - x_{t-1}, first step 0:
-               static appearance such as clothes and background drops out; :func:`preprocess_frames`)
+``frames``     frame models' input: ``"rgb"`` (raw frames), ``"diff"`` (x_t - x_{t-1}, first step 0:
+               static appearance such as clothes and background drops out; :func:`preprocess_frames`) or
+               ``"first"`` (x_t - x_0, the change since the clip's first frame: the background drops out too,
+               but a hand that has arrived somewhere and stays there still shows)
 ``pose``       ``"full"`` (33 points) or ``"upper"`` (:data:`UPPER_POSE_POINTS`: nose, shoulders, arms, hands)
 ``z``          keep depth (z, and the pose's visibility); ``False`` keeps x and y only
 ``hand_shape`` append each hand in wrist-local coordinates divided by the palm size
@@ -24,6 +26,8 @@ option         effect
 ``fill_gaps``  fill hand drop-outs of at most this many frames by linear interpolation (:func:`fill_hand_gaps`)
 ``hand_angles`` append each hand's finger joint bends and fingertip distances (:func:`hand_angles`):
                hand shape that does not change when the hand turns in the image plane
+``draw_landmarks``  frame models: draw the clip's landmarks onto its frames first (:func:`draw_clip_landmarks`),
+               as the original's ``keypoint_generation.py`` saved them (it can leak the skeleton into the pixels)
 =============  =====================================================================================
 
 ``mirror`` takes ``False``, ``"motion"`` (the hand that travels further is the dominant one, see
@@ -49,9 +53,10 @@ from utils.keypoints import (FACE, FACE_POINTS, HAND_DIM, HAND_POINTS, KEYPOINT_
 #: The faithful setting: raw vectors, exactly what the original model was fed.
 DEFAULT_OPTIONS: dict[str, Any] = {"normalize": False, "face": "full", "mirror": False, "velocity": False,
                                    "frames": "rgb", "pose": "full", "z": True, "hand_shape": False,
-                                   "presence": False, "fill_gaps": 0, "hand_angles": False}
+                                   "presence": False, "fill_gaps": 0, "hand_angles": False,
+                                   "draw_landmarks": False}
 FACE_MODES = ("full", "thin", "drop")
-FRAME_MODES = ("rgb", "diff")
+FRAME_MODES = ("rgb", "diff", "first")
 POSE_MODES = ("full", "upper")
 MIRROR_MODES = (False, "motion", "height")
 
@@ -474,20 +479,38 @@ def resize_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def preprocess_frames(frames: np.ndarray, options: Mapping[str, Any] | None = None) -> np.ndarray:
-    """Frames (N, T, S, S, 3) as the model sees them: unchanged ("rgb") or float32 x_t - x_{t-1} ("diff")."""
-    if resolve_options(options)["frames"] == "rgb":
+    """Frames (N, T, S, S, 3) as the model sees them: unchanged ("rgb"), float32 x_t - x_{t-1} ("diff") or
+    x_t - x_0 ("first")."""
+    mode = resolve_options(options)["frames"]
+    if mode == "rgb":
         return frames
     frames = np.asarray(frames, dtype=np.float32)
+    if mode == "first":
+        return frames - frames[:, :1]
     diff = np.zeros_like(frames)
     diff[:, 1:] = frames[:, 1:] - frames[:, :-1]
     return diff
+
+
+def draw_clip_landmarks(frames: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """Frames (N, T, H, W, 3) uint8 with each frame's raw (1662,) landmarks drawn on them, 1 px lines (a copy)."""
+    from utils.keypoints import draw_landmarks
+
+    frames, kp = np.asarray(frames, dtype=np.uint8), check_keypoints(kp)
+    if frames.shape[:2] != kp.shape[:2]:
+        raise ValueError(f"frames {frames.shape[:2]} and keypoints {kp.shape[:2]} must have the same clips and frames")
+    out = np.ascontiguousarray(frames).copy()
+    for clip in range(len(out)):
+        for t in range(out.shape[1]):
+            draw_landmarks(out[clip, t], kp[clip, t], thickness=1, copy=False)
+    return out
 
 
 # ----------------------------------------------------------------------------- augmentation
 #: No augmentation (every value 0).
 NO_AUGMENTATION: dict[str, float] = {"mirror": 0.0, "scale": 0.0, "rotate": 0.0, "shift": 0.0,
                                      "time_warp": 0.0, "drop_frames": 0.0, "color": 0.0, "hand_drop": 0.0,
-                                     "finger_jitter": 0.0}
+                                     "finger_jitter": 0.0, "crop": 0.0}
 
 
 def jitter_colors(frames: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -498,6 +521,22 @@ def jitter_colors(frames: np.ndarray, rng: np.random.Generator, strength: float)
         offset = 255 * rng.uniform(-strength, strength) / 2
         x = frames[clip][..., rng.permutation(3)].astype(np.float32)
         out[clip] = np.clip((x - 127.5) * gain + 127.5 + offset, 0, 255).astype(frames.dtype)
+    return out
+
+
+def random_crops(frames: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Per clip: one random square window (side 1 - up to ``strength`` of the image, anywhere inside it) cut out of
+    every frame and resized back to the frame size, i.e. a random zoom and shift; same dtype out."""
+    import cv2
+
+    out = np.empty_like(frames)
+    size = frames.shape[2]
+    for clip in range(len(frames)):
+        side = max(1, int(round(size * (1 - rng.uniform(0, strength)))))
+        top, left = rng.integers(0, size - side + 1, size=2)
+        window = frames[clip][:, top:top + side, left:left + side]
+        out[clip] = window if side == size else np.stack(
+            [cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR) for frame in window])
     return out
 
 
@@ -590,8 +629,9 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
     ``scale`` (fraction), rotate by up to ``rotate`` degrees, shift by up to ``shift`` (image fraction),
     warp time by ``time_warp`` and drop frames with probability ``drop_frames`` (half of them zeroed as
     a missed detection, half repeating the previous frame); frames only: colour jitter of strength
-    ``color`` (:func:`jitter_colors`). Keypoints only: ``finger_jitter`` (:func:`jitter_fingers`, palm sizes) and
-    ``hand_drop`` (probability of losing one hand for a span, :func:`drop_hand_spans`). Keypoints only change
+    ``color`` (:func:`jitter_colors`) and a random zoom and shift, the window's side shrunk by up to ``crop``
+    (:func:`random_crops`; hand crops too). Keypoints only: ``finger_jitter`` (:func:`jitter_fingers`, palm sizes)
+    and ``hand_drop`` (probability of losing one hand for a span, :func:`drop_hand_spans`). Keypoints only change
     where parts are present.
     """
     options = resolve_augmentation(options)
@@ -611,6 +651,10 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
         frames = jitter_colors(frames, rng, options["color"])
     if options["color"] > 0 and crops is not None:
         crops = jitter_colors(crops.reshape(num_clips, -1, *crops.shape[3:]), rng, options["color"]).reshape(crops.shape)
+    if options["crop"] > 0 and frames is not None:
+        frames = random_crops(frames, rng, options["crop"])
+    if options["crop"] > 0 and crops is not None:
+        crops = random_crops(crops.reshape(num_clips, -1, *crops.shape[3:]), rng, options["crop"]).reshape(crops.shape)
     if options["scale"] > 0 or options["rotate"] > 0 or options["shift"] > 0:
         kp = _affine(kp, rng, options["scale"], options["rotate"], options["shift"])
     for clip in range(num_clips):

@@ -26,7 +26,7 @@ from utils.video import sample_frame_indices
 
 #: The options of utils.preprocessing.DEFAULT_OPTIONS that have a TensorFlow port here.
 PORTED_OPTIONS = frozenset({"normalize", "face", "mirror", "velocity", "frames", "pose", "z", "hand_shape",
-                            "presence", "fill_gaps", "hand_angles"})
+                            "presence", "fill_gaps", "hand_angles", "draw_landmarks"})  # draw_landmarks: only False
 
 
 def check_ported(options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -36,6 +36,9 @@ def check_ported(options: Mapping[str, Any] | None) -> dict[str, Any]:
     if missing:
         raise ConfigError(f"preprocessing option(s) {missing} have no TensorFlow port in utils/tf_preprocessing.py: "
                           "add one (and its parity test) before exporting a model that uses them")
+    if resolved["draw_landmarks"]:
+        raise ConfigError("preprocessing draw_landmarks=True (landmarks drawn onto the frames with OpenCV) has no "
+                          "TensorFlow port: such a model runs through utils.predict, it cannot be exported")
     return resolved
 
 
@@ -315,10 +318,14 @@ def resize_frames(frames: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def preprocess_frames(frames: tf.Tensor, options: Mapping[str, Any] | None = None) -> tf.Tensor:
-    """Frames (B, T, ...) float32: unchanged ("rgb") or x_t - x_{t-1} with the first step 0 ("diff")."""
+    """Frames (B, T, ...) float32: unchanged ("rgb"), x_t - x_{t-1} with the first step 0 ("diff") or x_t - x_0
+    ("first")."""
     frames = tf.cast(frames, tf.float32)
-    if check_ported(options)["frames"] == "rgb":
+    mode = check_ported(options)["frames"]
+    if mode == "rgb":
         return frames
+    if mode == "first":
+        return frames - frames[:, :1]
     return tf.concat([tf.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], axis=1)
 
 
