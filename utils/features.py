@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from utils import paths
-from utils.config import IMAGE_SIZE, NUM_FRAMES
+from utils.config import IMAGE_SIZE, MEDIAPIPE_SIZE, NUM_FRAMES
 from utils.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM, hand_crops, mp_data_to_original, parts_present
@@ -210,6 +210,7 @@ class _ClipJob:
     image_size: int
     cache_path: str
     hand_size: int = 0  # side of the hand crops, 0 = none
+    mediapipe_size: int = 0  # longer side of the frames MediaPipe sees, 0 = full resolution
 
 
 class _ExtractorHolder:
@@ -218,12 +219,14 @@ class _ExtractorHolder:
     def __init__(self) -> None:
         self._extractor = None
 
-    def get(self):
-        """The extractor, created now if needed."""
+    def get(self, max_side: int = 0):
+        """The extractor for frames shrunk to a longer side of max_side (0 = full), created now if needed."""
+        if self._extractor is not None and getattr(self._extractor, "max_side", max_side) != max_side:
+            self.close()
         if self._extractor is None:
             from utils.keypoints import HolisticExtractor
 
-            self._extractor = HolisticExtractor()
+            self._extractor = HolisticExtractor(max_side=max_side)
         return self._extractor
 
     def close(self) -> None:
@@ -275,7 +278,7 @@ def _extract_clip(job: _ClipJob, extractors: _ExtractorHolder) -> dict[str, np.n
     if job.mode == "stored":
         keypoints, detected = _stored_keypoints(job.keypoints_path, clip.indices)
     else:
-        keypoints, detected = extractors.get().extract(clip.frames)
+        keypoints, detected = extractors.get(job.mediapipe_size).extract(clip.frames)
     arrays = {"keypoints": np.asarray(keypoints, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
               "frames": clip.thumbnails, "padded": np.asarray(clip.padded),
               "source_frames": np.asarray(clip.num_source_frames), "source_fps": np.asarray(clip.fps)}
@@ -309,7 +312,7 @@ def _signature(path: Path) -> tuple[int, int]:
 
 
 def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int, mode: str,
-                hand_size: int = 0) -> Path:
+                hand_size: int = 0, mediapipe_size: int = 0) -> Path:
     """Cache file of one clip, named by a hash of what its content depends on."""
     try:
         size, mtime = _signature(record.path)
@@ -318,7 +321,8 @@ def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int
     stored = record.keypoints_path if mode == "stored" else None
     extra = _signature(stored) if stored is not None and stored.is_file() else ()
     key = json.dumps([CACHE_VERSION, str(root.resolve()), _relative(root, record.path), size, mtime,
-                      num_frames, image_size, mode, list(extra), int(hand_size)])
+                      num_frames, image_size, mode, list(extra), int(hand_size)]
+                     + ([int(mediapipe_size)] if mode == "mediapipe" else []))
     return paths.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 
@@ -498,10 +502,13 @@ def _source_length(part: dict[str, np.ndarray], job: _ClipJob) -> tuple[int, flo
 
 def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,
                      workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
-                     progress: bool = True, hand_size: int = DEFAULT_HAND_SIZE) -> ExtractionReport:
+                     progress: bool = True, hand_size: int = DEFAULT_HAND_SIZE,
+                     mediapipe_size: int = MEDIAPIPE_SIZE) -> ExtractionReport:
     """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz.
 
     ``hand_size``: side in pixels of the crops around each hand (``hand_crops``), 0 for none.
+    ``mediapipe_size``: longer side of the frames MediaPipe sees (0 = full resolution), recorded in the
+    file's meta; hand crops and thumbnails are cut from the full-resolution frames either way.
     """
     from tqdm.auto import tqdm
 
@@ -510,6 +517,9 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
         raise DatasetError(f"num_frames and image_size must be positive, got {num_frames} and {image_size}")
     if int(hand_size) < 0:
         raise DatasetError(f"hand_size must be 0 (no hand crops) or a positive number of pixels, got {hand_size}")
+    if int(mediapipe_size) < 0:
+        raise DatasetError(f"mediapipe_size must be 0 (full resolution) or a positive number of pixels, "
+                           f"got {mediapipe_size}")
     ensure_writable_folder(Path(out).expanduser().resolve().parent, "features file")  # fail before the work
     root = resolve_dataset(source)
     kind, records = discover(root)
@@ -518,8 +528,9 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
     jobs = [_ClipJob(source=str(r.path.resolve()), relative=_relative(root, r.path), mode=_clip_mode(r, video_mode),
                      keypoints_path=str(r.keypoints_path) if r.keypoints_path else None, num_frames=int(num_frames),
                      image_size=int(image_size), hand_size=_clip_hand_size(r, video_mode, hand_size),
+                     mediapipe_size=int(mediapipe_size),
                      cache_path=str(_cache_path(root, r, num_frames, image_size, _clip_mode(r, video_mode),
-                                                _clip_hand_size(r, video_mode, hand_size))))
+                                                _clip_hand_size(r, video_mode, hand_size), int(mediapipe_size))))
             for r in records]
     todo = [job for job in jobs if not Path(job.cache_path).is_file()]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo) or 1))
@@ -530,6 +541,8 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
         else:
             failures = _run_in_pool(todo, workers, bar)
     features, skipped = _assemble(root, kind, records, jobs, num_frames, image_size, failures)
+    used_mediapipe = any(job.mode == "mediapipe" for job in jobs if job.relative not in failures)
+    features.meta["mediapipe_size"] = int(mediapipe_size) if used_mediapipe else None
     path = save_features(out, features)
     if skipped:
         print(f"skipped {len(skipped)} of {len(jobs)} clips:", *(f"  {p}: {r}" for p, r in skipped),
