@@ -159,14 +159,251 @@ def measure_agreement(clips: list[Path], sizes: list[int], every_frame: bool) ->
     return everything, shrunk
 
 
-def agreement_section(clips: list[Path], sizes: list[int]) -> list[str]:
-    """The markdown of the agreement tables (both ways of feeding frames)."""
+def agreement_section(clips: list[Path], sizes: list[int], every_frame: bool = True) -> list[str]:
+    """The markdown of the agreement tables: the frames extract samples, and every frame (unless every_frame=False)."""
     lines = []
     for every_frame, title in ((True, "every frame, video mode (predict, webcam)"),
-                               (False, f"{EXTRACT_FRAMES} frames sampled per clip (extract)")):
+                               (False, f"{EXTRACT_FRAMES} frames sampled per clip (extract)"))[0 if every_frame else 1:]:
         print(f"agreement: {title}", flush=True)
         everything, shrunk = measure_agreement(clips, sizes, every_frame)
         lines += [f"\n### {title}\n", f"All {len(clips)} clips:\n", AGREEMENT_HEADER, *everything.rows(),
                   f"\nOnly the clips whose longer side exceeds {max(sizes)} px (shrunk by every size):\n",
                   AGREEMENT_HEADER, *shrunk.rows()]
     return lines
+
+
+# ----------------------------------------------------------------------------- speed
+MODELS = ("lstm", "fused")  # a keypoint-only model and the heaviest one (keypoints, frames and hand crops)
+SPEED_MIN_SIDE = 720  # clips whose shorter side is at least this are timed (720p-1080p)
+WINDOW_SECONDS = 2.0  # the window predict would use for training clips of this length
+
+
+def speed_clips(folder: Path = REAL_CLIPS, max_clips: int | None = None) -> tuple[list[Path], str]:
+    """The 720p-1080p real clips (at most max_clips: the longest of each frame size first), else one synthetic
+    1080p video of a person (written under a temp folder)."""
+    infos = [video.video_info(p, count=False) for p in real_clips(folder)]
+    infos = sorted((i for i in infos if min(i.width, i.height) >= SPEED_MIN_SIDE), key=lambda i: -i.num_frames)
+    sizes = {(i.width, i.height) for i in infos}
+    longest_of_each = [next(i for i in infos if (i.width, i.height) == size) for size in sorted(sizes)]
+    chosen = (longest_of_each + [i for i in infos if i not in longest_of_each])[:max_clips or len(infos)]
+    if chosen:
+        shapes = ", ".join(f"{i.path.parent.name}/{i.path.name} {i.width}x{i.height} {i.num_frames} frames"
+                           for i in chosen)
+        return [i.path for i in chosen], f"{len(chosen)} real clips of 720p-1080p ({shapes})"
+    from skimage import data
+
+    frames = video.pan_zoom_clip(data.astronaut(), num_frames=90, output_size=1080)
+    canvas = np.zeros((len(frames), 1080, 1920, 3), dtype=np.uint8)
+    canvas[:, :, 420:1500] = frames
+    path = Path(tempfile.mkdtemp(prefix="keypoint_speed_")) / "astronaut_1080p.mp4"
+    video.write_video(path, canvas, fps=30.0)
+    return [path], f"no real clips ({folder} absent): one synthetic 1080p video of a person, 90 frames"
+
+
+def cpu_seconds() -> float:
+    """CPU time used so far by this process (all its threads) and its finished child processes."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def decode_fps(clips: list[Path]) -> tuple[float, float]:
+    """Frames per second of decoding alone (OpenCV, to RGB): per wall-clock second and per CPU second."""
+    started, cpu, count = time.perf_counter(), cpu_seconds(), 0
+    for path in clips:
+        count += sum(1 for _ in video.iter_frames(path))
+    return count / (time.perf_counter() - started), count / (cpu_seconds() - cpu)
+
+
+def mediapipe_fps(clips: list[Path], size: int) -> tuple[float, float]:
+    """Frames per second of MediaPipe alone (shrinking included), video mode, per wall-clock and per CPU second."""
+    elapsed, cpu, count = 0.0, 0.0, 0
+    with K.HolisticExtractor(warn_small_frames=False, max_side=size) as extractor:
+        for path in clips:
+            extractor.reset()
+            for frame in video.iter_frames(path):
+                started, started_cpu = time.perf_counter(), cpu_seconds()
+                extractor.extract_frame(frame)
+                elapsed += time.perf_counter() - started
+                cpu += cpu_seconds() - started_cpu
+                count += 1
+    return count / elapsed, count / cpu
+
+
+def untrained_classifier(name: str):
+    """A WindowClassifier of the recommended model `name` with random weights (as fast as a trained one)."""
+    from utils import models, predict, preprocessing
+
+    config = models.get_config(name, "recommended")
+    input_dim = preprocessing.output_dim(preprocessing.resolve_options(config.preprocessing))
+    classes = [f"sign_{i}" for i in range(7)]
+    run_info = {"model": name, "config": config.to_dict(), "classes": classes,
+                "inputs": list(models.model_inputs(name, config)),
+                "sampling": {"clip_frames": 30, "thumbnail_size": 64, "hand_crop_size": 32,
+                             "source_seconds": WINDOW_SECONDS}}
+    model = models.build_model(name, config, num_classes=len(classes), keypoint_dim=input_dim)
+    return predict.WindowClassifier(model, run_info)
+
+
+def predict_fps(clips: list[Path], size: int, classify) -> tuple[float, float, float, float]:
+    """End-to-end frames/s of predict's path (decode in a thread + MediaPipe + thumbnails/crops + every window)
+    per wall-clock and per CPU second, frames/s of the reading pass alone, and the model's mean ms per window."""
+    from utils import predict
+
+    spec = classify.spec
+    elapsed, reading, count, model_ms, cpu = 0.0, 0.0, 0, [], cpu_seconds()
+    for path in clips:
+        started = time.perf_counter()
+        clip = predict.read_video_keypoints(path, True, spec.thumbnail_size if spec.wants("frames") else None,
+                                            progress=False, mediapipe_size=size,
+                                            hand_size=spec.crop_size if spec.wants("hands") else None)
+        window = spec.window_frames(clip.fps)
+        result = predict.predict_clip(classify, clip, window, max(1, window // 4))
+        elapsed += time.perf_counter() - started
+        reading += clip.seconds
+        count += clip.num_frames
+        model_ms += [w.model_ms for w in result.windows]
+    return count / elapsed, count / (cpu_seconds() - cpu), count / reading, float(np.mean(model_ms))
+
+
+def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, float]:
+    """Sampled frames per wall-clock and per CPU second of `extract` (fresh cache, worker processes included)
+    on the clips, linked into a class-folder dataset."""
+    from utils import features, paths
+
+    cpu = cpu_seconds()
+    with tempfile.TemporaryDirectory(prefix="keypoint_speed_extract_") as tmp:
+        root = Path(tmp) / "clips"
+        for number, path in enumerate(clips):
+            (root / path.parent.name).mkdir(parents=True, exist_ok=True)
+            (root / path.parent.name / f"{number}_{path.name}").symlink_to(path.resolve())
+        cache, paths.CACHE_DIR = paths.CACHE_DIR, Path(tmp) / "cache"
+        try:
+            report = features.extract_features(root, Path(tmp) / "f.npz", workers=workers, progress=False,
+                                               mediapipe_size=size, keypoints_from="mediapipe")
+        finally:
+            paths.CACHE_DIR = cache
+    frames = report.num_clips * features.NUM_FRAMES
+    return frames / report.seconds, frames / (cpu_seconds() - cpu)
+
+
+def best_and_median(measure, repeats: int) -> tuple[str, list[float]]:
+    """'best / median | median per CPU second' of `repeats` calls of measure() -> (wall fps, CPU fps), and the
+    load average after each."""
+    values, loads = [], []
+    for _ in range(repeats):
+        values.append(measure())
+        loads.append(os.getloadavg()[0])
+    wall, cpu = np.array(values).T
+    return f"{wall.max():.1f} / {np.median(wall):.1f} | {np.median(cpu):.1f}", loads
+
+
+def speed_section(clips: list[Path], description: str, sizes: list[int], repeats: int,
+                  extract_workers: int) -> list[str]:
+    """The markdown of the speed tables."""
+    rows = ["| what | MediaPipe input | frames/s best / median | frames per CPU-second (median) "
+            "| load average during |", "|---|---|---|---|---|"]
+
+    def add(what: str, size: str, measure) -> None:
+        text, loads = best_and_median(measure, repeats)
+        rows.append(f"| {what} | {size} | {text} | {min(loads):.1f}-{max(loads):.1f} |")
+        print(rows[-1], flush=True)
+
+    add("decode (OpenCV -> RGB)", "–", lambda: decode_fps(clips))
+    for size in [0, *sizes]:
+        add("MediaPipe Holistic", _size_name(size), lambda size=size: mediapipe_fps(clips, size))
+    model_rows = ["| model | MediaPipe input | end-to-end frames/s best / median | end-to-end frames per CPU-second "
+                  "(median) | reading pass frames/s (median) | model ms per window (median) | load average during |",
+                  "|---|---|---|---|---|---|---|"]
+    for name in MODELS:
+        classify = untrained_classifier(name)
+        for size in [0, *sizes]:
+            results, loads = [], []
+            for _ in range(repeats):
+                results.append(predict_fps(clips, size, classify))
+                loads.append(os.getloadavg()[0])
+            e2e, cpu, read, model = (np.array(column) for column in zip(*results))
+            model_rows.append(f"| {name} (recommended) | {_size_name(size)} | {e2e.max():.1f} / {np.median(e2e):.1f} "
+                              f"| {np.median(cpu):.1f} | {np.median(read):.1f} | {np.median(model):.1f} "
+                              f"| {min(loads):.1f}-{max(loads):.1f} |")
+            print(model_rows[-1], flush=True)
+    extract_rows = []
+    if extract_workers:
+        extract_rows = ["| extract (sampled frames/s, 30 per clip, whole video decoded) | MediaPipe input "
+                        "| best / median | per CPU-second (median) | load average during |", "|---|---|---|---|---|"]
+        for size in [0, *sizes]:
+            text, loads = best_and_median(lambda size=size: extract_fps(clips, size, extract_workers), repeats)
+            extract_rows.append(f"| extract, {extract_workers} worker processes | {_size_name(size)} | {text} "
+                                f"| {min(loads):.1f}-{max(loads):.1f} |")
+            print(extract_rows[-1], flush=True)
+    return [f"Clips: {description}; {repeats} repeats of each measurement.\n", *rows, "", *model_rows, "",
+            *extract_rows]
+
+
+def _size_name(size: int) -> str:
+    """'full' or the longer side in px."""
+    return "full" if not size else f"{size} px"
+
+
+# ----------------------------------------------------------------------------- the report
+def _section(lines: list[str], title: str, command: str) -> str:
+    """One section of the markdown report, headed by the command and the machine's state."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return "\n".join([f"## {title}", "", f"`{command}` — {when}, {load_average()} at the end.", "", *lines, ""])
+
+
+def write_report(sections: dict[str, str], out: Path = OUT_MD) -> Path:
+    """Write the report, keeping a section of the previous report that this run did not measure."""
+    kept = {}
+    if out.is_file():
+        for block in out.read_text().split("\n<!-- section: ")[1:]:
+            name, _, text = block.partition(" -->\n")
+            kept[name] = text
+    kept.update(sections)
+    header = (f"# Keypoint path speed and MediaPipe input size\n\nWritten by `benchmarks/keypoint_speed.py` "
+              f"(see its docstring for what each figure means).\n")
+    body = "".join(f"\n<!-- section: {name} -->\n{kept[name]}" for name in ("agreement", "speed") if name in kept)
+    out.write_text(header + body)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure agreement (real clips) and speed, print them and write benchmarks/keypoint_speed.md."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="longer sides to compare with full")
+    parser.add_argument("--speed-sizes", type=int, nargs="+", default=None,
+                        help="sizes timed (default: --sizes); full resolution is always timed")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of every speed measurement")
+    parser.add_argument("--only", choices=["agreement", "speed"], default=None, help="run one part only")
+    parser.add_argument("--max-clips", type=int, default=None, help="time at most this many clips (default: all "
+                        "720p-1080p real clips)")
+    parser.add_argument("--extract-workers", type=int, default=2, help="processes for the extract timing (0 = skip)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"for make bench: the default size only, agreement on extract's {EXTRACT_FRAMES} frames "
+                             "per clip, speed on 2 clips, 1 repeat, no extract timing (a few minutes)")
+    parser.add_argument("--out", type=Path, default=OUT_MD, help="markdown report")
+    args = parser.parse_args(argv)
+    if args.quick:
+        from utils.config import MEDIAPIPE_SIZE
+
+        args.sizes, args.repeats, args.max_clips, args.extract_workers = [MEDIAPIPE_SIZE], 1, 2, 0
+    command = "python benchmarks/keypoint_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"keypoint path speed ({load_average()})", flush=True)
+    sections = {}
+    clips = real_clips()
+    if args.only != "speed":
+        if clips:
+            sections["agreement"] = _section(agreement_section(clips, args.sizes, every_frame=not args.quick),
+                                             "Agreement with full resolution", command)
+        else:
+            print(f"agreement skipped: {REAL_CLIPS} is absent (the real clips are not part of the repository)")
+    if args.only != "agreement":
+        speed, description = speed_clips(max_clips=args.max_clips)
+        sections["speed"] = _section(speed_section(speed, description, args.speed_sizes or args.sizes, args.repeats,
+                                                   args.extract_workers), "Speed on this machine", command)
+    path = write_report(sections, args.out)
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
