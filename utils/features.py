@@ -322,7 +322,7 @@ def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int
     extra = _signature(stored) if stored is not None and stored.is_file() else ()
     key = json.dumps([CACHE_VERSION, str(root.resolve()), _relative(root, record.path), size, mtime,
                       num_frames, image_size, mode, list(extra), int(hand_size)]
-                     + ([int(mediapipe_size)] if mode == "mediapipe" and mediapipe_size else []))  # 0 = full: keeps older caches valid
+                     + ([int(mediapipe_size)] if mode == "mediapipe" and mediapipe_size else []))  # 0: old key
     return paths.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 

@@ -1,7 +1,8 @@
 """Live recognition from a camera: the loop over frames and its OpenCV window (q or Esc quits).
 
 Frames are read in a background thread (a short queue, so the picture stays live); each goes through
-MediaPipe shrunk to the run's ``mediapipe_size`` (hand crops from the full frame); every ``stride`` frames the last ``window`` frames
+MediaPipe at the run's ``mediapipe_size`` (full resolution unless the run's features were made otherwise; hand
+crops always from the full frame); every ``stride`` frames the last ``window`` frames
 (default: the duration of the run's training clips at the camera's frame rate) become one window,
 sampled, prepared and classified exactly as :mod:`utils.predict` does for a video file.
 """
