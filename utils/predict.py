@@ -182,11 +182,11 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
     info = video_module.video_info(video, count=False)
     keypoints, detected, thumbnails, crops, mp_ms = [], [], [], [], []
     count, extractor = 0, None
+    frames = video_module.read_ahead(video_module.iter_frames(video))  # an unreadable file fails here
     if need_keypoints:
         from utils.keypoints import HolisticExtractor
 
         extractor = HolisticExtractor(warn_small_frames=False, max_side=mediapipe_size).open()
-    frames = video_module.read_ahead(video_module.iter_frames(video))
     try:
         for frame in tqdm(frames, total=info.num_frames or None, desc=f"MediaPipe {Path(video).name}",
                           unit="frame", disable=not progress, leave=False):
