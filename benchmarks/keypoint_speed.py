@@ -345,6 +345,14 @@ def _size_name(size: int) -> str:
 
 
 # ----------------------------------------------------------------------------- the report
+DECISION_RULE = """How a MediaPipe input size is adopted: on the clips it
+shrinks, every part's detection rate within 2 percentage points of full resolution, and every part's mean landmark
+distance at most 0.005 of the frame (about 3 px at 640, 10 px at 1920; a hand spans about 0.1) or twice the
+`full + noise` row, whichever is larger — MediaPipe's own response to noise nobody can see is not a loss. Among
+the sizes that pass, the one with the largest gain in frames per CPU-second (the machine is shared, so wall-clock
+frames/s move with the load); no size is adopted when none gains more than the spread between repeats. Hand crops
+and thumbnails are cut from the full-resolution frames whatever MediaPipe sees."""
+
 def _section(lines: list[str], title: str, command: str) -> str:
     """One section of the markdown report, headed by the command and the machine's state."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -359,8 +367,8 @@ def write_report(sections: dict[str, str], out: Path = OUT_MD) -> Path:
             name, _, text = block.partition(" -->\n")
             kept[name] = text
     kept.update(sections)
-    header = (f"# Keypoint path speed and MediaPipe input size\n\nWritten by `benchmarks/keypoint_speed.py` "
-              f"(see its docstring for what each figure means).\n")
+    header = ("# Keypoint path speed and MediaPipe input size\n\nWritten by `benchmarks/keypoint_speed.py` "
+              "(see its docstring for what each figure means).\n\n" + DECISION_RULE + "\n")
     body = "".join(f"\n<!-- section: {name} -->\n{kept[name]}" for name in ("agreement", "speed") if name in kept)
     out.write_text(header + body)
     return out
