@@ -271,6 +271,20 @@ def test_worker_processes_give_the_same_file(tmp_path: Path) -> None:
     assert np.array_equal(parallel.keypoints, serial.keypoints) and np.array_equal(parallel.frames, serial.frames)
 
 
+def test_worker_processes_start_mediapipe_without_tensorflow() -> None:
+    """The pool's initializer keeps TensorFlow out of the workers (run in a child: it would break this process)."""
+    import subprocess
+    import sys
+
+    code = ("from utils import features; features._quiet_worker(); import mediapipe, sys; "
+            "mediapipe.solutions.holistic.Holistic().close(); print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] == 'tensorflow' and sys.modules[m] is not None))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 # ----------------------------------------------------------------------------- the file and its checks
 def small_feature_set(num_clips: int = 6) -> FeatureSet:
     """A valid in-memory feature set."""

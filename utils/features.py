@@ -390,9 +390,15 @@ def _run_in_process(jobs: list[_ClipJob], bar) -> dict[str, str]:
 
 
 def _quiet_worker() -> None:
-    """Keep TensorFlow/MediaPipe start-up chatter out of the output of each worker process."""
+    """Start a worker process: no TensorFlow/MediaPipe start-up chatter, and no TensorFlow at all.
+
+    ``import mediapipe`` imports TensorFlow when it is installed, only for its documentation tools, and
+    falls back without it; a worker never needs TensorFlow, and skipping it makes each worker start with
+    about 0.9 instead of 5.3 CPU-seconds (measured on the 2-core machine).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "2")
+    sys.modules.setdefault("tensorflow", None)  # `import tensorflow` now raises ModuleNotFoundError here
 
 
 def _run_in_pool(jobs: list[_ClipJob], workers: int, bar) -> dict[str, str]:
