@@ -42,6 +42,7 @@ from utils import video  # noqa: E402
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "real" / "asl_clips"
 OUT_MD = Path(__file__).with_suffix(".md")
 SIZES = (960, 640, 480, 320)
+QUICK_SIZE = 640  # the one size --quick compares with full resolution
 NOISE = "full + noise"
 NOISE_SIGMA = 2.0
 MIN_VISIBILITY = 0.5
@@ -386,14 +387,12 @@ def main(argv: list[str] | None = None) -> int:
                         "720p-1080p real clips)")
     parser.add_argument("--extract-workers", type=int, default=2, help="processes for the extract timing (0 = skip)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"for make bench: the default size only, agreement on extract's {EXTRACT_FRAMES} frames "
+                        help=f"for make bench: full resolution and {QUICK_SIZE} px only, agreement on extract's {EXTRACT_FRAMES} frames "
                              "per clip, speed on 2 clips, 1 repeat, no extract timing (a few minutes)")
     parser.add_argument("--out", type=Path, default=OUT_MD, help="markdown report")
     args = parser.parse_args(argv)
     if args.quick:
-        from utils.config import MEDIAPIPE_SIZE
-
-        args.sizes, args.repeats, args.max_clips, args.extract_workers = [MEDIAPIPE_SIZE], 1, 2, 0
+        args.sizes, args.repeats, args.max_clips, args.extract_workers = [QUICK_SIZE], 1, 2, 0
     command = "python benchmarks/keypoint_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"keypoint path speed ({load_average()})", flush=True)
     sections = {}
