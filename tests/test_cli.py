@@ -43,6 +43,17 @@ def test_crossval_folds_argument_refuses_nonsense(folds, capsys):
     assert "argument --folds" in capsys.readouterr().err
 
 
+def test_mediapipe_size_argument_of_extract_and_predict(capsys):
+    parse = cli.build_parser().parse_args
+    assert parse(["extract", "data", "--out", "f.npz"]).mediapipe_size == config.MEDIAPIPE_SIZE
+    assert parse(["extract", "data", "--out", "f.npz", "--mediapipe-size", "0"]).mediapipe_size == 0
+    assert parse(["predict", "v.mp4", "--model", "run"]).mediapipe_size is None  # as the run's features were made
+    assert parse(["predict", "v.mp4", "--model", "run", "--mediapipe-size", "480"]).mediapipe_size == 480
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "v.mp4", "--model", "run", "--mediapipe-size", "-1"])
+    assert "argument --mediapipe-size" in capsys.readouterr().err
+
+
 def test_course_settings_follow_the_environment(monkeypatch):
     monkeypatch.setenv("DATASET", "ucf11")
     monkeypatch.setenv("FAST", "1")

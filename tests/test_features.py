@@ -62,6 +62,11 @@ class FakeExtractor:
 
     calls: list[int] = []
     interrupt_at: int | None = None  # raise KeyboardInterrupt on this (1-based) clip
+    sizes: list[int] = []  # max_side of each extractor made
+
+    def __init__(self, max_side: int = 0, **options) -> None:
+        self.max_side = max_side
+        FakeExtractor.sizes.append(max_side)
 
     def extract(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         FakeExtractor.calls.append(len(frames))
@@ -78,7 +83,7 @@ class FakeExtractor:
 def fake_mediapipe(monkeypatch: pytest.MonkeyPatch) -> type[FakeExtractor]:
     """Replace the Holistic extractor by FakeExtractor (fresh counters)."""
     monkeypatch.setattr(keypoints, "HolisticExtractor", FakeExtractor)
-    FakeExtractor.calls, FakeExtractor.interrupt_at = [], None
+    FakeExtractor.calls, FakeExtractor.interrupt_at, FakeExtractor.sizes = [], None, []
     return FakeExtractor
 
 
@@ -156,6 +161,28 @@ def test_changed_settings_are_not_served_from_the_cache(tmp_path: Path, fake_med
     fake_mediapipe.calls = []
     report = extract(root, tmp_path / "b.npz", num_frames=NUM_FRAMES + 1)
     assert len(fake_mediapipe.calls) == 4 and report.cache_hits == 0
+
+
+def test_mediapipe_size_reaches_the_extractor_the_file_and_the_cache_key(tmp_path: Path, fake_mediapipe) -> None:
+    root = make_video_folder(tmp_path / "videos")
+    shrunk = load_features(extract(root, tmp_path / "a.npz", mediapipe_size=320).path)
+    assert fake_mediapipe.sizes == [320] and len(fake_mediapipe.calls) == 4
+    assert shrunk.meta["mediapipe_size"] == 320
+    fake_mediapipe.calls = []
+    full = extract(root, tmp_path / "b.npz", mediapipe_size=0)
+    assert len(fake_mediapipe.calls) == 4 and full.cache_hits == 0  # another size is not served from the cache
+    assert load_features(full.path).meta["mediapipe_size"] == 0
+    fake_mediapipe.calls = []
+    assert extract(root, tmp_path / "c.npz", mediapipe_size=320).cache_hits == 4 and fake_mediapipe.calls == []
+    with pytest.raises(DatasetError, match="mediapipe_size"):
+        extract(root, tmp_path / "d.npz", mediapipe_size=-1)
+
+
+def test_stored_keypoints_ignore_mediapipe_size(tmp_path: Path) -> None:
+    root = make_synthetic(tmp_path / "synthetic")
+    first = extract(root, tmp_path / "a.npz", mediapipe_size=320)
+    assert load_features(first.path).meta["mediapipe_size"] is None  # MediaPipe never ran
+    assert extract(root, tmp_path / "b.npz", mediapipe_size=0).cache_hits == 4
 
 
 def test_limit_takes_clips_from_every_class(tmp_path: Path, fake_mediapipe) -> None:
@@ -242,6 +269,20 @@ def test_worker_processes_give_the_same_file(tmp_path: Path) -> None:
     parallel = load_features(extract(root, tmp_path / "parallel.npz", workers=2).path)
     serial = load_features(extract(root, tmp_path / "serial.npz", workers=1).path)  # cache hits now
     assert np.array_equal(parallel.keypoints, serial.keypoints) and np.array_equal(parallel.frames, serial.frames)
+
+
+def test_worker_processes_start_mediapipe_without_tensorflow() -> None:
+    """The pool's initializer keeps TensorFlow out of the workers (run in a child: it would break this process)."""
+    import subprocess
+    import sys
+
+    code = ("from utils import features; features._quiet_worker(); import mediapipe, sys; "
+            "mediapipe.solutions.holistic.Holistic().close(); print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] == 'tensorflow' and sys.modules[m] is not None))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 # ----------------------------------------------------------------------------- the file and its checks

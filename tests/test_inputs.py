@@ -50,6 +50,23 @@ def test_features_file_keeps_source_arrays_and_old_files_still_load(tmp_path):
     assert training_sampling(old, [0, 1])["source_frames"] is None
 
 
+@pytest.mark.parametrize("meta, expected", [
+    ({"keypoints_from": "mediapipe", "mediapipe_size": 480}, 480),
+    ({"keypoints_from": "mediapipe", "mediapipe_size": 0}, 0),
+    ({"keypoints_from": "mediapipe"}, 0),  # extracted before the setting existed: full resolution
+    ({"keypoints_from": "stored", "mediapipe_size": None}, None)])  # synthetic keypoints: no MediaPipe
+def test_mediapipe_size_goes_from_the_features_file_through_run_json_to_the_spec(tmp_path, meta, expected):
+    import json
+
+    features = _features()
+    features.meta = meta
+    loaded = load_features(save_features(tmp_path / "features.npz", features))
+    run_info = json.loads(json.dumps({"num_frames": 6, "image_size": 8,
+                                      "sampling": training_sampling(loaded, [0, 1, 2])}))  # as run.json stores it
+    assert InputSpec.from_run(run_info).mediapipe_size == expected
+    assert InputSpec(6, 8).mediapipe_size is None  # a run.json written before `sampling` existed
+
+
 def test_spec_from_run_json_and_from_config_agree():
     from utils import models
 

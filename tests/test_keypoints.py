@@ -277,6 +277,43 @@ def test_extractor_rejects_bad_frames(extractor):
         extractor.extract_frame(np.zeros((200, 200), dtype=np.uint8))
 
 
+class RecordingHolistic:
+    """Stands in for mediapipe's Holistic: records the shape of each frame it is given, finds nobody."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def process(self, frame: np.ndarray) -> SimpleNamespace:
+        assert frame.flags.c_contiguous, "MediaPipe needs C-contiguous frames"
+        self.shapes.append(frame.shape)
+        return fake_results(False, False, False, False)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("max_side, expected", [(0, (480, 640, 3)), (128, (96, 128, 3)), (1000, (480, 640, 3))])
+def test_extractor_shrinks_frames_before_mediapipe(max_side, expected):
+    holistic = kp.HolisticExtractor(max_side=max_side, warn_small_frames=False)
+    holistic._holistic = RecordingHolistic()
+    holistic.extract_frame(np.zeros((480, 640, 3), dtype=np.uint8))
+    assert holistic._holistic.shapes == [expected]
+    with pytest.raises(ValueError, match="max_side"):
+        kp.HolisticExtractor(max_side=-5)
+
+
+def test_shrunk_frames_give_landmarks_in_the_same_normalised_coordinates(extractor, astronaut):
+    with kp.HolisticExtractor(static_image_mode=True, max_side=256) as shrinking:
+        small, small_found = shrinking.extract_frame(astronaut)  # 512x512 seen as 256x256
+    full, full_found = kp.HolisticExtractor(static_image_mode=True).extract_frame(astronaut)
+    assert small_found[:2].all() and full_found[:2].all()
+    small, full = kp.split_parts(small), kp.split_parts(full)
+    seen = {"face": slice(None), "pose": full["pose"][:, 3] >= 0.5}  # pose points out of the picture are guesses
+    for part in ("face", "pose"):
+        distance = np.linalg.norm(small[part][seen[part], :2] - full[part][seen[part], :2], axis=1)
+        assert np.median(distance) < 0.01, f"{part}: landmarks moved by {np.median(distance):.3f} of the frame"
+
+
 # ----------------------------------------------------------------------------- real recordings
 @pytest.mark.slow
 @pytest.mark.real

@@ -56,6 +56,30 @@ def test_predict_video_uses_the_training_preprocessing(monkeypatch, tmp_path, fe
         assert len(prediction.top) == 3 and not prediction.padded
 
 
+@pytest.mark.parametrize("recorded, requested, expected", [(320, None, 320), (320, 0, 0), (None, None, "default")])
+def test_mediapipe_sees_frames_of_the_size_the_run_was_trained_with(monkeypatch, tmp_path, lstm_run, recorded,
+                                                                   requested, expected):
+    """run.json's sampling.mediapipe_size (from the features file) reaches MediaPipe; --mediapipe-size overrides it."""
+    from utils import config, predict
+
+    run = tmp_path / "run"
+    shutil.copytree(lstm_run, run)
+    info = json.loads((run / "run.json").read_text())
+    info["sampling"]["mediapipe_size"] = recorded
+    (run / "run.json").write_text(json.dumps(info))
+    seen = {}
+
+    def fake_read(video, need_keypoints, image_size, progress=True, hand_size=None, mediapipe_size=0):
+        seen["size"] = mediapipe_size
+        return predict.VideoKeypoints(num_frames=8, fps=25.0, keypoints=np.zeros((8, 1662), np.float32),
+                                      detected=np.zeros((8, 4), bool), thumbnails=None)
+
+    monkeypatch.setattr(predict, "read_video_keypoints", fake_read)
+    predict.predict_video(write_noise_video(tmp_path / "v.mp4", 8), run, progress=False, verbose=False,
+                          mediapipe_size=requested)
+    assert seen["size"] == (config.MEDIAPIPE_SIZE if expected == "default" else expected)
+
+
 def test_short_video_without_person_is_padded_said_so_and_annotated(tmp_path, lstm_run, capsys):
     import cv2
 

@@ -231,3 +231,90 @@ def test_write_then_read_round_trip(tmp_path):
     back = video.read_video(path)
     assert back.shape == frames.shape
     assert np.abs(back.astype(int) - frames.astype(int)).mean() < 4
+
+
+# ----------------------------------------------------------------------------- shrinking frames for MediaPipe
+@pytest.mark.parametrize("height, width, max_side, expected", [
+    (1080, 1920, 640, (360, 640)), (1920, 1080, 640, (640, 360)), (720, 1280, 480, (270, 480)),
+    (333, 1000, 640, (213, 640)), (1080, 1920, 1920, (1080, 1920))])
+def test_shrink_frame_keeps_the_aspect_ratio(height, width, max_side, expected):
+    frame = np.zeros((height, width, 3), dtype=np.uint8)
+    shrunk = video.shrink_frame(frame, max_side)
+    assert shrunk.shape == (*expected, 3) and shrunk.dtype == np.uint8
+    assert shrunk.shape[1] / shrunk.shape[0] == pytest.approx(width / height, rel=0.01)
+
+
+@pytest.mark.parametrize("max_side", [0, 640, 2000])
+def test_shrink_frame_never_enlarges(max_side):
+    frame = np.full((320, 640, 3), 7, dtype=np.uint8)
+    assert video.shrink_frame(frame, max_side) is frame  # fits already (or 0 = full resolution): untouched
+
+
+def test_shrink_frame_averages_pixels_and_rejects_negative_sizes():
+    frame = np.zeros((4, 8, 3), dtype=np.uint8)
+    frame[:, ::2] = 200  # one-pixel stripes average to grey, not to a sampled stripe
+    assert np.all(video.shrink_frame(frame, 4) == 100)
+    with pytest.raises(ValueError, match="max_side"):
+        video.shrink_frame(frame, -1)
+
+
+# ----------------------------------------------------------------------------- reading ahead in a thread
+def test_read_ahead_yields_the_same_frames_in_order(tmp_video):
+    path = tmp_video(num_frames=9, suffix=".avi")
+    plain = list(video.iter_frames(path))
+    ahead = list(video.read_ahead(video.iter_frames(path), max_queued=2))
+    assert len(ahead) == len(plain) == 9
+    for mine, theirs in zip(ahead, plain):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def _counting_source(log: dict, fail_at: int | None = None):
+    """Yields 0, 1, 2, ... forever (or raises at fail_at), recording what was read and whether it was closed."""
+    try:
+        index = 0
+        while True:
+            if index == fail_at:
+                raise VideoError(f"frame {index}: decoder gave up")
+            log["read"] = index + 1
+            yield index
+            index += 1
+    finally:
+        log["closed"] = True
+
+
+def _reader_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "read_ahead"]
+
+
+def test_read_ahead_raises_the_readers_error_after_the_frames_before_it():
+    log: dict = {}
+    received = []
+    with pytest.raises(VideoError, match="frame 3: decoder gave up"):
+        for item in video.read_ahead(_counting_source(log, fail_at=3), max_queued=2):
+            received.append(item)
+    assert received == [0, 1, 2] and log["closed"] and not _reader_threads()
+
+
+def test_read_ahead_stops_the_thread_and_closes_the_source_on_early_exit():
+    import time
+
+    log: dict = {}
+    frames = video.read_ahead(_counting_source(log), max_queued=3)
+    received = [next(frames), next(frames)]
+    time.sleep(0.2)  # let the reader fill its queue
+    assert log["read"] <= 2 + 3 + 1  # bounded: what was taken, the queue, and one waiting to be put
+    frames.close()  # what `break` or an error in the consumer's loop does
+    assert received == [0, 1] and log["closed"] and not _reader_threads()
+
+
+def test_read_ahead_releases_a_video_on_early_exit(tmp_video):
+    path = tmp_video(num_frames=20, suffix=".avi")
+    source = video.iter_frames(path)
+    for index, _ in enumerate(video.read_ahead(source, max_queued=2)):
+        if index == 1:
+            break
+    assert source.gi_frame is None  # the decoding generator ran its `finally` (capture.release())
+    with pytest.raises(ValueError, match="max_queued"):
+        next(video.read_ahead(iter([]), max_queued=0))

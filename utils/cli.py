@@ -41,7 +41,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     report = features.extract_features(args.source, args.out, num_frames=args.frames,
                                        image_size=args.image_size, workers=args.workers,
                                        keypoints_from=args.keypoints_from, limit=args.limit,
-                                       hand_size=args.hand_size)
+                                       hand_size=args.hand_size, mediapipe_size=args.mediapipe_size)
     print(report.path)
     return 0
 
@@ -79,6 +79,17 @@ def _folds(value: str) -> str | int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _pixels(value: str) -> int:
+    """argparse type of --mediapipe-size: 0 or a positive number of pixels."""
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (full resolution) or a positive number of pixels, got {value!r}")
+    return size
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from utils import evaluation
 
@@ -104,13 +115,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.webcam is not None:
         from utils import webcam
 
-        return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride, window=args.window)
+        return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride, window=args.window,
+                                 mediapipe_size=args.mediapipe_size)
     if not args.video:
         raise CourseError("predict needs a VIDEO path or --webcam [INDEX]")
     from utils import predict
 
     predict.predict_video(args.video, args.model, out_path=args.out, stride=args.stride, window=args.window,
-                          json_path=args.json, answer=args.answer)
+                          json_path=args.json, answer=args.answer, mediapipe_size=args.mediapipe_size)
     return 0
 
 
@@ -180,6 +192,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N clips (for a quick look)")
     p.add_argument("--hand-size", type=int, default=32,
                    help="side in pixels of the crops around each hand, cut from full-resolution frames (0 = none)")
+    p.add_argument("--mediapipe-size", type=_pixels, default=defaults.MEDIAPIPE_SIZE,
+                   help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); recorded in "
+                        "the features file, and predict uses the same")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("train", formatter_class=_formatter, help="train lstm / convlstm / fused on a features file",
@@ -257,6 +272,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="clip answer: the mean of the window probabilities, or the whole clip as one window when "
                         "it is at most two training clips long")
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
+    p.add_argument("--mediapipe-size", type=_pixels, default=None,
+                   help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); None: as the "
+                        "run's training features were extracted")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", formatter_class=_formatter,

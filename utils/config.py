@@ -21,6 +21,11 @@ IMAGE_SIZE = 64  # S: side of the frame thumbnails `extract` stores (the origina
 SYNTHETIC_CLIPS_PER_CLASS = 40  # synthetic clips per sign
 SYNTHETIC_SIGNERS = 10  # distinct synthetic signers (the groups of signer-disjoint splits)
 SYNTHETIC_RENDER_SIZE = 128  # side in pixels of the rendered synthetic videos
+# Longer side in pixels of the frames MediaPipe Holistic sees (0 = full resolution); hand crops and thumbnails
+# always come from the full-resolution frames. Full resolution by measurement (benchmarks/keypoint_speed.md):
+# on 720p-1080p clips MediaPipe costs the same CPU time per frame at 1080p, 960, 640 or 480 px (its models
+# take fixed 192-256 px inputs), so shrinking buys no speed, and it moves the landmarks a little.
+MEDIAPIPE_SIZE = 0
 
 # The synthetic default: 10 signs x 40 clips by 10 signers (400 clips). FAST=1 shrinks it for smoke tests.
 SYNTHETIC_DEFAULT = dict(clips_per_class=SYNTHETIC_CLIPS_PER_CLASS, num_signers=SYNTHETIC_SIGNERS,

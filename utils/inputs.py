@@ -64,6 +64,13 @@ class InputSpec:
         """Whether the frames get the clip's landmarks drawn on them (then the keypoints are needed too)."""
         return bool(self.options["draw_landmarks"])
 
+    @property
+    def mediapipe_size(self) -> int | None:
+        """Longer side of the frames MediaPipe saw when the training features were extracted (0 = full
+        resolution), None when they did not come from MediaPipe (synthetic stored keypoints) or are unknown."""
+        size = self.sampling.get("mediapipe_size")
+        return None if size is None else int(size)
+
     def window_frames(self, fps: float) -> int:
         """Source frames of a video at `fps` that span what one training clip spanned (its median duration).
 
@@ -170,7 +177,8 @@ def training_sampling(features: Any, indices: Sequence[int] | np.ndarray) -> dic
                                 "thumbnail_size": None if features.frames is None else int(features.frames.shape[2]),
                                 "hand_crop_size": None if getattr(features, "hand_crops", None) is None
                                 else int(features.hand_crops.shape[3]),
-                                "source_frames": None, "source_fps": None, "source_seconds": None}
+                                "source_frames": None, "source_fps": None, "source_seconds": None,
+                                "mediapipe_size": features_mediapipe_size(getattr(features, "meta", None) or {})}
     source_frames = getattr(features, "source_frames", None)
     if source_frames is None or len(indices) == 0:
         return sampling
@@ -183,6 +191,14 @@ def training_sampling(features: Any, indices: Sequence[int] | np.ndarray) -> dic
         sampling["source_fps"] = float(np.median(fps[known]))
         sampling["source_seconds"] = float(np.median(frames[known] / fps[known]))
     return sampling
+
+
+def features_mediapipe_size(meta: Mapping[str, Any]) -> int | None:
+    """The longer side MediaPipe saw when a features file was extracted, from its meta: ``mediapipe_size``;
+    0 (full resolution) for a file extracted with MediaPipe before that was recorded; None without MediaPipe."""
+    if meta.get("mediapipe_size") is not None:
+        return int(meta["mediapipe_size"])
+    return 0 if meta.get("keypoints_from") in ("mediapipe", "mixed") else None
 
 
 def features_name(features: Any) -> str:

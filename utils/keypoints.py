@@ -254,11 +254,18 @@ class HolisticExtractor:
     to the next; :meth:`extract` resets the tracking at the start of each clip. ``True`` detects afresh
     in every frame (slower, for unrelated images). Only ``model_complexity=1`` works offline: its pose
     model ships inside the mediapipe wheel, while 0 and 2 are downloaded at first use.
+
+    ``max_side`` > 0 shrinks each frame (aspect ratio kept, never enlarged) so that its longer side is at
+    most that many pixels before MediaPipe sees it: the landmarks are normalised to the frame, so they
+    mean the same on the full-resolution frame (hand crops are still cut from it). 0 = full resolution.
     """
 
     def __init__(self, static_image_mode: bool = False, model_complexity: int = 1,
                  min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
-                 warn_small_frames: bool = True) -> None:
+                 warn_small_frames: bool = True, max_side: int = 0) -> None:
+        if int(max_side) < 0:
+            raise ValueError(f"max_side must be 0 (full resolution) or a positive number of pixels, got {max_side}")
+        self.max_side = int(max_side)
         self.static_image_mode = static_image_mode
         self.model_complexity = model_complexity
         self.min_detection_confidence = min_detection_confidence
@@ -304,7 +311,9 @@ class HolisticExtractor:
 
     def extract_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints of one RGB uint8 frame: ((1662,) float32, (4,) bool detected); nobody found gives zeros."""
-        frame = _check_frame(frame)
+        from utils.video import shrink_frame
+
+        frame = np.ascontiguousarray(shrink_frame(_check_frame(frame), self.max_side))
         self._warn_if_small(frame)
         self.open()
         return results_to_vector(self._holistic.process(frame))

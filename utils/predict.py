@@ -65,6 +65,7 @@ class VideoKeypoints:
     thumbnails: np.ndarray | None  # (N, S, S, 3) uint8 for frame models, else None
     mediapipe_ms: list[float] = field(default_factory=list)
     hand_crops: np.ndarray | None = None  # (N, 2, C, C, 3) uint8 from the full-resolution frames, for hand models
+    seconds: float = 0.0  # wall time of the whole pass: decoding, MediaPipe, thumbnails and crops
 
 
 # ----------------------------------------------------------------------------- one window -> one prediction
@@ -141,6 +142,20 @@ def window_indices(start: int, num_available: int, window: int, num_frames: int)
     return indices + start, padded
 
 
+def mediapipe_size_for(spec: InputSpec, requested: int | None = None) -> int:
+    """The longer side, in pixels, of the frames MediaPipe sees (0 = full resolution): ``requested`` when given,
+    else what the run's features were extracted with, else the course default (``config.MEDIAPIPE_SIZE``)."""
+    from utils.config import MEDIAPIPE_SIZE
+
+    for size in (requested, spec.mediapipe_size):
+        if size is not None:
+            if int(size) != size or int(size) < 0:
+                raise CourseError(f"mediapipe_size must be 0 (full resolution) or a positive number of pixels, "
+                                  f"got {size!r}")
+            return int(size)
+    return MEDIAPIPE_SIZE
+
+
 def check_positive(value: int, name: str) -> int:
     """value as int; CourseError when it is not a positive whole number."""
     if int(value) != value or int(value) < 1:
@@ -150,24 +165,29 @@ def check_positive(value: int, name: str) -> int:
 
 # ----------------------------------------------------------------------------- reading a video
 def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: int | None,
-                         progress: bool = True, hand_size: int | None = None) -> VideoKeypoints:
-    """Run MediaPipe on every frame at full resolution (if needed) and keep image_size thumbnails (if given)
-    and hand_size crops of both hands, cut from the full-resolution frame (if given; needs the keypoints)."""
+                         progress: bool = True, hand_size: int | None = None,
+                         mediapipe_size: int = 0) -> VideoKeypoints:
+    """Run MediaPipe on every frame (if needed) and keep image_size thumbnails (if given) and hand_size crops
+    of both hands, cut from the full-resolution frame (if given; needs the keypoints).
+
+    MediaPipe sees each frame shrunk to a longer side of ``mediapipe_size`` (0 = full resolution); frames
+    are decoded in a background thread (:func:`utils.video.read_ahead`) while MediaPipe works."""
     from utils.keypoints import hand_crops as cut_hands
 
     from tqdm.auto import tqdm
 
     from utils import video as video_module
 
+    started_pass = time.perf_counter()
     info = video_module.video_info(video, count=False)
     keypoints, detected, thumbnails, crops, mp_ms = [], [], [], [], []
     count, extractor = 0, None
+    frames = video_module.read_ahead(video_module.iter_frames(video))  # an unreadable file fails here
     if need_keypoints:
         from utils.keypoints import HolisticExtractor
 
-        extractor = HolisticExtractor(warn_small_frames=False).open()
+        extractor = HolisticExtractor(warn_small_frames=False, max_side=mediapipe_size).open()
     try:
-        frames = video_module.iter_frames(video)
         for frame in tqdm(frames, total=info.num_frames or None, desc=f"MediaPipe {Path(video).name}",
                           unit="frame", disable=not progress, leave=False):
             count += 1
@@ -182,13 +202,15 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
             if image_size:
                 thumbnails.append(video_module.resize_frames(frame[None], image_size)[0])
     finally:
+        frames.close()
         if extractor is not None:
             extractor.close()
     return VideoKeypoints(num_frames=count, fps=info.fps,
                           keypoints=np.stack(keypoints) if keypoints else None,
                           detected=np.stack(detected) if detected else None,
                           thumbnails=np.stack(thumbnails) if image_size and thumbnails else None,
-                          mediapipe_ms=mp_ms, hand_crops=np.stack(crops) if crops else None)
+                          mediapipe_ms=mp_ms, hand_crops=np.stack(crops) if crops else None,
+                          seconds=time.perf_counter() - started_pass)
 
 
 def _check_video_out(out_path: str | Path | None) -> Path | None:
@@ -323,7 +345,7 @@ class VideoPrediction:
 def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path | None = None,
                   stride: int | str | None = None, progress: bool = True, window: int | str | None = None,
                   verbose: bool = True, json_path: str | Path | None = None,
-                  answer: str = CLIP_ANSWER) -> VideoPrediction:
+                  answer: str = CLIP_ANSWER, mediapipe_size: int | None = None) -> VideoPrediction:
     """Recognise the sign in a video with a trained run: one prediction per window, and one answer for the clip.
 
     ``window`` (default: the median duration of the run's training clips, at this video's frame rate)
@@ -354,16 +376,18 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     model, run_info = load_run(model_dir)
     classify = WindowClassifier(model, run_info)
     spec = classify.spec
+    mediapipe_size = mediapipe_size_for(spec, mediapipe_size)
     window_frames = window_frames or spec.window_frames(info.fps)
     stride_frames = stride_frames or max(1, window_frames // 4)
     clip = read_video_keypoints(video, spec.wants("keypoints") or spec.wants("hands") or spec.draws_landmarks
                                 or out_path is not None,
                                 spec.thumbnail_size if spec.wants("frames") else None, progress=progress,
-                                hand_size=spec.crop_size if spec.wants("hands") else None)
+                                hand_size=spec.crop_size if spec.wants("hands") else None,
+                                mediapipe_size=mediapipe_size)
     say = print if verbose else (lambda *args, **kwargs: None)
     say(f"{video}: {clip.num_frames} frames at {clip.fps:.1f} fps; {run_info['model']} model, windows of "
         f"{window_frames} frames ({window_frames / clip.fps:.2f} s) sampled to {spec.clip_frames}, "
-        f"stride {stride_frames}")
+        f"stride {stride_frames}; MediaPipe input {_size_text(mediapipe_size)}")
     if clip.num_frames < window_frames:
         say(f"note: the video has only {clip.num_frames} frames, fewer than one window ({window_frames}): "
             f"one window{', padded by repeating frames' if clip.num_frames < spec.clip_frames else ''}")
@@ -377,6 +401,9 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
         say(prediction.describe())
     say(latency_line(clip.mediapipe_ms, "MediaPipe per frame"))
     say(latency_line([p.model_ms for p in windows], "model per window") + " (first call excluded: warm-up)")
+    if clip.seconds > 0:
+        say(f"read + MediaPipe: {clip.num_frames} frames in {clip.seconds:.1f} s "
+            f"({clip.num_frames / clip.seconds:.1f} frames/s)")
     if out_path is not None:
         write_annotated_video(video, out_path, windows, clip.keypoints, clip.fps)
         say(f"annotated video -> {out_path}")
@@ -403,6 +430,11 @@ def predict_clip(classify: WindowClassifier, clip: VideoKeypoints, window: int, 
     return VideoPrediction(video=name, fps=clip.fps, num_frames=clip.num_frames, window=window, stride=stride,
                            windows=windows, answer=clip_answer(windows, whole, classify.classes),
                            latency=latency_summary(windows, clip.mediapipe_ms))
+
+
+def _size_text(mediapipe_size: int) -> str:
+    """'full resolution' or 'longer side 640 px'."""
+    return "full resolution" if not mediapipe_size else f"longer side {mediapipe_size} px"
 
 
 def _check_json_out(json_path: str | Path | None) -> Path | None:

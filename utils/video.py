@@ -6,10 +6,10 @@ hint: some codecs and truncated files report more (or fewer) frames than can be 
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,6 +17,8 @@ from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.errors import VideoError
 
 DEFAULT_FPS = 30.0  # used when a container does not say its frame rate
+READ_AHEAD = 8  # frames a background decoder may hold ready (read_ahead): ~50 MB at 1080p
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,62 @@ def _frames_from(capture, first: np.ndarray) -> Iterator[np.ndarray]:
             yield _to_rgb(frame)
     finally:
         capture.release()
+
+
+def read_ahead(items: Iterable[Item], max_queued: int = READ_AHEAD) -> Iterator[Item]:
+    """Yield the items of ``items`` (e.g. :func:`iter_frames`) in order while a background thread reads ahead.
+
+    At most ``max_queued`` items wait in the queue, so memory stays bounded. An error raised while reading
+    is raised here, after the items read before it. Leaving early (``break``, an error in the loop, closing
+    this generator) stops the thread and closes ``items``, so a video file or camera is released at once.
+    OpenCV decodes without holding Python's lock, so decoding overlaps with MediaPipe and the model.
+    """
+    import queue
+    import threading
+
+    if int(max_queued) < 1:
+        raise ValueError(f"max_queued must be at least 1, got {max_queued}")
+    waiting: queue.Queue = queue.Queue(maxsize=int(max_queued))
+    stop = threading.Event()
+    source = iter(items)
+
+    def offer(entry: tuple[bool, Any]) -> bool:
+        """Put an entry in the queue unless the consumer has left; False when it has."""
+        while not stop.is_set():
+            try:
+                waiting.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        """Read every item into the queue, then an end marker (False, error or None)."""
+        try:
+            for item in source:
+                if not offer((True, item)):
+                    return
+            offer((False, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            offer((False, error))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="read_ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            has_item, item = waiting.get()
+            if not has_item:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def read_video(path: str | Path) -> np.ndarray:
@@ -227,6 +285,24 @@ def fit_frame(frame: np.ndarray, min_side: int = 360, max_side: int = 960) -> np
         return frame
     size = (int(round(width * factor)) // 2 * 2, int(round(height * factor)) // 2 * 2)
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+
+
+def shrink_frame(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """An RGB frame resized (``cv2.INTER_AREA``, aspect ratio kept) so its longer side is at most ``max_side``.
+
+    Never enlarges: a frame that already fits, and ``max_side=0`` (no limit), come back unchanged (the same array).
+    """
+    import cv2
+
+    if int(max_side) < 0:
+        raise ValueError(f"max_side must be 0 (full resolution) or a positive number of pixels, got {max_side}")
+    height, width = frame.shape[:2]
+    longest = max(height, width)
+    if not max_side or longest <= int(max_side):
+        return frame
+    factor = int(max_side) / longest
+    size = (max(1, int(round(width * factor))), max(1, int(round(height * factor))))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def _read_selected_frames(path: str | Path, wanted: set[int]) -> tuple[dict[int, np.ndarray], int]:

@@ -1,6 +1,8 @@
 """Live recognition from a camera: the loop over frames and its OpenCV window (q or Esc quits).
 
-Each frame goes through MediaPipe at full resolution; every ``stride`` frames the last ``window`` frames
+Frames are read in a background thread (a short queue, so the picture stays live); each goes through
+MediaPipe at the run's ``mediapipe_size`` (full resolution unless the run's features were made otherwise; hand
+crops always from the full frame); every ``stride`` frames the last ``window`` frames
 (default: the duration of the run's training clips at the camera's frame rate) become one window,
 sampled, prepared and classified exactly as :mod:`utils.predict` does for a video file.
 """
@@ -17,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from utils.errors import CourseError
-from utils.predict import WindowClassifier, WindowPrediction, frames_of, latency_line
+from utils.predict import WindowClassifier, WindowPrediction, frames_of, latency_line, mediapipe_size_for
 
 QUIT_KEYS = (ord("q"), 27)  # q or Esc closes the webcam window
+CAMERA_QUEUE = 2  # frames read ahead from a camera: more would show the signer late when MediaPipe lags
 
 
 def check_display() -> None:
@@ -84,17 +87,18 @@ def _show(frame_rgb: np.ndarray, title: str) -> bool:
 
 def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int | str | None = None,
                show: bool = True, max_frames: int | None = None, verbose: bool = True,
-               window: int | str | None = None) -> int:
+               window: int | str | None = None, mediapipe_size: int | None = None) -> int:
     """Live recognition from a camera in an OpenCV window (q or Esc quits); returns 0 (the CLI's exit code).
 
     A prediction is made every `stride` frames (default: a quarter of the window) on the last `window`
     frames (default: the training clips' duration); both in frames (30) or seconds ("1.5s").
+    ``mediapipe_size``: longer side of the frames MediaPipe sees (default: as the run's features were extracted).
     ``show=False`` (with a video file as ``camera_index`` and ``max_frames``) runs the same loop without
     a window, e.g. in tests. CourseError when there is no display or the camera cannot be opened.
     """
     from utils.keypoints import HolisticExtractor, draw_prediction, hand_crops
     from utils.runs import load_run
-    from utils.video import DEFAULT_FPS, capture_fps, resize_frames, sample_frame_indices
+    from utils.video import DEFAULT_FPS, capture_fps, read_ahead, resize_frames, sample_frame_indices
 
     if show:
         check_display()
@@ -102,6 +106,7 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
     frames_of(stride, DEFAULT_FPS, "stride")
     model, run_info = load_run(model_dir)
     classify = WindowClassifier(model, run_info)
+    mediapipe_size = mediapipe_size_for(classify.spec, mediapipe_size)
     capture = open_camera(camera_index)
     fps = capture_fps(capture)
     num_frames = frames_of(window, fps, "window") or classify.spec.window_frames(fps)
@@ -114,9 +119,10 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
     prediction: WindowPrediction | None = None
     model_ms, mp_ms = [], []
     title = f"sign recognition ({run_info['model']}) - q to quit"
+    frames = read_ahead(_camera_frames(capture, max_frames), CAMERA_QUEUE)
     try:
-        with HolisticExtractor(warn_small_frames=False) as extractor:
-            for index, frame in enumerate(_camera_frames(capture, max_frames)):
+        with HolisticExtractor(warn_small_frames=False, max_side=mediapipe_size) as extractor:
+            for index, frame in enumerate(frames):
                 started = time.perf_counter()
                 vector, _ = extractor.extract_frame(frame)
                 mp_ms.append((time.perf_counter() - started) * 1000)
@@ -135,6 +141,7 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
                 if show and not _show(draw_prediction(frame, prediction.top if prediction else [], vector), title):
                     break
     finally:
+        frames.close()  # stops the reading thread, which releases the camera
         capture.release()
         if show:
             _close_windows()
