@@ -90,7 +90,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from utils import benchmark
 
-    benchmark.main(quick=args.quick, steps=args.steps)
+    settings = tuple(args.settings) if args.settings else benchmark.DEFAULT_SETTINGS
+    benchmark.main(quick=args.quick, steps=args.steps, repeats=args.repeats, settings=settings)
     return 0
 
 
@@ -223,9 +224,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", formatter_class=_formatter,
-                       help="training/inference speed and memory of each model on this machine")
-    p.add_argument("--quick", action="store_true", help="small configuration only")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+                       help="training/inference speed and memory of each model on this machine",
+                       description="Time the fused model at the original's shapes under each setting (PyTorch "
+                                   "original, Keras defaults, XLA on, oneDNN off, TensorFlow Lite), each in its own "
+                                   "process, and print ratios to PyTorch; then every model's speed and memory.")
+    p.add_argument("--quick", action="store_true", help="one round of the comparison; small configuration only")
+    p.add_argument("--steps", type=int, default=4, help="timed batches per measurement, after one warm-up batch")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (best and median reported)")
+    p.add_argument("--settings", nargs="+", default=None, metavar="NAME",
+                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn "
+                        "tflite tflite-1thread")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", formatter_class=_formatter,
