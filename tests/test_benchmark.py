@@ -62,10 +62,11 @@ def test_comparison_table_gives_best_median_and_paired_ratios() -> None:
 def test_compare_skips_pytorch_without_torch_and_runs_each_round(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(benchmark, "torch_available", lambda: False)
-    monkeypatch.setattr(benchmark, "run_setting",
-                        lambda name, batch_size, steps: calls.append((name, batch_size, steps)) or _result(1.0, 2.0))
-    comparison = benchmark.compare(("pytorch", "keras", "tflite"), repeats=2, steps=3, batch_size=4, progress=False)
-    assert calls == [("keras", 4, 3), ("tflite", 4, 3)] * 2
+    monkeypatch.setattr(benchmark, "run_setting", lambda name, batch_size, steps, timeout:
+                        calls.append((name, batch_size, steps)) or _result(1.0, 2.0))
+    comparison = benchmark.compare(("pytorch", "keras", "keras-xla", "tflite"), repeats=2, steps=3, batch_size=4,
+                                   progress=False)
+    assert calls == [("keras", 4, 3), ("keras-xla", 4, 3), ("tflite", 4, 3), ("keras", 4, 3), ("tflite", 4, 3)]
     table = benchmark.format_comparison(comparison)
     assert "pytorch          skipped: PyTorch is not installed" in table
     with pytest.raises(benchmark.ConfigError, match="nope"):
@@ -84,6 +85,9 @@ def test_each_setting_runs_in_its_own_process_with_its_environment(monkeypatch: 
     monkeypatch.setattr(benchmark, "setting_command", lambda name, batch_size, steps: failing)
     result = benchmark.run_setting("keras", 4, 1)
     assert result["error"].startswith("exit status 1") and "no model here" in result["error"]
+    monkeypatch.setattr(benchmark, "setting_command", lambda name, batch_size, steps:
+                        [sys.executable, "-c", "import time; time.sleep(30)"])
+    assert benchmark.run_setting("keras", 4, 1, timeout=0.5)["error"] == "stopped after 0.5 s"
 
 
 def test_setting_commands() -> None:

@@ -52,7 +52,9 @@ SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
     "tflite-1thread": ("the same TensorFlow Lite model on one thread (inference)", {}),
 }
 DEFAULT_SETTINGS = tuple(SETTINGS)
+ONCE_SETTINGS = ("keras-xla", "keras-no-onednn")  # several times slower: timed in the first round only
 REFERENCE = "pytorch"
+SETTING_TIMEOUT_S = 1800.0  # a setting's process is stopped after this long (XLA on a loaded CPU can take that)
 
 
 @dataclass
@@ -320,7 +322,7 @@ def run_setting(name: str, batch_size: int, steps: int, timeout: float | None = 
         done = subprocess.run(setting_command(name, batch_size, steps), env=env, capture_output=True, text=True,
                               timeout=timeout, cwd=str(BENCHMARKS_DIR.parent))
     except subprocess.TimeoutExpired:
-        return {"setting": name, "error": f"took longer than {timeout:.0f} s"}
+        return {"setting": name, "error": f"stopped after {timeout:g} s"}
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX) or line.startswith("{"):
             return json.loads(line.removeprefix(RESULT_PREFIX))
@@ -347,8 +349,9 @@ class Comparison:
 
 
 def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, steps: int = 4,
-            batch_size: int = SEED_BATCH_SIZE, progress: bool = True) -> Comparison:
-    """Time each setting in its own process, one after the other, ``repeats`` rounds."""
+            batch_size: int = SEED_BATCH_SIZE, progress: bool = True, once: tuple[str, ...] = ONCE_SETTINGS,
+            timeout: float | None = SETTING_TIMEOUT_S) -> Comparison:
+    """Time each setting in its own process, one after the other, ``repeats`` rounds (``once``: the first only)."""
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:
         raise ConfigError(f"unknown benchmark setting(s) {unknown}; choose from {', '.join(SETTINGS)}")
@@ -360,11 +363,11 @@ def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, step
     for index in range(repeats):
         results: dict[str, dict[str, Any]] = {}
         for name in settings:
-            if name in comparison.skipped:
+            if name in comparison.skipped or (index > 0 and name in once):
                 continue
             if progress:
                 print(f"round {index + 1}/{repeats}: {name} (load {load_average():.1f}) ...", flush=True)
-            results[name] = run_setting(name, batch_size, steps)
+            results[name] = run_setting(name, batch_size, steps, timeout)
             if "error" in results[name]:
                 print(f"  {name} failed: {results[name]['error']}", flush=True)
         comparison.rounds.append(results)
@@ -435,8 +438,8 @@ def main(quick: bool = False, steps: int = 4, repeats: int = 3,
          settings: tuple[str, ...] = DEFAULT_SETTINGS) -> Comparison:
     """Print the comparison at the seed shapes, the model table and the keypoint path's speed."""
     print(f"Fused model at the original's shapes (T=30, 64x64, batch {SEED_BATCH_SIZE}): each setting in its own "
-          f"process, {repeats} round(s), mean of {steps} batches after a warm-up; best / median over rounds, "
-          "ratios = median of the same round's ratios", flush=True)
+          f"process, {1 if quick else repeats} round(s) ({', '.join(ONCE_SETTINGS)}: the first only), mean of {steps} "
+          "batches after a warm-up; best / median over rounds, ratios = median of the same round's ratios", flush=True)
     comparison = compare(settings, repeats=1 if quick else repeats, steps=steps)
     print(format_comparison(comparison))
     print(comparison_notes(comparison))
