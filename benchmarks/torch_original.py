@@ -136,8 +136,10 @@ def _timed(function: Any, steps: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / max(1, steps), (time.process_time() - cpu) / max(1, steps)
 
 
-def measure(batch_size: int = 16, steps: int = 4, num_classes: int = 10) -> dict[str, Any]:
+def measure(batch_size: int = 16, steps: int = 4, num_classes: int = 10, threads: int | None = None) -> dict[str, Any]:
     """Training and inference clips/s of the original at the seed shapes: one warm-up, then the mean of ``steps``."""
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = OriginalFused(num_classes=num_classes, **SEED_SHAPES)
     keypoints, frames, labels = random_batch(batch_size, num_classes, **SEED_SHAPES)
@@ -170,9 +172,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=4, help="timed batches after one warm-up batch")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's own)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
-    result = measure(args.batch_size, args.steps)
+    result = measure(args.batch_size, args.steps, threads=args.threads)
     if args.json:
         print(json.dumps(result), flush=True)
     else:

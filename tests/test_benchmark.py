@@ -16,7 +16,8 @@ from utils import benchmark
 
 def _result(train: float | None, infer: float, load: float = 1.0, **extra: object) -> dict:
     """One setting's result as a measuring process prints it."""
-    return {"train_clips_per_s": train, "infer_clips_per_s": infer, "train_cpu_s_per_clip": 0.5, "load_before": load,
+    return {"train_clips_per_s": train, "infer_clips_per_s": infer, "train_cpu_s_per_clip": 0.5,
+            "infer_cpu_s_per_clip": 0.5, "load_before": load,
             "framework": "X 1.0", "threads": "2", **extra}
 
 
@@ -50,6 +51,7 @@ def test_comparison_table_gives_best_median_and_paired_ratios() -> None:
     keras_line = next(line for line in table.splitlines() if line.startswith("keras "))
     # best / median over rounds; ratios are the median of each round's keras/pytorch (1.6, 1.8, 1.25 -> 1.6),
     # not the ratio of the medians (1.0 / 0.8 = 1.25)
+    assert "0.50/0.50" in keras_line  # CPU seconds per clip, training / inference
     assert "1.60 / 1.00" in keras_line and "6.00 / 4.50" in keras_line
     assert "1.60x" in keras_line and "1.50x" in keras_line
     tflite_line = next(line for line in table.splitlines() if line.startswith("tflite "))
@@ -62,7 +64,7 @@ def test_comparison_table_gives_best_median_and_paired_ratios() -> None:
 def test_compare_skips_pytorch_without_torch_and_runs_each_round(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(benchmark, "torch_available", lambda: False)
-    monkeypatch.setattr(benchmark, "run_setting", lambda name, batch_size, steps, timeout:
+    monkeypatch.setattr(benchmark, "run_setting", lambda name, batch_size, steps, timeout, threads:
                         calls.append((name, batch_size, steps)) or _result(1.0, 2.0))
     comparison = benchmark.compare(("pytorch", "keras", "keras-xla", "tflite"), repeats=2, steps=3, batch_size=4,
                                    progress=False)
@@ -77,16 +79,15 @@ def test_each_setting_runs_in_its_own_process_with_its_environment(monkeypatch: 
     # the child prints the oneDNN switch it saw, as a measuring process prints its result
     script = ("import json, os; print('noise'); print('BENCH_RESULT ' + json.dumps("
               "{'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS')}))")
-    monkeypatch.setattr(benchmark, "setting_command", lambda name, batch_size, steps: [sys.executable, "-c", script])
+    monkeypatch.setattr(benchmark, "setting_command", lambda *args: [sys.executable, "-c", script])
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
     assert benchmark.run_setting("keras-no-onednn", 4, 1)["onednn"] == "0"
     assert benchmark.run_setting("keras", 4, 1)["onednn"] == "1"
     failing = [sys.executable, "-c", "import sys; sys.exit('no model here')"]
-    monkeypatch.setattr(benchmark, "setting_command", lambda name, batch_size, steps: failing)
+    monkeypatch.setattr(benchmark, "setting_command", lambda *args: failing)
     result = benchmark.run_setting("keras", 4, 1)
     assert result["error"].startswith("exit status 1") and "no model here" in result["error"]
-    monkeypatch.setattr(benchmark, "setting_command", lambda name, batch_size, steps:
-                        [sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(benchmark, "setting_command", lambda *args: [sys.executable, "-c", "import time; time.sleep(30)"])
     assert benchmark.run_setting("keras", 4, 1, timeout=0.5)["error"] == "stopped after 0.5 s"
 
 
@@ -95,6 +96,7 @@ def test_setting_commands() -> None:
                                                                "16", "--steps", "4"]
     assert benchmark.setting_command("keras-xla", 8, 2)[1:] == ["-m", "utils.benchmark", "--setting", "keras-xla",
                                                                 "--batch-size", "8", "--steps", "2"]
+    assert benchmark.setting_command("tflite", 8, 2, threads=1)[-2:] == ["--threads", "1"]
     assert benchmark.SETTINGS["keras-no-onednn"][1] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 

@@ -48,8 +48,7 @@ SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
     "keras": ("course fused model, course defaults (XLA off, oneDNN on)", {}),
     "keras-xla": ("the same with XLA on (jit_compile=True)", {}),
     "keras-no-onednn": ("the same with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    "tflite": ("course fused model exported to TensorFlow Lite, batch 1, one thread per core (inference)", {}),
-    "tflite-1thread": ("the same TensorFlow Lite model on one thread (inference)", {}),
+    "tflite": ("course fused model exported to TensorFlow Lite, batch 1 (inference)", {}),
 }
 DEFAULT_SETTINGS = tuple(SETTINGS)
 ONCE_SETTINGS = ("keras-xla", "keras-no-onednn")  # several times slower: timed in the first round only
@@ -231,9 +230,13 @@ def _seed_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
     return model, config
 
 
-def _keras_setting(name: str, batch_size: int, steps: int) -> dict[str, Any]:
+def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
     """Train and inference speed of the seed fused model in this process (XLA on for 'keras-xla')."""
     import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     model, config = _seed_model(jit_compile=True if name == "keras-xla" else None)
     inputs = random_batch("fused", config.num_frames, config.image_size, batch_size)
@@ -287,16 +290,17 @@ def _tflite_setting(batch_size: int, steps: int, threads: int | None = None) -> 
             "infer_clips_per_s": batch_size / infer_wall, "infer_cpu_s_per_clip": infer_cpu / batch_size}
 
 
-def measure_setting(name: str, batch_size: int = SEED_BATCH_SIZE, steps: int = 4) -> dict[str, Any]:
+def measure_setting(name: str, batch_size: int = SEED_BATCH_SIZE, steps: int = 4,
+                    threads: int | None = None) -> dict[str, Any]:
     """One setting's figures in this process (called in a fresh process by :func:`compare`)."""
     if name not in SETTINGS or name == "pytorch":
         raise ConfigError(f"unknown setting {name!r} for this process; use one of "
                           f"{', '.join(n for n in SETTINGS if n != 'pytorch')}")
     load = load_average()
-    if name.startswith("tflite"):
-        result = _tflite_setting(batch_size, steps, threads=1 if name == "tflite-1thread" else None)
+    if name == "tflite":
+        result = _tflite_setting(batch_size, steps, threads)
     else:
-        result = _keras_setting(name, batch_size, steps)
+        result = _keras_setting(name, batch_size, steps, threads)
     return {"setting": name, "batch_size": batch_size, "steps": steps, "load_before": load,
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), **result}
 
@@ -306,20 +310,21 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def setting_command(name: str, batch_size: int, steps: int) -> list[str]:
-    """The command line of the process that measures one setting."""
+def setting_command(name: str, batch_size: int, steps: int, threads: int | None = None) -> list[str]:
+    """The command line of the process that measures one setting (``threads``: None = each framework's default)."""
+    options = ["--batch-size", str(batch_size), "--steps", str(steps)] + (["--threads", str(threads)] if threads else [])
     if name == "pytorch":
-        return [sys.executable, str(TORCH_SCRIPT), "--json", "--batch-size", str(batch_size), "--steps", str(steps)]
-    return [sys.executable, "-m", "utils.benchmark", "--setting", name, "--batch-size", str(batch_size),
-            "--steps", str(steps)]
+        return [sys.executable, str(TORCH_SCRIPT), "--json", *options]
+    return [sys.executable, "-m", "utils.benchmark", "--setting", name, *options]
 
 
-def run_setting(name: str, batch_size: int, steps: int, timeout: float | None = None) -> dict[str, Any]:
+def run_setting(name: str, batch_size: int, steps: int, timeout: float | None = None,
+                threads: int | None = None) -> dict[str, Any]:
     """Measure one setting in a fresh process; its result, or {'setting', 'error'} when the process failed."""
     env = {**os.environ, **SETTINGS[name][1]}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCHMARKS_DIR.parent), env.get("PYTHONPATH")]))
     try:
-        done = subprocess.run(setting_command(name, batch_size, steps), env=env, capture_output=True, text=True,
+        done = subprocess.run(setting_command(name, batch_size, steps, threads), env=env, capture_output=True, text=True,
                               timeout=timeout, cwd=str(BENCHMARKS_DIR.parent))
     except subprocess.TimeoutExpired:
         return {"setting": name, "error": f"stopped after {timeout:g} s"}
@@ -350,7 +355,7 @@ class Comparison:
 
 def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, steps: int = 4,
             batch_size: int = SEED_BATCH_SIZE, progress: bool = True, once: tuple[str, ...] = ONCE_SETTINGS,
-            timeout: float | None = SETTING_TIMEOUT_S) -> Comparison:
+            timeout: float | None = SETTING_TIMEOUT_S, threads: int | None = None) -> Comparison:
     """Time each setting in its own process, one after the other, ``repeats`` rounds (``once``: the first only)."""
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:
@@ -367,7 +372,7 @@ def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, step
                 continue
             if progress:
                 print(f"round {index + 1}/{repeats}: {name} (load {load_average():.1f}) ...", flush=True)
-            results[name] = run_setting(name, batch_size, steps, timeout)
+            results[name] = run_setting(name, batch_size, steps, timeout, threads)
             if "error" in results[name]:
                 print(f"  {name} failed: {results[name]['error']}", flush=True)
         comparison.rounds.append(results)
@@ -388,7 +393,7 @@ def _ratio_text(values: list[float]) -> str:
 
 def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str:
     """The comparison table: best / median clips/s per setting and the median ratio to the reference."""
-    header = (f"{'setting':16} {'train clips/s':>15} {'infer clips/s':>15} {'train CPU s/clip':>16} "
+    header = (f"{'setting':16} {'train clips/s':>15} {'infer clips/s':>15} {'CPU s/clip':>11} "
               f"{'train vs ' + reference:>17} {'infer vs ' + reference:>17}  what")
     lines = [header, "-" * len(header)]
     for name in comparison.settings:
@@ -399,12 +404,12 @@ def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str
         if errors and len(errors) == len(comparison.rounds):
             lines.append(f"{name:16} failed: {errors[0]}")
             continue
-        cpu = comparison.values(name, "train_cpu_s_per_clip")
-        cpu_text = f"{min(cpu):.2f}" if cpu else "-"
+        cpu_text = "/".join(f"{min(values):.2f}" if values else "-" for values in
+                            (comparison.values(name, "train_cpu_s_per_clip"), comparison.values(name, "infer_cpu_s_per_clip")))
         train_ratio = _ratio_text(comparison.ratios(name, "train_clips_per_s", reference)) if name != reference else "1"
         infer_ratio = _ratio_text(comparison.ratios(name, "infer_clips_per_s", reference)) if name != reference else "1"
         lines.append(f"{name:16} {_best_median(comparison.values(name, 'train_clips_per_s')):>15} "
-                     f"{_best_median(comparison.values(name, 'infer_clips_per_s')):>15} {cpu_text:>16} "
+                     f"{_best_median(comparison.values(name, 'infer_clips_per_s')):>15} {cpu_text:>11} "
                      f"{train_ratio:>17} {infer_ratio:>17}  {SETTINGS[name][0]}")
     return "\n".join(lines)
 
@@ -434,20 +439,22 @@ def _keypoint_speed(quick: bool) -> None:
     module.main(["--skip-agreement", "--repeats", "1"] if quick else [])
 
 
-def main(quick: bool = False, steps: int = 4, repeats: int = 3,
-         settings: tuple[str, ...] = DEFAULT_SETTINGS) -> Comparison:
+def main(quick: bool = False, steps: int = 4, repeats: int = 3, settings: tuple[str, ...] = DEFAULT_SETTINGS,
+         threads: int | None = None, model_table: bool = True) -> Comparison:
     """Print the comparison at the seed shapes, the model table and the keypoint path's speed."""
     print(f"Fused model at the original's shapes (T=30, 64x64, batch {SEED_BATCH_SIZE}): each setting in its own "
           f"process, {1 if quick else repeats} round(s) ({', '.join(ONCE_SETTINGS)}: the first only), mean of {steps} "
-          "batches after a warm-up; best / median over rounds, ratios = median of the same round's ratios", flush=True)
-    comparison = compare(settings, repeats=1 if quick else repeats, steps=steps)
+          "batches after a warm-up; best / median over rounds, ratios = median of the same round's ratios; threads: "
+          f"{threads or 'each framework default'}", flush=True)
+    comparison = compare(settings, repeats=1 if quick else repeats, steps=steps, threads=threads)
     print(format_comparison(comparison))
     print(comparison_notes(comparison))
-    print(environment_line())
-    rows = run(quick, steps=3)
-    print(format_table(rows))
-    print(speedup_summary(rows))
-    _keypoint_speed(quick)
+    if model_table:
+        print(environment_line())
+        rows = run(quick, steps=3)
+        print(format_table(rows))
+        print(speedup_summary(rows))
+        _keypoint_speed(quick)
     return comparison
 
 
@@ -457,8 +464,10 @@ def _setting_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--setting", required=True, choices=[name for name in SETTINGS if name != "pytorch"])
     parser.add_argument("--batch-size", type=int, default=SEED_BATCH_SIZE)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    print(RESULT_PREFIX + json.dumps(measure_setting(args.setting, args.batch_size, args.steps)), flush=True)
+    print(RESULT_PREFIX + json.dumps(measure_setting(args.setting, args.batch_size, args.steps, args.threads)),
+          flush=True)
 
 
 if __name__ == "__main__":

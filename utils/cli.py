@@ -91,7 +91,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from utils import benchmark
 
     settings = tuple(args.settings) if args.settings else benchmark.DEFAULT_SETTINGS
-    benchmark.main(quick=args.quick, steps=args.steps, repeats=args.repeats, settings=settings)
+    benchmark.main(quick=args.quick, steps=args.steps, repeats=args.repeats, settings=settings, threads=args.threads,
+                   model_table=not args.comparison_only)
     return 0
 
 
@@ -232,8 +233,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=4, help="timed batches per measurement, after one warm-up batch")
     p.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (best and median reported)")
     p.add_argument("--settings", nargs="+", default=None, metavar="NAME",
-                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn "
-                        "tflite tflite-1thread")
+                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn tflite")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of every framework in the comparison (default: each one's own, all cores); 1 "
+                        "measures the work per core, steadier on a shared machine")
+    p.add_argument("--comparison-only", action="store_true", help="skip the model table and the keypoint path")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", formatter_class=_formatter,
