@@ -71,6 +71,8 @@ def test_compare_skips_pytorch_without_torch_and_runs_each_round(monkeypatch: py
     assert calls == [("keras", 4, 3), ("keras-xla", 4, 3), ("tflite", 4, 3), ("keras", 4, 3), ("tflite", 4, 3)]
     table = benchmark.format_comparison(comparison)
     assert "pytorch          skipped: PyTorch is not installed" in table
+    assert benchmark._result_line({"setting": "tflite", **_result(None, 2.345, load=3.0)}) == \
+        "tflite: training - clips/s, inference 2.35 clips/s (load 3.0)"
     with pytest.raises(benchmark.ConfigError, match="nope"):
         benchmark.compare(("nope",), progress=False)
 

@@ -373,10 +373,19 @@ def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, step
             if progress:
                 print(f"round {index + 1}/{repeats}: {name} (load {load_average():.1f}) ...", flush=True)
             results[name] = run_setting(name, batch_size, steps, timeout, threads)
-            if "error" in results[name]:
-                print(f"  {name} failed: {results[name]['error']}", flush=True)
+            if progress:
+                print(f"  {_result_line(results[name])}", flush=True)
         comparison.rounds.append(results)
     return comparison
+
+
+def _result_line(result: dict[str, Any]) -> str:
+    """One process's figures in a line (shown as each setting finishes, so a stopped run keeps what it measured)."""
+    if "error" in result:
+        return f"{result['setting']} failed: {result['error']}"
+    train = result.get("train_clips_per_s")
+    return (f"{result['setting']}: training {'-' if train is None else f'{train:.2f}'} clips/s, inference "
+            f"{result['infer_clips_per_s']:.2f} clips/s (load {result.get('load_before', float('nan')):.1f})")
 
 
 def _best_median(values: list[float], digits: int = 2) -> str:
