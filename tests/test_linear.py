@@ -110,20 +110,18 @@ def test_study_folds_are_signer_disjoint_and_cover_every_signer():
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["linear", "lstm"])
 def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilities(tmp_path, model_name):
-    """The linear model and the recommended conv_gru keypoint model survive SavedModel/TFLite export."""
-    from tests.test_export import _assert_same_as_keras
+    """The linear model and the recommended conv_gru keypoint model survive SavedModel/TFLite export (raw inputs)."""
+    from tests.test_export import assert_same_as_keras, keras_probabilities, raw_clips
     from tests.tiny_runs import NUM_FRAMES as FRAMES
     from tests.tiny_runs import tiny_features as export_features
     from utils import training
     from utils.export import export_model
-    from utils.runs import load_run as load_model_dir
 
     features = export_features()
     config = models.get_config(model_name).replace(num_frames=FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=1,
                                                    batch_size=8)
     training.train(features, model_name, config, out_dir=tmp_path / "run", verbose=0, measure_speed=False)
     written = export_model(tmp_path / "run", tmp_path / "export")
-    model, run_info = load_model_dir(tmp_path / "run")
-    inputs = training.prepare_inputs(features, run_info, np.arange(5))
+    expected = keras_probabilities(tmp_path / "run", features, np.arange(5))
     for path in written[:2]:
-        _assert_same_as_keras(model, path, inputs)
+        assert_same_as_keras(expected, path, raw_clips(tmp_path / "run", features, np.arange(5)))

@@ -68,3 +68,22 @@ def write_noise_video(path: Path, num_frames: int, height: int = 48, width: int 
 
     rng = np.random.default_rng(1)
     return write_video(path, (rng.random((num_frames, height, width, 3)) * 255).astype(np.uint8))
+
+
+def untrained_run(folder: Path, features, model_name: str, config) -> Path:
+    """A run folder (model.keras + run.json as ``train`` writes it) of an untrained model built from a config.
+
+    Parity checks of input preparation and export need no training: random weights see every input value.
+    """
+    from types import SimpleNamespace
+
+    from utils import models, preprocessing
+    from utils.runs import describe_run, write_json
+
+    input_dim = preprocessing.output_dim(config.preprocessing)
+    model = models.build_model(model_name, config, num_classes=len(features.classes), keypoint_dim=input_dim)
+    split = SimpleNamespace(strategy="none", train=np.arange(len(features.labels)))
+    folder.mkdir(parents=True)
+    model.save(folder / "model.keras")
+    write_json(folder / "run.json", describe_run(features, "memory", model_name, config, split, 0, None))
+    return folder

@@ -88,6 +88,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.scale:  # peak memory of the features store at growing sizes (utils/scale_benchmark.py)
+        from utils import scale_benchmark
+
+        scale_benchmark.main(tuple(args.clips), steps=args.train_steps, workdir=args.workdir)
+        return 0
     from utils import benchmark
 
     settings = tuple(args.settings) if args.settings else benchmark.DEFAULT_SETTINGS
@@ -114,8 +119,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from utils import export
 
-    for path in export.export_model(args.model, args.out, formats=args.formats):
-        print(path)
+    export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16)  # prints each file and its size
     return 0
 
 
@@ -161,12 +165,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("extract", formatter_class=_formatter,
-                       help="turn a dataset folder into one features .npz",
+                       help="turn a dataset folder into one features .npz (or a features store folder)",
                        description="Extract frames and MediaPipe keypoints from a video folder "
                                    "(<root>/<class>/*.mp4, Kaggle ASL, UCF11, synthetic) or import an MP_Data "
                                    "folder (<root>/<class>/<seq>/<frame>.npy) into one .npz. Resumable.")
     p.add_argument("source", help="dataset folder")
-    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--out", required=True,
+                   help="output: a name ending in .npz writes one compressed file; any other name a features store "
+                        "folder (one .npy per array, memory-mapped when read: for datasets larger than memory)")
     p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="frames sampled per clip (T)")
     p.add_argument("--image-size", type=int, default=defaults.IMAGE_SIZE,
                    help="frame thumbnail size S for the ConvLSTM")
@@ -181,7 +187,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("train", formatter_class=_formatter, help="train lstm / convlstm / fused on a features file",
                        description="Split, train with best-on-validation weights, evaluate once on test, and "
                                    "write metrics.json, model.keras, history.csv and figures into --out.")
-    p.add_argument("--features", required=True, help="features .npz from 'extract'")
+    p.add_argument("--features", required=True, help="features .npz or store folder from 'extract'")
     p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
     p.add_argument("--config", default=None,
                    help="configuration name (default: the recommended one for the model; 'seed' = original)")
@@ -207,7 +213,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                    "signers held out as test and validation signers taken from the training side. "
                                    "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run folders "
                                    "into --out. Resumable: finished folds are not retrained.")
-    p.add_argument("--features", required=True, help="features .npz from 'extract' (with groups, e.g. signers)")
+    p.add_argument("--features", required=True,
+                   help="features .npz or store folder from 'extract' (with groups, e.g. signers)")
     p.add_argument("--model", required=True, help="a model of utils.models.MODEL_NAMES (lstm, convlstm, fused, ...)")
     p.add_argument("--config", default=None,
                    help="configuration name (default: the recommended one for the model)")
@@ -220,7 +227,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", formatter_class=_formatter, help="re-score a saved model on a features file")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
-    p.add_argument("--features", required=True, help="features .npz")
+    p.add_argument("--features", required=True, help="features .npz or store folder")
     p.add_argument("--split", default="all", help="which clips: all, or train/val/test as the run split them")
     p.set_defaults(func=cmd_evaluate)
 
@@ -238,6 +245,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="threads of every framework in the comparison (default: each one's own, all cores); 1 "
                         "measures the work per core, steadier on a shared machine")
     p.add_argument("--comparison-only", action="store_true", help="skip the model table and the keypoint path")
+    p.add_argument("--scale", action="store_true",
+                   help="instead: peak memory of writing, reading and training from a features store of --clips "
+                        "synthetic clips (tiled from data/features/synthetic_T30_S64.npz; ~0.57 MB per clip on disk)")
+    p.add_argument("--clips", type=int, nargs="+", default=[2000, 10000, 20000], help="--scale: store sizes")
+    p.add_argument("--train-steps", type=int, default=10, help="--scale: training steps per measurement")
+    p.add_argument("--workdir", default=None,
+                   help="--scale: where the temporary stores go (default: the system's temp folder)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", formatter_class=_formatter,
@@ -257,10 +271,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", formatter_class=_formatter, help="export a keypoint model to TFLite and SavedModel")
+    p = sub.add_parser("export", formatter_class=_formatter,
+                       help="export a trained model to TFLite and SavedModel, taking raw keypoints and frames",
+                       description="The exported files take raw MediaPipe keypoints (1, T, 1662) float32 and uint8 "
+                                   "thumbnails; the run's preprocessing is inside. export.json says what to feed.")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", default=["tflite", "savedmodel"], choices=["tflite", "savedmodel"])
+    p.add_argument("--fp16", action="store_true", help="store the TFLite weights as float16 (model_fp16.tflite, ~half size)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("course", formatter_class=_formatter,

@@ -122,15 +122,17 @@ def _seen_accuracy(confusion: np.ndarray, seen: np.ndarray) -> tuple[float | Non
 
 
 # ----------------------------------------------------------------------------- one fold
+DIGEST_CHUNK = 256  # clips hashed at a time
+
 def features_digest(features: Any) -> str:
     """A SHA-256 of what a fold's result depends on in a FeatureSet (clips, labels, groups, splits)."""
     digest = hashlib.sha256()
     for array in (features.keypoints, features.frames, features.labels, features.groups, features.split,
                   features.paths, np.asarray(list(features.classes), dtype=str)):
-        if array is not None:
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype}{array.shape}".encode())
-            digest.update(array.tobytes())
+        if array is not None:  # in chunks of clips: a features store is never read whole
+            digest.update(f"{array.dtype}{tuple(array.shape)}".encode())
+            for start in range(0, len(array), DIGEST_CHUNK):
+                digest.update(np.ascontiguousarray(array[start:start + DIGEST_CHUNK]).tobytes())
     return digest.hexdigest()
 
 

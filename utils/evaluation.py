@@ -90,6 +90,20 @@ def _map_labels(features: Any, run_info: Mapping[str, Any], features_path: str |
     return lookup[np.asarray(features.labels, dtype=np.int64)]
 
 
+def predict_clips(model: Any, features: Any, spec: Any, indices: Sequence[int] | np.ndarray,
+                  batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (n, C) of the clips at indices, prepared and predicted one batch at a time (a features
+    store is read only batch by batch)."""
+    from utils.inputs import prepare_inputs
+
+    indices = np.asarray(indices, dtype=np.int64)
+    batches = [np.asarray(model.predict_on_batch(prepare_inputs(features, spec, indices[start:start + batch_size])))
+               for start in range(0, len(indices), max(1, int(batch_size)))]
+    if not batches:
+        return np.zeros((0, int(model.outputs[0].shape[-1])), dtype=np.float32)
+    return np.concatenate(batches)
+
+
 def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str = "all") -> dict[str, Any]:
     """Re-score a saved run on a features file: accuracy, macro_f1, n, per_class, confusion_matrix.
 
@@ -98,7 +112,6 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
     """
     from utils import splits as splits_module
     from utils.features import load_features
-    from utils.inputs import prepare_inputs
     from utils.keypoints import KEYPOINT_DIM
     from utils.runs import load_run
 
@@ -121,8 +134,7 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
         raise ConfigError(f"--split must be 'all', 'train', 'val' or 'test', got {split!r}")
     if len(indices) == 0:
         raise FeatureFileError(f"{features_path}: the {split} split is empty")
-    inputs = prepare_inputs(features, run_info, indices)
-    predicted = model.predict(inputs, batch_size=64, verbose=0).argmax(axis=1)
+    predicted = predict_clips(model, features, run_info, indices, batch_size=64).argmax(axis=1)
     return classification_metrics(labels[indices], predicted, run_info["classes"])
 
 

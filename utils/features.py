@@ -7,6 +7,10 @@ The file's contract is written out in data/README.md. In short, N clips of T fra
 ``detected`` bool (N, T, 4), ``hand_crops`` uint8 (N, T, 2, C, C, 3) (left, right hand; absent when
 extracted with ``hand_size=0`` or for MP_Data) and ``meta`` (a JSON string).
 
+The same arrays can also live in a *features store* (any ``--out`` not ending in ``.npz``): a folder with one
+uncompressed ``.npy`` per array, written clip by clip and memory-mapped when read, for datasets larger than
+memory (:mod:`utils.store`). :func:`load_features` reads either.
+
 Extraction keeps one small cache file per clip (``data/cache/features/``), written as soon as the clip
 is done, so an interrupted run loses nothing: run the same command again and it resumes.
 """
@@ -21,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,28 +101,49 @@ def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_features(path: str | Path, features: FeatureSet) -> Path:
-    """Write a FeatureSet to one compressed .npz, atomically."""
-    path = Path(path)
-    arrays = {
-        "keypoints": np.asarray(features.keypoints, dtype=np.float32),
-        "labels": np.asarray(features.labels, dtype=np.int64),
-        "classes": np.asarray(list(features.classes), dtype=str),
-        "groups": np.asarray(features.groups, dtype=str),
-        "split": np.asarray(features.split, dtype=str),
-        "paths": np.asarray(features.paths, dtype=str),
-        "meta": np.asarray(json.dumps(features.meta, ensure_ascii=False)),
-    }
-    if features.frames is not None:
-        arrays["frames"] = np.asarray(features.frames, dtype=np.uint8)
-    if features.detected is not None:
-        arrays["detected"] = np.asarray(features.detected, dtype=bool)
-    if features.hand_crops is not None:
-        arrays["hand_crops"] = np.asarray(features.hand_crops, dtype=np.uint8)
+CLIP_ARRAYS = ("keypoints", "frames", "detected", "hand_crops")  # one row per clip: memory-mapped in a store
+CLIP_DTYPES = {"keypoints": np.float32, "frames": np.uint8, "detected": bool, "hand_crops": np.uint8}
+
+
+def is_npz_path(path: str | Path) -> bool:
+    """True when path names a single .npz features file; any other name is a features store folder."""
+    return Path(path).suffix.lower() == ".npz"
+
+
+def _columns(features: FeatureSet) -> dict[str, np.ndarray]:
+    """The (N,) arrays of a FeatureSet that describe each clip, with their file dtypes."""
+    columns = {"labels": np.asarray(features.labels, dtype=np.int64), "groups": np.asarray(features.groups, dtype=str),
+               "split": np.asarray(features.split, dtype=str), "paths": np.asarray(features.paths, dtype=str)}
     if features.source_frames is not None:
-        arrays["source_frames"] = np.asarray(features.source_frames, dtype=np.int64)
+        columns["source_frames"] = np.asarray(features.source_frames, dtype=np.int64)
     if features.source_fps is not None:
-        arrays["source_fps"] = np.asarray(features.source_fps, dtype=np.float32)
+        columns["source_fps"] = np.asarray(features.source_fps, dtype=np.float32)
+    return columns
+
+
+def _finite_clip(path: Path, row: int, clip: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The clip unchanged; FeatureFileError when its keypoints hold NaN/inf (a store is checked as it is written)."""
+    if not np.isfinite(clip["keypoints"]).all():
+        raise FeatureFileError(f"{path}: keypoints of clip {row} hold NaN/inf values; fix or drop that clip")
+    return clip
+
+
+def save_features(path: str | Path, features: FeatureSet) -> Path:
+    """Write a FeatureSet atomically: one compressed .npz when path ends in .npz, else a features store folder
+    (:mod:`utils.store`, written clip by clip)."""
+    from utils import store
+
+    path = Path(path)
+    clip_arrays = {name: getattr(features, name) for name in CLIP_ARRAYS if getattr(features, name) is not None}
+    if not is_npz_path(path):
+        clips = (_finite_clip(path, row, {name: values[row] for name, values in clip_arrays.items()})
+                 for row in range(len(features)))
+        return store.write_store(path, clips, len(features), _columns(features), list(features.classes),
+                                 features.meta, CLIP_DTYPES)
+    arrays = {name: np.asarray(values, dtype=CLIP_DTYPES[name]) for name, values in clip_arrays.items()}
+    arrays.update(_columns(features))
+    arrays["classes"] = np.asarray(list(features.classes), dtype=str)
+    arrays["meta"] = np.asarray(json.dumps(features.meta, ensure_ascii=False))
     _write_npz_atomically(path, arrays)
     return path
 
@@ -131,7 +157,7 @@ def _problem(path: Path, text: str) -> FeatureFileError:
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """All arrays of an .npz (no pickles), or FeatureFileError when it is missing or unreadable."""
     if not path.is_file():
-        raise FeatureFileError(f"{path}: features file not found. Create it with "
+        raise FeatureFileError(f"{path}: features file (or store folder) not found. Create it with "
                                f"`python -m utils extract <dataset folder or 'synthetic'> --out {path}`.")
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -148,8 +174,13 @@ def _check_shape(path: Path, arrays: dict[str, np.ndarray], name: str, shape: tu
         raise _problem(path, f"array '{name}' has shape {actual}, expected {wanted}")
 
 
-def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
-    """A FeatureSet from raw arrays, after checking names, shapes, label range and finite keypoints."""
+def _as_dtype(array: Any, dtype: Any) -> Any:
+    """array with dtype: unchanged when it already has it (a store's memory-mapped array stays unread)."""
+    return array if array.dtype == np.dtype(dtype) else np.asarray(array).astype(dtype)
+
+
+def _validated(path: Path, arrays: dict[str, Any], check_values: bool = True) -> FeatureSet:
+    """A FeatureSet from raw arrays, after checking names, shapes, label range and (check_values) finite keypoints."""
     missing = [name for name in ("keypoints", "labels", "classes") if name not in arrays]
     if missing:
         raise _problem(path, f"missing array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
@@ -175,25 +206,36 @@ def _validated(path: Path, arrays: dict[str, np.ndarray]) -> FeatureSet:
         raise _problem(path, f"labels must be integers, got {labels.dtype}")
     if num_clips and (labels.min() < 0 or labels.max() >= len(classes)):
         raise _problem(path, f"labels range over {labels.min()}..{labels.max()} but there are {len(classes)} classes")
-    bad = ~np.isfinite(keypoints)
+    bad = ~np.isfinite(keypoints) if check_values else np.zeros(1, dtype=bool)
     if bad.any():
         clip = int(np.argwhere(bad)[0][0])
         raise _problem(path, f"keypoints hold {int(bad.sum())} NaN/inf values (first in clip {clip})")
     empty = np.full(num_clips, "", dtype=str)
     meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
-    return FeatureSet(keypoints=keypoints.astype(np.float32, copy=False), frames=arrays.get("frames"),
+    return FeatureSet(keypoints=_as_dtype(keypoints, np.float32), frames=arrays.get("frames"),
                       labels=labels.astype(np.int64), classes=[str(c) for c in classes],
                       groups=arrays.get("groups", empty).astype(str), split=arrays.get("split", empty).astype(str),
                       paths=arrays.get("paths", empty).astype(str),
-                      detected=None if "detected" not in arrays else arrays["detected"].astype(bool), meta=meta,
+                      detected=None if "detected" not in arrays else _as_dtype(arrays["detected"], bool), meta=meta,
                       hand_crops=arrays.get("hand_crops"),
                       source_frames=arrays["source_frames"].astype(np.int64) if "source_frames" in arrays else None,
                       source_fps=arrays["source_fps"].astype(np.float32) if "source_fps" in arrays else None)
 
 
 def load_features(path: str | Path) -> FeatureSet:
-    """Read a features .npz and check it; FeatureFileError names the file and the problem."""
+    """Read a features .npz, or open a features store folder, and check it; FeatureFileError names the problem.
+
+    From a store, the clip arrays (keypoints, frames, hand crops, detected) are :class:`utils.store.MappedArray`:
+    nothing of them is read until clips are indexed, and only those clips are (see :mod:`utils.store`). Their
+    keypoints were checked finite when the store was written.
+    """
+    from utils import store
+
     path = Path(path)
+    if path.is_dir():
+        arrays, classes, meta = store.read_store(path)
+        return _validated(path, {**arrays, "classes": np.asarray(classes, dtype=str),
+                                 "meta": np.asarray(json.dumps(meta))}, check_values=False)
     return _validated(path, _read_npz(path))
 
 
@@ -442,45 +484,86 @@ class ExtractionReport:
     cache_hits: int = 0  # clips whose features were already cached (not recomputed)
 
 
-def _assemble(root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob],
-              num_frames: int, image_size: int, failures: dict[str, str]) -> tuple[FeatureSet, list[tuple[str, str]]]:
-    """Read the cached clips back into one FeatureSet; also return the skipped clips with reasons."""
-    kept, parts, skipped = [], [], []
-    for record, job in zip(records, jobs):
-        if job.relative in failures:
-            skipped.append((job.relative, failures[job.relative]))
-            continue
-        try:
-            with np.load(job.cache_path, allow_pickle=False) as data:
-                parts.append({name: data[name] for name in data.files})
+class _StackingWriter:
+    """The .npz counterpart of :class:`utils.store.StoreWriter`: keeps every clip, stacks and saves them at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.rows = path, {}
+
+    def __enter__(self) -> _StackingWriter:
+        return self
+
+    def __exit__(self, *error: Any) -> None:
+        self.rows = {}
+
+    def put(self, row: int, clip: dict[str, np.ndarray]) -> None:
+        """Keep one clip's arrays."""
+        for name, values in clip.items():
+            self.rows.setdefault(name, {})[row] = values
+
+    def complete(self, num_rows: int) -> list[str]:
+        """Names of the arrays every one of the first num_rows clips has."""
+        return [name for name, rows in self.rows.items() if all(row in rows for row in range(num_rows))]
+
+    def row_shape(self, name: str) -> tuple[int, ...] | None:
+        """Shape of one clip of array name (None when no clip had it)."""
+        return next(iter(self.rows[name].values())).shape if name in self.rows else None
+
+    def finish(self, columns: dict[str, np.ndarray], classes: list[str], meta: dict, num_rows: int) -> Path:
+        """Stack the clips and write the .npz."""
+        stacked = {name: np.stack([self.rows[name][row] for row in range(num_rows)])
+                   for name in self.complete(num_rows)}
+        return save_features(self.path, FeatureSet(
+            keypoints=stacked["keypoints"], frames=stacked.get("frames"), labels=columns["labels"], classes=classes,
+            groups=columns["groups"], split=columns["split"], paths=columns["paths"], detected=stacked["detected"],
+            meta=meta, hand_crops=stacked.get("hand_crops"), source_frames=columns["source_frames"],
+            source_fps=columns["source_fps"]))
+
+
+def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob], num_frames: int,
+                     image_size: int, failures: dict[str, str]) -> tuple[Path, int, list[tuple[str, str]]]:
+    """Write the cached clips, one at a time, into the .npz or the store at out; return (path, clips, skipped)."""
+    from utils import store
+
+    candidates = [(record, job) for record, job in zip(records, jobs) if job.relative not in failures]
+    skipped = [(job.relative, failures[job.relative]) for job in jobs if job.relative in failures]
+    kept, lengths, num_padded = [], [], 0
+    writer = _StackingWriter(out) if is_npz_path(out) else store.StoreWriter(out, len(candidates), CLIP_DTYPES)
+    with writer:
+        for record, job in candidates:
+            try:
+                with np.load(job.cache_path, allow_pickle=False) as data:
+                    part = {name: data[name] for name in data.files}
+            except Exception as error:  # cache removed or damaged meanwhile
+                skipped.append((job.relative, f"cache unreadable ({type(error).__name__}); run again"))
+                continue
+            writer.put(len(kept), {name: part[name] for name in CLIP_ARRAYS if name in part})
             kept.append((record, job))
-        except Exception as error:  # cache removed or damaged meanwhile
-            skipped.append((job.relative, f"cache unreadable ({type(error).__name__}); run again"))
-    if not kept:
-        reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:10]) or "no clips found"
-        raise FeatureFileError(f"{root}: no clip could be read ({reasons}). Check the files play in a video player.")
-    classes = sorted({record.label for record, _ in kept})
-    has_frames = all("frames" in part for part in parts)
-    has_crops = all("hand_crops" in part for part in parts)
-    modes = sorted({job.mode for _, job in kept})
-    mode = modes[0] if len(modes) == 1 else "mixed"  # a manifest of videos and MP_Data folders
-    meta = {"source": str(root.resolve()), "kind": kind, "num_frames": num_frames,
-            "image_size": image_size if has_frames else None, "keypoints_from": mode, "versions": _versions(),
-            "hand_size": int(parts[0]["hand_crops"].shape[2]) if has_crops else 0,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "num_padded": int(sum(bool(part["padded"]) for part in parts)), "skipped": skipped}
-    features = FeatureSet(
-        keypoints=np.stack([part["keypoints"] for part in parts]),
-        frames=np.stack([part["frames"] for part in parts]) if has_frames else None,
-        labels=np.array([classes.index(record.label) for record, _ in kept], dtype=np.int64), classes=classes,
-        groups=np.array([record.group for record, _ in kept], dtype=str),
-        split=np.array([record.split for record, _ in kept], dtype=str),
-        paths=np.array([job.relative for _, job in kept], dtype=str),
-        detected=np.stack([part["detected"] for part in parts]), meta=meta,
-        hand_crops=np.stack([part["hand_crops"] for part in parts]) if has_crops else None,
-        source_frames=np.array([_source_length(part, job)[0] for part, (_, job) in zip(parts, kept)], dtype=np.int64),
-        source_fps=np.array([_source_length(part, job)[1] for part, (_, job) in zip(parts, kept)], dtype=np.float32))
-    return features, skipped
+            lengths.append(_source_length(part, job))
+            num_padded += bool(part["padded"])
+            del part  # one clip at a time
+        if not kept:
+            reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:10]) or "no clips found"
+            raise FeatureFileError(f"{root}: no clip could be read ({reasons}). "
+                                   "Check the files play in a video player.")
+        classes = sorted({record.label for record, _ in kept})
+        complete = writer.complete(len(kept))
+        modes = sorted({job.mode for _, job in kept})
+        meta = {"source": str(root.resolve()), "kind": kind, "num_frames": num_frames,
+                "image_size": image_size if "frames" in complete else None,
+                "keypoints_from": modes[0] if len(modes) == 1 else "mixed",  # a manifest of videos and MP_Data folders
+                "versions": _versions(),
+                "hand_size": int(writer.row_shape("hand_crops")[2]) if "hand_crops" in complete else 0,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "num_padded": num_padded,
+                "skipped": skipped}
+        columns = {"labels": np.array([classes.index(record.label) for record, _ in kept], dtype=np.int64),
+                   "groups": np.array([record.group for record, _ in kept], dtype=str),
+                   "split": np.array([record.split for record, _ in kept], dtype=str),
+                   "paths": np.array([job.relative for _, job in kept], dtype=str),
+                   "source_frames": np.array([frames for frames, _ in lengths], dtype=np.int64),
+                   "source_fps": np.array([fps for _, fps in lengths], dtype=np.float32)}
+        path = writer.finish(columns, classes, meta, len(kept))
+    return path, len(kept), skipped
 
 
 def _source_length(part: dict[str, np.ndarray], job: _ClipJob) -> tuple[int, float]:
@@ -499,7 +582,8 @@ def _source_length(part: dict[str, np.ndarray], job: _ClipJob) -> tuple[int, flo
 def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,
                      workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
                      progress: bool = True, hand_size: int = DEFAULT_HAND_SIZE) -> ExtractionReport:
-    """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz.
+    """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz (``out`` ends
+    in .npz) or a features store folder (any other name; written clip by clip, see :mod:`utils.store`).
 
     ``hand_size``: side in pixels of the crops around each hand (``hand_crops``), 0 for none.
     """
@@ -529,12 +613,11 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
             failures = _run_in_process(todo, bar)
         else:
             failures = _run_in_pool(todo, workers, bar)
-    features, skipped = _assemble(root, kind, records, jobs, num_frames, image_size, failures)
-    path = save_features(out, features)
+    path, num_clips, skipped = _write_extracted(Path(out), root, kind, records, jobs, num_frames, image_size, failures)
     if skipped:
         print(f"skipped {len(skipped)} of {len(jobs)} clips:", *(f"  {p}: {r}" for p, r in skipped),
               sep="\n", file=sys.stderr)
-    return ExtractionReport(path=path, num_clips=len(features), skipped=skipped,
+    return ExtractionReport(path=path, num_clips=num_clips, skipped=skipped,
                             seconds=time.perf_counter() - started, cache_hits=len(jobs) - len(todo))
 
 

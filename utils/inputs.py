@@ -8,7 +8,8 @@ trained with, and how its training clips were sampled. It is built from a run's 
 Every path that feeds a model goes through :func:`clip_inputs` (raw clips -> T frames, S pixels ->
 preprocessing): training (:func:`raw_inputs` then augmentation then :func:`finish_inputs`), evaluation,
 cross-validation, ``predict``, the webcam and export. Nothing else resamples, resizes or normalises.
-Every step here is plain NumPy/OpenCV on whole arrays, so it can later be written as TensorFlow ops.
+Every step here is plain NumPy/OpenCV on whole arrays; :mod:`utils.tf_preprocessing` is its TensorFlow twin
+(same values within 1e-5, tested), which :mod:`utils.export` puts inside the exported model.
 """
 from __future__ import annotations
 
@@ -178,25 +179,32 @@ def features_name(features: Any) -> str:
     return str(meta.get("path") or meta.get("file") or getattr(features, "path", None) or "the features file")
 
 
-def stored_clips(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The stored keypoints and/or frames the spec's model takes, of the clips at indices (default all), unchanged."""
+def stored_arrays(features: Any, spec: Any) -> dict[str, Any]:
+    """The whole stored arrays (keypoints, frames, hands) the spec's model takes, not indexed, so not read: from a
+    features store they are memory maps that read only the clips later indexed (one batch at a time)."""
     spec = as_spec(spec)
-    indices = np.arange(len(features.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
     available = ("keypoints", "frames") if features.frames is not None else ("keypoints",)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     if spec.wants("keypoints", available):
-        out["keypoints"] = np.asarray(features.keypoints[indices], np.float32)
+        out["keypoints"] = features.keypoints
     if spec.wants("frames", available):
         if features.frames is None:
             raise FeatureFileError(f"{features_name(features)} has no frames: it was imported from keypoints only "
                                    "(MP_Data) — train --model lstm, or extract from videos")
-        out["frames"] = np.asarray(features.frames[indices])
+        out["frames"] = features.frames
     if spec.wants("hands", available):
         if getattr(features, "hand_crops", None) is None:
             raise FeatureFileError(f"{features_name(features)} has no hand crops, which this model takes: extract "
                                    "it again with `python -m utils extract <dataset> --hand-size 32`")
-        out["hands"] = np.asarray(features.hand_crops[indices])
+        out["hands"] = features.hand_crops
     return out
+
+
+def stored_clips(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The stored keypoints and/or frames the spec's model takes, of the clips at indices (default all), unchanged."""
+    indices = np.arange(len(features.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
+    return {name: np.asarray(values[indices], np.float32 if name == "keypoints" else None)
+            for name, values in stored_arrays(features, spec).items()}
 
 
 def raw_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -28,6 +28,9 @@ option         effect
 :func:`dominant_hand_scores`) or ``"height"`` (the hand held higher on average, the older rule); ``True``
 means ``"motion"``.
 
+Every option has a TensorFlow twin in :mod:`utils.tf_preprocessing` (the exported model prepares raw
+keypoints inside its graph): a new option needs one there too, or export stops with a message naming it.
+
 Missing parts (MediaPipe found no hand in that frame) are all zeros in the raw vectors and stay zeros
 through every step, so the model can still tell "not seen" from "seen at the origin".
 """

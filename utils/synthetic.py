@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from utils import paths
+from utils.config import NUM_FRAMES, SYNTHETIC_RENDER_SIZE
 from utils.errors import DatasetError
 from utils.keypoints import FACE_POINTS, HAND_POINTS, POSE_POINTS, join_parts, split_parts
 
@@ -54,8 +55,8 @@ SIGN_DESCRIPTIONS: dict[str, str] = {
 }
 
 GENERATOR_VERSION = 1
-DEFAULT_NUM_FRAMES = 30
-DEFAULT_IMAGE_SIZE = 128
+DEFAULT_NUM_FRAMES = NUM_FRAMES  # the course's defaults live in utils.config
+DEFAULT_IMAGE_SIZE = SYNTHETIC_RENDER_SIZE
 MIN_IMAGE_SIZE = 128
 MIN_NUM_FRAMES = 8
 

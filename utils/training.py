@@ -28,8 +28,9 @@ import numpy as np
 
 from utils import distribute, paths, preprocessing
 from utils.errors import ConfigError, FeatureFileError, ModelDirError, ensure_writable_folder
+from utils.evaluation import predict_clips
 from utils.inputs import (as_spec, features_name, finish_inputs,  # noqa: F401  (prepare_inputs: notebook 05)
-                          prepare_inputs, raw_inputs)
+                          prepare_inputs, raw_inputs, sample_clips, stored_arrays)
 from utils.keypoints import KEYPOINT_DIM
 from utils.runs import describe_run, write_run
 
@@ -92,15 +93,20 @@ def precision_policy(mixed: bool | None = None) -> Iterator[str]:
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled, augmented (raw keypoints and frames), then preprocessed training batches.
 
+    ``raw``: the stored arrays ({"keypoints", "frames", "hands"}), whole (``rows``: the training clips' rows in
+    them) or already the training clips (``rows`` None). Each batch indexes only its clips, so from a features
+    store (memory maps) the training split is never in memory, and samples (T, S), augments and preprocesses
+    just them (:mod:`utils.inputs`).
     Batch ``index`` is drawn from (seed, :attr:`epoch`, index) only, so a run gives the same batches every time.
     :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras also
     calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
     """
 
-    def __init__(self, raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
-                 batch_size: int, seed: int) -> None:
+    def __init__(self, raw: Mapping[str, Any], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
+                 batch_size: int, seed: int, rows: np.ndarray | None = None) -> None:
         super().__init__()
         self.raw, self.labels, self.spec = raw, labels, as_spec(spec)
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.augmentation, self.batch_size, self.seed = dict(augmentation), batch_size, seed
         self.epoch = 0
 
@@ -111,7 +117,8 @@ class TrainingBatches(keras.utils.PyDataset):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.labels))
         # every batch full (the last one wraps around): one input shape, so TensorFlow traces the step once
         chosen = order[np.arange(index * self.batch_size, (index + 1) * self.batch_size) % len(self.labels)]
-        batch = {name: value[chosen] for name, value in self.raw.items()}
+        picked = chosen if self.rows is None else self.rows[chosen]
+        batch = sample_clips({name: value[picked] for name, value in self.raw.items()}, self.spec)
         if any(float(v) > 0 for v in self.augmentation.values()):
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
             some_frames = batch.get("frames", batch.get("hands"))
@@ -128,10 +135,29 @@ class TrainingBatches(keras.utils.PyDataset):
         self.epoch += 1
 
 
-def training_batches(raw: Mapping[str, np.ndarray], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
-                     batch_size: int, seed: int) -> TrainingBatches:
+def training_batches(raw: Mapping[str, Any], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
+                     batch_size: int, seed: int, rows: np.ndarray | None = None) -> TrainingBatches:
     """A keras.utils.PyDataset of shuffled, augmented (raw keypoints and frames), then preprocessed batches."""
-    return TrainingBatches(raw, labels, spec, augmentation, batch_size, seed)
+    return TrainingBatches(raw, labels, spec, augmentation, batch_size, seed, rows)
+
+
+class ClipBatches(keras.utils.PyDataset):
+    """The clips at ``rows`` in order, in batches, prepared for the model (no augmentation): validation and scoring
+    read one batch at a time, never the whole split. Batch i is (inputs, labels), or inputs without labels."""
+
+    def __init__(self, features: Any, spec: Any, rows: np.ndarray, labels: np.ndarray | None,
+                 batch_size: int) -> None:
+        super().__init__()
+        self.features, self.spec, self.batch_size = features, as_spec(spec), int(batch_size)
+        self.rows, self.labels = np.asarray(rows, dtype=np.int64), labels
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.rows) / self.batch_size))
+
+    def __getitem__(self, index: int) -> Any:
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        inputs = prepare_inputs(self.features, self.spec, self.rows[part])
+        return inputs if self.labels is None else (inputs, np.asarray(self.labels)[part])
 
 
 def _frames_only_keypoints(frames: np.ndarray) -> np.ndarray:
@@ -333,10 +359,11 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
 
     labels = np.asarray(features.labels, dtype=np.int64)
     strategy = distribute.choose_strategy()  # batch_size is per replica: each step reads the global batch
-    batches = training_batches(raw_inputs(features, run_info, split.train), labels[split.train], run_info,
-                               config.augmentation or {},
-                               distribute.global_batch_size(batch_size, strategy.num_replicas_in_sync), seed)
-    validation = (prepare_inputs(features, run_info, split.val), labels[split.val]) if len(split.val) else None
+    global_batch = distribute.global_batch_size(batch_size, strategy.num_replicas_in_sync)
+    # the stored arrays whole: each batch reads its clips only (a features store is never read whole)
+    batches = training_batches(stored_arrays(features, run_info), labels[split.train], run_info,
+                               config.augmentation or {}, global_batch, seed, split.train)
+    validation = ClipBatches(features, run_info, split.val, labels[split.val], global_batch) if len(split.val) else None
     with precision_policy(mixed_precision), strategy.scope():
         model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
                                    keypoint_dim=run_info["input_dim"])
@@ -370,12 +397,13 @@ def _fit_staged(model: Any, batches: Any, validation: tuple | None, config: Any,
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     for name, branch in models.branch_models(model).items():  # stage 1, sharing the fused model's layers
         models.compile_model(branch, config)
-        branch_validation = None if validation is None else (validation[0][name], validation[1])
+        branch_validation = None if validation is None else OneInput(validation, name)
         fit = branch.fit(OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
                          validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs))
         for key in history:
             history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
-    inputs, labels = validation if validation is not None else batches[0]  # no validation signers: a training batch
+    # the fusion is fit on the validation clips (read batch by batch); without validation signers, a training batch
+    inputs, labels = (validation, validation.labels) if validation is not None else batches[0]
     fusion = fit_fusion(model, inputs, labels)
     for key in history:  # stage 2 (one row): it trains on the validation clips, so its loss is also theirs
         history[key].append(fusion[key.replace("val_", "")][-1])
@@ -394,9 +422,11 @@ def _branch_callbacks(config: Any, verbose: int, epochs: int) -> list[Any]:
     return callbacks
 
 
-def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, list[float]]:
+def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray] | keras.utils.PyDataset,
+               labels: np.ndarray) -> dict[str, list[float]]:
     """Stage 2 of staged training: fit only the fusion weights of a late-fusion model (full batch); its history.
 
+    ``inputs``: the clips' model inputs, or a PyDataset of their batches (e.g. :class:`ClipBatches`) in order.
     The branches are frozen, so their outputs are computed once (inference mode) and only the fusion layer
     is trained on them: a few milliseconds per step instead of a pass through every branch.
     """
@@ -408,8 +438,9 @@ def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray], labels: np.ndarray)
     names = [tensor.name.split(":")[0] for tensor in model.inputs]
     for fusion in models.fusion_layers(model):
         sources = fusion.input if isinstance(fusion.input, (list, tuple)) else [fusion.input]
-        fed = keras.Model(model.inputs, list(sources)).predict({name: inputs[name] for name in names},
-                                                              batch_size=64, verbose=0)
+        branches = keras.Model(model.inputs, list(sources))
+        fed = (branches.predict(inputs, verbose=0) if isinstance(inputs, keras.utils.PyDataset)
+               else branches.predict({name: inputs[name] for name in names}, batch_size=64, verbose=0))
         fed = [np.asarray(value) for value in (fed if isinstance(fed, (list, tuple)) else [fed])]
         heads = [keras.Input(value.shape[1:], dtype="float32") for value in fed]
         head = keras.Model(heads, fusion(heads))  # the same layer: its weights are the model's
@@ -470,7 +501,9 @@ def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any
 
     start = time.perf_counter()
     labels = np.asarray(features.labels, dtype=np.int64)
-    statistics = models.segment_statistics(prepare_inputs(features, run_info, split.train)["keypoints"], config.segments)
+    chunks = [split.train[start:start + 1024] for start in range(0, len(split.train), 1024)]  # per clip: in chunks
+    statistics = np.concatenate([models.segment_statistics(prepare_inputs(features, run_info, chunk)["keypoints"],
+                                                           config.segments) for chunk in chunks])
     scaler = StandardScaler().fit(statistics)
     classifier = LogisticRegression(C=config.linear_c, max_iter=2000, random_state=seed)
     classifier.fit(scaler.transform(statistics), labels[split.train])
@@ -481,7 +514,7 @@ def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any
     history: dict[str, list[float]] = {}
     for name, indices in (("", split.train), ("val_", split.val)):
         if len(indices):
-            probabilities = model.predict(prepare_inputs(features, run_info, indices), batch_size=batch_size, verbose=0)
+            probabilities = predict_clips(model, features, run_info, indices, batch_size)
             history[f"{name}loss"] = [float(log_loss(labels[indices], probabilities,
                                                      labels=np.arange(len(run_info["classes"]))))]
             history[f"{name}accuracy"] = [float(np.mean(probabilities.argmax(axis=1) == labels[indices]))]
@@ -493,7 +526,7 @@ def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndar
     """Classification metrics and class probabilities of the model on the clips at indices."""
     from utils.evaluation import classification_metrics
 
-    probabilities = model.predict(prepare_inputs(features, run_info, indices), batch_size=batch_size, verbose=0)
+    probabilities = predict_clips(model, features, run_info, indices, batch_size)
     labels = np.asarray(features.labels, dtype=np.int64)[indices]
     return classification_metrics(labels, probabilities.argmax(axis=1), run_info["classes"]), probabilities
 
