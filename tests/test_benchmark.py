@@ -154,3 +154,30 @@ def test_torch_original_trains_and_predicts_at_tiny_shapes() -> None:
         first = model(keypoints[:1], frames[:1])
     torch.testing.assert_close(both[:1], first, atol=1e-5, rtol=1e-5)
     assert json.dumps(torch_original.SEED_SHAPES)
+
+
+def _tiny_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink the comparison's model so one setting is measured in seconds."""
+    from utils import models
+
+    tiny = models.get_config("fused", "seed").replace(num_frames=3, image_size=8, lstm_units=(4,),
+                                                      convlstm_filters=(2,), kernel_size=3)
+    monkeypatch.setattr(benchmark, "COMPARISON_CONFIG", tiny)
+
+
+def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_comparison(monkeypatch)
+    result = benchmark.measure_setting("keras", batch_size=2, steps=1)
+    assert result["setting"] == "keras" and result["batch_size"] == 2
+    assert result["train_clips_per_s"] > 0 and result["infer_clips_per_s"] > 0 and result["params"] > 0
+    assert result["train_cpu_s_per_clip"] >= 0 and "TF intra" in result["threads"]
+    with pytest.raises(benchmark.ConfigError, match="pytorch"):
+        benchmark.measure_setting("pytorch")  # PyTorch runs in its own script, never in this process
+
+
+@pytest.mark.slow
+def test_tflite_setting_exports_through_export_model_and_times_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_comparison(monkeypatch)
+    result = benchmark.measure_setting("tflite", batch_size=2, steps=1, threads=1)
+    assert result["train_clips_per_s"] is None and result["infer_clips_per_s"] > 0
+    assert result["threads"] == "TFLite 1" and "TensorFlow Lite" in result["framework"]

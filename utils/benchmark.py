@@ -218,27 +218,30 @@ def _tf_threads() -> str:
     return f"TF intra {intra}, inter {inter}"
 
 
-def _seed_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
-    """The fused model at the seed configuration, random weights, compiled; and its configuration."""
+COMPARISON_CONFIG = "seed"  # the configuration the comparison builds (the tests shrink it)
+
+
+def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
+    """The fused model at :data:`COMPARISON_CONFIG`, random weights (seed 0), compiled; and its configuration."""
     import keras
 
     from utils import models
 
     keras.utils.set_random_seed(0)
-    config = models.get_config("fused", "seed")
+    config = COMPARISON_CONFIG if isinstance(COMPARISON_CONFIG, models.ModelConfig) else \
+        models.get_config("fused", COMPARISON_CONFIG)
     model = models.compile_model(models.build_model("fused", config, NUM_CLASSES), config, jit_compile=jit_compile)
     return model, config
 
 
 def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
-    """Train and inference speed of the seed fused model in this process (XLA on for 'keras-xla')."""
+    """Train and inference speed of the comparison's fused model in this process (XLA on for 'keras-xla')."""
     import tensorflow as tf
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-    model, config = _seed_model(jit_compile=True if name == "keras-xla" else None)
+    model, config = _comparison_model(jit_compile=True if name == "keras-xla" else None)
     inputs = random_batch("fused", config.num_frames, config.image_size, batch_size)
     labels = np.random.default_rng(1).integers(0, NUM_CLASSES, batch_size)
     train_wall, train_cpu = _timed(lambda: model.train_on_batch(inputs, labels), steps)
@@ -248,37 +251,38 @@ def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None =
             "train_cpu_s_per_clip": train_cpu / batch_size, "infer_cpu_s_per_clip": infer_cpu / batch_size}
 
 
-def _write_seed_run(folder: Path) -> Path:
-    """A run folder (model.keras + run.json) of the seed fused model with random weights, for export_model."""
+def _write_run(folder: Path) -> tuple[Path, Any]:
+    """A run folder (model.keras + run.json) of the comparison's fused model with random weights, for export_model."""
     from utils import models
+    from utils.runs import write_json
 
-    model, config = _seed_model()
+    model, config = _comparison_model()
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
-    run_info = {"model": "fused", "config_name": config.name, "config": config.to_dict(),
-                "classes": [f"class{i}" for i in range(NUM_CLASSES)], "inputs": list(models.model_inputs("fused")),
-                "num_frames": config.num_frames, "image_size": config.image_size, "input_dim": 1662,
-                "preprocessing": config.preprocessing}
-    (folder / "run.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")
-    return folder
+    write_json(folder / "run.json", {
+        "model": "fused", "config_name": config.name, "config": config.to_dict(),
+        "classes": [f"class{i}" for i in range(NUM_CLASSES)], "inputs": list(models.model_inputs("fused", config)),
+        "num_frames": config.num_frames, "image_size": config.image_size, "input_dim": 1662})
+    return folder, config
 
 
 def _tflite_setting(batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
-    """Inference speed of the exported seed fused model in TensorFlow Lite: ``steps`` x ``batch_size`` single clips."""
+    """Inference speed of the exported fused model in TensorFlow Lite: ``steps`` x ``batch_size`` single clips."""
     import tensorflow as tf
 
     from utils import export
 
     threads = threads or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench_tflite_") as scratch:
-        run_dir = _write_seed_run(Path(scratch) / "run")
+        run_dir, config = _write_run(Path(scratch) / "run")
         paths = export.export_model(run_dir, Path(scratch) / "export", formats=["tflite"], verbose=False)
         tflite_path = next(path for path in paths if path.suffix == ".tflite")
         size_mb = tflite_path.stat().st_size / 1e6
         interpreter = tf.lite.Interpreter(model_path=str(tflite_path), num_threads=threads)
     runner = interpreter.get_signature_runner()
-    one = {name: value[:1].astype("float32") for name, value in
-           random_batch("fused", 30, 64, 1).items() if name in runner.get_input_details()}
+    details = runner.get_input_details()
+    clip = random_batch("fused", config.num_frames, config.image_size, 1)
+    one = {name: clip[name].astype(details[name]["dtype"]) for name in details}
 
     def batch() -> None:
         for _ in range(batch_size):
