@@ -204,26 +204,6 @@ def test_compile_train_step_and_save_load_round_trip(tmp_path) -> None:
                                np.asarray(model.predict_on_batch(inputs)), atol=1e-6)
 
 
-# ----------------------------------------------------------------------------- benchmark helpers (cheap parts)
-def test_benchmark_plan_table_and_memory() -> None:
-    from utils import benchmark
-
-    quick = benchmark.plan(quick=True)
-    assert {config for _, config, _, _ in quick} == {"small"}
-    assert ("fused", "small", None, "stock") in quick and ("fused", "small", None, "fast") in quick
-    full = benchmark.plan(quick=False)
-    assert ("fused", "seed", benchmark.SEED_BATCH_SIZE, "stock") in full
-    rows = [benchmark.Measurement("fused", "seed", "fast", 16, 10, 2.4, 11.2, 900.0),
-            benchmark.Measurement("fused", "seed", "stock", 16, 10, 1.2, 5.6, 950.0)]
-    table = benchmark.format_table(rows)
-    assert "fused" in table and "2.40" in table and "5.60" in table
-    summary = benchmark.speedup_summary(rows)
-    assert "training 2.0x, inference 2.0x" in summary and "training 2.00x" in summary
-    batch = benchmark.random_batch("fused", num_frames=3, image_size=4, batch_size=2, keypoint_dim=7)
-    assert batch["keypoints"].shape == (2, 3, 7) and batch["frames"].dtype == np.uint8
-    assert benchmark._peak_memory_mb() > 10
-
-
 def test_compile_default_turns_xla_off_on_cpu() -> None:
     import tensorflow as tf
 

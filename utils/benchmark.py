@@ -1,34 +1,59 @@
-"""Training and inference speed, and peak memory, of each model on this machine (``python -m utils bench``).
+"""Training and inference speed, and peak memory, of the models on this machine (``python -m utils bench``).
 
-Each measurement builds the model with random weights, feeds one random batch (keypoints float32, frames
-raw uint8), takes one warm-up step (graph tracing), then times ``steps`` calls of ``train_on_batch`` and of
-``predict_on_batch``. Speeds are clips per second (batch size / seconds per call, best of the timed calls,
-so another program's burst of activity does not count). Peak memory is the process's resident-set
-high-water mark during the measurement (reset before it where Linux allows, else since start).
+Two parts, both printed:
 
-The fused model is measured twice, with our :class:`utils.models.ConvLSTM` and with the stock
-``keras.layers.ConvLSTM2D``; both compute the same function (``tests/test_models.py``).
+1. **The comparison** (:func:`compare`): the fused model at the original's shapes (the ``seed`` configuration:
+   T=30, 64x64 frames, LSTM 512x2, ConvLSTM 16x2), batch 16, timed under each setting the course's text talks
+   about, every setting in a process of its own (TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` only when it is
+   first imported): the original in PyTorch (``benchmarks/torch_original.py``, the optional ``torch`` extra),
+   the course's Keras model with its defaults, with XLA on, with oneDNN off, and the exported TensorFlow Lite
+   model (inference). Each process builds its model with random weights, takes one warm-up step, then
+   times ``steps`` batches: clips/s is batch size / mean seconds per batch. The settings run one after the
+   other, ``repeats`` rounds; the table gives the best and the median over rounds, and each setting's speed
+   relative to PyTorch in the same round (the median of those ratios), beside the load average and threads.
+2. **The model table** (:func:`measure`): every model at the ``small`` configuration (and the LSTM and
+   ConvLSTM at the seed shapes unless ``--quick``), in this process, with peak memory.
+
+A shared machine makes every figure noisy: compare settings only within one run, and read the load average.
 """
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
 import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-# oneDNN convolutions are ~1.5-2x faster than TensorFlow's default (Eigen) on CPUs without AVX-512;
-# it only takes effect if set before TensorFlow is first imported.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import resource  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+from utils.errors import ConfigError
 
 SEED_BATCH_SIZE = 16  # the seed shapes are measured at batch 16 (original: 64) to fit 2 cores' time
 NUM_CLASSES = 10
-# A straightforward PyTorch version of the original fused model on the course's 2-core reference machine.
-PYTORCH_REFERENCE = {"train_clips_per_s": 1.2, "infer_clips_per_s": 5.6}
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+TORCH_SCRIPT = BENCHMARKS_DIR / "torch_original.py"
+KEYPOINT_SPEED_SCRIPT = BENCHMARKS_DIR / "keypoint_speed.py"
+RESULT_PREFIX = "BENCH_RESULT "
+# name: (what is timed, environment of its process); the course's defaults are XLA off and oneDNN on
+SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
+    "pytorch": ("the original in PyTorch (benchmarks/torch_original.py)", {}),
+    "keras": ("course fused model, course defaults (XLA off, oneDNN on)", {}),
+    "keras-xla": ("the same with XLA on (jit_compile=True)", {}),
+    "keras-no-onednn": ("the same with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "tflite": ("course fused model exported to TensorFlow Lite, batch 1 (inference)", {}),
+}
+DEFAULT_SETTINGS = tuple(SETTINGS)
+ONCE_SETTINGS = ("keras-xla", "keras-no-onednn")  # several times slower: timed in the first round only
+REFERENCE = "pytorch"
+SETTING_TIMEOUT_S = 1800.0  # a setting's process is stopped after this long (XLA on a loaded CPU can take that)
 
 
 @dataclass
@@ -81,19 +106,25 @@ def random_batch(model_name: str, num_frames: int, image_size: int, batch_size: 
     return batch
 
 
-def _best_seconds(function, steps: int) -> float:
-    """Fastest of ``steps`` timed calls."""
-    times = []
+def _mean_seconds(function: Any, steps: int) -> float:
+    """Mean wall time of ``steps`` calls (the caller has already made a warm-up call)."""
+    start = time.perf_counter()
     for _ in range(max(1, steps)):
-        start = time.perf_counter()
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return (time.perf_counter() - start) / max(1, steps)
+
+
+def _timed(function: Any, steps: int) -> tuple[float, float]:
+    """(wall, process CPU) seconds per call, mean of ``steps`` calls after one warm-up call."""
+    function()
+    cpu = time.process_time()
+    wall = _mean_seconds(function, steps)
+    return wall, (time.process_time() - cpu) / max(1, steps)
 
 
 def measure(model_name: str, config_name: str = "small", batch_size: int | None = None, steps: int = 3,
             convlstm_impl: str = "fast", jit_compile: bool | str | None = None) -> Measurement:
-    """Train and inference clips/s and peak memory of one model at one configuration's shapes."""
+    """Train and inference clips/s (mean of ``steps`` batches after a warm-up) and peak memory of one model."""
     import keras
 
     from utils import models
@@ -106,22 +137,21 @@ def measure(model_name: str, config_name: str = "small", batch_size: int | None 
                                  config, jit_compile=jit_compile)
     inputs = random_batch(model_name, config.num_frames, config.image_size, batch_size)
     labels = np.random.default_rng(1).integers(0, NUM_CLASSES, batch_size)
-    model.train_on_batch(inputs, labels)  # warm-up: traces the training graph
-    train_seconds = _best_seconds(lambda: model.train_on_batch(inputs, labels), steps)
-    model.predict_on_batch(inputs)  # warm-up: traces the inference graph
-    infer_seconds = _best_seconds(lambda: model.predict_on_batch(inputs), steps)
+    train_seconds, _ = _timed(lambda: model.train_on_batch(inputs, labels), steps)
+    infer_seconds, _ = _timed(lambda: model.predict_on_batch(inputs), steps)
     return Measurement(model_name, config_name, convlstm_impl if model_name != "lstm" else "-", batch_size,
                        model.count_params(), batch_size / train_seconds, batch_size / infer_seconds,
                        _peak_memory_mb())
 
 
 def plan(quick: bool = False) -> list[tuple[str, str, int | None, str]]:
-    """(model, config, batch size, convlstm impl) of every measurement, in order."""
-    rows = []
-    configs = [("small", None)] if quick else [("small", None), ("seed", SEED_BATCH_SIZE)]
-    for config_name, batch_size in configs:
-        rows += [("lstm", config_name, batch_size, "fast"), ("convlstm", config_name, batch_size, "fast"),
-                 ("fused", config_name, batch_size, "fast"), ("fused", config_name, batch_size, "stock")]
+    """(model, config, batch size, convlstm impl) of every row of the model table, in order.
+
+    The fused model at the seed shapes is not here: :func:`compare` times it under every setting."""
+    rows = [("lstm", "small", None, "fast"), ("convlstm", "small", None, "fast"), ("fused", "small", None, "fast"),
+            ("fused", "small", None, "stock")]
+    if not quick:
+        rows += [("lstm", "seed", SEED_BATCH_SIZE, "fast"), ("convlstm", "seed", SEED_BATCH_SIZE, "fast")]
     return rows
 
 
@@ -137,7 +167,7 @@ def format_table(rows: list[Measurement]) -> str:
 
 
 def speedup_summary(rows: list[Measurement]) -> str:
-    """Fast vs stock ConvLSTM (fused model) per configuration, and the seed fused model vs PyTorch."""
+    """Fast vs stock ConvLSTM (fused model) per configuration of the model table."""
     lines = []
     for config_name in dict.fromkeys(row.config for row in rows):
         fused = {row.convlstm_impl: row for row in rows if row.model == "fused" and row.config == config_name}
@@ -146,22 +176,26 @@ def speedup_summary(rows: list[Measurement]) -> str:
             lines.append(f"{config_name}: fast ConvLSTM vs stock ConvLSTM2D (fused): training "
                          f"{fast.train_clips_per_s / stock.train_clips_per_s:.1f}x, inference "
                          f"{fast.infer_clips_per_s / stock.infer_clips_per_s:.1f}x")
-        if config_name == "seed" and "fast" in fused:
-            lines.append(f"seed fused vs the PyTorch original on the 2-core reference machine "
-                         f"(train {PYTORCH_REFERENCE['train_clips_per_s']}, infer "
-                         f"{PYTORCH_REFERENCE['infer_clips_per_s']} clips/s): training "
-                         f"{fused['fast'].train_clips_per_s / PYTORCH_REFERENCE['train_clips_per_s']:.2f}x, "
-                         f"inference {fused['fast'].infer_clips_per_s / PYTORCH_REFERENCE['infer_clips_per_s']:.2f}x")
     return "\n".join(lines)
 
 
+def load_average() -> float:
+    """The 1-minute load average (nan where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return float("nan")
+
+
 def environment_line() -> str:
-    """CPU count, load average, TensorFlow version and whether oneDNN is on."""
+    """CPU count, load average, TensorFlow version, oneDNN and thread settings of this process."""
     import tensorflow as tf
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} CPU cores, load average {load:.1f}, TensorFlow {tf.__version__}, "
-            f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}")
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or "all cores"
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or "all cores"
+    return (f"{os.cpu_count()} CPU cores, load average {load_average():.1f}, TensorFlow {tf.__version__}, "
+            f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}, threads: intra-op {intra}, "
+            f"inter-op {inter}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
 def run(quick: bool = False, steps: int = 3) -> list[Measurement]:
@@ -174,10 +208,280 @@ def run(quick: bool = False, steps: int = 3) -> list[Measurement]:
     return rows
 
 
-def main(quick: bool = False, steps: int = 3) -> list[Measurement]:
-    """Print the speed/memory table (small configuration; also the seed shapes unless quick)."""
-    print(environment_line())
-    rows = run(quick, steps)
-    print(format_table(rows))
-    print(speedup_summary(rows))
-    return rows
+# ----------------------------------------------------------------------------- the comparison (one process per setting)
+def _tf_threads() -> str:
+    """TensorFlow's intra-/inter-op thread settings ('default' = as many as cores)."""
+    import tensorflow as tf
+
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or "default"
+    return f"TF intra {intra}, inter {inter}"
+
+
+COMPARISON_CONFIG = "seed"  # the configuration the comparison builds (the tests shrink it)
+
+
+def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
+    """The fused model at :data:`COMPARISON_CONFIG`, random weights (seed 0), compiled; and its configuration."""
+    import keras
+
+    from utils import models
+
+    keras.utils.set_random_seed(0)
+    config = COMPARISON_CONFIG if isinstance(COMPARISON_CONFIG, models.ModelConfig) else \
+        models.get_config("fused", COMPARISON_CONFIG)
+    model = models.compile_model(models.build_model("fused", config, NUM_CLASSES), config, jit_compile=jit_compile)
+    return model, config
+
+
+def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
+    """Train and inference speed of the comparison's fused model in this process (XLA on for 'keras-xla')."""
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    model, config = _comparison_model(jit_compile=True if name == "keras-xla" else None)
+    inputs = random_batch("fused", config.num_frames, config.image_size, batch_size)
+    labels = np.random.default_rng(1).integers(0, NUM_CLASSES, batch_size)
+    train_wall, train_cpu = _timed(lambda: model.train_on_batch(inputs, labels), steps)
+    infer_wall, infer_cpu = _timed(lambda: model.predict_on_batch(inputs), steps)
+    return {"framework": f"TensorFlow {tf.__version__}", "params": model.count_params(), "threads": _tf_threads(),
+            "train_clips_per_s": batch_size / train_wall, "infer_clips_per_s": batch_size / infer_wall,
+            "train_cpu_s_per_clip": train_cpu / batch_size, "infer_cpu_s_per_clip": infer_cpu / batch_size}
+
+
+def _write_run(folder: Path) -> tuple[Path, Any]:
+    """A run folder (model.keras + run.json) of the comparison's fused model with random weights, for export_model."""
+    from utils import models
+    from utils.runs import write_json
+
+    model, config = _comparison_model()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    write_json(folder / "run.json", {
+        "model": "fused", "config_name": config.name, "config": config.to_dict(),
+        "classes": [f"class{i}" for i in range(NUM_CLASSES)], "inputs": list(models.model_inputs("fused", config)),
+        "num_frames": config.num_frames, "image_size": config.image_size, "input_dim": 1662})
+    return folder, config
+
+
+def _tflite_setting(batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
+    """Inference speed of the exported fused model in TensorFlow Lite: ``steps`` x ``batch_size`` single clips."""
+    import tensorflow as tf
+
+    from utils import export
+
+    threads = threads or os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="bench_tflite_") as scratch:
+        run_dir, config = _write_run(Path(scratch) / "run")
+        paths = export.export_model(run_dir, Path(scratch) / "export", formats=["tflite"], verbose=False)
+        tflite_path = next(path for path in paths if path.suffix == ".tflite")
+        size_mb = tflite_path.stat().st_size / 1e6
+        interpreter = tf.lite.Interpreter(model_path=str(tflite_path), num_threads=threads)
+    runner = interpreter.get_signature_runner()
+    details = runner.get_input_details()
+    clip = random_batch("fused", config.num_frames, config.image_size, 1)
+    one = {name: clip[name].astype(details[name]["dtype"]) for name in details}
+
+    def batch() -> None:
+        for _ in range(batch_size):
+            runner(**one)
+
+    infer_wall, infer_cpu = _timed(batch, steps)
+    return {"framework": f"TensorFlow Lite {tf.__version__} (XNNPACK, {size_mb:.1f} MB)", "params": None,
+            "threads": f"TFLite {threads}", "train_clips_per_s": None,
+            "infer_clips_per_s": batch_size / infer_wall, "infer_cpu_s_per_clip": infer_cpu / batch_size}
+
+
+def measure_setting(name: str, batch_size: int = SEED_BATCH_SIZE, steps: int = 4,
+                    threads: int | None = None) -> dict[str, Any]:
+    """One setting's figures in this process (called in a fresh process by :func:`compare`)."""
+    if name not in SETTINGS or name == "pytorch":
+        raise ConfigError(f"unknown setting {name!r} for this process; use one of "
+                          f"{', '.join(n for n in SETTINGS if n != 'pytorch')}")
+    load = load_average()
+    if name == "tflite":
+        result = _tflite_setting(batch_size, steps, threads)
+    else:
+        result = _keras_setting(name, batch_size, steps, threads)
+    return {"setting": name, "batch_size": batch_size, "steps": steps, "load_before": load,
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), **result}
+
+
+def torch_available() -> bool:
+    """True when PyTorch can be imported (the optional ``torch`` extra)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def setting_command(name: str, batch_size: int, steps: int, threads: int | None = None) -> list[str]:
+    """The command line of the process that measures one setting (``threads``: None = each framework's default)."""
+    options = ["--batch-size", str(batch_size), "--steps", str(steps)] + (["--threads", str(threads)] if threads else [])
+    if name == "pytorch":
+        return [sys.executable, str(TORCH_SCRIPT), "--json", *options]
+    return [sys.executable, "-m", "utils.benchmark", "--setting", name, *options]
+
+
+def run_setting(name: str, batch_size: int, steps: int, timeout: float | None = None,
+                threads: int | None = None) -> dict[str, Any]:
+    """Measure one setting in a fresh process; its result, or {'setting', 'error'} when the process failed."""
+    env = {**os.environ, **SETTINGS[name][1]}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCHMARKS_DIR.parent), env.get("PYTHONPATH")]))
+    try:
+        done = subprocess.run(setting_command(name, batch_size, steps, threads), env=env, capture_output=True, text=True,
+                              timeout=timeout, cwd=str(BENCHMARKS_DIR.parent))
+    except subprocess.TimeoutExpired:
+        return {"setting": name, "error": f"stopped after {timeout:g} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX) or line.startswith("{"):
+            return json.loads(line.removeprefix(RESULT_PREFIX))
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    return {"setting": name, "error": f"exit status {done.returncode}: {last}"}
+
+
+@dataclass
+class Comparison:
+    """Every round's result of every setting of :func:`compare` (None where a setting was skipped or failed)."""
+
+    settings: list[str]
+    rounds: list[dict[str, dict[str, Any]]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def values(self, setting: str, key: str) -> list[float]:
+        """The figures ``key`` of one setting over the rounds where it has one."""
+        return [r[setting][key] for r in self.rounds if r.get(setting, {}).get(key) is not None]
+
+    def ratios(self, setting: str, key: str, reference: str = REFERENCE) -> list[float]:
+        """setting / reference of ``key`` within each round where both have it (paired, same load)."""
+        return [r[setting][key] / r[reference][key] for r in self.rounds
+                if r.get(setting, {}).get(key) is not None and r.get(reference, {}).get(key)]
+
+
+def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, steps: int = 4,
+            batch_size: int = SEED_BATCH_SIZE, progress: bool = True, once: tuple[str, ...] = ONCE_SETTINGS,
+            timeout: float | None = SETTING_TIMEOUT_S, threads: int | None = None) -> Comparison:
+    """Time each setting in its own process, one after the other, ``repeats`` rounds (``once``: the first only)."""
+    unknown = [name for name in settings if name not in SETTINGS]
+    if unknown:
+        raise ConfigError(f"unknown benchmark setting(s) {unknown}; choose from {', '.join(SETTINGS)}")
+    comparison = Comparison(list(settings))
+    if "pytorch" in settings and not torch_available():
+        comparison.skipped["pytorch"] = "PyTorch is not installed (pip install -e '.[torch]')"
+    elif "pytorch" in settings and not TORCH_SCRIPT.is_file():
+        comparison.skipped["pytorch"] = f"{TORCH_SCRIPT} not found (run from a checkout of the course)"
+    for index in range(repeats):
+        results: dict[str, dict[str, Any]] = {}
+        for name in settings:
+            if name in comparison.skipped or (index > 0 and name in once):
+                continue
+            if progress:
+                print(f"round {index + 1}/{repeats}: {name} (load {load_average():.1f}) ...", flush=True)
+            results[name] = run_setting(name, batch_size, steps, timeout, threads)
+            if progress:
+                print(f"  {_result_line(results[name])}", flush=True)
+        comparison.rounds.append(results)
+    return comparison
+
+
+def _result_line(result: dict[str, Any]) -> str:
+    """One process's figures in a line (shown as each setting finishes, so a stopped run keeps what it measured)."""
+    if "error" in result:
+        return f"{result['setting']} failed: {result['error']}"
+    train = result.get("train_clips_per_s")
+    return (f"{result['setting']}: training {'-' if train is None else f'{train:.2f}'} clips/s, inference "
+            f"{result['infer_clips_per_s']:.2f} clips/s (load {result.get('load_before', float('nan')):.1f})")
+
+
+def _best_median(values: list[float], digits: int = 2) -> str:
+    """'best / median' of some figures, or '-' when there are none."""
+    if not values:
+        return "-"
+    return f"{max(values):.{digits}f} / {statistics.median(values):.{digits}f}"
+
+
+def _ratio_text(values: list[float]) -> str:
+    """The median of paired ratios, e.g. '1.52x', or '-'."""
+    return f"{statistics.median(values):.2f}x" if values else "-"
+
+
+def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str:
+    """The comparison table: best / median clips/s per setting and the median ratio to the reference."""
+    header = (f"{'setting':16} {'train clips/s':>15} {'infer clips/s':>15} {'CPU s/clip':>11} "
+              f"{'train vs ' + reference:>17} {'infer vs ' + reference:>17}  what")
+    lines = [header, "-" * len(header)]
+    for name in comparison.settings:
+        if name in comparison.skipped:
+            lines.append(f"{name:16} skipped: {comparison.skipped[name]}")
+            continue
+        errors = [r[name]["error"] for r in comparison.rounds if "error" in r.get(name, {})]
+        if errors and len(errors) == len(comparison.rounds):
+            lines.append(f"{name:16} failed: {errors[0]}")
+            continue
+        cpu_text = "/".join(f"{min(values):.2f}" if values else "-" for values in
+                            (comparison.values(name, "train_cpu_s_per_clip"), comparison.values(name, "infer_cpu_s_per_clip")))
+        train_ratio = _ratio_text(comparison.ratios(name, "train_clips_per_s", reference)) if name != reference else "1"
+        infer_ratio = _ratio_text(comparison.ratios(name, "infer_clips_per_s", reference)) if name != reference else "1"
+        lines.append(f"{name:16} {_best_median(comparison.values(name, 'train_clips_per_s')):>15} "
+                     f"{_best_median(comparison.values(name, 'infer_clips_per_s')):>15} {cpu_text:>11} "
+                     f"{train_ratio:>17} {infer_ratio:>17}  {SETTINGS[name][0]}")
+    return "\n".join(lines)
+
+
+def comparison_notes(comparison: Comparison) -> str:
+    """Load average before each round's processes and the frameworks and thread counts they used."""
+    loads = [[f"{result['load_before']:.1f}" for result in r.values() if "load_before" in result]
+             for r in comparison.rounds]
+    seen: dict[str, str] = {}
+    for r in comparison.rounds:
+        for name, result in r.items():
+            if "framework" in result:
+                seen.setdefault(name, f"{name}: {result['framework']}, threads {result['threads']}")
+    rounds = "; ".join(f"round {i + 1}: {', '.join(load)}" for i, load in enumerate(loads))
+    return "\n".join([f"load average when each process started ({os.cpu_count()} cores): {rounds}",
+                      *seen.values()])
+
+
+def _keypoint_speed(quick: bool) -> None:
+    """benchmarks/keypoint_speed.py's main() when that file exists, else one line saying why it was skipped."""
+    if not KEYPOINT_SPEED_SCRIPT.is_file():
+        print(f"keypoint speed: skipped ({KEYPOINT_SPEED_SCRIPT} not found)")
+        return
+    spec = importlib.util.spec_from_file_location("keypoint_speed", KEYPOINT_SPEED_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--skip-agreement", "--repeats", "1"] if quick else [])
+
+
+def main(quick: bool = False, steps: int = 4, repeats: int = 3, settings: tuple[str, ...] = DEFAULT_SETTINGS,
+         threads: int | None = None, model_table: bool = True) -> Comparison:
+    """Print the comparison at the seed shapes, the model table and the keypoint path's speed."""
+    print(f"Fused model at the original's shapes (T=30, 64x64, batch {SEED_BATCH_SIZE}): each setting in its own "
+          f"process, {1 if quick else repeats} round(s) ({', '.join(ONCE_SETTINGS)}: the first only), mean of {steps} "
+          "batches after a warm-up; best / median over rounds, ratios = median of the same round's ratios; threads: "
+          f"{threads or 'each framework default'}", flush=True)
+    comparison = compare(settings, repeats=1 if quick else repeats, steps=steps, threads=threads)
+    print(format_comparison(comparison))
+    print(comparison_notes(comparison))
+    if model_table:
+        print(environment_line())
+        rows = run(quick, steps=3)
+        print(format_table(rows))
+        print(speedup_summary(rows))
+        _keypoint_speed(quick)
+    return comparison
+
+
+def _setting_main(argv: list[str] | None = None) -> None:
+    """``python -m utils.benchmark --setting NAME``: measure one setting and print it as one JSON line."""
+    parser = argparse.ArgumentParser(description="one setting of the comparison (utils.benchmark.compare)")
+    parser.add_argument("--setting", required=True, choices=[name for name in SETTINGS if name != "pytorch"])
+    parser.add_argument("--batch-size", type=int, default=SEED_BATCH_SIZE)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    print(RESULT_PREFIX + json.dumps(measure_setting(args.setting, args.batch_size, args.steps, args.threads)),
+          flush=True)
+
+
+if __name__ == "__main__":
+    _setting_main()

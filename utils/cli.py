@@ -106,7 +106,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     from utils import benchmark
 
-    benchmark.main(quick=args.quick, steps=args.steps)
+    settings = tuple(args.settings) if args.settings else benchmark.DEFAULT_SETTINGS
+    benchmark.main(quick=args.quick, steps=args.steps, repeats=args.repeats, settings=settings, threads=args.threads,
+                   model_table=not args.comparison_only)
     return 0
 
 
@@ -245,9 +247,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", formatter_class=_formatter,
-                       help="training/inference speed and memory of each model on this machine")
-    p.add_argument("--quick", action="store_true", help="small configuration only")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+                       help="training/inference speed and memory of each model on this machine",
+                       description="Time the fused model at the original's shapes under each setting (PyTorch "
+                                   "original, Keras defaults, XLA on, oneDNN off, TensorFlow Lite), each in its own "
+                                   "process, and print ratios to PyTorch; then every model's speed and memory.")
+    p.add_argument("--quick", action="store_true", help="one round of the comparison; small configuration only")
+    p.add_argument("--steps", type=int, default=4, help="timed batches per measurement, after one warm-up batch")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (best and median reported)")
+    p.add_argument("--settings", nargs="+", default=None, metavar="NAME",
+                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn tflite")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of every framework in the comparison (default: each one's own, all cores); 1 "
+                        "measures the work per core, steadier on a shared machine")
+    p.add_argument("--comparison-only", action="store_true", help="skip the model table and the keypoint path")
     p.add_argument("--scale", action="store_true",
                    help="instead: peak memory of writing, reading and training from a features store of --clips "
                         "synthetic clips (tiled from data/features/synthetic_T30_S64.npz; ~0.57 MB per clip on disk)")

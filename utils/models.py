@@ -53,10 +53,11 @@ Speed on CPU (``python -m utils bench``). The ConvLSTM layer :class:`ConvLSTM` c
 ``keras.layers.ConvLSTM2D``'s equations with the same weights, but per time step it runs one convolution of
 the frame and one of the hidden state, each producing all four gates (ConvLSTM2D runs eight smaller ones
 inside a while loop), unrolled over T. Two settings matter even more on CPU and are the defaults here:
-XLA off (:func:`compile_model`; Keras's "auto" turns it on, and XLA's CPU convolutions were 5-30x slower
-here) and TensorFlow's oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``, set in ``utils/__init__.py`` before
-TensorFlow is imported). ``convlstm_impl="stock"`` builds the same models with ``keras.layers.ConvLSTM2D`` for
-comparison (``utils.benchmark``).
+XLA off (:func:`compile_model`; Keras's "auto" turns it on, and XLA's CPU convolutions are slower) and
+TensorFlow's oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``, set in ``utils/__init__.py`` before TensorFlow is
+imported). ``python -m utils bench`` times each setting, and the original in PyTorch, in the same run (figures
+in ``benchmarks/README.md``). ``convlstm_impl="stock"`` builds the same models with ``keras.layers.ConvLSTM2D``
+for comparison.
 """
 from __future__ import annotations
 

@@ -1,0 +1,183 @@
+"""Tests for utils.benchmark (tables, ratios, the per-setting processes) and benchmarks/torch_original.py."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+from utils import benchmark
+
+
+def _result(train: float | None, infer: float, load: float = 1.0, **extra: object) -> dict:
+    """One setting's result as a measuring process prints it."""
+    return {"train_clips_per_s": train, "infer_clips_per_s": infer, "train_cpu_s_per_clip": 0.5,
+            "infer_cpu_s_per_clip": 0.5, "load_before": load,
+            "framework": "X 1.0", "threads": "2", **extra}
+
+
+def test_model_table_plan_and_memory() -> None:
+    quick = benchmark.plan(quick=True)
+    assert {config for _, config, _, _ in quick} == {"small"}
+    assert ("fused", "small", None, "stock") in quick and ("fused", "small", None, "fast") in quick
+    assert ("convlstm", "seed", benchmark.SEED_BATCH_SIZE, "fast") in benchmark.plan(quick=False)
+    rows = [benchmark.Measurement("fused", "small", "fast", 16, 10, 2.4, 11.2, 900.0),
+            benchmark.Measurement("fused", "small", "stock", 16, 10, 1.2, 5.6, 950.0)]
+    table = benchmark.format_table(rows)
+    assert "fused" in table and "2.40" in table and "5.60" in table
+    assert "training 2.0x, inference 2.0x" in benchmark.speedup_summary(rows)
+    batch = benchmark.random_batch("fused", num_frames=3, image_size=4, batch_size=2, keypoint_dim=7)
+    assert batch["keypoints"].shape == (2, 3, 7) and batch["frames"].dtype == np.uint8
+    assert benchmark._peak_memory_mb() > 10
+    assert not hasattr(benchmark, "PYTORCH_REFERENCE")  # no quoted figure: PyTorch is timed in the same run
+
+
+def test_comparison_table_gives_best_median_and_paired_ratios() -> None:
+    comparison = benchmark.Comparison(["pytorch", "keras", "tflite", "keras-xla"])
+    comparison.rounds = [
+        {"pytorch": _result(1.0, 4.0, load=0.5), "keras": _result(1.6, 6.0), "tflite": _result(None, 10.0),
+         "keras-xla": {"setting": "keras-xla", "error": "exit status 1: boom"}},
+        {"pytorch": _result(0.5, 2.0, load=7.5), "keras": _result(0.9, 3.0), "tflite": _result(None, 6.0),
+         "keras-xla": {"setting": "keras-xla", "error": "exit status 1: boom"}},
+        {"pytorch": _result(0.8, 3.0), "keras": _result(1.0, 4.5), "tflite": _result(None, 3.0),
+         "keras-xla": {"setting": "keras-xla", "error": "exit status 1: boom"}},
+    ]
+    table = benchmark.format_comparison(comparison)
+    keras_line = next(line for line in table.splitlines() if line.startswith("keras "))
+    # best / median over rounds; ratios are the median of each round's keras/pytorch (1.6, 1.8, 1.25 -> 1.6),
+    # not the ratio of the medians (1.0 / 0.8 = 1.25)
+    assert "0.50/0.50" in keras_line  # CPU seconds per clip, training / inference
+    assert "1.60 / 1.00" in keras_line and "6.00 / 4.50" in keras_line
+    assert "1.60x" in keras_line and "1.50x" in keras_line
+    tflite_line = next(line for line in table.splitlines() if line.startswith("tflite "))
+    assert "10.00 / 6.00" in tflite_line and "2.50x" in tflite_line and " - " in tflite_line  # no training figure
+    assert "keras-xla        failed: exit status 1: boom" in table
+    notes = benchmark.comparison_notes(comparison)
+    assert "round 1: 0.5" in notes and "round 2: 7.5" in notes and "pytorch: X 1.0, threads 2" in notes
+
+
+def test_compare_skips_pytorch_without_torch_and_runs_each_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(benchmark, "torch_available", lambda: False)
+    monkeypatch.setattr(benchmark, "run_setting", lambda name, batch_size, steps, timeout, threads:
+                        calls.append((name, batch_size, steps)) or _result(1.0, 2.0))
+    comparison = benchmark.compare(("pytorch", "keras", "keras-xla", "tflite"), repeats=2, steps=3, batch_size=4,
+                                   progress=False)
+    assert calls == [("keras", 4, 3), ("keras-xla", 4, 3), ("tflite", 4, 3), ("keras", 4, 3), ("tflite", 4, 3)]
+    table = benchmark.format_comparison(comparison)
+    assert "pytorch          skipped: PyTorch is not installed" in table
+    assert benchmark._result_line({"setting": "tflite", **_result(None, 2.345, load=3.0)}) == \
+        "tflite: training - clips/s, inference 2.35 clips/s (load 3.0)"
+    with pytest.raises(benchmark.ConfigError, match="nope"):
+        benchmark.compare(("nope",), progress=False)
+
+
+def test_each_setting_runs_in_its_own_process_with_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the child prints the oneDNN switch it saw, as a measuring process prints its result
+    script = ("import json, os; print('noise'); print('BENCH_RESULT ' + json.dumps("
+              "{'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS')}))")
+    monkeypatch.setattr(benchmark, "setting_command", lambda *args: [sys.executable, "-c", script])
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert benchmark.run_setting("keras-no-onednn", 4, 1)["onednn"] == "0"
+    assert benchmark.run_setting("keras", 4, 1)["onednn"] == "1"
+    failing = [sys.executable, "-c", "import sys; sys.exit('no model here')"]
+    monkeypatch.setattr(benchmark, "setting_command", lambda *args: failing)
+    result = benchmark.run_setting("keras", 4, 1)
+    assert result["error"].startswith("exit status 1") and "no model here" in result["error"]
+    monkeypatch.setattr(benchmark, "setting_command", lambda *args: [sys.executable, "-c", "import time; time.sleep(30)"])
+    assert benchmark.run_setting("keras", 4, 1, timeout=0.5)["error"] == "stopped after 0.5 s"
+
+
+def test_setting_commands() -> None:
+    assert benchmark.setting_command("pytorch", 16, 4)[1:] == [str(benchmark.TORCH_SCRIPT), "--json", "--batch-size",
+                                                               "16", "--steps", "4"]
+    assert benchmark.setting_command("keras-xla", 8, 2)[1:] == ["-m", "utils.benchmark", "--setting", "keras-xla",
+                                                                "--batch-size", "8", "--steps", "2"]
+    assert benchmark.setting_command("tflite", 8, 2, threads=1)[-2:] == ["--threads", "1"]
+    assert benchmark.SETTINGS["keras-no-onednn"][1] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def test_keypoint_speed_is_skipped_with_a_reason_when_absent(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(benchmark, "KEYPOINT_SPEED_SCRIPT", tmp_path / "keypoint_speed.py")
+    benchmark._keypoint_speed(quick=True)
+    assert "keypoint speed: skipped" in capsys.readouterr().out
+    (tmp_path / "keypoint_speed.py").write_text("def main(argv):\n    print('called with', argv)\n")
+    benchmark._keypoint_speed(quick=False)
+    assert "called with []" in capsys.readouterr().out
+
+
+def _torch_original():
+    """benchmarks/torch_original.py as a module (skips the test when PyTorch is not installed)."""
+    pytest.importorskip("torch", reason="PyTorch is the optional 'torch' extra (pip install -e '.[torch]')")
+    spec = importlib.util.spec_from_file_location("torch_original", benchmark.TORCH_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_torch_original_has_the_originals_parameter_count() -> None:
+    torch_original = _torch_original()
+    from utils import models
+
+    original = torch_original.OriginalFused(num_classes=11)
+    assert torch_original.count_params(original) == models.ORIGINAL_PARAM_COUNT == models.original_param_count(11)
+    keras_seed = models.build_model("fused", models.get_config("fused", "seed"), 11).count_params()
+    # the difference is the peepholes (3 x 16 x 64 x 64 per ConvLSTM), PyTorch's second LSTM bias, minus the
+    # batch-norm moving statistics Keras counts: 393,216 + 4,096 - 64 = 397,248, 5.9% of the Keras model
+    assert torch_original.count_params(original) - keras_seed == 397_248
+    assert abs(torch_original.count_params(original) - keras_seed) / keras_seed < 0.06
+    without = torch_original.OriginalFused(num_classes=11, peepholes=False)
+    assert torch_original.count_params(without) == keras_seed - 64 + 4_096
+
+
+def test_torch_original_trains_and_predicts_at_tiny_shapes() -> None:
+    torch_original = _torch_original()
+    import torch
+
+    shapes = {"num_frames": 3, "image_size": 8, "keypoint_dim": 7}
+    model = torch_original.OriginalFused(num_classes=4, lstm_units=(5, 6), filters=(2, 3), kernel_size=3, **shapes)
+    keypoints, frames, labels = torch_original.random_batch(2, 4, **shapes)
+    logits = model(keypoints, frames)
+    assert logits.shape == (2, 4)
+    torch.nn.functional.cross_entropy(logits, labels).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    # batch-first: a clip's answer does not depend on the other clips of its batch (the original's defect 1)
+    model.eval()
+    with torch.inference_mode():
+        both = model(keypoints, frames)
+        first = model(keypoints[:1], frames[:1])
+    torch.testing.assert_close(both[:1], first, atol=1e-5, rtol=1e-5)
+    assert json.dumps(torch_original.SEED_SHAPES)
+
+
+def _tiny_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink the comparison's model so one setting is measured in seconds."""
+    from utils import models
+
+    tiny = models.get_config("fused", "seed").replace(num_frames=3, image_size=8, lstm_units=(4,),
+                                                      convlstm_filters=(2,), kernel_size=3)
+    monkeypatch.setattr(benchmark, "COMPARISON_CONFIG", tiny)
+
+
+def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_comparison(monkeypatch)
+    result = benchmark.measure_setting("keras", batch_size=2, steps=1)
+    assert result["setting"] == "keras" and result["batch_size"] == 2
+    assert result["train_clips_per_s"] > 0 and result["infer_clips_per_s"] > 0 and result["params"] > 0
+    assert result["train_cpu_s_per_clip"] >= 0 and "TF intra" in result["threads"]
+    with pytest.raises(benchmark.ConfigError, match="pytorch"):
+        benchmark.measure_setting("pytorch")  # PyTorch runs in its own script, never in this process
+
+
+@pytest.mark.slow
+def test_tflite_setting_exports_through_export_model_and_times_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_comparison(monkeypatch)
+    result = benchmark.measure_setting("tflite", batch_size=2, steps=1, threads=1)
+    assert result["train_clips_per_s"] is None and result["infer_clips_per_s"] > 0
+    assert result["threads"] == "TFLite 1" and "TensorFlow Lite" in result["framework"]
