@@ -246,6 +246,16 @@ def candidates(quick: bool) -> list[Candidate]:
         Candidate("conv_gru, hand angles", models.get_config("lstm"),
                   note="**the recommended `lstm` now** (`--model lstm`): conv_gru + finger joint bends and fingertip "
                        "distances (`hand_angles`)"),
+        Candidate("conv_gru, hand angles x3", models.get_config("lstm"), seeds=3,
+                  note="the recommended `lstm`, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
+        Candidate("conv_gru, hand angles, more augmentation", models.get_config("lstm").replace(augmentation={
+            **models.get_config("lstm").augmentation, "rotate": 15.0, "hand_drop": 0.3, "finger_jitter": 0.1}),
+            note="the recommended `lstm` + rotation up to 15 degrees, one hand lost for a span (30% of clips), "
+                 "finger jitter 0.1"),
+        Candidate("conv_gru, hand angles, temporal crops", models.get_config("lstm").replace(augmentation={
+            **models.get_config("lstm").augmentation, "time_warp": 0.5}),
+            note="the recommended `lstm` with time_warp 0.5: random crops of up to 25% at each end and a stronger "
+                 "warp (0.2: 10%)"),
         Candidate("conv_gru x3", default, seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),
