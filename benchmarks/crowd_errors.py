@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -72,6 +73,21 @@ def error_groups(clips: study.ClipSet) -> dict[str, np.ndarray]:
             "the rest": ~(missing | contradicts | rare)}
 
 
+def faster_at_start(kp: np.ndarray, head: int = 5, middle: tuple[int, int] = (10, 25)) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip: is the dominant wrist's speed measured (found in two frames in a row) both in the first ``head``
+    frames and in frames ``middle``, and is its median speed (shoulder widths per frame) higher at the start?
+    A fast start is the tail of the previous sign, or the hand coming up, at the start of a recording."""
+    canonical = preprocessing.canonicalize_handedness(kp, method="motion")
+    seen = preprocessing.part_presence(canonical)[..., 3]
+    wrist = preprocessing.normalize_keypoints(canonical)[..., RIGHT_HAND].reshape(*kp.shape[:2], 21, 3)[..., 0, :2]
+    steps = np.where(seen[:, 1:] & seen[:, :-1], np.linalg.norm(np.diff(wrist, axis=1), axis=-1), np.nan)
+    with warnings.catch_warnings():  # all-NaN slices (hand never found there) give NaN, counted as not measured
+        warnings.simplefilter("ignore", RuntimeWarning)
+        start, mid = np.nanmedian(steps[:, :head], axis=1), np.nanmedian(steps[:, middle[0]:middle[1]], axis=1)
+    measured = ~np.isnan(start) & ~np.isnan(mid)
+    return measured, measured & (start > mid)
+
+
 def crowd_predictions(row: str, cache: Path | None) -> np.ndarray:
     """The class each crowd clip gets from a study row when its signer is in the test fold (5 folds of 8 signers)."""
     candidate = {c.name: c for c in study.candidates(False)}[row]
@@ -91,8 +107,6 @@ def oracle_predictions(clips: study.ClipSet, row: str, cache: Path | None, folds
                        seed: int = 0) -> np.ndarray:
     """Predictions when every signer's OTHER clips are in training: folds by clip, stratified by signer and sign
     (fits cached as the study's, under the dataset name "crowd by clip")."""
-    import warnings
-
     from sklearn.model_selection import StratifiedKFold
 
     candidate = {c.name: c for c in study.candidates(False)}[row]
@@ -165,6 +179,10 @@ def report(clips: study.ClipSet, predictions: dict[str, np.ndarray], oracle: dic
               "| | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
     lines += [f"| {c} | " + " | ".join(str(int(np.sum((labels == c) & (predictions[first] == d)))) for d in classes)
               + " |" for c in classes]
+    measured, early = faster_at_start(clips.keypoints)
+    lines += ["", f"Clips whose dominant wrist moves faster in frames 0-4 than in frames 10-24 (the end of the "
+              f"previous sign or the hand coming up at the start of a recording): {early.sum()} of {measured.sum()} "
+              f"measured ({early.sum() / max(measured.sum(), 1):.0%})."]
     extension, seen = finger_extension(clips.keypoints)
     ily = ily_hand_shape(extension, seen)
     accuracy = {r: per_signer(clips, predictions[r]) for r in rows}

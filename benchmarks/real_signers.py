@@ -156,7 +156,8 @@ def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
     callbacks = []
     if config.lr_milestones:
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
-    trained.fit(batches, epochs=config.epochs, verbose=0, callbacks=callbacks)
+    trained.fit(batches, epochs=config.epochs, verbose=0, callbacks=callbacks,
+                class_weight=training.class_weights(train_y, config.class_weight))
 
     def predict(kp: np.ndarray) -> np.ndarray:
         inputs = training.finish_inputs({"keypoints": preprocessing.resample_time(kp, config.num_frames)}, spec)
@@ -180,7 +181,7 @@ class Candidate:
 
 #: ModelConfig fields added after the cache was: left at their default they are not part of a key, so the
 #: probabilities cached before they existed still count (a key with them is also looked up).
-LATER_FIELDS = {"linear_blend": 0.0}
+LATER_FIELDS = {"linear_blend": 0.0, "class_weight": None}
 
 
 def cache_keys(config: models.ModelConfig, linear: bool, dataset: str, fold: str, seed: int) -> list[str]:
@@ -256,6 +257,9 @@ def candidates(quick: bool) -> list[Candidate]:
             **models.get_config("lstm").augmentation, "time_warp": 0.5}),
             note="the recommended `lstm` with time_warp 0.5: random crops of up to 25% at each end and a stronger "
                  "warp (0.2: 10%)"),
+        Candidate("conv_gru, hand angles, balanced classes", models.get_config("lstm").replace(class_weight="balanced"),
+                  note="the recommended `lstm`, each class's clips weighted by N / (classes x its clips): the crowd's "
+                       "no / yes / please (4 signers each) count as much as hello"),
         Candidate("conv_gru x3", default, seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),

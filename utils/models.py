@@ -118,6 +118,7 @@ class ModelConfig:
     segments: int = 3  # linear model: time segments whose means (plus the std over time) it classifies
     linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
     linear_blend: float = 0.0  # lstm: weight of a linear model's probabilities mixed into the output (see _blend_output)
+    class_weight: str | None = None  # training: "balanced" weighs each class's clips by N / (classes x its clips)
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:

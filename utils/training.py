@@ -350,6 +350,20 @@ def _as_features(features: Any) -> tuple[Any, str]:
     return features, features_name(features)
 
 
+CLASS_WEIGHTS = (None, "balanced")
+
+
+def class_weights(labels: np.ndarray, mode: str | None) -> dict[int, float] | None:
+    """Loss weight of each class for ``ModelConfig.class_weight``: None (every clip counts once) or "balanced"
+    (N / (classes x clips of the class): a sign that few training clips show counts as much as a common one)."""
+    if mode is None:
+        return None
+    if mode != "balanced":
+        raise ConfigError(f"unknown class_weight {mode!r}; use one of {', '.join(map(str, CLASS_WEIGHTS))}")
+    classes, counts = np.unique(np.asarray(labels, dtype=np.int64), return_counts=True)
+    return {int(c): float(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
 def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
          seed: int, verbose: int, folder: Path, resume: bool = False, tensorboard_dir: Path | None = None,
          mixed_precision: bool | None = None) -> tuple[Any, dict[str, list[float]], float]:
@@ -380,7 +394,7 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
     if getattr(config, "staged", False) and models.branch_models(model):
         return model, _fit_staged(model, batches, validation, config, epochs, verbose), time.perf_counter() - start
     fit = trained.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
-                      callbacks=callbacks)
+                      callbacks=callbacks, class_weight=class_weights(labels[split.train], config.class_weight))
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     if backup.initial_epoch:  # a resumed run: the epochs before the interruption come from history.csv
         earlier = _read_history_csv(folder / "history.csv")
