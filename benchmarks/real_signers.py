@@ -23,7 +23,8 @@ Selection: the candidate with the best mean over ``four``, ``crowd`` and ``synth
 three sets only could not be chosen. Rows named "a + b" average the test probabilities of the fits of rows a
 and b (each fit's probabilities are kept in ``results/real_signers_cache``, so a blend or a rerun reads them
 instead of training again; ``--cache ''`` trains everything afresh). "x3" averages seeds 0, 1 and 2 (three
-times the training time; not run to the end here).
+times the training time). "x3" of the recommended model has the best mean of the three sets, but the course
+trains, cross-validates and exports one network per run and has no ensemble option yet: it is not the default.
 
 Targets of issue 15 that no candidate reached: the crowd (0.90). Why, measured rather than guessed, by
 ``python benchmarks/crowd_errors.py --oracle`` (benchmarks/crowd_errors.md): of the recommended model's 307 errors
@@ -256,7 +257,8 @@ def candidates(quick: bool) -> list[Candidate]:
                   note="**the recommended `lstm` now** (`--model lstm`): conv_gru + finger joint bends and fingertip "
                        "distances (`hand_angles`)"),
         Candidate("conv_gru, hand angles x3", models.get_config("lstm"), seeds=3,
-                  note="the recommended `lstm`, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
+                  note="the recommended `lstm`, probabilities averaged over seeds 0, 1, 2 (a seed ensemble): the best mean, "
+                       "not the default (no ensemble option in train / crossval / export yet)"),
         Candidate("conv_gru, hand angles, more augmentation", models.get_config("lstm").replace(augmentation={
             **models.get_config("lstm").augmentation, "rotate": 15.0, "hand_drop": 0.3, "finger_jitter": 0.1}),
             note="the recommended `lstm` + rotation up to 15 degrees, one hand lost for a span (30% of clips), "
