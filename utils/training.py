@@ -392,7 +392,8 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         distribute.prepare_model(trained)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     if getattr(config, "staged", False) and models.branch_models(model):
-        return model, _fit_staged(model, batches, validation, config, epochs, verbose), time.perf_counter() - start
+        return model, _fit_staged(model, batches, validation, config, epochs, verbose,
+                                  class_weights(labels[split.train], config.class_weight)), time.perf_counter() - start
     fit = trained.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
                       callbacks=callbacks, class_weight=class_weights(labels[split.train], config.class_weight))
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
@@ -406,7 +407,7 @@ FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: fu
 
 
 def _fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config: Any, epochs: int,
-                verbose: int) -> dict[str, list[float]]:
+                verbose: int, class_weight: dict[int, float] | None = None) -> dict[str, list[float]]:
     """Staged training: each branch alone with its own head (best on validation), then only the fusion weights.
 
     The fusion is fit on the validation clips, whose signers no branch trained on: a branch that memorised
@@ -419,7 +420,8 @@ def _fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config
         models.compile_model(branch, config)
         branch_validation = None if validation is None else OneInput(validation, name)
         fit = branch.fit(OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
-                         validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs))
+                         validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs),
+                         class_weight=class_weight)
         for key in history:
             history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
     # the fusion is fit on the validation clips (read batch by batch); without validation signers, a training batch
