@@ -38,7 +38,10 @@ ILY hand in any ``iloveyou`` clip); 50 are the rare signs no / yes / please (69 
 by at most four signers, so two or three in training). On the other 847 clips it scores 0.908. Handedness is not
 the cause: the ILY hand is on the non-dominant hand alone in 2% of the ``iloveyou`` clips. And with every
 signer's OTHER clips in training (5 folds by clip instead of by signer) it reaches only 0.881 (the linear model
-0.872): 0.90 by signer is above what these labels allow. In 56% of the clips the dominant wrist moves faster
+0.872): 0.90 by signer is above what these labels allow. The oracle also tells the two kinds of odd signer
+apart: one who signs consistently in a way of their own is learnt from their own clips (ambika2002 0.33 -> 0.97,
+enamilkovicc 0.37 -> 1.00), swapped folders are not (arisudana 0.30 -> 0.40): a few clips of a new user's own
+signing would help the first kind. In 56% of the clips the dominant wrist moves faster
 in the first 5 frames than in frames 10-24 (the previous sign's tail or the hand coming up): temporal crops
 address that, and lifted the lowest crowd fold from 0.60 to 0.65, but cost the four signers more. Class weights
 answer the rare signs (the default now: 44 errors there instead of 50, 0.921 on the other 847 clips, 288 errors
