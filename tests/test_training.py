@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from utils import keypoints as K
-from utils.errors import FeatureFileError, ModelDirError
+from utils.errors import ConfigError, FeatureFileError, ModelDirError
 from utils.evaluation import evaluate_saved
 from utils.features import FeatureSet, save_features
 from utils.inputs import finish_inputs, prepare_inputs
@@ -355,3 +355,35 @@ def test_train_command_passes_resume_tensorboard_and_switches(monkeypatch, tmp_p
     assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (True, True, False, True)
     assert cli.main(base) == 0
     assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (False, False, None, None)
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same_in_total():
+    from utils import training
+
+    labels = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    weights = training.class_weights(labels, "balanced")
+    totals = [weights[c] * np.sum(labels == c) for c in range(3)]
+    np.testing.assert_allclose(totals, [len(labels) / 3] * 3)
+    assert training.class_weights(labels, None) is None
+    assert training.class_weights(np.array([2, 2, 5, 5]), "balanced") == {2: 1.0, 5: 1.0}  # balanced: no change
+    with pytest.raises(ConfigError, match="class_weight"):
+        training.class_weights(labels, "inverse")
+
+
+def test_train_passes_the_configured_class_weights_to_fit(features_file, tmp_path, monkeypatch):
+    import keras
+
+    from utils import training
+
+    seen = []
+    original = keras.Model.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("class_weight"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    training.train(str(features_file), "lstm", tiny_config(epochs=1).replace(class_weight="balanced"),
+                   out_dir=tmp_path / "run", seed=0, verbose=0, measure_speed=False)
+    assert len(seen) == 1 and seen[0] is not None and len(seen[0]) >= 2
+    assert all(weight > 0 for weight in seen[0].values())

@@ -350,6 +350,20 @@ def _as_features(features: Any) -> tuple[Any, str]:
     return features, features_name(features)
 
 
+CLASS_WEIGHTS = (None, "balanced")
+
+
+def class_weights(labels: np.ndarray, mode: str | None) -> dict[int, float] | None:
+    """Loss weight of each class for ``ModelConfig.class_weight``: None (every clip counts once) or "balanced"
+    (N / (classes x clips of the class): a sign that few training clips show counts as much as a common one)."""
+    if mode is None:
+        return None
+    if mode != "balanced":
+        raise ConfigError(f"unknown class_weight {mode!r}; use one of {', '.join(map(str, CLASS_WEIGHTS))}")
+    classes, counts = np.unique(np.asarray(labels, dtype=np.int64), return_counts=True)
+    return {int(c): float(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
 def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
          seed: int, verbose: int, folder: Path, resume: bool = False, tensorboard_dir: Path | None = None,
          mixed_precision: bool | None = None) -> tuple[Any, dict[str, list[float]], float]:
@@ -378,9 +392,10 @@ def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epoch
         distribute.prepare_model(trained)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     if getattr(config, "staged", False) and models.branch_models(model):
-        return model, _fit_staged(model, batches, validation, config, epochs, verbose), time.perf_counter() - start
+        return model, _fit_staged(model, batches, validation, config, epochs, verbose,
+                                  class_weights(labels[split.train], config.class_weight)), time.perf_counter() - start
     fit = trained.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
-                      callbacks=callbacks)
+                      callbacks=callbacks, class_weight=class_weights(labels[split.train], config.class_weight))
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     if backup.initial_epoch:  # a resumed run: the epochs before the interruption come from history.csv
         earlier = _read_history_csv(folder / "history.csv")
@@ -392,7 +407,7 @@ FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: fu
 
 
 def _fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config: Any, epochs: int,
-                verbose: int) -> dict[str, list[float]]:
+                verbose: int, class_weight: dict[int, float] | None = None) -> dict[str, list[float]]:
     """Staged training: each branch alone with its own head (best on validation), then only the fusion weights.
 
     The fusion is fit on the validation clips, whose signers no branch trained on: a branch that memorised
@@ -405,7 +420,8 @@ def _fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config
         models.compile_model(branch, config)
         branch_validation = None if validation is None else OneInput(validation, name)
         fit = branch.fit(OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
-                         validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs))
+                         validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs),
+                         class_weight=class_weight)
         for key in history:
             history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
     # the fusion is fit on the validation clips (read batch by batch); without validation signers, a training batch
