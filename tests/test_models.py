@@ -147,6 +147,29 @@ def test_fast_convlstm_gradients_equal_stock() -> None:
         np.testing.assert_allclose(fast_grad, stock_grad, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fused_gates_give_the_plain_outputs_outside_training(activation: str) -> None:
+    """Inference runs the gate arithmetic as one compiled function; same outputs as the plain ops (and stock)."""
+    rng = np.random.default_rng(3)
+    sequence = rng.normal(size=(2, 4, 6, 5, 3)).astype("float32")
+    fused = models.ConvLSTM(4, 3, activation=activation, return_sequences=True)
+    plain = models.ConvLSTM(4, 3, activation=activation, return_sequences=True, fused_gates=False)
+    fused.build(sequence.shape)
+    plain.build(sequence.shape)
+    weights = [w + rng.normal(scale=0.1, size=w.shape).astype("float32") for w in fused.get_weights()]
+    fused.set_weights(weights)
+    plain.set_weights(weights)
+    models._COMPILED_GATES.clear()
+    expected = np.asarray(plain(sequence, training=False))
+    assert not models._COMPILED_GATES  # the plain layer never uses the compiled gates
+    np.testing.assert_allclose(np.asarray(fused(sequence, training=False)), expected, atol=1e-5, rtol=1e-5)
+    assert (fused.activation, fused.recurrent_activation) in models._COMPILED_GATES  # ... and the fused one did
+    models._COMPILED_GATES.clear()
+    np.testing.assert_allclose(np.asarray(fused(sequence, training=True)), expected, atol=1e-5, rtol=1e-5)
+    assert not models._COMPILED_GATES  # training keeps the plain ops
+    assert models.ConvLSTM.from_config(plain.get_config()).fused_gates is False
+
+
 # ----------------------------------------------------------------------------- the original's defects
 @pytest.mark.parametrize("model_name", models.MODEL_NAMES)
 def test_permuting_a_batch_permutes_predictions(model_name: str) -> None:
