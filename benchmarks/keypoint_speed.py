@@ -271,6 +271,7 @@ def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, floa
     on the clips, linked into a class-folder dataset, and the video frames it decoded (consumed) per wall second."""
     from utils import features, paths
 
+    consumed = sum(video.video_info(path, count=False).num_frames for path in clips)
     cpu = cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="keypoint_speed_extract_") as tmp:
         root = Path(tmp) / "clips"
@@ -284,7 +285,6 @@ def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, floa
         finally:
             paths.CACHE_DIR = cache
     frames = report.num_clips * features.NUM_FRAMES
-    consumed = sum(video.video_info(path, count=False).num_frames for path in clips)
     return frames / report.seconds, frames / (cpu_seconds() - cpu), consumed / report.seconds
 
 
