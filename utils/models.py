@@ -342,8 +342,9 @@ class ConvLSTM(keras.layers.Layer):
     Padding is "same", strides 1, zero initial state; T must be known when the layer is built.
     ``fused_gates`` (default): outside training, the gate arithmetic of a step (two sums, three sigmoids,
     two activations, four products) runs as one XLA-compiled function instead of about twelve TensorFlow
-    ops that each read and write the 4F-channel maps: on the seed fused model this cut inference from
-    105 to 91 CPU ms per clip (one thread); training keeps the plain ops (XLA slowed its gradient).
+    ops that each read and write the 4F-channel maps: on the seed fused model (batch 16, one thread) this cut
+    inference from 106-108 to 95-102 CPU ms per clip (benchmarks/README.md); training keeps the plain ops
+    (XLA slowed its gradient). SavedModel and TensorFlow Lite export keep working (tests/test_export.py).
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], activation: str = "tanh",
