@@ -148,8 +148,9 @@ def test_fast_convlstm_gradients_equal_stock() -> None:
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_fused_gates_give_the_plain_outputs_outside_training(activation: str) -> None:
+def test_fused_gates_give_the_plain_outputs_outside_training(activation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inference runs the gate arithmetic as one compiled function; same outputs as the plain ops (and stock)."""
+    monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)  # these test maps are tiny
     rng = np.random.default_rng(3)
     sequence = rng.normal(size=(2, 4, 6, 5, 3)).astype("float32")
     fused = models.ConvLSTM(4, 3, activation=activation, return_sequences=True)
@@ -168,6 +169,19 @@ def test_fused_gates_give_the_plain_outputs_outside_training(activation: str) ->
     np.testing.assert_allclose(np.asarray(fused(sequence, training=True)), expected, atol=1e-5, rtol=1e-5)
     assert not models._COMPILED_GATES  # training keeps the plain ops
     assert models.ConvLSTM.from_config(plain.get_config()).fused_gates is False
+
+
+def test_small_gate_maps_keep_the_plain_ops() -> None:
+    """Below FUSED_GATES_MIN_ELEMENTS values per image the compiled gates gain nothing and are not used."""
+    layer = models.ConvLSTM(4, 3, return_sequences=True)
+    sequence = np.zeros((1, 3, 8, 8, 2), "float32")  # 8 x 8 x 16 gate values per image
+    models._COMPILED_GATES.clear()
+    layer(sequence, training=False)
+    assert not models._COMPILED_GATES
+    big = np.zeros((1, 2, 64, 64, 1), "float32")  # 64 x 64 x 16: 65,536
+    layer = models.ConvLSTM(4, 3, return_sequences=True)
+    layer(big, training=False)
+    assert models._COMPILED_GATES
 
 
 # ----------------------------------------------------------------------------- the original's defects

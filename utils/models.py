@@ -345,7 +345,12 @@ class ConvLSTM(keras.layers.Layer):
     ops that each read and write the 4F-channel maps: on the seed fused model (batch 16, one thread) this cut
     inference from 106-108 to 95-102 CPU ms per clip (benchmarks/README.md); training keeps the plain ops
     (XLA slowed its gradient). SavedModel and TensorFlow Lite export keep working (tests/test_export.py).
+    Small gate maps (the recommended models' 16x16 after the stem) gain nothing, and one call of the compiled
+    function per step cost the recommended ConvLSTM about 2 ms more per window at batch 1 on two threads, so
+    the plain ops run below ``FUSED_GATES_MIN_ELEMENTS`` values per image.
     """
+
+    FUSED_GATES_MIN_ELEMENTS = 65536  # H x W x 4F per image: the seed model's 64 x 64 x 64 = 262,144 passes
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], activation: str = "tanh",
                  recurrent_activation: str = "sigmoid", return_sequences: bool = False,
@@ -392,8 +397,9 @@ class ConvLSTM(keras.layers.Layer):
 
         Outside training (TensorFlow backend, ``fused_gates``), each step's gate arithmetic runs as one
         XLA-compiled function, the convolutions as they are (see :func:`_compiled_gates`)."""
-        step = _compiled_gates(self.activation, self.recurrent_activation) if self._fuse(training) else self._gates
-        bias = self.bias.value if self._fuse(training) else self.bias
+        fuse = self._fuse(inputs, training)
+        step = _compiled_gates(self.activation, self.recurrent_activation) if fuse else self._gates
+        bias = self.bias.value if fuse else self.bias
         hidden = cell = None
         outputs = []
         for frame in ops.unstack(inputs, inputs.shape[1], axis=1):
@@ -405,9 +411,12 @@ class ConvLSTM(keras.layers.Layer):
             outputs.append(hidden)
         return ops.stack(outputs, axis=1) if self.return_sequences else hidden
 
-    def _fuse(self, training: bool | None) -> bool:
-        """Whether this call runs the gates as one compiled function: inference, TensorFlow backend, fused_gates."""
-        return self.fused_gates and not training and keras.backend.backend() == "tensorflow"
+    def _fuse(self, inputs: Any, training: bool | None) -> bool:
+        """Whether this call runs the gates as one compiled function: inference, TensorFlow backend, fused_gates,
+        and gate maps of at least ``FUSED_GATES_MIN_ELEMENTS`` values per image (H x W x 4F)."""
+        gate_elements = int(inputs.shape[2]) * int(inputs.shape[3]) * 4 * self.filters
+        return (self.fused_gates and not training and gate_elements >= self.FUSED_GATES_MIN_ELEMENTS
+                and keras.backend.backend() == "tensorflow")
 
     def _gates(self, from_frame: Any, from_hidden: Any, bias: Any, cell: Any) -> tuple[Any, Any]:
         """(hidden, cell) of one step from the two convolutions' gate terms (from_hidden/cell None at step 1)."""
