@@ -281,3 +281,21 @@ def test_strided_stem_shrinks_frames_before_the_convlstm(pooling: str) -> None:
         models.build_model("convlstm", config.replace(frame_pooling="max"), NUM_CLASSES)
     with pytest.raises(ValueError, match="frame_stem"):
         models.formula_param_count("convlstm", config, NUM_CLASSES)
+
+
+def test_fused_gates_work_under_mixed_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With mixed_float16 (GPUs) the compiled gates get the bias in float16, like the plain ops."""
+    monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)
+    sequence = np.random.default_rng(4).normal(size=(1, 3, 6, 6, 2)).astype("float32")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        fused = models.ConvLSTM(4, 3, return_sequences=True)
+        plain = models.ConvLSTM(4, 3, return_sequences=True, fused_gates=False)
+        fused.build(sequence.shape)
+        plain.build(sequence.shape)
+        plain.set_weights(fused.get_weights())
+        got, expected = fused(sequence, training=False), plain(sequence, training=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert "float16" in str(got.dtype)
+    np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(expected, "float32"), atol=2e-3)

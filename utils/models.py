@@ -399,7 +399,7 @@ class ConvLSTM(keras.layers.Layer):
         XLA-compiled function, the convolutions as they are (see :func:`_compiled_gates`)."""
         fuse = self._fuse(inputs, training)
         step = _compiled_gates(self.activation, self.recurrent_activation) if fuse else self._gates
-        bias = self.bias.value if fuse else self.bias
+        bias = ops.cast(self.bias.value, self.compute_dtype) if fuse else self.bias
         hidden = cell = None
         outputs = []
         for frame in ops.unstack(inputs, inputs.shape[1], axis=1):
