@@ -309,7 +309,9 @@ def _gate_arithmetic(activation: Any, recurrent_activation: Any, from_frame: Any
     """ConvLSTM2D's step: gates = frame term + hidden term + bias, split i, f, c, o -> (hidden, cell).
 
     ``from_hidden`` and ``cell`` are None at the first step (the zero state contributes nothing)."""
-    gates = from_frame + bias if from_hidden is None else from_frame + from_hidden + bias
+    gates = from_frame + bias  # in this order, as before the gates could be compiled: the same rounding
+    if from_hidden is not None:
+        gates = gates + from_hidden
     gate_i, gate_f, gate_c, gate_o = ops.split(gates, 4, axis=-1)
     new_part = recurrent_activation(gate_i) * activation(gate_c)
     cell = new_part if cell is None else recurrent_activation(gate_f) * cell + new_part
