@@ -14,6 +14,8 @@ Two measurements, written to ``benchmarks/keypoint_speed.md`` (and printed):
 2. **Speed** (frames/s): decoding alone, MediaPipe per size, the model per window, and end-to-end
    ``predict`` (decode in a thread + MediaPipe + windows) per size, on the real clips of 720p and up, or on
    a synthetic 1080p video when ``../shared/real`` is absent (then agreement is skipped with the reason).
+   ``extract`` gives sampled (MediaPipe) frames/s and video frames consumed/s (every frame is decoded), and
+   a table of where a sampled frame's time goes (decode, thumbnails, MediaPipe, hand crops, worker start-up).
 
 The machine may be shared: the load average is printed with every figure; the speed measurement is
 repeated ``--repeats`` times and the best and median are reported. Usage::
@@ -266,11 +268,12 @@ def predict_fps(clips: list[Path], size: int, classify) -> tuple[float, float, f
     return count / elapsed, count / (cpu_seconds() - cpu), count / reading, float(np.mean(model_ms))
 
 
-def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, float]:
+def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, float, float]:
     """Sampled frames per wall-clock and per CPU second of `extract` (fresh cache, worker processes included)
-    on the clips, linked into a class-folder dataset."""
+    on the clips, linked into a class-folder dataset, and the video frames it decoded (consumed) per wall second."""
     from utils import features, paths
 
+    consumed = sum(video.video_info(path, count=False).num_frames for path in clips)
     cpu = cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="keypoint_speed_extract_") as tmp:
         root = Path(tmp) / "clips"
@@ -284,7 +287,59 @@ def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, floa
         finally:
             paths.CACHE_DIR = cache
     frames = report.num_clips * features.NUM_FRAMES
-    return frames / report.seconds, frames / (cpu_seconds() - cpu)
+    return frames / report.seconds, frames / (cpu_seconds() - cpu), consumed / report.seconds
+
+
+def _timed_call(function) -> tuple[object, float, float]:
+    """(result, wall seconds, CPU seconds) of one call."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = function()
+    return result, time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def extract_breakdown(clips: list[Path], size: int = 0) -> dict[str, tuple[float, float]]:
+    """Where a sampled frame's time goes in `extract`, in this process: step -> (wall ms, CPU ms) per sampled
+    frame, pooled over the clips: decoding every frame (grab) and converting the 30 kept ones, their thumbnails,
+    MediaPipe on them (video mode, as extract), the hand crops; and a worker's start-up (once per process)."""
+    from utils import features
+
+    totals: dict[str, list[float]] = {}
+
+    def add(step: str, wall: float, cpu: float) -> None:
+        totals.setdefault(step, [0.0, 0.0])
+        totals[step][0] += wall
+        totals[step][1] += cpu
+
+    with K.HolisticExtractor(max_side=size) as extractor:
+        extractor.extract_frame(np.zeros((720, 1280, 3), np.uint8))  # the graph's first frame: start-up, below
+        for path in clips:
+            capture_wall, capture_cpu = time.perf_counter(), cpu_seconds()
+            indices, _ = video.sample_frame_indices(video.video_info(path, count=False).num_frames, EXTRACT_FRAMES)
+            selected, _ = video._read_selected_frames(path, set(indices.tolist()))
+            add("decode every frame, keep the sampled ones (RGB)", time.perf_counter() - capture_wall,
+                cpu_seconds() - capture_cpu)
+            frames = np.stack([selected[int(i)] for i in indices])
+            add("thumbnails (64x64, INTER_AREA)", *_timed_call(lambda: video.resize_frames(frames, 64))[1:])
+            (vectors, _), wall, cpu = _timed_call(lambda: extractor.extract(frames))
+            add(f"MediaPipe Holistic ({_size_name(size)}, video mode)", wall, cpu)
+            add("hand crops (32x32)", *_timed_call(lambda: K.hand_crops(frames, vectors, 32))[1:])
+    count = len(clips) * EXTRACT_FRAMES
+    out = {step: (1000 * wall / count, 1000 * cpu / count) for step, (wall, cpu) in totals.items()}
+    out["sum of the steps"] = tuple(float(sum(values[i] for values in out.values())) for i in range(2))
+    startup = _worker_startup_seconds()
+    out["worker start-up (once per process, seconds)"] = startup
+    return out
+
+
+def _worker_startup_seconds() -> tuple[float, float]:
+    """(wall, CPU) seconds for a fresh process to start as an extract worker: import, MediaPipe graph, first frame."""
+    import subprocess
+
+    code = ("from utils import features; features._quiet_worker(); from utils.keypoints import HolisticExtractor; "
+            "import numpy as np; HolisticExtractor().extract_frame(np.zeros((720, 1280, 3), np.uint8))")
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
+    return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def best_and_median(measure, repeats: int) -> tuple[str, list[float]]:
@@ -329,13 +384,27 @@ def speed_section(clips: list[Path], description: str, sizes: list[int], repeats
             print(model_rows[-1], flush=True)
     extract_rows = []
     if extract_workers:
-        extract_rows = ["| extract (sampled frames/s, 30 per clip, whole video decoded) | MediaPipe input "
-                        "| best / median | per CPU-second (median) | load average during |", "|---|---|---|---|---|"]
+        extract_rows = ["| extract, 30 frames sampled per clip, whole video decoded | MediaPipe input "
+                        "| sampled (MediaPipe) frames/s best / median | sampled frames per CPU-second (median) "
+                        "| video frames consumed/s (median) | load average during |", "|---|---|---|---|---|---|"]
         for size in [0, *sizes]:
-            text, loads = best_and_median(lambda size=size: extract_fps(clips, size, extract_workers), repeats)
-            extract_rows.append(f"| extract, {extract_workers} worker processes | {_size_name(size)} | {text} "
-                                f"| {min(loads):.1f}-{max(loads):.1f} |")
+            results, loads = [], []
+            for _ in range(repeats):
+                results.append(extract_fps(clips, size, extract_workers))
+                loads.append(os.getloadavg()[0])
+            wall, cpu, consumed = (np.array(column) for column in zip(*results))
+            extract_rows.append(f"| extract, {extract_workers} worker processes | {_size_name(size)} "
+                                f"| {wall.max():.1f} / {np.median(wall):.1f} | {np.median(cpu):.1f} "
+                                f"| {np.median(consumed):.1f} | {min(loads):.1f}-{max(loads):.1f} |")
             print(extract_rows[-1], flush=True)
+        breakdown_rows = ["", f"Where a sampled frame's time goes in extract (one process, the same clips, "
+                          f"{load_average()} before):", "",
+                          "| step | wall ms per sampled frame | CPU ms per sampled frame |", "|---|---|---|"]
+        for step, (wall, cpu) in extract_breakdown(clips).items():
+            breakdown_rows.append(f"| {step} | {wall:.2f} | {cpu:.2f} |" if "seconds" not in step else
+                                  f"| {step} | {wall:.2f} s | {cpu:.2f} s |")
+        print("\n".join(breakdown_rows), flush=True)
+        extract_rows += breakdown_rows
     return [f"Clips: {description}; {repeats} repeats of each measurement.\n", *rows, "", *model_rows, "",
             *extract_rows]
 

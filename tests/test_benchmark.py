@@ -112,6 +112,21 @@ def test_keypoint_speed_is_skipped_with_a_reason_when_absent(monkeypatch: pytest
     assert "called with []" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("quick", [True, False])
+def test_make_bench_calls_the_real_keypoint_speed_with_arguments_it_accepts(monkeypatch: pytest.MonkeyPatch,
+                                                                           quick: bool) -> None:
+    """The real script loads (its dataclasses need it registered) and its parser takes what make bench passes."""
+    module = benchmark.load_keypoint_speed()
+    monkeypatch.setattr(module, "real_clips", lambda *args: [])  # no agreement part
+
+    def reached(*args, **kwargs):
+        raise RuntimeError("arguments parsed, speed part reached")
+
+    monkeypatch.setattr(module, "speed_clips", reached)
+    with pytest.raises(RuntimeError, match="speed part reached"):
+        module.main(benchmark.keypoint_speed_args(quick))
+
+
 def _torch_original():
     """benchmarks/torch_original.py as a module (skips the test when PyTorch is not installed)."""
     pytest.importorskip("torch", reason="PyTorch is the optional 'torch' extra (pip install -e '.[torch]')")
@@ -181,3 +196,44 @@ def test_tflite_setting_exports_through_export_model_and_times_it(monkeypatch: p
     result = benchmark.measure_setting("tflite", batch_size=2, steps=1, threads=1)
     assert result["train_clips_per_s"] is None and result["infer_clips_per_s"] > 0
     assert result["threads"] == "TFLite 1" and "TensorFlow Lite" in result["framework"]
+
+
+# ----------------------------------------------------------------------------- benchmarks/keypoint_speed.py
+class _CountingExtractor:
+    """Stands in for MediaPipe: zeros for every frame, and counts the frames it was given."""
+
+    frames_seen = 0
+
+    def __init__(self, **options: object) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def extract_frame(self, frame: np.ndarray):
+        return np.zeros(1662, np.float32), np.zeros(4, bool)
+
+    def extract(self, frames: np.ndarray):
+        type(self).frames_seen += len(frames)
+        return np.zeros((len(frames), 1662), np.float32), np.zeros((len(frames), 4), bool)
+
+
+def test_extract_breakdown_times_every_step_per_sampled_frame(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The breakdown runs MediaPipe on the 30 sampled frames of each clip and its sum row is the sum of the steps."""
+    from utils import video
+
+    ks = benchmark.load_keypoint_speed()
+    frames = np.random.default_rng(0).integers(0, 255, (40, 48, 64, 3), dtype=np.uint8)
+    clips = [video.write_video(tmp_path / f"clip{i}.mp4", frames) for i in range(2)]
+    monkeypatch.setattr(ks.K, "HolisticExtractor", _CountingExtractor)
+    monkeypatch.setattr(ks, "_worker_startup_seconds", lambda: (1.5, 0.7))
+    table = ks.extract_breakdown(clips)
+    assert _CountingExtractor.frames_seen == 2 * ks.EXTRACT_FRAMES
+    steps = [step for step in table if step not in ("sum of the steps", "worker start-up (once per process, seconds)")]
+    assert len(steps) == 4 and all(cpu >= 0 and wall > 0 for wall, cpu in (table[s] for s in steps))
+    for index in range(2):
+        assert table["sum of the steps"][index] == pytest.approx(sum(table[s][index] for s in steps))
+    assert table["worker start-up (once per process, seconds)"] == (1.5, 0.7)

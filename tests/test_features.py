@@ -285,6 +285,19 @@ def test_worker_processes_start_mediapipe_without_tensorflow() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_pool_hands_out_the_largest_clips_first(tmp_path: Path) -> None:
+    """Largest source file first (a folder, e.g. an MP_Data sequence, last), so workers finish together."""
+    sizes = {"small.mp4": 10, "large.mp4": 300, "middle.mp4": 120}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+    (tmp_path / "sequence").mkdir()
+    jobs = [features._ClipJob(source=str(tmp_path / name), relative=name, mode="mediapipe", keypoints_path=None,
+                              num_frames=4, image_size=8, cache_path=str(tmp_path / f"{name}.npz"))
+            for name in ["small.mp4", "sequence", "large.mp4", "middle.mp4"]]
+    assert [job.relative for job in features.largest_first(jobs)] == ["large.mp4", "middle.mp4", "small.mp4",
+                                                                      "sequence"]
+
+
 # ----------------------------------------------------------------------------- the file and its checks
 def small_feature_set(num_clips: int = 6) -> FeatureSet:
     """A valid in-memory feature set."""

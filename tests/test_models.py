@@ -147,6 +147,43 @@ def test_fast_convlstm_gradients_equal_stock() -> None:
         np.testing.assert_allclose(fast_grad, stock_grad, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fused_gates_give_the_plain_outputs_outside_training(activation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference runs the gate arithmetic as one compiled function; same outputs as the plain ops (and stock)."""
+    monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)  # these test maps are tiny
+    rng = np.random.default_rng(3)
+    sequence = rng.normal(size=(2, 4, 6, 5, 3)).astype("float32")
+    fused = models.ConvLSTM(4, 3, activation=activation, return_sequences=True)
+    plain = models.ConvLSTM(4, 3, activation=activation, return_sequences=True, fused_gates=False)
+    fused.build(sequence.shape)
+    plain.build(sequence.shape)
+    weights = [w + rng.normal(scale=0.1, size=w.shape).astype("float32") for w in fused.get_weights()]
+    fused.set_weights(weights)
+    plain.set_weights(weights)
+    models._COMPILED_GATES.clear()
+    expected = np.asarray(plain(sequence, training=False))
+    assert not models._COMPILED_GATES  # the plain layer never uses the compiled gates
+    np.testing.assert_allclose(np.asarray(fused(sequence, training=False)), expected, atol=1e-5, rtol=1e-5)
+    assert (fused.activation, fused.recurrent_activation) in models._COMPILED_GATES  # ... and the fused one did
+    models._COMPILED_GATES.clear()
+    np.testing.assert_allclose(np.asarray(fused(sequence, training=True)), expected, atol=1e-5, rtol=1e-5)
+    assert not models._COMPILED_GATES  # training keeps the plain ops
+    assert models.ConvLSTM.from_config(plain.get_config()).fused_gates is False
+
+
+def test_small_gate_maps_keep_the_plain_ops() -> None:
+    """Below FUSED_GATES_MIN_ELEMENTS values per image the compiled gates gain nothing and are not used."""
+    layer = models.ConvLSTM(4, 3, return_sequences=True)
+    sequence = np.zeros((1, 3, 8, 8, 2), "float32")  # 8 x 8 x 16 gate values per image
+    models._COMPILED_GATES.clear()
+    layer(sequence, training=False)
+    assert not models._COMPILED_GATES
+    big = np.zeros((1, 2, 64, 64, 1), "float32")  # 64 x 64 x 16: 65,536
+    layer = models.ConvLSTM(4, 3, return_sequences=True)
+    layer(big, training=False)
+    assert models._COMPILED_GATES
+
+
 # ----------------------------------------------------------------------------- the original's defects
 @pytest.mark.parametrize("model_name", models.MODEL_NAMES)
 def test_permuting_a_batch_permutes_predictions(model_name: str) -> None:
@@ -244,3 +281,21 @@ def test_strided_stem_shrinks_frames_before_the_convlstm(pooling: str) -> None:
         models.build_model("convlstm", config.replace(frame_pooling="max"), NUM_CLASSES)
     with pytest.raises(ValueError, match="frame_stem"):
         models.formula_param_count("convlstm", config, NUM_CLASSES)
+
+
+def test_fused_gates_work_under_mixed_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With mixed_float16 (GPUs) the compiled gates get the bias in float16, like the plain ops."""
+    monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)
+    sequence = np.random.default_rng(4).normal(size=(1, 3, 6, 6, 2)).astype("float32")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        fused = models.ConvLSTM(4, 3, return_sequences=True)
+        plain = models.ConvLSTM(4, 3, return_sequences=True, fused_gates=False)
+        fused.build(sequence.shape)
+        plain.build(sequence.shape)
+        plain.set_weights(fused.get_weights())
+        got, expected = fused(sequence, training=False), plain(sequence, training=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert "float16" in str(got.dtype)
+    np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(expected, "float32"), atol=2e-3)

@@ -441,15 +441,26 @@ def comparison_notes(comparison: Comparison) -> str:
                       *seen.values()])
 
 
+def load_keypoint_speed() -> Any:
+    """benchmarks/keypoint_speed.py as a module (registered in sys.modules, as its dataclasses need)."""
+    spec = importlib.util.spec_from_file_location("keypoint_speed", KEYPOINT_SPEED_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["keypoint_speed"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def keypoint_speed_args(quick: bool) -> list[str]:
+    """The arguments make bench passes to keypoint_speed.main(): its own quick mode (a few minutes) or everything."""
+    return ["--quick"] if quick else []
+
+
 def _keypoint_speed(quick: bool) -> None:
     """benchmarks/keypoint_speed.py's main() when that file exists, else one line saying why it was skipped."""
     if not KEYPOINT_SPEED_SCRIPT.is_file():
         print(f"keypoint speed: skipped ({KEYPOINT_SPEED_SCRIPT} not found)")
         return
-    spec = importlib.util.spec_from_file_location("keypoint_speed", KEYPOINT_SPEED_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--skip-agreement", "--repeats", "1"] if quick else [])
+    load_keypoint_speed().main(keypoint_speed_args(quick))
 
 
 def main(quick: bool = False, steps: int = 4, repeats: int = 3, settings: tuple[str, ...] = DEFAULT_SETTINGS,

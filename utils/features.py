@@ -443,6 +443,20 @@ def _quiet_worker() -> None:
     sys.modules.setdefault("tensorflow", None)  # `import tensorflow` now raises ModuleNotFoundError here
 
 
+def largest_first(jobs: list[_ClipJob]) -> list[_ClipJob]:
+    """The jobs, largest source file first: the workers then finish at about the same time.
+
+    A clip's work (decoding every frame, MediaPipe on the sampled ones) grows with its file; handed out in
+    dataset order, a long clip that comes last keeps one worker busy while the others wait (3 real 720p-1080p
+    clips on 2 workers: one worker decoded 94 + 153 frames, the other 117). The features file keeps the
+    dataset's order whatever order the clips are extracted in."""
+    def size(job: _ClipJob) -> int:
+        path = Path(job.source)
+        return path.stat().st_size if path.is_file() else 0
+
+    return sorted(jobs, key=size, reverse=True)
+
+
 def _run_in_pool(jobs: list[_ClipJob], workers: int, bar) -> dict[str, str]:
     """Run jobs in worker processes (each with its own extractor); return the failures."""
     import multiprocessing
@@ -451,7 +465,7 @@ def _run_in_pool(jobs: list[_ClipJob], workers: int, bar) -> dict[str, str]:
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_quiet_worker)
     try:
-        pending = {executor.submit(_run_job, job): job for job in jobs}
+        pending = {executor.submit(_run_job, job): job for job in largest_first(jobs)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

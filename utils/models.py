@@ -311,6 +311,36 @@ def learning_rate_at(config: ModelConfig, epoch: int) -> float:
 
 
 # ----------------------------------------------------------------------------- the fast ConvLSTM layer
+def _gate_arithmetic(activation: Any, recurrent_activation: Any, from_frame: Any, from_hidden: Any, bias: Any,
+                     cell: Any) -> tuple[Any, Any]:
+    """ConvLSTM2D's step: gates = frame term + hidden term + bias, split i, f, c, o -> (hidden, cell).
+
+    ``from_hidden`` and ``cell`` are None at the first step (the zero state contributes nothing)."""
+    gates = from_frame + bias  # in this order, as before the gates could be compiled: the same rounding
+    if from_hidden is not None:
+        gates = gates + from_hidden
+    gate_i, gate_f, gate_c, gate_o = ops.split(gates, 4, axis=-1)
+    new_part = recurrent_activation(gate_i) * activation(gate_c)
+    cell = new_part if cell is None else recurrent_activation(gate_f) * cell + new_part
+    return recurrent_activation(gate_o) * activation(cell), cell
+
+
+_COMPILED_GATES: dict[tuple[Any, Any], Any] = {}
+
+
+def _compiled_gates(activation: Any, recurrent_activation: Any) -> Any:
+    """:func:`_gate_arithmetic` for these activations as one XLA-compiled TensorFlow function (made once)."""
+    key = (activation, recurrent_activation)
+    if key not in _COMPILED_GATES:
+        import tensorflow as tf
+
+        def gates(from_frame: Any, from_hidden: Any, bias: Any, cell: Any) -> tuple[Any, Any]:
+            return _gate_arithmetic(activation, recurrent_activation, from_frame, from_hidden, bias, cell)
+
+        _COMPILED_GATES[key] = tf.function(gates, jit_compile=True, autograph=False)
+    return _COMPILED_GATES[key]
+
+
 @keras.saving.register_keras_serializable(package="course")
 class ConvLSTM(keras.layers.Layer):
     """ConvLSTM2D over (batch, T, H, W, C) with keras.layers.ConvLSTM2D's exact equations, faster on CPU.
@@ -319,14 +349,26 @@ class ConvLSTM(keras.layers.Layer):
     (ConvLSTM2D runs eight smaller ones), unrolled over T in one graph. Gates ``i, f, c, o`` and weights ``kernel (k, k, C, 4F)``, ``recurrent_kernel (k, k, F, 4F)``,
     ``bias (4F)`` are laid out as in ConvLSTM2D, so ``set_weights(stock.get_weights())`` works.
     Padding is "same", strides 1, zero initial state; T must be known when the layer is built.
+    ``fused_gates`` (default): outside training, the gate arithmetic of a step (two sums, three sigmoids,
+    two activations, four products) runs as one XLA-compiled function instead of about twelve TensorFlow
+    ops that each read and write the 4F-channel maps: on the seed fused model (batch 16, one thread) this cut
+    inference from 106-108 to 95-102 CPU ms per clip (benchmarks/README.md); training keeps the plain ops
+    (XLA slowed its gradient). SavedModel and TensorFlow Lite export keep working (tests/test_export.py).
+    Small gate maps (the recommended models' 16x16 after the stem) gain nothing, and one call of the compiled
+    function per step cost the recommended ConvLSTM about 2 ms more per window at batch 1 on two threads, so
+    the plain ops run below ``FUSED_GATES_MIN_ELEMENTS`` values per image.
     """
+
+    FUSED_GATES_MIN_ELEMENTS = 65536  # H x W x 4F per image: the seed model's 64 x 64 x 64 = 262,144 passes
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], activation: str = "tanh",
                  recurrent_activation: str = "sigmoid", return_sequences: bool = False,
                  kernel_initializer: Any = "glorot_uniform", recurrent_initializer: Any = "orthogonal",
                  unit_forget_bias: bool = True, kernel_regularizer: Any = None,
-                 recurrent_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
+                 recurrent_regularizer: Any = None, bias_regularizer: Any = None, fused_gates: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.fused_gates = bool(fused_gates)
         self.filters = int(filters)
         self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.activation = keras.activations.get(activation)
@@ -359,22 +401,35 @@ class ConvLSTM(keras.layers.Layer):
         self.bias = self.add_weight(shape=(4 * filters,), name="bias", initializer=bias_initializer,
                                     regularizer=self.bias_regularizer)
 
-    def call(self, inputs: Any) -> Any:
-        """Run the recurrence over all T frames; returns (B, T, H, W, F) or the last step (B, H, W, F)."""
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """Run the recurrence over all T frames; returns (B, T, H, W, F) or the last step (B, H, W, F).
+
+        Outside training (TensorFlow backend, ``fused_gates``), each step's gate arithmetic runs as one
+        XLA-compiled function, the convolutions as they are (see :func:`_compiled_gates`)."""
+        fuse = self._fuse(inputs, training)
+        step = _compiled_gates(self.activation, self.recurrent_activation) if fuse else self._gates
+        bias = ops.cast(self.bias.value, self.compute_dtype) if fuse else self.bias
         hidden = cell = None
         outputs = []
         for frame in ops.unstack(inputs, inputs.shape[1], axis=1):
             # all four gates in one convolution each (ConvLSTM2D does 4 + 4 per step); the first step's
             # recurrent term is a convolution of the zero state, i.e. zero, and is skipped
-            gates = ops.conv(frame, self.kernel, padding="same") + self.bias
-            if hidden is not None:
-                gates = gates + ops.conv(hidden, self.recurrent_kernel, padding="same")
-            gate_i, gate_f, gate_c, gate_o = ops.split(gates, 4, axis=-1)
-            new_part = self.recurrent_activation(gate_i) * self.activation(gate_c)
-            cell = new_part if cell is None else self.recurrent_activation(gate_f) * cell + new_part
-            hidden = self.recurrent_activation(gate_o) * self.activation(cell)
+            from_frame = ops.conv(frame, self.kernel, padding="same")
+            from_hidden = None if hidden is None else ops.conv(hidden, self.recurrent_kernel, padding="same")
+            hidden, cell = step(from_frame, from_hidden, bias, cell)
             outputs.append(hidden)
         return ops.stack(outputs, axis=1) if self.return_sequences else hidden
+
+    def _fuse(self, inputs: Any, training: bool | None) -> bool:
+        """Whether this call runs the gates as one compiled function: inference, TensorFlow backend, fused_gates,
+        and gate maps of at least ``FUSED_GATES_MIN_ELEMENTS`` values per image (H x W x 4F)."""
+        gate_elements = int(inputs.shape[2]) * int(inputs.shape[3]) * 4 * self.filters
+        return (self.fused_gates and not training and gate_elements >= self.FUSED_GATES_MIN_ELEMENTS
+                and keras.backend.backend() == "tensorflow")
+
+    def _gates(self, from_frame: Any, from_hidden: Any, bias: Any, cell: Any) -> tuple[Any, Any]:
+        """(hidden, cell) of one step from the two convolutions' gate terms (from_hidden/cell None at step 1)."""
+        return _gate_arithmetic(self.activation, self.recurrent_activation, from_frame, from_hidden, bias, cell)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """(B, T, H, W, F) with return_sequences, else (B, H, W, F)."""
@@ -397,6 +452,7 @@ class ConvLSTM(keras.layers.Layer):
             "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
             "recurrent_regularizer": keras.regularizers.serialize(self.recurrent_regularizer),
             "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+            "fused_gates": self.fused_gates,
         })
         return config
 
