@@ -115,8 +115,54 @@ def staged_rows(features, run_dir: Path, test: list[str], config: models.ModelCo
             refused = refuse(config, model, frame_input, fusion, val, labels[split.val], len(run_info["classes"]),
                              run_info["input_dim"])
             out[f"fused:{fusion}:{frame_input}"] = accuracy(refused, tst, labels[split.test])
+    out.update(flip_rows(model, features, run_info, split))
     raw = np.asarray(model.get_layer("probabilities").branch_weights)
     out["weights"] = [round(float(w), 3) for w in np.log1p(np.exp(raw))]  # softplus: the learned branch weights
+    return out
+
+
+def branch_log_probs(model, features, run_info: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Each branch's log-probabilities on the clips at rows, of the clip and of its mirror image: {branch: (2, n, C)}."""
+    import keras
+
+    names = [name for name in models.BRANCHES if name in {t.name.split(":")[0] for t in model.inputs}]
+    heads = keras.Model(model.inputs, [model.get_layer(f"{name}_log_probabilities").output for name in names])
+    views = []
+    for mirrored in (False, True):
+        inputs = prepare_inputs(features, run_info, rows, mirrored=mirrored)
+        outputs = heads.predict({t.name.split(":")[0]: inputs[t.name.split(":")[0]] for t in model.inputs},
+                                batch_size=64, verbose=0)
+        views.append([np.asarray(value) for value in (outputs if isinstance(outputs, (list, tuple)) else [outputs])])
+    return {name: np.stack([views[0][i], views[1][i]]) for i, name in enumerate(names)}
+
+
+SUBSETS = {"frames": ("keypoints", "frames"), "hands": ("keypoints", "hands"), "both": ("keypoints", "frames", "hands")}
+
+
+def flip_rows(model, features, run_info: dict, split) -> dict:
+    """Test-time flip averaging (each branch's log-probabilities averaged over the clip and its mirror image):
+    the branches alone, and one weight per branch fit again on the validation signers' flip-averaged outputs; plus
+    the ceiling of fusion: test clips the keypoint branch gets wrong, and how many of those each frame branch gets
+    right."""
+    import keras
+
+    from utils import training
+
+    labels = np.asarray(features.labels)
+    val, test = (branch_log_probs(model, features, run_info, rows) for rows in (split.val, split.test))
+    right = lambda lp, rows: lp.argmax(axis=-1) == labels[rows]  # noqa: E731
+    out = {f"alone_flip:{name}": float(right(lp.mean(axis=0), split.test).mean()) for name, lp in test.items()}
+    for frame_input, subset in SUBSETS.items():
+        if not set(subset) <= set(test):
+            continue
+        fusion = models.LogitFusion(dtype="float32", name=f"flip_fusion_{frame_input}")
+        training.fit_fusion_layer(fusion, [val[name].mean(axis=0) for name in subset], labels[split.val])
+        fused = keras.ops.convert_to_numpy(fusion([test[name].mean(axis=0) for name in subset]))
+        out[f"fused_flip:logits:{frame_input}"] = float(right(fused, split.test).mean())
+    keypoints_wrong = ~right(test["keypoints"][0], split.test)
+    out["keypoints_wrong"], out["test_clips"] = int(keypoints_wrong.sum()), len(split.test)
+    for name in test.keys() - {"keypoints"}:
+        out[f"rescuable:{name}"] = int((keypoints_wrong & right(test[name][0], split.test)).sum())
     return out
 
 
@@ -131,7 +177,7 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
                                  test_group=test, verbose=0, measure_speed=False)
     result = {"test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
               "train_seconds": metrics["train_seconds"], "epochs_run": metrics["epochs_run"],
-              "wall_seconds": round(time.perf_counter() - started, 1)}
+              "wall_seconds": round(time.perf_counter() - started, 1), "load_average": round(os.getloadavg()[1], 1)}
     if name == "staged":
         result.update(staged_rows(features, run_dir, test, config))
     if name == "convlstm_drawn":
@@ -171,6 +217,14 @@ ROWS = [  # (label, run, key in the fold's result)
     ("fused, staged, learned gate: keypoints + frames", "staged", "fused:gate:frames"),
     ("fused, staged, learned gate: keypoints + hands", "staged", "fused:gate:hands"),
     ("fused, staged, learned gate: keypoints + frames + hands", "staged", "fused:gate:both"),
+    ("keypoint branch alone, test-time flip averaging", "staged", "alone_flip:keypoints"),
+    ("ConvLSTM alone: whole-frame differences, test-time flip averaging", "staged", "alone_flip:frames"),
+    ("ConvLSTM alone: hand-crop differences, test-time flip averaging", "staged", "alone_flip:hands"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames", "staged",
+     "fused_flip:logits:frames"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + hands", "staged", "fused_flip:logits:hands"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames + hands", "staged",
+     "fused_flip:logits:both"),
 ]
 RECOMMENDED = "fused, staged, learned weights: keypoints + frames (`recommended` fused)"  # utils.models
 KEYPOINT_BRANCH = "keypoint branch alone (the same encoder in the fused model, 16 frames)"
@@ -220,7 +274,31 @@ def targets(results: dict, names: list[str]) -> list[str]:
             f"({'met' if max(drops) <= 0.02 else 'not met'})",
             f"- one fold <= 10 min on 2 CPU cores: the staged run ({staged_branches(results, names)}, each branch to "
             f"its epoch limit or early stop) took {min(seconds):.0f}-{max(seconds):.0f} s of training per fold, on 2 "
-            "cores shared with other jobs (load average 20-30 during this ablation)"]
+            f"CPU cores shared with other jobs ({load_text(results, names)})", *ceiling(results, names)]
+
+
+def load_text(results: dict, names: list[str]) -> str:
+    """The load averages measured at the end of the staged folds, or what the earlier ablation reported."""
+    loads = [results["staged"][n]["load_average"] for n in names
+             if "load_average" in results.get("staged", {}).get(n, {})]
+    if not loads:
+        return "load average 20-30 during this ablation"
+    return f"5-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each fold"
+
+
+def ceiling(results: dict, names: list[str]) -> list[str]:
+    """How far fusion could go: test clips the keypoint branch gets wrong, and how many a frame branch gets right."""
+    done = [results["staged"][n] for n in names if "keypoints_wrong" in results.get("staged", {}).get(n, {})]
+    if not done:
+        return []
+    wrong = sum(fold["keypoints_wrong"] for fold in done)
+    branches = sorted({key.split(":")[1] for fold in done for key in fold if key.startswith("rescuable:")})
+    rescuable = ", ".join(f"the {name} branch gets {sum(fold.get(f'rescuable:{name}', 0) for fold in done)} of "
+                          "them right" for name in branches)
+    clips = sum(fold["test_clips"] for fold in done)
+    return ["", f"- the ceiling: over {len(done)} folds the keypoint branch gets {wrong} of {clips} test clips wrong; "
+            f"{rescuable}. A fusion gain of +0.02 over it needs about {0.02 * clips:.0f} of them put right without "
+            "losing any other."]
 
 
 def staged_branches(results: dict, names: list[str]) -> str:
@@ -278,6 +356,22 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
     return "\n".join(lines) + "\n"
 
 
+def rescore(features, out: Path, fold_list: list[list[str]]) -> None:
+    """Score the stored staged runs of finished folds with test-time flip averaging (rows added since they ran)."""
+    from utils import splits
+
+    for test in fold_list:
+        store = out / "staged" / f"{'-'.join(test)}.json"
+        values = json.loads(store.read_text()) if store.is_file() else {}
+        if not values or "keypoints_wrong" in values:
+            continue
+        model, run_info = load_run(out / "runs" / "staged" / "-".join(test))
+        split = splits.make_splits(features.labels, groups=features.groups, test_group=test, seed=SEED)
+        values.update(flip_rows(model, features, run_info, split))
+        store.write_text(json.dumps(values, indent=1))
+        print(f"rescored {store.stem}: {values}", flush=True)
+
+
 def claim(path: Path) -> bool:
     """Create `path` if nobody has: True for the one process that gets to run this fold."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -299,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--staged-input", default="both", choices=("both", "frames"),
                         help="frame branches of the staged run: whole frames and hand crops, or whole frames only")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the table from the stored folds")
+    parser.add_argument("--rescore", action="store_true",
+                        help="add the flip-averaging rows to stored staged folds that lack them (no training)")
     args = parser.parse_args(argv)
     out = paths.RESULTS_DIR / "fusion_ablation"
     features = load_features(args.features)
@@ -310,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                + (f" --epochs {args.epochs}" if args.epochs else "") + f" --hand-size {args.hand_size}"
                + (f" --staged-input {args.staged_input}" if args.staged_input != "both" else "")
                + (f" --runs {args.runs}" if args.runs != ",".join(runs()) else ""))
+    if args.rescore:
+        rescore(features, out, chosen)
     if not args.table_only:
         for name in args.runs.split(","):
             model_name, config = runs(args.hand_size, args.staged_input)[name]
