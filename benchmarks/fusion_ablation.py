@@ -136,7 +136,19 @@ def branch_log_probs(model, features, run_info: dict, rows: np.ndarray) -> dict[
     return {name: np.stack([views[0][i], views[1][i]]) for i, name in enumerate(names)}
 
 
-SUBSETS = {"frames": ("keypoints", "frames"), "hands": ("keypoints", "hands"), "both": ("keypoints", "frames", "hands")}
+SUBSETS = {"frames": ("keypoints", "frames"), "hands": ("keypoints", "hands"), "both": ("keypoints", "frames", "hands"),
+           "pixels": ("frames", "hands")}  # pixels: a frame-only model, the two ConvLSTMs fused
+
+
+def fit_and_fuse(val: list[np.ndarray], val_labels: np.ndarray, test: list[np.ndarray], name: str) -> np.ndarray:
+    """One weight per branch fit on the validation clips' branch log-probabilities; the test clips' fused ones."""
+    import keras
+
+    from utils import training
+
+    fusion = models.LogitFusion(dtype="float32", name=name)
+    training.fit_fusion_layer(fusion, val, val_labels)
+    return keras.ops.convert_to_numpy(fusion(test))
 
 
 def flip_rows(model, features, run_info: dict, split) -> dict:
@@ -144,10 +156,6 @@ def flip_rows(model, features, run_info: dict, split) -> dict:
     the branches alone, and one weight per branch fit again on the validation signers' flip-averaged outputs; plus
     the ceiling of fusion: test clips the keypoint branch gets wrong, and how many of those each frame branch gets
     right."""
-    import keras
-
-    from utils import training
-
     labels = np.asarray(features.labels)
     val, test = (branch_log_probs(model, features, run_info, rows) for rows in (split.val, split.test))
     right = lambda lp, rows: lp.argmax(axis=-1) == labels[rows]  # noqa: E731
@@ -155,10 +163,12 @@ def flip_rows(model, features, run_info: dict, split) -> dict:
     for frame_input, subset in SUBSETS.items():
         if not set(subset) <= set(test):
             continue
-        fusion = models.LogitFusion(dtype="float32", name=f"flip_fusion_{frame_input}")
-        training.fit_fusion_layer(fusion, [val[name].mean(axis=0) for name in subset], labels[split.val])
-        fused = keras.ops.convert_to_numpy(fusion([test[name].mean(axis=0) for name in subset]))
-        out[f"fused_flip:logits:{frame_input}"] = float(right(fused, split.test).mean())
+        for flip in (False, True) if frame_input == "pixels" else (True,):
+            view = (lambda lp: lp.mean(axis=0)) if flip else (lambda lp: lp[0])  # noqa: E731
+            fused = fit_and_fuse([view(val[name]) for name in subset], labels[split.val],
+                                 [view(test[name]) for name in subset], f"fusion_{frame_input}_{flip}")
+            kind = ("pixels" if frame_input == "pixels" else "fused") + ("_flip" if flip else "")
+            out[f"{kind}:logits:{frame_input}"] = float(right(fused, split.test).mean())
     keypoints_wrong = ~right(test["keypoints"][0], split.test)
     out["keypoints_wrong"], out["test_clips"] = int(keypoints_wrong.sum()), len(split.test)
     for name in test.keys() - {"keypoints"}:
@@ -220,6 +230,10 @@ ROWS = [  # (label, run, key in the fold's result)
     ("keypoint branch alone, test-time flip averaging", "staged", "alone_flip:keypoints"),
     ("ConvLSTM alone: whole-frame differences, test-time flip averaging", "staged", "alone_flip:frames"),
     ("ConvLSTM alone: hand-crop differences, test-time flip averaging", "staged", "alone_flip:hands"),
+    ("ConvLSTMs alone: whole-frame + hand-crop differences (both frame branches, learned weights)", "staged",
+     "pixels:logits:pixels"),
+    ("ConvLSTMs alone: whole-frame + hand-crop differences, test-time flip averaging", "staged",
+     "pixels_flip:logits:pixels"),
     ("fused, staged, learned weights, test-time flip averaging: keypoints + frames", "staged",
      "fused_flip:logits:frames"),
     ("fused, staged, learned weights, test-time flip averaging: keypoints + hands", "staged", "fused_flip:logits:hands"),

@@ -248,5 +248,5 @@ def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() ->
     split = make_splits(features.labels, groups=features.groups, test_group=["s0"], seed=0)
     scores = ablation.flip_rows(model, features, spec, split)
     assert scores["test_clips"] == len(split.test) and 0 <= scores["keypoints_wrong"] <= len(split.test)
-    assert {"fused_flip:logits:frames", "fused_flip:logits:hands", "fused_flip:logits:both",
-            "alone_flip:hands", "rescuable:frames"} <= set(scores)
+    assert {"fused_flip:logits:frames", "fused_flip:logits:hands", "fused_flip:logits:both", "alone_flip:hands",
+            "rescuable:frames", "pixels:logits:pixels", "pixels_flip:logits:pixels"} <= set(scores)
