@@ -56,8 +56,9 @@ def runs(hand_size: int = 32, staged_input: str = "both") -> dict[str, tuple[str
     staged = fused.replace(name="staged", frame_input=staged_input, hand_size=hand_size)
     convlstm = models.get_config("convlstm", "recommended")
     drawn = convlstm.replace(name="convlstm_drawn", preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
+    both = convlstm.replace(name="convlstm_both", frame_input="both", hand_size=hand_size)
     return {"staged": ("fused", staged), "convlstm_drawn": ("convlstm", drawn),
-            "lstm": ("lstm", models.get_config("lstm", "recommended"))}
+            "lstm": ("lstm", models.get_config("lstm", "recommended")), "convlstm_both": ("convlstm", both)}
 
 
 def folds(groups: np.ndarray) -> list[list[str]]:
@@ -69,9 +70,14 @@ def folds(groups: np.ndarray) -> list[list[str]]:
 
 def accuracy(model, inputs: dict, labels: np.ndarray) -> float:
     """Accuracy of a model on prepared inputs (only the ones it takes)."""
-    names = [t.name.split(":")[0] for t in model.inputs]
-    feed = inputs[names[0]] if len(names) == 1 else {name: inputs[name] for name in names}
+    feed = model_feed(model, inputs)
     return float((np.asarray(model.predict(feed, batch_size=64, verbose=0)).argmax(axis=1) == labels).mean())
+
+
+def model_feed(model, inputs: dict):
+    """The prepared inputs a model takes: one array, or a dict by input name."""
+    names = [t.name.split(":")[0] for t in model.inputs]
+    return inputs[names[0]] if len(names) == 1 else {name: inputs[name] for name in names}
 
 
 def refuse(config: models.ModelConfig, trained, frame_input: str, fusion: str, inputs: dict, labels: np.ndarray,
@@ -192,7 +198,18 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
         result.update(staged_rows(features, run_dir, test, config))
     if name == "convlstm_drawn":
         result["probe"] = single_probe(features, run_dir)
+    if name.startswith("convlstm"):
+        result["test_flip_accuracy"] = flip_accuracy(features, run_dir, test)
     return result
+
+
+def flip_accuracy(features, run_dir: Path, test: list[str]) -> float:
+    """Test accuracy of a single-model run with its probabilities averaged over each clip and its mirror image."""
+    model, run_info = load_run(run_dir)
+    rows = np.flatnonzero(np.isin(features.groups, test))
+    probabilities = sum(np.asarray(model.predict(model_feed(model, prepare_inputs(features, run_info, rows, mirrored=m)),
+                                                 batch_size=64, verbose=0)) for m in (False, True))
+    return float((probabilities.argmax(axis=1) == np.asarray(features.labels)[rows]).mean())
 
 
 def single_probe(features, run_dir: Path) -> float:
@@ -217,40 +234,58 @@ def t_interval(values: list[float]) -> tuple[float, float]:
 ROWS = [  # (label, run, key in the fold's result)
     ("keypoint model alone (`recommended` lstm, 30 frames)", "lstm", "test_accuracy"),
     ("keypoint branch alone (the same encoder in the fused model, 16 frames)", "staged", "alone:keypoints"),
+    ("keypoint branch alone, test-time flip averaging", "staged", "alone_flip:keypoints"),
     ("ConvLSTM alone: whole-frame differences (`recommended` convlstm)", "staged", "alone:frames"),
+    ("ConvLSTM alone: whole-frame differences, test-time flip averaging", "staged", "alone_flip:frames"),
     ("ConvLSTM alone: hand-crop differences", "staged", "alone:hands"),
+    ("ConvLSTM alone: hand-crop differences, test-time flip averaging", "staged", "alone_flip:hands"),
     ("ConvLSTM alone: whole-frame differences, landmarks drawn on the frames (the original's)", "convlstm_drawn",
      "test_accuracy"),
+    ("ConvLSTM alone: whole-frame + hand-crop differences in one model (`frame_input` both)", "convlstm_both",
+     "test_accuracy"),
+    ("ConvLSTM alone: whole-frame + hand-crop differences in one model, test-time flip averaging", "convlstm_both",
+     "test_flip_accuracy"),
+    ("ConvLSTMs alone: whole-frame and hand-crop branches, learned weights", "staged", "pixels:logits:pixels"),
+    ("ConvLSTMs alone: whole-frame and hand-crop branches, learned weights, test-time flip averaging", "staged",
+     "pixels_flip:logits:pixels"),
     ("fused, staged, learned weights: keypoints + frames (`recommended` fused)", "staged", "fused:logits:frames"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames", "staged",
+     "fused_flip:logits:frames"),
     ("fused, staged, learned weights: keypoints + hands", "staged", "fused:logits:hands"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + hands", "staged", "fused_flip:logits:hands"),
     ("fused, staged, learned weights: keypoints + frames + hands", "staged", "fused:logits:both"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames + hands", "staged",
+     "fused_flip:logits:both"),
     ("fused, staged, learned gate: keypoints + frames", "staged", "fused:gate:frames"),
     ("fused, staged, learned gate: keypoints + hands", "staged", "fused:gate:hands"),
     ("fused, staged, learned gate: keypoints + frames + hands", "staged", "fused:gate:both"),
-    ("keypoint branch alone, test-time flip averaging", "staged", "alone_flip:keypoints"),
-    ("ConvLSTM alone: whole-frame differences, test-time flip averaging", "staged", "alone_flip:frames"),
-    ("ConvLSTM alone: hand-crop differences, test-time flip averaging", "staged", "alone_flip:hands"),
-    ("ConvLSTMs alone: whole-frame + hand-crop differences (both frame branches, learned weights)", "staged",
-     "pixels:logits:pixels"),
-    ("ConvLSTMs alone: whole-frame + hand-crop differences, test-time flip averaging", "staged",
-     "pixels_flip:logits:pixels"),
-    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames", "staged",
-     "fused_flip:logits:frames"),
-    ("fused, staged, learned weights, test-time flip averaging: keypoints + hands", "staged", "fused_flip:logits:hands"),
-    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames + hands", "staged",
-     "fused_flip:logits:both"),
 ]
 RECOMMENDED = "fused, staged, learned weights: keypoints + frames (`recommended` fused)"  # utils.models
 KEYPOINT_BRANCH = "keypoint branch alone (the same encoder in the fused model, 16 frames)"
 SINGLE = tuple(label for label, _, _ in ROWS if not label.startswith("fused"))
-PROBES = {KEYPOINT_BRANCH: ("staged", "probe:keypoints"), SINGLE[2]: ("staged", "probe:frames"),
-          SINGLE[3]: ("staged", "probe:hands"), SINGLE[4]: ("convlstm_drawn", "probe")}
+PROBE_OF = {("staged", "alone:keypoints"): ("staged", "probe:keypoints"),
+            ("staged", "alone:frames"): ("staged", "probe:frames"), ("staged", "alone:hands"): ("staged", "probe:hands"),
+            ("convlstm_drawn", "test_accuracy"): ("convlstm_drawn", "probe")}  # (run, row key) -> its signer probe
+PROBES = {label: PROBE_OF[(run, key)] for label, run, key in ROWS if (run, key) in PROBE_OF}
 PREVIOUS = """From the previous ablation (commit ed2ee5c, 8 epochs per model, the old keypoint LSTM(128) and the
 ConvLSTM without a stem on 16 frames of 32x32; not rerun with the new branches): ConvLSTM alone on raw RGB frames
 0.092 ± 0.014, on whole-frame differences 0.080 ± 0.034, on hand-crop differences 0.200 ± 0.036; fused by
 concatenation trained end to end 0.302 ± 0.039 (raw RGB, the recommended fused model before that ablation) and
 0.267 ± 0.088 (frame differences, modality dropout 0.3); staged learned weights keypoints + frames 0.745 ± 0.077
-against 0.743 ± 0.071 for its keypoint branch."""
+against 0.743 ± 0.071 for its keypoint branch.
+
+From the ablation at 24 epochs per model or branch (commit 04f42d8, before the keypoint model gained finger angles;
+load average 20-30): keypoint model alone 0.957 ± 0.034, keypoint branch 0.965 ± 0.030, ConvLSTM on whole-frame
+differences 0.560 ± 0.087 (signer probe 0.25), with the landmarks drawn on the frames 0.470 ± 0.047 (probe 0.31),
+fused staged with learned weights 0.972 ± 0.042, with a learned gate 0.945 ± 0.037."""
+
+
+def paragraphs(text: str) -> list[str]:
+    """Markdown lines of a wrapped text: one line per paragraph, a blank line between them."""
+    lines = []
+    for paragraph in text.split("\n\n"):
+        lines += [paragraph.replace("\n", " "), ""]
+    return lines[:-1]
 
 
 def load_results(out: Path) -> dict[str, dict[str, dict]]:
@@ -354,8 +389,12 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
               "head (its best-on-validation epoch), and fits one weight per branch on the validation signers; the "
               "single-branch rows are those branches scored alone, and the other staged rows fuse "
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
-              "signers. The keypoint model alone and the ConvLSTM on frames with landmarks drawn are trainings of "
-              "their own.", "", PREVIOUS.replace("\n", " ")]
+              "signers. Test-time flip averaging: each branch's log-probabilities averaged over the clip and its "
+              "mirror image (frames flipped, hand crops flipped and swapped, keypoints mirrored with the hands "
+              "swapped), the fusion weights fit again on the validation signers' averaged outputs. The keypoint "
+              "model alone, the ConvLSTM on frames with landmarks drawn and the ConvLSTM on whole frames and hand "
+              "crops in one model are trainings of their own.", "",
+              *paragraphs(PREVIOUS)]
     if "staged" in results and staged_branches(results, names).startswith("keypoints + frames,"):
         lines += ["", "The hand-crop rows were not run this time: a third branch per fold did not fit the CPU time "
                   "(`--staged-input both` runs them)."]
