@@ -175,6 +175,8 @@ def flip_rows(model, features, run_info: dict, split) -> dict:
                                  [view(test[name]) for name in subset], f"fusion_{frame_input}_{flip}")
             kind = ("pixels" if frame_input == "pixels" else "fused") + ("_flip" if flip else "")
             out[f"{kind}:logits:{frame_input}"] = float(right(fused, split.test).mean())
+        # a product of experts: every branch's log-probabilities summed, nothing fit
+        out[f"fused_equal:{frame_input}"] = float(right(sum(test[name][0] for name in subset), split.test).mean())
     keypoints_wrong = ~right(test["keypoints"][0], split.test)
     out["keypoints_wrong"], out["test_clips"] = int(keypoints_wrong.sum()), len(split.test)
     for name in test.keys() - {"keypoints"}:
@@ -256,6 +258,8 @@ ROWS = [  # (label, run, key in the fold's result)
     ("fused, staged, learned weights: keypoints + frames + hands", "staged", "fused:logits:both"),
     ("fused, staged, learned weights, test-time flip averaging: keypoints + frames + hands", "staged",
      "fused_flip:logits:both"),
+    ("fused, staged, equal weights (a product of experts, nothing fit): keypoints + frames", "staged",
+     "fused_equal:frames"),
     ("fused, staged, learned gate: keypoints + frames", "staged", "fused:gate:frames"),
     ("fused, staged, learned gate: keypoints + hands", "staged", "fused:gate:hands"),
     ("fused, staged, learned gate: keypoints + frames + hands", "staged", "fused:gate:both"),
@@ -416,7 +420,7 @@ def rescore(features, out: Path, fold_list: list[list[str]]) -> None:
     for test in fold_list:
         store = out / "staged" / f"{'-'.join(test)}.json"
         values = json.loads(store.read_text()) if store.is_file() else {}
-        if not values or "keypoints_wrong" in values:
+        if not values or "fused_equal:frames" in values:
             continue
         model, run_info = load_run(out / "runs" / "staged" / "-".join(test))
         split = splits.make_splits(features.labels, groups=features.groups, test_group=test, seed=SEED)

@@ -249,4 +249,4 @@ def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() ->
     scores = ablation.flip_rows(model, features, spec, split)
     assert scores["test_clips"] == len(split.test) and 0 <= scores["keypoints_wrong"] <= len(split.test)
     assert {"fused_flip:logits:frames", "fused_flip:logits:hands", "fused_flip:logits:both", "alone_flip:hands",
-            "rescuable:frames", "pixels:logits:pixels", "pixels_flip:logits:pixels"} <= set(scores)
+            "rescuable:frames", "pixels:logits:pixels", "pixels_flip:logits:pixels", "fused_equal:both"} <= set(scores)
