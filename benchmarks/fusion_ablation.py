@@ -56,8 +56,9 @@ def runs(hand_size: int = 32, staged_input: str = "both") -> dict[str, tuple[str
     staged = fused.replace(name="staged", frame_input=staged_input, hand_size=hand_size)
     convlstm = models.get_config("convlstm", "recommended")
     drawn = convlstm.replace(name="convlstm_drawn", preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
+    both = convlstm.replace(name="convlstm_both", frame_input="both", hand_size=hand_size)
     return {"staged": ("fused", staged), "convlstm_drawn": ("convlstm", drawn),
-            "lstm": ("lstm", models.get_config("lstm", "recommended"))}
+            "lstm": ("lstm", models.get_config("lstm", "recommended")), "convlstm_both": ("convlstm", both)}
 
 
 def folds(groups: np.ndarray) -> list[list[str]]:
@@ -69,9 +70,14 @@ def folds(groups: np.ndarray) -> list[list[str]]:
 
 def accuracy(model, inputs: dict, labels: np.ndarray) -> float:
     """Accuracy of a model on prepared inputs (only the ones it takes)."""
-    names = [t.name.split(":")[0] for t in model.inputs]
-    feed = inputs[names[0]] if len(names) == 1 else {name: inputs[name] for name in names}
+    feed = model_feed(model, inputs)
     return float((np.asarray(model.predict(feed, batch_size=64, verbose=0)).argmax(axis=1) == labels).mean())
+
+
+def model_feed(model, inputs: dict):
+    """The prepared inputs a model takes: one array, or a dict by input name."""
+    names = [t.name.split(":")[0] for t in model.inputs]
+    return inputs[names[0]] if len(names) == 1 else {name: inputs[name] for name in names}
 
 
 def refuse(config: models.ModelConfig, trained, frame_input: str, fusion: str, inputs: dict, labels: np.ndarray,
@@ -115,8 +121,66 @@ def staged_rows(features, run_dir: Path, test: list[str], config: models.ModelCo
             refused = refuse(config, model, frame_input, fusion, val, labels[split.val], len(run_info["classes"]),
                              run_info["input_dim"])
             out[f"fused:{fusion}:{frame_input}"] = accuracy(refused, tst, labels[split.test])
+    out.update(flip_rows(model, features, run_info, split))
     raw = np.asarray(model.get_layer("probabilities").branch_weights)
     out["weights"] = [round(float(w), 3) for w in np.log1p(np.exp(raw))]  # softplus: the learned branch weights
+    return out
+
+
+def branch_log_probs(model, features, run_info: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Each branch's log-probabilities on the clips at rows, of the clip and of its mirror image: {branch: (2, n, C)}."""
+    import keras
+
+    names = [name for name in models.BRANCHES if name in {t.name.split(":")[0] for t in model.inputs}]
+    heads = keras.Model(model.inputs, [model.get_layer(f"{name}_log_probabilities").output for name in names])
+    views = []
+    for mirrored in (False, True):
+        inputs = prepare_inputs(features, run_info, rows, mirrored=mirrored)
+        outputs = heads.predict({t.name.split(":")[0]: inputs[t.name.split(":")[0]] for t in model.inputs},
+                                batch_size=64, verbose=0)
+        views.append([np.asarray(value) for value in (outputs if isinstance(outputs, (list, tuple)) else [outputs])])
+    return {name: np.stack([views[0][i], views[1][i]]) for i, name in enumerate(names)}
+
+
+SUBSETS = {"frames": ("keypoints", "frames"), "hands": ("keypoints", "hands"), "both": ("keypoints", "frames", "hands"),
+           "pixels": ("frames", "hands")}  # pixels: a frame-only model, the two ConvLSTMs fused
+
+
+def fit_and_fuse(val: list[np.ndarray], val_labels: np.ndarray, test: list[np.ndarray], name: str) -> np.ndarray:
+    """One weight per branch fit on the validation clips' branch log-probabilities; the test clips' fused ones."""
+    import keras
+
+    from utils import training
+
+    fusion = models.LogitFusion(dtype="float32", name=name)
+    training.fit_fusion_layer(fusion, val, val_labels)
+    return keras.ops.convert_to_numpy(fusion(test))
+
+
+def flip_rows(model, features, run_info: dict, split) -> dict:
+    """Test-time flip averaging (each branch's log-probabilities averaged over the clip and its mirror image):
+    the branches alone, and one weight per branch fit again on the validation signers' flip-averaged outputs; plus
+    the ceiling of fusion: test clips the keypoint branch gets wrong, and how many of those each frame branch gets
+    right."""
+    labels = np.asarray(features.labels)
+    val, test = (branch_log_probs(model, features, run_info, rows) for rows in (split.val, split.test))
+    right = lambda lp, rows: lp.argmax(axis=-1) == labels[rows]  # noqa: E731
+    out = {f"alone_flip:{name}": float(right(lp.mean(axis=0), split.test).mean()) for name, lp in test.items()}
+    for frame_input, subset in SUBSETS.items():
+        if not set(subset) <= set(test):
+            continue
+        for flip in (False, True) if frame_input == "pixels" else (True,):
+            view = (lambda lp: lp.mean(axis=0)) if flip else (lambda lp: lp[0])  # noqa: E731
+            fused = fit_and_fuse([view(val[name]) for name in subset], labels[split.val],
+                                 [view(test[name]) for name in subset], f"fusion_{frame_input}_{flip}")
+            kind = ("pixels" if frame_input == "pixels" else "fused") + ("_flip" if flip else "")
+            out[f"{kind}:logits:{frame_input}"] = float(right(fused, split.test).mean())
+        # a product of experts: every branch's log-probabilities summed, nothing fit
+        out[f"fused_equal:{frame_input}"] = float(right(sum(test[name][0] for name in subset), split.test).mean())
+    keypoints_wrong = ~right(test["keypoints"][0], split.test)
+    out["keypoints_wrong"], out["test_clips"] = int(keypoints_wrong.sum()), len(split.test)
+    for name in test.keys() - {"keypoints"}:
+        out[f"rescuable:{name}"] = int((keypoints_wrong & right(test[name][0], split.test)).sum())
     return out
 
 
@@ -131,12 +195,23 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
                                  test_group=test, verbose=0, measure_speed=False)
     result = {"test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
               "train_seconds": metrics["train_seconds"], "epochs_run": metrics["epochs_run"],
-              "wall_seconds": round(time.perf_counter() - started, 1)}
+              "wall_seconds": round(time.perf_counter() - started, 1), "load_average": round(os.getloadavg()[1], 1)}
     if name == "staged":
         result.update(staged_rows(features, run_dir, test, config))
     if name == "convlstm_drawn":
         result["probe"] = single_probe(features, run_dir)
+    if name.startswith("convlstm"):
+        result["test_flip_accuracy"] = flip_accuracy(features, run_dir, test)
     return result
+
+
+def flip_accuracy(features, run_dir: Path, test: list[str]) -> float:
+    """Test accuracy of a single-model run with its probabilities averaged over each clip and its mirror image."""
+    model, run_info = load_run(run_dir)
+    rows = np.flatnonzero(np.isin(features.groups, test))
+    probabilities = sum(np.asarray(model.predict(model_feed(model, prepare_inputs(features, run_info, rows, mirrored=m)),
+                                                 batch_size=64, verbose=0)) for m in (False, True))
+    return float((probabilities.argmax(axis=1) == np.asarray(features.labels)[rows]).mean())
 
 
 def single_probe(features, run_dir: Path) -> float:
@@ -161,13 +236,30 @@ def t_interval(values: list[float]) -> tuple[float, float]:
 ROWS = [  # (label, run, key in the fold's result)
     ("keypoint model alone (`recommended` lstm, 30 frames)", "lstm", "test_accuracy"),
     ("keypoint branch alone (the same encoder in the fused model, 16 frames)", "staged", "alone:keypoints"),
+    ("keypoint branch alone, test-time flip averaging", "staged", "alone_flip:keypoints"),
     ("ConvLSTM alone: whole-frame differences (`recommended` convlstm)", "staged", "alone:frames"),
+    ("ConvLSTM alone: whole-frame differences, test-time flip averaging", "staged", "alone_flip:frames"),
     ("ConvLSTM alone: hand-crop differences", "staged", "alone:hands"),
+    ("ConvLSTM alone: hand-crop differences, test-time flip averaging", "staged", "alone_flip:hands"),
     ("ConvLSTM alone: whole-frame differences, landmarks drawn on the frames (the original's)", "convlstm_drawn",
      "test_accuracy"),
+    ("ConvLSTM alone: whole-frame + hand-crop differences in one model (`frame_input` both)", "convlstm_both",
+     "test_accuracy"),
+    ("ConvLSTM alone: whole-frame + hand-crop differences in one model, test-time flip averaging", "convlstm_both",
+     "test_flip_accuracy"),
+    ("ConvLSTMs alone: whole-frame and hand-crop branches, learned weights", "staged", "pixels:logits:pixels"),
+    ("ConvLSTMs alone: whole-frame and hand-crop branches, learned weights, test-time flip averaging", "staged",
+     "pixels_flip:logits:pixels"),
     ("fused, staged, learned weights: keypoints + frames (`recommended` fused)", "staged", "fused:logits:frames"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames", "staged",
+     "fused_flip:logits:frames"),
     ("fused, staged, learned weights: keypoints + hands", "staged", "fused:logits:hands"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + hands", "staged", "fused_flip:logits:hands"),
     ("fused, staged, learned weights: keypoints + frames + hands", "staged", "fused:logits:both"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames + hands", "staged",
+     "fused_flip:logits:both"),
+    ("fused, staged, equal weights (a product of experts, nothing fit): keypoints + frames", "staged",
+     "fused_equal:frames"),
     ("fused, staged, learned gate: keypoints + frames", "staged", "fused:gate:frames"),
     ("fused, staged, learned gate: keypoints + hands", "staged", "fused:gate:hands"),
     ("fused, staged, learned gate: keypoints + frames + hands", "staged", "fused:gate:both"),
@@ -175,14 +267,29 @@ ROWS = [  # (label, run, key in the fold's result)
 RECOMMENDED = "fused, staged, learned weights: keypoints + frames (`recommended` fused)"  # utils.models
 KEYPOINT_BRANCH = "keypoint branch alone (the same encoder in the fused model, 16 frames)"
 SINGLE = tuple(label for label, _, _ in ROWS if not label.startswith("fused"))
-PROBES = {KEYPOINT_BRANCH: ("staged", "probe:keypoints"), SINGLE[2]: ("staged", "probe:frames"),
-          SINGLE[3]: ("staged", "probe:hands"), SINGLE[4]: ("convlstm_drawn", "probe")}
+PROBE_OF = {("staged", "alone:keypoints"): ("staged", "probe:keypoints"),
+            ("staged", "alone:frames"): ("staged", "probe:frames"), ("staged", "alone:hands"): ("staged", "probe:hands"),
+            ("convlstm_drawn", "test_accuracy"): ("convlstm_drawn", "probe")}  # (run, row key) -> its signer probe
+PROBES = {label: PROBE_OF[(run, key)] for label, run, key in ROWS if (run, key) in PROBE_OF}
 PREVIOUS = """From the previous ablation (commit ed2ee5c, 8 epochs per model, the old keypoint LSTM(128) and the
 ConvLSTM without a stem on 16 frames of 32x32; not rerun with the new branches): ConvLSTM alone on raw RGB frames
 0.092 ± 0.014, on whole-frame differences 0.080 ± 0.034, on hand-crop differences 0.200 ± 0.036; fused by
 concatenation trained end to end 0.302 ± 0.039 (raw RGB, the recommended fused model before that ablation) and
 0.267 ± 0.088 (frame differences, modality dropout 0.3); staged learned weights keypoints + frames 0.745 ± 0.077
-against 0.743 ± 0.071 for its keypoint branch."""
+against 0.743 ± 0.071 for its keypoint branch.
+
+From the ablation at 24 epochs per model or branch (commit 04f42d8, before the keypoint model gained finger angles;
+load average 20-30): keypoint model alone 0.957 ± 0.034, keypoint branch 0.965 ± 0.030, ConvLSTM on whole-frame
+differences 0.560 ± 0.087 (signer probe 0.25), with the landmarks drawn on the frames 0.470 ± 0.047 (probe 0.31),
+fused staged with learned weights 0.972 ± 0.042, with a learned gate 0.945 ± 0.037."""
+
+
+def paragraphs(text: str) -> list[str]:
+    """Markdown lines of a wrapped text: one line per paragraph, a blank line between them."""
+    lines = []
+    for paragraph in text.split("\n\n"):
+        lines += [paragraph.replace("\n", " "), ""]
+    return lines[:-1]
 
 
 def load_results(out: Path) -> dict[str, dict[str, dict]]:
@@ -220,7 +327,31 @@ def targets(results: dict, names: list[str]) -> list[str]:
             f"({'met' if max(drops) <= 0.02 else 'not met'})",
             f"- one fold <= 10 min on 2 CPU cores: the staged run ({staged_branches(results, names)}, each branch to "
             f"its epoch limit or early stop) took {min(seconds):.0f}-{max(seconds):.0f} s of training per fold, on 2 "
-            "cores shared with other jobs (load average 20-30 during this ablation)"]
+            f"CPU cores shared with other jobs ({load_text(results, names)})", *ceiling(results, names)]
+
+
+def load_text(results: dict, names: list[str]) -> str:
+    """The load averages measured at the end of the staged folds, or what the earlier ablation reported."""
+    loads = [results["staged"][n]["load_average"] for n in names
+             if "load_average" in results.get("staged", {}).get(n, {})]
+    if not loads:
+        return "load average 20-30 during this ablation"
+    return f"5-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each fold"
+
+
+def ceiling(results: dict, names: list[str]) -> list[str]:
+    """How far fusion could go: test clips the keypoint branch gets wrong, and how many a frame branch gets right."""
+    done = [results["staged"][n] for n in names if "keypoints_wrong" in results.get("staged", {}).get(n, {})]
+    if not done:
+        return []
+    wrong = sum(fold["keypoints_wrong"] for fold in done)
+    branches = sorted({key.split(":")[1] for fold in done for key in fold if key.startswith("rescuable:")})
+    rescuable = ", ".join(f"the {name} branch gets {sum(fold.get(f'rescuable:{name}', 0) for fold in done)} of "
+                          "them right" for name in branches)
+    clips = sum(fold["test_clips"] for fold in done)
+    return ["", f"- the ceiling: over {len(done)} folds the keypoint branch gets {wrong} of {clips} test clips wrong; "
+            f"{rescuable}. A fusion gain of +0.02 over it needs about {0.02 * clips:.0f} of them put right without "
+            "losing any other."]
 
 
 def staged_branches(results: dict, names: list[str]) -> str:
@@ -262,8 +393,12 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
               "head (its best-on-validation epoch), and fits one weight per branch on the validation signers; the "
               "single-branch rows are those branches scored alone, and the other staged rows fuse "
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
-              "signers. The keypoint model alone and the ConvLSTM on frames with landmarks drawn are trainings of "
-              "their own.", "", PREVIOUS.replace("\n", " ")]
+              "signers. Test-time flip averaging: each branch's log-probabilities averaged over the clip and its "
+              "mirror image (frames flipped, hand crops flipped and swapped, keypoints mirrored with the hands "
+              "swapped), the fusion weights fit again on the validation signers' averaged outputs. The keypoint "
+              "model alone, the ConvLSTM on frames with landmarks drawn and the ConvLSTM on whole frames and hand "
+              "crops in one model are trainings of their own.", "",
+              *paragraphs(PREVIOUS)]
     if "staged" in results and staged_branches(results, names).startswith("keypoints + frames,"):
         lines += ["", "The hand-crop rows were not run this time: a third branch per fold did not fit the CPU time "
                   "(`--staged-input both` runs them)."]
@@ -276,6 +411,22 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
             lines.append(f"- {run} {fold}: {values['train_seconds']:.0f} s, {values['epochs_run']} epochs, "
                          f"val {values['val_accuracy']:.3f}{extra}")
     return "\n".join(lines) + "\n"
+
+
+def rescore(features, out: Path, fold_list: list[list[str]]) -> None:
+    """Score the stored staged runs of finished folds with test-time flip averaging (rows added since they ran)."""
+    from utils import splits
+
+    for test in fold_list:
+        store = out / "staged" / f"{'-'.join(test)}.json"
+        values = json.loads(store.read_text()) if store.is_file() else {}
+        if not values or "fused_equal:frames" in values:
+            continue
+        model, run_info = load_run(out / "runs" / "staged" / "-".join(test))
+        split = splits.make_splits(features.labels, groups=features.groups, test_group=test, seed=SEED)
+        values.update(flip_rows(model, features, run_info, split))
+        store.write_text(json.dumps(values, indent=1))
+        print(f"rescored {store.stem}: {values}", flush=True)
 
 
 def claim(path: Path) -> bool:
@@ -299,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--staged-input", default="both", choices=("both", "frames"),
                         help="frame branches of the staged run: whole frames and hand crops, or whole frames only")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the table from the stored folds")
+    parser.add_argument("--rescore", action="store_true",
+                        help="add the flip-averaging rows to stored staged folds that lack them (no training)")
     args = parser.parse_args(argv)
     out = paths.RESULTS_DIR / "fusion_ablation"
     features = load_features(args.features)
@@ -310,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                + (f" --epochs {args.epochs}" if args.epochs else "") + f" --hand-size {args.hand_size}"
                + (f" --staged-input {args.staged_input}" if args.staged_input != "both" else "")
                + (f" --runs {args.runs}" if args.runs != ",".join(runs()) else ""))
+    if args.rescore:
+        rescore(features, out, chosen)
     if not args.table_only:
         for name in args.runs.split(","):
             model_name, config = runs(args.hand_size, args.staged_input)[name]

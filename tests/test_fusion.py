@@ -189,3 +189,64 @@ def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_pa
     inputs = predict.window_inputs(spec, clip.keypoints[:4], None, clip.hand_crops[:4])
     assert inputs["hands"].shape == (1, 4, 2, 6, 6, 3) and inputs["hands"].dtype == np.float32
     assert not inputs["hands"][0, 0].any(), "frame differences: the first step is zero"
+
+
+# ----------------------------------------------------------------------------- fusion refits, test-time flips
+def test_fit_fusion_layer_weights_the_informative_branch_above_the_noise() -> None:
+    from utils import training
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, NUM_CLASSES, 64)
+    informative = np.log(np.where(np.eye(NUM_CLASSES)[labels] > 0, 0.7, 0.1)).astype("float32")
+    noise = np.log(rng.dirichlet(np.ones(NUM_CLASSES), 64)).astype("float32")
+    fusion = models.LogitFusion(dtype="float32")
+    history = training.fit_fusion_layer(fusion, [informative, noise], labels)
+    weights = np.log1p(np.exp(np.asarray(fusion.branch_weights)))
+    assert weights[0] > 1.0 > weights[1], weights
+    assert history["accuracy"][-1] == 1.0
+
+
+def _ablation():
+    """benchmarks/fusion_ablation.py as a module."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fusion_ablation.py"
+    spec = importlib.util.spec_from_file_location("fusion_ablation", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fusion_ablation", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() -> None:
+    from utils.features import FeatureSet
+    from utils.inputs import InputSpec, prepare_inputs
+    from utils.splits import make_splits
+
+    ablation, rng, count = _ablation(), np.random.default_rng(0), 24
+    config = fused_config(frame_input="both", fusion="logits", staged=True)
+    features = FeatureSet(keypoints=rng.random((count, 4, K.KEYPOINT_DIM)).astype(np.float32),
+                          frames=rng.integers(0, 255, (count, 4, 8, 8, 3), dtype=np.uint8),
+                          hand_crops=rng.integers(0, 255, (count, 4, 2, 6, 6, 3), dtype=np.uint8),
+                          labels=np.arange(count) % NUM_CLASSES, classes=list("abcd"),
+                          groups=np.array([f"s{i % 4}" for i in range(count)]), split=np.full(count, ""),
+                          paths=np.full(count, ""))
+    spec = InputSpec.from_config("fused", config)
+    model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=K.KEYPOINT_DIM)
+    rows = np.arange(5)
+    views = ablation.branch_log_probs(model, features, spec, rows)
+    assert set(views) == {"keypoints", "frames", "hands"} and views["frames"].shape == (2, 5, NUM_CLASSES)
+    branches = models.branch_models(model)
+    plain, mirrored = prepare_inputs(features, spec, rows), prepare_inputs(features, spec, rows, mirrored=True)
+    for name in ("frames", "hands"):
+        for view, inputs in enumerate((plain, mirrored)):
+            expected = np.log(np.asarray(branches[name].predict(inputs[name], verbose=0)))
+            np.testing.assert_allclose(views[name][view], expected, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(views["frames"][0], views["frames"][1])
+    split = make_splits(features.labels, groups=features.groups, test_group=["s0"], seed=0)
+    scores = ablation.flip_rows(model, features, spec, split)
+    assert scores["test_clips"] == len(split.test) and 0 <= scores["keypoints_wrong"] <= len(split.test)
+    assert {"fused_flip:logits:frames", "fused_flip:logits:hands", "fused_flip:logits:both", "alone_flip:hands",
+            "rescuable:frames", "pixels:logits:pixels", "pixels_flip:logits:pixels", "fused_equal:both"} <= set(scores)

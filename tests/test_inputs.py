@@ -113,3 +113,23 @@ def test_drawn_landmarks_reach_a_frame_model_through_the_one_input_path():
     assert InputSpec.from_config("convlstm", drawn_config).draws_landmarks
     with pytest.raises(ValueError, match="keypoints"):
         clip_inputs({"frames": features.frames}, ("convlstm", drawn_config))
+
+
+def test_mirrored_inputs_flip_frames_swap_hand_crops_and_mirror_keypoints():
+    """The second view of test-time flip averaging: the same clip mirrored, through the one input path."""
+    from utils import models
+    from utils.preprocessing import mirror_keypoints, preprocess_keypoints
+
+    features = _features()
+    features.hand_crops = np.random.default_rng(1).integers(0, 255, (6, 6, 2, 4, 4, 3), dtype=np.uint8)
+    config = models.get_config("fused", "recommended").replace(num_frames=6, image_size=8, hand_size=4,
+                                                                 frame_input="both")
+    spec = InputSpec.from_config("fused", config)
+    assert config.preprocessing["frames"] == "diff"  # flips commute with frame differences
+    plain, mirrored = prepare_inputs(features, spec, [1, 2]), prepare_inputs(features, spec, [1, 2], mirrored=True)
+    np.testing.assert_array_equal(mirrored["frames"], plain["frames"][:, :, :, ::-1])
+    np.testing.assert_array_equal(mirrored["hands"][:, :, 0], plain["hands"][:, :, 1, :, ::-1])
+    np.testing.assert_array_equal(mirrored["hands"][:, :, 1], plain["hands"][:, :, 0, :, ::-1])
+    expected = preprocess_keypoints(mirror_keypoints(features.keypoints[[1, 2]]), config.preprocessing)
+    np.testing.assert_allclose(mirrored["keypoints"], expected, atol=1e-6)
+    assert not np.allclose(mirrored["frames"], plain["frames"])

@@ -240,11 +240,27 @@ def raw_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | N
     return sample_clips(stored_clips(features, spec, indices), spec)
 
 
-def prepare_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+def mirror_clips(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Raw clips mirrored left/right, as the ``mirror`` augmentation does: keypoints (hands swapped), frames
+    flipped, hand crops flipped and swapped (the left hand's crop becomes the right one's)."""
+    out = dict(raw)
+    if "keypoints" in out:
+        out["keypoints"] = preprocessing.mirror_keypoints(np.asarray(out["keypoints"], np.float32))
+    if "frames" in out:
+        out["frames"] = np.asarray(out["frames"])[:, :, :, ::-1]
+    if "hands" in out:
+        out["hands"] = np.asarray(out["hands"])[:, :, ::-1, :, ::-1]
+    return out
+
+
+def prepare_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None,
+                   mirrored: bool = False) -> dict[str, np.ndarray]:
     """Model inputs {'keypoints': (n, T, D'), 'frames': (n, T, S, S, 3)} for the clips at indices (default all).
 
     ``spec``: an :class:`InputSpec`, a run's ``run.json`` dict or a ``(model_name, ModelConfig)`` pair
     (then only the inputs that model takes are built), or a bare ModelConfig (then keypoints, and frames
-    when the features have them).
+    when the features have them). ``mirrored``: the clips mirrored left/right first (:func:`mirror_clips`), the
+    second view of test-time flip averaging.
     """
-    return clip_inputs(stored_clips(features, spec, indices), spec)
+    clips = stored_clips(features, spec, indices)
+    return clip_inputs(mirror_clips(clips) if mirrored else clips, spec)

@@ -231,7 +231,9 @@ def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
     # split, seed 0: raw RGB frames memorise signer appearance (train 0.85, val/test ~0.10-0.14); frame differences
     # + flips + colour jitter: val 0.44 / test 0.44; 5 folds at 8 epochs: 0.080, signer probe 0.42.
     # This one (H-fuse2): test signers s01+s02, 40 epochs: test 0.79 (best epoch 28, 411 s on 2 shared cores);
-    # 5 folds at 24 epochs (benchmarks/fusion_ablation.md): 0.560 +- 0.087, signer probe 0.25 (chance 0.10).
+    # 5 folds at 24 epochs: 0.560 +- 0.087, signer probe 0.25 (chance 0.10). At its own epochs, as the fused model's
+    # frame branch (benchmarks/fusion_ablation.md): 0.662 +- 0.156, probe 0.20; whole frames + hand crops in one
+    # model (frame_input="both", not yet recommended: notebook 04 and the fused branch would change): 0.743 +- 0.118.
     return base.replace(
         num_frames=16, image_size=64, frame_stem=(16, 32), convlstm_filters=(32,), frame_kernel_size=3,
         frame_pooling="average", epochs=40, patience=10,
@@ -250,6 +252,8 @@ def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConf
     # 0.957 +- 0.034, the frame branch alone 0.560 +- 0.087; at most 0.0125 below the keypoint branch in any fold.
     # A learned gate instead of one weight per branch: 0.945. Concatenation trained end to end lost to the
     # keypoint branch by 0.44-0.48 in the previous ablation (8 epochs).
+    # At its own epochs (benchmarks/fusion_ablation.md, H-fuse3, hand_angles keypoints): fused 0.968 +- 0.036, keypoint
+    # branch 0.963 +- 0.031 (+0.005, target +0.02 not met), 369-470 s of training per fold at load 5-7.
     # At its own epochs (40 per branch, early stopping), one fold (test s01+s02, seed 0, 2 CPU cores at load < 2):
     # 296 s of training; keypoint branch 0.975, frame branch 0.7875, fused 1.000 (weights 1.14, 2.40).
     frame_branch = {name: getattr(frames, name) for name in FRAME_BRANCH_FIELDS}

@@ -463,14 +463,22 @@ def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray] | keras.utils.PyData
         branches = keras.Model(model.inputs, list(sources))
         fed = (branches.predict(inputs, verbose=0) if isinstance(inputs, keras.utils.PyDataset)
                else branches.predict({name: inputs[name] for name in names}, batch_size=64, verbose=0))
-        fed = [np.asarray(value) for value in (fed if isinstance(fed, (list, tuple)) else [fed])]
-        heads = [keras.Input(value.shape[1:], dtype="float32") for value in fed]
-        head = keras.Model(heads, fusion(heads))  # the same layer: its weights are the model's
-        head.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE), loss="sparse_categorical_crossentropy",
-                     metrics=["accuracy"], jit_compile=False)
-        fit = head.fit(fed, np.asarray(labels), batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
-        history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+        fed = fed if isinstance(fed, (list, tuple)) else [fed]
+        history = fit_fusion_layer(fusion, [np.asarray(value) for value in fed], labels)
     return history
+
+
+def fit_fusion_layer(fusion: Any, fed: list[np.ndarray], labels: np.ndarray) -> dict[str, list[float]]:
+    """Fit only a fusion layer's weights on its inputs computed beforehand (e.g. branch log-probabilities), full
+    batch; its history. The layer is the model's own, so the model's fusion changes with it."""
+    import keras
+
+    heads = [keras.Input(value.shape[1:], dtype="float32") for value in fed]
+    head = keras.Model(heads, fusion(heads))
+    head.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"], jit_compile=False)
+    fit = head.fit(fed, np.asarray(labels), batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
+    return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
 
 class OneInput(keras.utils.PyDataset):
