@@ -247,9 +247,9 @@ def mirror_clips(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     if "keypoints" in out:
         out["keypoints"] = preprocessing.mirror_keypoints(np.asarray(out["keypoints"], np.float32))
     if "frames" in out:
-        out["frames"] = np.asarray(out["frames"])[:, :, :, ::-1]
+        out["frames"] = preprocessing.mirror_frames(np.asarray(out["frames"]))
     if "hands" in out:
-        out["hands"] = np.asarray(out["hands"])[:, :, ::-1, :, ::-1]
+        out["hands"] = preprocessing.mirror_hand_crops(np.asarray(out["hands"]))
     return out
 
 

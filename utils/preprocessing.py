@@ -214,6 +214,16 @@ def select_face(kp: np.ndarray, mode: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- mirroring
+def mirror_frames(frames: np.ndarray) -> np.ndarray:
+    """Frames (N, T, H, W, C) flipped left/right."""
+    return frames[:, :, :, ::-1]
+
+
+def mirror_hand_crops(crops: np.ndarray) -> np.ndarray:
+    """Hand crops (N, T, 2, S, S, C) flipped left/right and swapped: the left hand's crop becomes the right one's."""
+    return crops[:, :, ::-1, :, ::-1]
+
+
 def mirror_keypoints(kp: np.ndarray, normalized: bool = False) -> np.ndarray:
     """Mirror left/right: flip x (1 - x raw, -x normalised) and swap the hands and the left/right pose points.
 
@@ -644,9 +654,9 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
         if flip.any():
             kp[flip] = mirror_keypoints(kp[flip])
             if frames is not None:
-                frames[flip] = frames[flip][:, :, :, ::-1]
-            if crops is not None:  # the left hand's crop becomes the (mirrored) right one's
-                crops[flip] = crops[flip][:, :, ::-1, :, ::-1]
+                frames[flip] = mirror_frames(frames[flip])
+            if crops is not None:
+                crops[flip] = mirror_hand_crops(crops[flip])
     if options["color"] > 0 and frames is not None:
         frames = jitter_colors(frames, rng, options["color"])
     if options["color"] > 0 and crops is not None:
