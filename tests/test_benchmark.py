@@ -237,3 +237,22 @@ def test_extract_breakdown_times_every_step_per_sampled_frame(monkeypatch: pytes
     for index in range(2):
         assert table["sum of the steps"][index] == pytest.approx(sum(table[s][index] for s in steps))
     assert table["worker start-up (once per process, seconds)"] == (1.5, 0.7)
+
+
+def test_extract_table_times_both_modes_alternately_and_projects_the_idle_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads and processes alternate within each repeat; the projection is cores / CPU seconds per frame."""
+    ks = benchmark.load_keypoint_speed()
+    calls = []
+
+    def fake_extract_fps(clips, size, workers, parallel):
+        calls.append(parallel)
+        return (10.0, 20.0, 40.0) if parallel == "threads" else (5.0, 12.5, 20.0)  # wall fps, fps per CPU-s, consumed
+
+    monkeypatch.setattr(ks, "extract_fps", fake_extract_fps)
+    monkeypatch.setattr(ks.os, "cpu_count", lambda: 2)
+    rows = ks.extract_table([], [0], repeats=2, workers=2)
+    assert calls == ["threads", "processes", "threads", "processes"]
+    threads, processes = rows[2].split(" | "), rows[3].split(" | ")
+    assert "2 threads" in threads[0] and "2 worker processes" in processes[0]
+    assert threads[2:5] == ["10.0 / 10.0", "50.0", "40.0"]  # 1000 / 20 ms; 2 cores / 0.050 s
+    assert processes[2:5] == ["5.0 / 5.0", "80.0", "25.0"]
