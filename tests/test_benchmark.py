@@ -190,6 +190,17 @@ def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.Monke
         benchmark.measure_setting("pytorch")  # PyTorch runs in its own script, never in this process
 
 
+def test_bfloat16_setting_times_the_bfloat16_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils import models
+
+    _tiny_comparison(monkeypatch)
+    made = []
+    original = models.with_compute_dtype
+    monkeypatch.setattr(models, "with_compute_dtype", lambda model, dtype: made.append(dtype) or original(model, dtype))
+    result = benchmark.measure_setting("keras-bf16", batch_size=2, steps=1)
+    assert made == ["bfloat16"] and result["setting"] == "keras-bf16" and result["infer_clips_per_s"] > 0
+
+
 @pytest.mark.slow
 def test_tflite_setting_exports_through_export_model_and_times_it(monkeypatch: pytest.MonkeyPatch) -> None:
     _tiny_comparison(monkeypatch)
