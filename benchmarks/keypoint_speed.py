@@ -14,8 +14,10 @@ Two measurements, written to ``benchmarks/keypoint_speed.md`` (and printed):
 2. **Speed** (frames/s): decoding alone, MediaPipe per size, the model per window, and end-to-end
    ``predict`` (decode in a thread + MediaPipe + windows) per size, on the real clips of 720p and up, or on
    a synthetic 1080p video when ``../shared/real`` is absent (then agreement is skipped with the reason).
-   ``extract`` gives sampled (MediaPipe) frames/s and video frames consumed/s (every frame is decoded), and
-   a table of where a sampled frame's time goes (decode, thumbnails, MediaPipe, hand crops, worker start-up).
+   ``extract`` gives sampled (MediaPipe) frames/s and video frames consumed/s (every frame is decoded), with its
+   clips in threads (the default) and in worker processes, alternated, with the CPU ms per sampled frame and the
+   rate that implies on idle cores (a projection, labelled), and a table of where a sampled frame's time goes
+   (decode, thumbnails, MediaPipe, hand crops, worker start-up).
 
 The machine may be shared: the load average is printed with every figure; the speed measurement is
 repeated ``--repeats`` times and the best and median are reported. Usage::
