@@ -28,7 +28,7 @@ SYNTHETIC_RENDER_SIZE = 128  # side in pixels of the rendered synthetic videos
 MEDIAPIPE_SIZE = 0
 # How `extract` runs several clips at once: "threads" (one process, each thread its own MediaPipe graph) or
 # "processes" (one worker process per clip). Threads by measurement (benchmarks/keypoint_speed.md): on 3 real
-# 720p-1080p clips, 50-62 CPU ms per sampled frame against 76-95 for 2 worker processes, the same arrays.
+# 720p-1080p clips, 52-54 CPU ms per sampled frame against 77-84 for 2 worker processes, the same arrays.
 EXTRACT_PARALLEL_MODES = ("threads", "processes")
 EXTRACT_PARALLEL = "threads"
 
