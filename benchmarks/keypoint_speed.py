@@ -14,8 +14,10 @@ Two measurements, written to ``benchmarks/keypoint_speed.md`` (and printed):
 2. **Speed** (frames/s): decoding alone, MediaPipe per size, the model per window, and end-to-end
    ``predict`` (decode in a thread + MediaPipe + windows) per size, on the real clips of 720p and up, or on
    a synthetic 1080p video when ``../shared/real`` is absent (then agreement is skipped with the reason).
-   ``extract`` gives sampled (MediaPipe) frames/s and video frames consumed/s (every frame is decoded), and
-   a table of where a sampled frame's time goes (decode, thumbnails, MediaPipe, hand crops, worker start-up).
+   ``extract`` gives sampled (MediaPipe) frames/s and video frames consumed/s (every frame is decoded), with its
+   clips in threads (the default) and in worker processes, alternated, with the CPU ms per sampled frame and the
+   rate that implies on idle cores (a projection, labelled), and a table of where a sampled frame's time goes
+   (decode, thumbnails, MediaPipe, hand crops, worker start-up).
 
 The machine may be shared: the load average is printed with every figure; the speed measurement is
 repeated ``--repeats`` times and the best and median are reported. Usage::
@@ -268,9 +270,10 @@ def predict_fps(clips: list[Path], size: int, classify) -> tuple[float, float, f
     return count / elapsed, count / (cpu_seconds() - cpu), count / reading, float(np.mean(model_ms))
 
 
-def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, float, float]:
-    """Sampled frames per wall-clock and per CPU second of `extract` (fresh cache, worker processes included)
-    on the clips, linked into a class-folder dataset, and the video frames it decoded (consumed) per wall second."""
+def extract_fps(clips: list[Path], size: int, workers: int, parallel: str = "threads") -> tuple[float, float, float]:
+    """Sampled frames per wall-clock and per CPU second of `extract` (fresh cache; ``workers`` clips at once as
+    threads or worker processes, whose CPU time is included) on the clips, linked into a class-folder dataset, and
+    the video frames it decoded (consumed) per wall second."""
     from utils import features, paths
 
     consumed = sum(video.video_info(path, count=False).num_frames for path in clips)
@@ -283,7 +286,7 @@ def extract_fps(clips: list[Path], size: int, workers: int) -> tuple[float, floa
         cache, paths.CACHE_DIR = paths.CACHE_DIR, Path(tmp) / "cache"
         try:
             report = features.extract_features(root, Path(tmp) / "f.npz", workers=workers, progress=False,
-                                               mediapipe_size=size, keypoints_from="mediapipe")
+                                               mediapipe_size=size, keypoints_from="mediapipe", parallel=parallel)
         finally:
             paths.CACHE_DIR = cache
     frames = report.num_clips * features.NUM_FRAMES
@@ -384,19 +387,7 @@ def speed_section(clips: list[Path], description: str, sizes: list[int], repeats
             print(model_rows[-1], flush=True)
     extract_rows = []
     if extract_workers:
-        extract_rows = ["| extract, 30 frames sampled per clip, whole video decoded | MediaPipe input "
-                        "| sampled (MediaPipe) frames/s best / median | sampled frames per CPU-second (median) "
-                        "| video frames consumed/s (median) | load average during |", "|---|---|---|---|---|---|"]
-        for size in [0, *sizes]:
-            results, loads = [], []
-            for _ in range(repeats):
-                results.append(extract_fps(clips, size, extract_workers))
-                loads.append(os.getloadavg()[0])
-            wall, cpu, consumed = (np.array(column) for column in zip(*results))
-            extract_rows.append(f"| extract, {extract_workers} worker processes | {_size_name(size)} "
-                                f"| {wall.max():.1f} / {np.median(wall):.1f} | {np.median(cpu):.1f} "
-                                f"| {np.median(consumed):.1f} | {min(loads):.1f}-{max(loads):.1f} |")
-            print(extract_rows[-1], flush=True)
+        extract_rows = extract_table(clips, [0, *sizes], repeats, extract_workers)
         breakdown_rows = ["", f"Where a sampled frame's time goes in extract (one process, the same clips, "
                           f"{load_average()} before):", "",
                           "| step | wall ms per sampled frame | CPU ms per sampled frame |", "|---|---|---|"]
@@ -407,6 +398,36 @@ def speed_section(clips: list[Path], description: str, sizes: list[int], repeats
         extract_rows += breakdown_rows
     return [f"Clips: {description}; {repeats} repeats of each measurement.\n", *rows, "", *model_rows, "",
             *extract_rows]
+
+
+EXTRACT_MODES = ("threads", "processes")  # extract's two ways to run clips at once (features.extract_features)
+
+
+def extract_table(clips: list[Path], sizes: list[int], repeats: int, workers: int,
+                  modes: tuple[str, ...] = EXTRACT_MODES) -> list[str]:
+    """Markdown rows of extract's speed per mode and size; the modes alternate within each repeat (paired, about the
+    same load). The projection is the cores divided by the CPU time per sampled frame: what an idle machine would
+    give if the work spread over all cores, labelled as such (the load decides the measured figure)."""
+    rows = ["| extract, 30 frames sampled per clip, whole video decoded | MediaPipe input "
+            "| sampled (MediaPipe) frames/s best / median | CPU ms per sampled frame (median) "
+            f"| projected on {os.cpu_count()} idle cores (cores / CPU s per frame) "
+            "| video frames consumed/s (median) | load average during |", "|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        results = {mode: [] for mode in modes}
+        loads = {mode: [] for mode in modes}
+        for _ in range(repeats):
+            for mode in modes:
+                results[mode].append(extract_fps(clips, size, workers, mode))
+                loads[mode].append(os.getloadavg()[0])
+        for mode in modes:
+            wall, cpu, consumed = (np.array(column) for column in zip(*results[mode]))
+            cpu_ms = 1000 / np.median(cpu)
+            what = f"{workers} threads, one process" if mode == "threads" else f"{workers} worker processes"
+            rows.append(f"| extract, {what} | {_size_name(size)} | {wall.max():.1f} / {np.median(wall):.1f} "
+                        f"| {cpu_ms:.1f} | {os.cpu_count() * 1000 / cpu_ms:.1f} | {np.median(consumed):.1f} "
+                        f"| {min(loads[mode]):.1f}-{max(loads[mode]):.1f} |")
+            print(rows[-1], flush=True)
+    return rows
 
 
 def _size_name(size: int) -> str:
@@ -454,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["agreement", "speed"], default=None, help="run one part only")
     parser.add_argument("--max-clips", type=int, default=None, help="time at most this many clips (default: all "
                         "720p-1080p real clips)")
-    parser.add_argument("--extract-workers", type=int, default=2, help="processes for the extract timing (0 = skip)")
+    parser.add_argument("--extract-workers", type=int, default=2,
+                        help="clips at once in the extract timing, as threads and as processes (0 = skip)")
     parser.add_argument("--quick", action="store_true",
                         help=f"for make bench: full resolution and {QUICK_SIZE} px only, agreement on extract's {EXTRACT_FRAMES} frames "
                              "per clip, speed on 2 clips, 1 repeat, no extract timing (a few minutes)")

@@ -190,6 +190,17 @@ def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.Monke
         benchmark.measure_setting("pytorch")  # PyTorch runs in its own script, never in this process
 
 
+def test_bfloat16_setting_times_the_bfloat16_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils import models
+
+    _tiny_comparison(monkeypatch)
+    made = []
+    original = models.with_compute_dtype
+    monkeypatch.setattr(models, "with_compute_dtype", lambda model, dtype: made.append(dtype) or original(model, dtype))
+    result = benchmark.measure_setting("keras-bf16", batch_size=2, steps=1)
+    assert made == ["bfloat16"] and result["setting"] == "keras-bf16" and result["infer_clips_per_s"] > 0
+
+
 @pytest.mark.slow
 def test_tflite_setting_exports_through_export_model_and_times_it(monkeypatch: pytest.MonkeyPatch) -> None:
     _tiny_comparison(monkeypatch)
@@ -237,3 +248,22 @@ def test_extract_breakdown_times_every_step_per_sampled_frame(monkeypatch: pytes
     for index in range(2):
         assert table["sum of the steps"][index] == pytest.approx(sum(table[s][index] for s in steps))
     assert table["worker start-up (once per process, seconds)"] == (1.5, 0.7)
+
+
+def test_extract_table_times_both_modes_alternately_and_projects_the_idle_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads and processes alternate within each repeat; the projection is cores / CPU seconds per frame."""
+    ks = benchmark.load_keypoint_speed()
+    calls = []
+
+    def fake_extract_fps(clips, size, workers, parallel):
+        calls.append(parallel)
+        return (10.0, 20.0, 40.0) if parallel == "threads" else (5.0, 12.5, 20.0)  # wall fps, fps per CPU-s, consumed
+
+    monkeypatch.setattr(ks, "extract_fps", fake_extract_fps)
+    monkeypatch.setattr(ks.os, "cpu_count", lambda: 2)
+    rows = ks.extract_table([], [0], repeats=2, workers=2)
+    assert calls == ["threads", "processes", "threads", "processes"]
+    threads, processes = rows[2].split(" | "), rows[3].split(" | ")
+    assert "2 threads" in threads[0] and "2 worker processes" in processes[0]
+    assert threads[2:5] == ["10.0 / 10.0", "50.0", "40.0"]  # 1000 / 20 ms; 2 cores / 0.050 s
+    assert processes[2:5] == ["5.0 / 5.0", "80.0", "25.0"]

@@ -266,9 +266,75 @@ def test_real_asl_clips_through_mediapipe(tmp_path: Path, real_dir: Path) -> Non
 
 def test_worker_processes_give_the_same_file(tmp_path: Path) -> None:
     root = make_synthetic(tmp_path / "synthetic")
-    parallel = load_features(extract(root, tmp_path / "parallel.npz", workers=2).path)
+    parallel = load_features(extract(root, tmp_path / "parallel.npz", workers=2, parallel="processes").path)
     serial = load_features(extract(root, tmp_path / "serial.npz", workers=1).path)  # cache hits now
     assert np.array_equal(parallel.keypoints, serial.keypoints) and np.array_equal(parallel.frames, serial.frames)
+
+
+def astronaut_videos(root: Path) -> Path:
+    """<root>/<class>/clip.mp4: three short 192x192 clips of a person (skimage's astronaut), each moving differently."""
+    from skimage import data
+
+    from utils import video
+
+    still = data.astronaut()
+    clips = {"zoom": video.pan_zoom_clip(still, num_frames=10, output_size=192),
+             "mirror": video.pan_zoom_clip(still[:, ::-1], num_frames=8, zoom=1.1, output_size=192),
+             "dark": (video.pan_zoom_clip(still, num_frames=12, zoom=1.5, output_size=192) * 0.7).astype(np.uint8)}
+    for label, frames in clips.items():
+        write_video(root / label / "clip.mp4", frames)
+    return root
+
+
+def test_threads_give_the_file_of_one_process_with_mediapipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two MediaPipe graphs in two threads, each on whole clips in order: the same landmarks as one graph alone."""
+    pytest.importorskip("mediapipe")
+    root = astronaut_videos(tmp_path / "videos")
+    options = dict(keypoints_from="mediapipe", hand_size=8, num_frames=6)
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache_one")
+    one = load_features(extract(root, tmp_path / "one.npz", workers=1, **options).path)
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache_threads")  # computed again, not read from the cache
+    threads = load_features(extract(root, tmp_path / "threads.npz", workers=2, parallel="threads", **options).path)
+    assert one.detected[..., :2].mean() > 0.8, "MediaPipe should find the astronaut's face and pose"
+    for name in ("keypoints", "detected", "frames", "hand_crops"):
+        assert np.array_equal(getattr(one, name), getattr(threads, name)), name
+
+
+class RecordingExtractor(FakeExtractor):
+    """FakeExtractor that notes which extractor saw which frames, and slows down so the threads overlap."""
+
+    seen: list[tuple[int, list[float]]] = []
+    closed: list[int] = []
+
+    def extract(self, frames) -> tuple[np.ndarray, np.ndarray]:
+        import time
+
+        levels = []
+        for frame in frames:
+            levels.append(float(frame.mean()))
+            time.sleep(0.005)
+        RecordingExtractor.seen.append((id(self), levels))
+        return np.zeros((len(levels), KEYPOINT_DIM), np.float32), np.ones((len(levels), 4), bool)
+
+    def close(self) -> None:
+        RecordingExtractor.closed.append(id(self))
+
+
+def test_threads_hand_each_extractor_whole_clips_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keypoints, "HolisticExtractor", RecordingExtractor)
+    RecordingExtractor.seen, RecordingExtractor.closed = [], []
+    root = make_video_folder(tmp_path / "videos", classes=("a", "b", "c"), per_class=2)
+    extract(root, tmp_path / "threads.npz", workers=2, parallel="threads", num_frames=SOURCE_FRAMES)
+    extractors = {owner for owner, _ in RecordingExtractor.seen}
+    assert len(RecordingExtractor.seen) == 6 and len(extractors) == 2, "two threads, each its own extractor"
+    assert sorted(RecordingExtractor.closed) == sorted(extractors), "every thread's graph is closed at the end"
+    for _, levels in RecordingExtractor.seen:  # one clip's 8 frames, in order: the frame-number bar grows
+        assert len(levels) == SOURCE_FRAMES and levels == sorted(levels)
+
+
+def test_unknown_parallel_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="parallel"):
+        extract(make_video_folder(tmp_path / "videos"), tmp_path / "x.npz", parallel="fibres")
 
 
 def test_worker_processes_start_mediapipe_without_tensorflow() -> None:

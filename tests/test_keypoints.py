@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -258,6 +259,20 @@ def test_extract_clip_and_convenience_function(extractor, astronaut):
     np.testing.assert_allclose(again[0, kp.POSE], vectors[0, kp.POSE], atol=0.02)
     empty_vectors, empty_detected = extractor.extract(frames[:0])
     assert empty_vectors.shape == (0, 1662) and empty_detected.shape == (0, 4)
+
+
+def test_mediapipe_is_imported_without_tensorflow_and_tensorflow_still_imports_later():
+    """extract's threads start MediaPipe in the main process: without TensorFlow (3 CPU-s), which stays importable."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from utils import keypoints; mp = keypoints.import_mediapipe(); "
+            "print('tensorflow' in sys.modules); mp.solutions.holistic.Holistic().close(); "
+            "import tensorflow as tf; print(float(tf.constant(2.0) + 1))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "3.0"]
 
 
 def test_small_frames_warn(extractor, astronaut):

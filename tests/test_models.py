@@ -299,3 +299,21 @@ def test_fused_gates_work_under_mixed_precision(monkeypatch: pytest.MonkeyPatch)
         keras.mixed_precision.set_global_policy("float32")
     assert "float16" in str(got.dtype)
     np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(expected, "float32"), atol=2e-3)
+
+
+def test_bfloat16_copy_keeps_the_weights_computes_in_bfloat16_and_answers_in_float32() -> None:
+    model = models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    inputs = tiny_inputs(tiny_config(), batch=4)
+    reference = model.predict_on_batch(inputs)
+    copy = models.with_compute_dtype(model, "bfloat16")
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), copy.get_weights()))
+    convlstm = next(layer for layer in copy.layers if isinstance(layer, models.ConvLSTM))
+    assert convlstm.compute_dtype == "bfloat16" and convlstm.variable_dtype == "float32"
+    assert copy.get_layer("probabilities").compute_dtype == "float32"
+    assert all(layer.compute_dtype == "float32" for layer in model.layers), "the model itself is left as it was"
+    answer = copy.predict_on_batch(inputs)
+    assert answer.dtype == np.float32 and np.allclose(answer.sum(axis=1), 1, atol=1e-5)
+    difference = np.abs(answer - reference).max()
+    assert 0 < difference < 0.02, f"bfloat16 rounds (8-bit mantissa) but stays close: {difference}"
+    with pytest.raises(models.ConfigError, match="float16"):
+        models.with_compute_dtype(model, "float16")

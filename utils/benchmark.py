@@ -48,6 +48,8 @@ SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
     "keras": ("course fused model, course defaults (XLA off, oneDNN on)", {}),
     "keras-xla": ("the same with XLA on (jit_compile=True)", {}),
     "keras-no-onednn": ("the same with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "keras-bf16": ("the same computing in bfloat16 (models.with_compute_dtype; weights float32): lower precision",
+                   {}),
     "tflite": ("course fused model exported to TensorFlow Lite, batch 1 (inference)", {}),
 }
 DEFAULT_SETTINGS = tuple(SETTINGS)
@@ -242,6 +244,10 @@ def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None =
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     model, config = _comparison_model(jit_compile=True if name == "keras-xla" else None)
+    if name == "keras-bf16":
+        from utils import models
+
+        model = models.compile_model(models.with_compute_dtype(model, "bfloat16"), config)
     inputs = random_batch("fused", config.num_frames, config.image_size, batch_size)
     labels = np.random.default_rng(1).integers(0, NUM_CLASSES, batch_size)
     train_wall, train_cpu = _timed(lambda: model.train_on_batch(inputs, labels), steps)

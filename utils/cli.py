@@ -41,7 +41,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     report = features.extract_features(args.source, args.out, num_frames=args.frames,
                                        image_size=args.image_size, workers=args.workers,
                                        keypoints_from=args.keypoints_from, limit=args.limit,
-                                       hand_size=args.hand_size, mediapipe_size=args.mediapipe_size)
+                                       hand_size=args.hand_size, mediapipe_size=args.mediapipe_size,
+                                       parallel=args.parallel)
     print(report.path)
     return 0
 
@@ -188,7 +189,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="frames sampled per clip (T)")
     p.add_argument("--image-size", type=int, default=defaults.IMAGE_SIZE,
                    help="frame thumbnail size S for the ConvLSTM")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=None, help="clips extracted at once (default: all cores)")
+    p.add_argument("--parallel", choices=list(defaults.EXTRACT_PARALLEL_MODES), default=defaults.EXTRACT_PARALLEL,
+                   help="run those clips as threads of one process (each its own MediaPipe graph; less CPU per "
+                        "frame, see benchmarks/keypoint_speed.md) or as worker processes")
     p.add_argument("--keypoints-from", choices=["auto", "mediapipe", "stored"], default="auto",
                    help="synthetic clips carry exact keypoints: 'stored' uses them, 'mediapipe' re-extracts")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips (for a quick look)")

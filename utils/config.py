@@ -26,6 +26,11 @@ SYNTHETIC_RENDER_SIZE = 128  # side in pixels of the rendered synthetic videos
 # on 720p-1080p clips MediaPipe costs the same CPU time per frame at 1080p, 960, 640 or 480 px (its models
 # take fixed 192-256 px inputs), so shrinking buys no speed, and it moves the landmarks a little.
 MEDIAPIPE_SIZE = 0
+# How `extract` runs several clips at once: "threads" (one process, each thread its own MediaPipe graph) or
+# "processes" (one worker process per clip). Threads by measurement (benchmarks/keypoint_speed.md): on 3 real
+# 720p-1080p clips, 52-54 CPU ms per sampled frame against 77-84 for 2 worker processes, the same arrays.
+EXTRACT_PARALLEL_MODES = ("threads", "processes")
+EXTRACT_PARALLEL = "threads"
 
 # The synthetic default: 10 signs x 40 clips by 10 signers (400 clips). FAST=1 shrinks it for smoke tests.
 SYNTHETIC_DEFAULT = dict(clips_per_class=SYNTHETIC_CLIPS_PER_CLASS, num_signers=SYNTHETIC_SIGNERS,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from utils import paths
-from utils.config import IMAGE_SIZE, MEDIAPIPE_SIZE, NUM_FRAMES
+from utils.config import EXTRACT_PARALLEL, EXTRACT_PARALLEL_MODES, IMAGE_SIZE, MEDIAPIPE_SIZE, NUM_FRAMES
 from utils.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
 from utils.keypoints import KEYPOINT_DIM, hand_crops, mp_data_to_original, parts_present
@@ -484,6 +484,52 @@ def _run_in_pool(jobs: list[_ClipJob], workers: int, bar) -> dict[str, str]:
     return failures
 
 
+def _run_in_threads(jobs: list[_ClipJob], threads: int, bar) -> dict[str, str]:
+    """Run jobs in `threads` threads of this process, each thread with its own MediaPipe graph; return the failures.
+
+    A thread takes a whole clip (decode, MediaPipe on its frames in order, thumbnails, crops), so each graph sees
+    one clip's frames in order, reset at the clip's start: the same landmarks as one graph running the clips one
+    after the other. OpenCV and MediaPipe's ``process`` release Python's lock, so the threads overlap; unlike worker
+    processes they share one MediaPipe import and start-up, and no extra copy of the libraries in memory."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    if any(job.mode == "mediapipe" for job in jobs):
+        from utils.keypoints import import_mediapipe
+
+        import_mediapipe()  # once, here, before the threads (it keeps TensorFlow out while it runs)
+    local, holders, lock = threading.local(), [], threading.Lock()
+
+    def run(job: _ClipJob) -> str | None:
+        """Extract one clip with this thread's own extractor."""
+        if not hasattr(local, "holder"):
+            local.holder = _ExtractorHolder()
+            with lock:
+                holders.append(local.holder)
+        return _run_job(job, local.holder)
+
+    failures: dict[str, str] = {}
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="extract")
+    try:
+        pending = {executor.submit(run, job): job for job in largest_first(jobs)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                reason = future.result()
+                if reason:
+                    failures[job.relative] = reason
+                bar.update(1)
+    except BaseException:
+        executor.shutdown(wait=True, cancel_futures=True)  # a running clip finishes; threads cannot be killed
+        raise
+    finally:
+        executor.shutdown(wait=True)
+        for holder in holders:
+            holder.close()
+    return failures
+
+
 def _versions() -> dict[str, str]:
     """Versions of the libraries that shape the features, read without importing them."""
     from importlib import metadata
@@ -607,13 +653,15 @@ def _source_length(part: dict[str, np.ndarray], job: _ClipJob) -> tuple[int, flo
 def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,
                      workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
                      progress: bool = True, hand_size: int = DEFAULT_HAND_SIZE,
-                     mediapipe_size: int = MEDIAPIPE_SIZE) -> ExtractionReport:
+                     mediapipe_size: int = MEDIAPIPE_SIZE, parallel: str = EXTRACT_PARALLEL) -> ExtractionReport:
     """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz (``out`` ends
     in .npz) or a features store folder (any other name; written clip by clip, see :mod:`utils.store`).
 
     ``hand_size``: side in pixels of the crops around each hand (``hand_crops``), 0 for none.
     ``mediapipe_size``: longer side of the frames MediaPipe sees (0 = full resolution), recorded in the
     file's meta; hand crops and thumbnails are cut from the full-resolution frames either way.
+    ``workers`` clips run at once (default: one per core), as threads of this process (``parallel="threads"``,
+    each thread its own MediaPipe graph) or as worker processes (``"processes"``); the file is the same.
     """
     from tqdm.auto import tqdm
 
@@ -625,6 +673,8 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
     if int(mediapipe_size) < 0:
         raise DatasetError(f"mediapipe_size must be 0 (full resolution) or a positive number of pixels, "
                            f"got {mediapipe_size}")
+    if parallel not in EXTRACT_PARALLEL_MODES:
+        raise DatasetError(f"parallel={parallel!r}; use one of {', '.join(EXTRACT_PARALLEL_MODES)}")
     ensure_writable_folder(Path(out).expanduser().resolve().parent, "features file")  # fail before the work
     root = resolve_dataset(source)
     kind, records = discover(root)
@@ -643,6 +693,8 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
               disable=not progress) as bar:
         if workers == 1 or all(job.mode == "mp_data" for job in todo):  # reading .npy files needs no pool
             failures = _run_in_process(todo, bar)
+        elif parallel == "threads":
+            failures = _run_in_threads(todo, workers, bar)
         else:
             failures = _run_in_pool(todo, workers, bar)
     path, num_clips, skipped = _write_extracted(Path(out), root, kind, records, jobs, num_frames, image_size, failures)

@@ -332,13 +332,34 @@ class HolisticExtractor:
         return np.stack(vectors), np.stack(detected)
 
 
+def import_mediapipe():
+    """``import mediapipe``, without letting it import TensorFlow when TensorFlow is not loaded yet.
+
+    mediapipe imports TensorFlow when it is installed, only for its documentation tools and file helpers, and
+    falls back without it: that import alone costs about 3 CPU-seconds (2-core machine). TensorFlow is kept out
+    just for the duration of this import; a later ``import tensorflow`` works as usual."""
+    import sys
+
+    if "mediapipe" in sys.modules or "tensorflow" in sys.modules:
+        import mediapipe
+
+        return mediapipe
+    sys.modules["tensorflow"] = None  # `import tensorflow` raises ModuleNotFoundError meanwhile
+    try:
+        import mediapipe
+    finally:
+        if "tensorflow" in sys.modules and sys.modules["tensorflow"] is None:
+            del sys.modules["tensorflow"]
+    return mediapipe
+
+
 def _make_holistic(static_image_mode: bool, model_complexity: int, min_detection_confidence: float,
                    min_tracking_confidence: float):
     """Create mediapipe's Holistic solution, explaining the usual failures."""
     from utils.errors import CourseError
 
     try:
-        import mediapipe as mp
+        mp = import_mediapipe()
     except ImportError as error:
         raise CourseError("mediapipe is not installed: run `make setup` (or pip install -r requirements.txt)") from error
     try:

@@ -952,6 +952,34 @@ def compile_model(model: keras.Model, config: ModelConfig, jit_compile: bool | s
     return model
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def with_compute_dtype(model: keras.Model, compute_dtype: str = "bfloat16") -> keras.Model:
+    """A copy of a built model that computes in ``compute_dtype`` with the same (float32) weights; outputs float32.
+
+    ``"bfloat16"`` (Keras's ``mixed_bfloat16`` policy on every layer but the output layers): on a CPU with
+    AVX512-BF16 or AMX, oneDNN runs the convolutions about twice as fast (the seed ConvLSTM's 5x5 convolutions of
+    16 channels: 0.90 -> 0.46 CPU ms per image and step), at bfloat16's 8-bit mantissa (benchmarks/README.md has
+    the agreement with float32). On a CPU without those instructions it is slower: measure before using it.
+    For inference; the model itself is left as it was."""
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"unknown compute_dtype {compute_dtype!r}; use one of {', '.join(COMPUTE_DTYPES)}")
+    policy = "float32" if compute_dtype == "float32" else "mixed_bfloat16"
+    outputs = set(model.output_names)
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        """The layer again, under the new policy unless it makes an output (a float32 softmax)."""
+        config = layer.get_config()
+        if layer.name not in outputs:
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 # ----------------------------------------------------------------------------- parameter counts
 def count_params(model: keras.Model) -> dict[str, int]:
     """Parameters per branch: {'keypoints', 'frames', 'head', 'total'} (+ 'hands'; batch-norm moving stats included)."""
