@@ -49,6 +49,13 @@ learns per-clip weights from the branches' features. A weight near 0 silences a 
 inference. ``staged=True`` trains each branch alone, then only the fusion weights on the validation signers
 (``utils.training``), so a branch that memorised the training signers earns little weight.
 
+Test-time flip averaging (``ModelConfig.test_time_flip``) lives inside the model, so evaluation, cross-validation,
+``predict``, the webcam and the exported file all get it with nothing to add: at inference :class:`MirrorViews`
+appends each batch's mirror image (frames flipped, hand crops flipped and swapped; keypoints as they are, since
+their preprocessing puts the dominant hand on the right, so a mirrored clip's prepared keypoints are its own) and
+:class:`AverageViews`, just before each head's last (linear) layer, averages the two views, i.e. their logits. In
+training both are the identity (the ``mirror`` augmentation already shows flipped clips).
+
 Speed on CPU (``python -m utils bench``). The ConvLSTM layer :class:`ConvLSTM` computes exactly
 ``keras.layers.ConvLSTM2D``'s equations with the same weights, but per time step it runs one convolution of
 the frame and one of the hidden state, each producing all four gates (ConvLSTM2D runs eight smaller ones
@@ -119,6 +126,7 @@ class ModelConfig:
     linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
     linear_blend: float = 0.0  # lstm: weight of a linear model's probabilities mixed into the output (see _blend_output)
     class_weight: str | None = None  # training: "balanced" weighs each class's clips by N / (classes x its clips)
+    test_time_flip: bool = False  # inference: average each head's logits over the clip and its mirror image
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -758,6 +766,8 @@ def _head(features: Any, config: ModelConfig, num_classes: int, prefix: str = "h
                                name=f"{prefix}_dense{index + 1}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout{index + 1}")(x)
+    if config.test_time_flip:  # the last layer is linear: the mean of its inputs gives the mean of the two logits
+        x = AverageViews(name=f"{prefix}_views_mean")(x)
     # float32 even under a mixed_float16 policy (GPUs): a float16 softmax loses small probabilities
     return keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, bias_regularizer=reg,
                               dtype="float32", name=output_name)(x)
@@ -857,6 +867,83 @@ class LogitFusion(keras.layers.Layer):
         return {**super().get_config(), "gated": self.gated}
 
 
+FLIP_VIEWS = {"keypoints": "same", "frames": "frames", "hands": "hands"}  # how MirrorViews mirrors each input
+
+
+@keras.saving.register_keras_serializable(package="course")
+class MirrorViews(keras.layers.Layer):
+    """Test-time flip averaging, first half: at inference the batch followed by its mirror image (2B clips); in
+    training the batch unchanged.
+
+    ``kind``: "frames" (B, T, S, S, C) flipped left/right; "hands" (B, T, 2, C, C, 3) flipped and swapped (the left
+    hand's crop becomes the right one's), as :func:`utils.inputs.mirror_clips` does to raw clips; "same": keypoints
+    prepared with the dominant hand on the right, so a mirrored clip's prepared keypoints are the clip's own.
+    """
+
+    def __init__(self, kind: str = "frames", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kind not in set(FLIP_VIEWS.values()):
+            raise ConfigError(f"unknown MirrorViews kind {kind!r}; use one of {sorted(set(FLIP_VIEWS.values()))}")
+        self.kind = kind
+
+    def mirror(self, inputs: Any) -> Any:
+        """The inputs' mirror image (see the class docstring)."""
+        if self.kind == "frames":
+            return ops.flip(inputs, axis=3)
+        if self.kind == "hands":
+            return ops.flip(ops.flip(inputs, axis=2), axis=4)
+        return inputs
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """(2B, ...) at inference: the clips, then their mirror images; (B, ...) unchanged in training."""
+        return inputs if training else ops.concatenate([inputs, self.mirror(inputs)], axis=0)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """(None, ...): the batch doubles at inference."""
+        return (None, *tuple(input_shape)[1:])
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "kind": self.kind}
+
+
+@keras.saving.register_keras_serializable(package="course")
+class AverageViews(keras.layers.Layer):
+    """Test-time flip averaging, second half: at inference the mean of the two halves of a (2B, F) batch (the
+    clip's and its mirror image's features, see :class:`MirrorViews`); in training the batch unchanged."""
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """(B, F): the mean of the clip's and its mirror's rows at inference; unchanged in training."""
+        if training:
+            return inputs
+        half = ops.shape(inputs)[0] // 2
+        return (inputs[:half] + inputs[half:]) / 2
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """(None, F)."""
+        return (None, *tuple(input_shape)[1:])
+
+
+def mirror_views(inputs: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
+    """The model inputs, each through :class:`MirrorViews` when ``config.test_time_flip`` (else unchanged).
+
+    Keypoints need no mirroring only when their preprocessing puts the dominant hand on one side (``mirror``):
+    otherwise a mirrored clip's prepared keypoints differ from the clip's own, which the model cannot recompute."""
+    if not config.test_time_flip:
+        return inputs
+    if config.linear_blend > 0:
+        raise ConfigError("test_time_flip is not available with linear_blend > 0 (the linear branch has no mirror "
+                          "view): set one of them off")
+    if "keypoints" in inputs and not config.preprocessing.get("mirror"):
+        raise ConfigError(f"test_time_flip with keypoints needs preprocessing mirror='motion' or 'height' (the "
+                          f"dominant hand on one side), got mirror={config.preprocessing.get('mirror')!r}: set "
+                          "test_time_flip=False, or put the dominant hand on one side")
+    if config.preprocessing.get("draw_landmarks"):
+        raise ConfigError("test_time_flip is not available with draw_landmarks=True (the drawn left and right "
+                          "hands would not swap): set one of them off")
+    return {name: MirrorViews(FLIP_VIEWS[name], name=f"{name}_mirror_views")(tensor) for name, tensor in inputs.items()}
+
+
 def _branch_features(inputs: dict[str, Any], config: ModelConfig, impl: str) -> dict[str, Any]:
     """Each input's branch: the keypoint LSTM, the whole-frame ConvLSTM or the hand-crop ConvLSTM."""
     builders = {"keypoints": lambda x: _keypoint_branch(x, config), "frames": lambda x: _frame_branch(x, config, impl),
@@ -883,6 +970,8 @@ def _fused_output(features: dict[str, Any], config: ModelConfig, num_classes: in
         log_probs = ModalityDropout(config.modality_dropout, name="modality_dropout")(log_probs)
     if config.fusion == "gate":
         gate_features = keras.layers.Concatenate(dtype="float32", name="gate_features")(list(features.values()))
+        if config.test_time_flip:  # the gate sees the mean of the clip's and its mirror's features
+            gate_features = AverageViews(name="gate_views_mean")(gate_features)
         return LogitFusion(gated=True, dtype="float32", name="probabilities")([*log_probs, gate_features])
     return LogitFusion(dtype="float32", name="probabilities")(log_probs)
 
@@ -916,6 +1005,9 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if model_name == "linear":
+        if config.test_time_flip:
+            raise ConfigError("test_time_flip is not available for the linear model (scikit-learn weights, no mirror "
+                              "view): set test_time_flip=False")
         return _linear_model(config, num_classes, keypoint_dim)
     impl = convlstm_impl or config.convlstm_impl
     if impl not in CONVLSTM_IMPLS:
@@ -924,7 +1016,7 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     shapes = {"keypoints": (frames_count, keypoint_dim), "frames": (frames_count, size, size, 3),
               "hands": (frames_count, 2, config.hand_size, config.hand_size, 3)}
     inputs = {name: keras.Input(shapes[name], dtype="float32", name=name) for name in model_inputs(model_name, config)}
-    features = _branch_features(inputs, config, impl)
+    features = _branch_features(mirror_views(inputs, config), config, impl)
     if len(features) == 1 and config.linear_blend > 0:
         outputs = _blend_output(inputs["keypoints"], features["keypoints"], config, num_classes)
     elif len(features) == 1:
@@ -1037,7 +1129,7 @@ def describe(config: ModelConfig) -> str:
 
 
 __all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", "ModalityDropout", "LogitFusion",
-           "BlendProbabilities", "neural_part", "linear_output_layer",
+           "BlendProbabilities", "MirrorViews", "AverageViews", "mirror_views", "neural_part", "linear_output_layer",
            "branch_models", "fusion_layers", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
            "build_model", "compile_model", "count_params", "formula_param_count", "original_param_count",
            "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]
