@@ -206,12 +206,13 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
 
 
 def flip_accuracy(features, run_dir: Path, test: list[str]) -> float:
-    """Test accuracy of a single-model run with its probabilities averaged over each clip and its mirror image."""
+    """Test accuracy of a single-model run with test-time flip averaging inside the model (``test_time_flip``: the
+    logits averaged over each clip and its mirror image), whether or not it was trained with that option."""
     model, run_info = load_run(run_dir)
+    config = models.ModelConfig.from_dict(run_info["config"])
+    flipped = models.with_test_time_flip(model, run_info["model"], config)
     rows = np.flatnonzero(np.isin(features.groups, test))
-    probabilities = sum(np.asarray(model.predict(model_feed(model, prepare_inputs(features, run_info, rows, mirrored=m)),
-                                                 batch_size=64, verbose=0)) for m in (False, True))
-    return float((probabilities.argmax(axis=1) == np.asarray(features.labels)[rows]).mean())
+    return accuracy(flipped, prepare_inputs(features, run_info, rows), np.asarray(features.labels)[rows])
 
 
 def single_probe(features, run_dir: Path) -> float:

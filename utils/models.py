@@ -228,7 +228,7 @@ def _recommended(model_name: str) -> ModelConfig:
 
 #: The fields that make the frame branch (its input size, stem, ConvLSTM, pooling); the rest is the keypoint branch's.
 FRAME_BRANCH_FIELDS = ("image_size", "convlstm_filters", "frame_stem", "frame_pooling", "frame_kernel_size",
-                       "reduce_channels", "convlstm_activation", "hand_size")
+                       "reduce_channels", "convlstm_activation", "hand_size", "frame_input", "test_time_flip")
 #: Augmentation options that act on frames only (the keypoints' own come from the keypoint model).
 FRAME_AUGMENTATION_KEYS = ("mirror", "color", "crop")
 
@@ -241,15 +241,19 @@ def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
     # This one (H-fuse2): test signers s01+s02, 40 epochs: test 0.79 (best epoch 28, 411 s on 2 shared cores);
     # 5 folds at 24 epochs: 0.560 +- 0.087, signer probe 0.25 (chance 0.10). At its own epochs, as the fused model's
     # frame branch (benchmarks/fusion_ablation.md): 0.662 +- 0.156, probe 0.20; whole frames + hand crops in one
-    # model (frame_input="both", not yet recommended: notebook 04 and the fused branch would change): 0.743 +- 0.118.
+    # model (frame_input="both", a second branch of the same kind on the two 32x32 hand crops): 0.743 +- 0.118, and
+    # with test-time flip averaging (the logits of the clip and its mirror image averaged) 0.770 +- 0.102 (H-fuse4):
+    # the cross-validation winner, so the recommended one. It needs hand crops in the features file (extract's
+    # default, --hand-size 32) and twice the frame branch's inference time for the mirror image.
     return base.replace(
         num_frames=16, image_size=64, frame_stem=(16, 32), convlstm_filters=(32,), frame_kernel_size=3,
-        frame_pooling="average", epochs=40, patience=10,
+        frame_pooling="average", epochs=40, patience=10, frame_input="both", hand_size=32, test_time_flip=True,
         preprocessing={**NO_PREPROCESSING, "frames": "diff"},
         augmentation={"mirror": 0.5, "color": 0.3, "crop": 0.2},
-        description="frame-only ConvLSTM: 16 frames of 64x64, two strided 3x3 convolutions per frame (16, 32 "
-                    "filters, down to 16x16), ConvLSTM(32, 3x3), global average pooling; frame differences, "
-                    "flipped, colour-jittered and randomly zoomed and shifted in training")
+        description="frame-only ConvLSTM on whole frames and hand crops: 16 frames of 64x64 and the two 32x32 hand "
+                    "crops, each through two strided 3x3 convolutions per frame (16, 32 filters), ConvLSTM(32, 3x3) "
+                    "and global average pooling; frame differences, flipped, colour-jittered and randomly zoomed "
+                    "and shifted in training; the logits of each clip and its mirror image averaged at test time")
 
 
 def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConfig:
@@ -268,7 +272,7 @@ def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConf
     return keypoints.replace(
         **{**frame_branch, "frame_kernel_size": frame_kernel_size(frames)}, num_frames=frames.num_frames,
         epochs=max(keypoints.epochs, frames.epochs), patience=max(keypoints.patience or 0, frames.patience or 0) or None,
-        frame_input="frames", fusion="logits", staged=True,
+        fusion="logits", staged=True,
         preprocessing={**keypoints.preprocessing, "frames": frames.preprocessing.get("frames", "rgb")},
         augmentation={**keypoints.augmentation,
                       **{key: value for key, value in frames.augmentation.items() if key in FRAME_AUGMENTATION_KEYS}},
@@ -1026,6 +1030,17 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     return keras.Model(list(inputs.values()), outputs, name=f"{model_name}_{config.name}")
 
 
+def with_test_time_flip(model: keras.Model, model_name: str, config: ModelConfig, flip: bool = True) -> keras.Model:
+    """The same trained model rebuilt with ``test_time_flip=flip`` (weights copied layer by layer, by name)."""
+    keypoints = {t.name.split(":")[0]: t.shape[-1] for t in model.inputs}.get("keypoints", 1662)
+    rebuilt = build_model(model_name, config.replace(test_time_flip=flip), num_classes=int(model.output.shape[-1]),
+                          keypoint_dim=int(keypoints))
+    for layer in rebuilt.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rebuilt
+
+
 def default_jit_compile() -> bool | str:
     """XLA only with a GPU: on CPU, XLA's convolutions are slower than TensorFlow's oneDNN ones."""
     import tensorflow as tf
@@ -1124,12 +1139,13 @@ def describe(config: ModelConfig) -> str:
             f"ConvLSTM {config.convlstm_filters} {frame_kernel_size(config)}x{frame_kernel_size(config)}"
             f"{f' after a strided stem {config.frame_stem}' if config.frame_stem else ''}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
-            f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
+            f"frame input {config.frame_input}{', test-time flip averaging' if config.test_time_flip else ''}, "
+            f"fusion {config.fusion}{' (staged)' if config.staged else ''}, "
             f"{config.epochs} epochs — {config.description}")
 
 
 __all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", "ModalityDropout", "LogitFusion",
            "BlendProbabilities", "MirrorViews", "AverageViews", "mirror_views", "neural_part", "linear_output_layer",
-           "branch_models", "fusion_layers", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
+           "branch_models", "fusion_layers", "with_test_time_flip", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
            "build_model", "compile_model", "count_params", "formula_param_count", "original_param_count",
            "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]
