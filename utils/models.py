@@ -268,7 +268,13 @@ def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConf
     # branch 0.963 +- 0.031 (+0.005, target +0.02 not met), 369-470 s of training per fold at load 5-7.
     # At its own epochs (40 per branch, early stopping), one fold (test s01+s02, seed 0, 2 CPU cores at load < 2):
     # 296 s of training; keypoint branch 0.975, frame branch 0.7875, fused 1.000 (weights 1.14, 2.40).
+    # H-fuse4, the same fold protocol with the recommended ConvLSTM's two frame branches (whole frames and hand crops):
+    # fused keypoints + frames + hands 0.967 +- 0.039 against its keypoint branch 0.957 +- 0.043 (+0.010; the two-branch
+    # keypoints + frames model above 0.968), 481-725 s of training per fold at load 4.6-8.1. Test-time flip averaging
+    # changed no fold of the fused model (0.967 either way), so it is off here: it would double the frame branches'
+    # inference for nothing.
     frame_branch = {name: getattr(frames, name) for name in FRAME_BRANCH_FIELDS}
+    frame_branch["test_time_flip"] = False
     return keypoints.replace(
         **{**frame_branch, "frame_kernel_size": frame_kernel_size(frames)}, num_frames=frames.num_frames,
         epochs=max(keypoints.epochs, frames.epochs), patience=max(keypoints.patience or 0, frames.patience or 0) or None,
