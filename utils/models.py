@@ -242,7 +242,7 @@ def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
     # 5 folds at 24 epochs: 0.560 +- 0.087, signer probe 0.25 (chance 0.10). At its own epochs, as the fused model's
     # frame branch (benchmarks/fusion_ablation.md): 0.662 +- 0.156, probe 0.20; whole frames + hand crops in one
     # model (frame_input="both", a second branch of the same kind on the two 32x32 hand crops): 0.743 +- 0.118, and
-    # with test-time flip averaging (the logits of the clip and its mirror image averaged) 0.770 +- 0.102 (H-fuse4):
+    # with test-time flip averaging (the logits of the clip and its mirror image averaged) 0.770 +- 0.104 (H-fuse4):
     # the cross-validation winner, so the recommended one. It needs hand crops in the features file (extract's
     # default, --hand-size 32) and twice the frame branch's inference time for the mirror image.
     return base.replace(
