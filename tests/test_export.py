@@ -200,7 +200,9 @@ def test_parity_check_sees_a_skipped_step(signers, runs, monkeypatch, step):
     np.testing.assert_allclose(right, expected, atol=ATOL, rtol=0)
     monkeypatch.setattr(tf_preprocessing, step, skip(getattr(tf_preprocessing, step)))
     wrong = serving_function(model, run_info)(raw)["probabilities"].numpy()
-    assert np.abs(wrong - expected).max() > 100 * ATOL
+    # far outside the parity tolerance (the recommended ConvLSTM's two branches and two flip views, untrained,
+    # damp one step's effect to about 90 x ATOL)
+    assert np.abs(wrong - expected).max() > 30 * ATOL
 
 
 def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, signers, runs, monkeypatch):
