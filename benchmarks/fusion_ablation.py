@@ -5,11 +5,19 @@
 fold; several table *rows* come from one run:
 
 * ``staged``: the recommended fused model (the recommended keypoint model's encoder and preprocessing, the
-  recommended ConvLSTM's frame branch) with a third branch on the hand crops, staged: each branch trained alone
+  recommended ConvLSTM's two frame branches, whole frames and hand crops), staged: each branch trained alone
   with its own head, then the late fusion weights fit on the validation signers. Its branches, scored alone, are
   the single-branch rows; subsets of the branches are fused again (only the fusion is fit, on the validation
   signers) for the "keypoints + frames" and "keypoints + hands" rows, with learned weights and with a learned
   gate. The signer probe (utils.probe) runs on each branch's penultimate features.
+* ``staged_frames``: the same with whole frames only (keypoints + frames, the recommended fused model before
+  H-fuse4), trained as a two-branch model.
+* ``convlstm_both``: the recommended ConvLSTM (whole frames and hand crops in one model), scored with and without
+  its test-time flip averaging.
+
+Every model is trained with ``test_time_flip`` off; the flip rows score the trained models on each clip and its
+mirror image (``flip_rows``; for ``convlstm_both`` the model rebuilt with ``test_time_flip`` on, as trained
+recommended models use it).
 * ``convlstm_drawn``: the recommended ConvLSTM on frames with the landmarks drawn onto them (the original's
   ``keypoint_generation.py``), with its signer probe: does the drawn skeleton leak into the frame branch?
 * ``lstm``: the recommended keypoint model alone at its own settings (30 frames), the best single-branch model
@@ -52,13 +60,17 @@ def runs(hand_size: int = 32, staged_input: str = "both") -> dict[str, tuple[str
     """The trainings of the ablation, most informative first: name -> (model name, configuration).
 
     ``staged_input``: the staged run's frame branches, "both" (whole frames and hand crops) or "frames" only."""
-    fused = models.get_config("fused", "recommended")
-    staged = fused.replace(name="staged", frame_input=staged_input, hand_size=hand_size)
-    convlstm = models.get_config("convlstm", "recommended")
-    drawn = convlstm.replace(name="convlstm_drawn", preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
-    both = convlstm.replace(name="convlstm_both", frame_input="both", hand_size=hand_size)
+    # trained without the flip inside: the flip rows score each trained model on the clip and its mirror image
+    fused = models.get_config("fused", "recommended").replace(test_time_flip=False, hand_size=hand_size)
+    staged = fused.replace(name="staged", frame_input=staged_input)
+    staged_frames = fused.replace(name="staged_frames", frame_input="frames")
+    convlstm = models.get_config("convlstm", "recommended").replace(test_time_flip=False, hand_size=hand_size)
+    drawn = convlstm.replace(name="convlstm_drawn", frame_input="frames",
+                             preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
+    both = convlstm.replace(name="convlstm_both", frame_input="both")
     return {"staged": ("fused", staged), "convlstm_drawn": ("convlstm", drawn),
-            "lstm": ("lstm", models.get_config("lstm", "recommended")), "convlstm_both": ("convlstm", both)}
+            "lstm": ("lstm", models.get_config("lstm", "recommended")), "convlstm_both": ("convlstm", both),
+            "staged_frames": ("fused", staged_frames)}
 
 
 def folds(groups: np.ndarray) -> list[list[str]]:
@@ -196,7 +208,7 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
     result = {"test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
               "train_seconds": metrics["train_seconds"], "epochs_run": metrics["epochs_run"],
               "wall_seconds": round(time.perf_counter() - started, 1), "load_average": round(os.getloadavg()[1], 1)}
-    if name == "staged":
+    if name.startswith("staged"):
         result.update(staged_rows(features, run_dir, test, config))
     if name == "convlstm_drawn":
         result["probe"] = single_probe(features, run_dir)
@@ -206,12 +218,13 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
 
 
 def flip_accuracy(features, run_dir: Path, test: list[str]) -> float:
-    """Test accuracy of a single-model run with its probabilities averaged over each clip and its mirror image."""
+    """Test accuracy of a single-model run with test-time flip averaging inside the model (``test_time_flip``: the
+    logits averaged over each clip and its mirror image), whether or not it was trained with that option."""
     model, run_info = load_run(run_dir)
+    config = models.ModelConfig.from_dict(run_info["config"])
+    flipped = models.with_test_time_flip(model, run_info["model"], config)
     rows = np.flatnonzero(np.isin(features.groups, test))
-    probabilities = sum(np.asarray(model.predict(model_feed(model, prepare_inputs(features, run_info, rows, mirrored=m)),
-                                                 batch_size=64, verbose=0)) for m in (False, True))
-    return float((probabilities.argmax(axis=1) == np.asarray(features.labels)[rows]).mean())
+    return accuracy(flipped, prepare_inputs(features, run_info, rows), np.asarray(features.labels)[rows])
 
 
 def single_probe(features, run_dir: Path) -> float:
@@ -237,22 +250,25 @@ ROWS = [  # (label, run, key in the fold's result)
     ("keypoint model alone (`recommended` lstm, 30 frames)", "lstm", "test_accuracy"),
     ("keypoint branch alone (the same encoder in the fused model, 16 frames)", "staged", "alone:keypoints"),
     ("keypoint branch alone, test-time flip averaging", "staged", "alone_flip:keypoints"),
-    ("ConvLSTM alone: whole-frame differences (`recommended` convlstm)", "staged", "alone:frames"),
+    ("ConvLSTM alone: whole-frame differences", "staged", "alone:frames"),
     ("ConvLSTM alone: whole-frame differences, test-time flip averaging", "staged", "alone_flip:frames"),
     ("ConvLSTM alone: hand-crop differences", "staged", "alone:hands"),
     ("ConvLSTM alone: hand-crop differences, test-time flip averaging", "staged", "alone_flip:hands"),
     ("ConvLSTM alone: whole-frame differences, landmarks drawn on the frames (the original's)", "convlstm_drawn",
      "test_accuracy"),
-    ("ConvLSTM alone: whole-frame + hand-crop differences in one model (`frame_input` both)", "convlstm_both",
-     "test_accuracy"),
+    ("ConvLSTM alone: whole-frame + hand-crop differences in one model", "convlstm_both", "test_accuracy"),
     ("ConvLSTM alone: whole-frame + hand-crop differences in one model, test-time flip averaging", "convlstm_both",
      "test_flip_accuracy"),
     ("ConvLSTMs alone: whole-frame and hand-crop branches, learned weights", "staged", "pixels:logits:pixels"),
     ("ConvLSTMs alone: whole-frame and hand-crop branches, learned weights, test-time flip averaging", "staged",
      "pixels_flip:logits:pixels"),
-    ("fused, staged, learned weights: keypoints + frames (`recommended` fused)", "staged", "fused:logits:frames"),
+    ("fused, staged, learned weights: keypoints + frames", "staged", "fused:logits:frames"),
     ("fused, staged, learned weights, test-time flip averaging: keypoints + frames", "staged",
      "fused_flip:logits:frames"),
+    ("fused, staged, learned weights: keypoints + frames, trained as a two-branch model (the previous "
+     "`recommended` fused)", "staged_frames", "fused:logits:frames"),
+    ("fused, staged, learned weights, test-time flip averaging: keypoints + frames, trained as a two-branch model",
+     "staged_frames", "fused_flip:logits:frames"),
     ("fused, staged, learned weights: keypoints + hands", "staged", "fused:logits:hands"),
     ("fused, staged, learned weights, test-time flip averaging: keypoints + hands", "staged", "fused_flip:logits:hands"),
     ("fused, staged, learned weights: keypoints + frames + hands", "staged", "fused:logits:both"),
@@ -260,11 +276,26 @@ ROWS = [  # (label, run, key in the fold's result)
      "fused_flip:logits:both"),
     ("fused, staged, equal weights (a product of experts, nothing fit): keypoints + frames", "staged",
      "fused_equal:frames"),
+    ("fused, staged, equal weights (a product of experts, nothing fit): keypoints + frames + hands", "staged",
+     "fused_equal:both"),
     ("fused, staged, learned gate: keypoints + frames", "staged", "fused:gate:frames"),
     ("fused, staged, learned gate: keypoints + hands", "staged", "fused:gate:hands"),
     ("fused, staged, learned gate: keypoints + frames + hands", "staged", "fused:gate:both"),
 ]
-RECOMMENDED = "fused, staged, learned weights: keypoints + frames (`recommended` fused)"  # utils.models
+SUBSET_NAMES = {"frames": "keypoints + frames", "hands": "keypoints + hands", "both": "keypoints + frames + hands"}
+
+
+def recommended_rows() -> dict[str, str]:
+    """The rows that are ``recommended`` in utils.models now: {label: "`recommended` fused" or "... convlstm"}."""
+    fused, convlstm = models.get_config("fused"), models.get_config("convlstm")
+    flip = lambda config: ", test-time flip averaging" if config.test_time_flip else ""  # noqa: E731
+    pixels = {"frames": "whole-frame differences", "hands": "hand-crop differences",
+              "both": "whole-frame + hand-crop differences in one model"}[convlstm.frame_input]
+    return {f"fused, staged, learned weights{flip(fused)}: {SUBSET_NAMES[fused.frame_input]}": "`recommended` fused",
+            f"ConvLSTM alone: {pixels}{flip(convlstm)}": "`recommended` convlstm"}
+
+
+RECOMMENDED = next(label for label, kind in recommended_rows().items() if kind.endswith("fused"))
 KEYPOINT_BRANCH = "keypoint branch alone (the same encoder in the fused model, 16 frames)"
 SINGLE = tuple(label for label, _, _ in ROWS if not label.startswith("fused"))
 PROBE_OF = {("staged", "alone:keypoints"): ("staged", "probe:keypoints"),
@@ -375,14 +406,16 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
         values = [results.get(run, {}).get(n, {}).get(key) for n in names]
         done = [v for v in values if v is not None]
         if not done:
-            lines.append(f"| {label} | not run | 0 | | |")
+            marked = f"{label} ({recommended_rows()[label]})" if label in recommended_rows() else label
+            lines.append(f"| {marked} | not run | 0 | | |")
             continue
         mean, half = t_interval(done)
         probe_run, probe_key = PROBES.get(label, (run, None))
         probe = [results[probe_run][n].get(probe_key) for n in names if n in results.get(probe_run, {})] if probe_key else []
         probe_text = f"{np.mean(probe):.2f}" if probe else ""
         per_fold = ", ".join("–" if v is None else f"{v:.3f}" for v in values)
-        lines.append(f"| {label} | {mean:.3f} ± {half:.3f} | {len(done)} | {per_fold} | {probe_text} |")
+        marked = f"{label} ({recommended_rows()[label]})" if label in recommended_rows() else label
+        lines.append(f"| {marked} | {mean:.3f} ± {half:.3f} | {len(done)} | {per_fold} | {probe_text} |")
     weights = np.array([results["staged"][n]["weights"] for n in names if n in results.get("staged", {})])
     if len(weights):
         branch_names = ("keypoints", "whole-frame differences", "hand-crop differences")[:weights.shape[1]]
@@ -395,7 +428,9 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
               "subsets of the same trained branches, only the fusion (weights or gate) fit again on the validation "
               "signers. Test-time flip averaging: each branch's log-probabilities averaged over the clip and its "
               "mirror image (frames flipped, hand crops flipped and swapped, keypoints mirrored with the hands "
-              "swapped), the fusion weights fit again on the validation signers' averaged outputs. The keypoint "
+              "swapped), the fusion weights fit again on the validation signers' averaged outputs; for the ConvLSTM on whole "
+              "frames and hand crops in one model, the same model rebuilt with `test_time_flip` (the logits of the "
+              "clip and its mirror image averaged inside the model). The keypoint "
               "model alone, the ConvLSTM on frames with landmarks drawn and the ConvLSTM on whole frames and hand "
               "crops in one model are trainings of their own.", "",
               *paragraphs(PREVIOUS)]
@@ -414,19 +449,24 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
 
 
 def rescore(features, out: Path, fold_list: list[list[str]]) -> None:
-    """Score the stored staged runs of finished folds with test-time flip averaging (rows added since they ran)."""
+    """Score the stored runs of finished folds with test-time flip averaging again, with the current mirror code
+    (no training): the flip rows of both staged runs and the in-model flip of the ConvLSTM on frames + hands."""
     from utils import splits
 
-    for test in fold_list:
-        store = out / "staged" / f"{'-'.join(test)}.json"
-        values = json.loads(store.read_text()) if store.is_file() else {}
-        if not values or "fused_equal:frames" in values:
-            continue
-        model, run_info = load_run(out / "runs" / "staged" / "-".join(test))
-        split = splits.make_splits(features.labels, groups=features.groups, test_group=test, seed=SEED)
-        values.update(flip_rows(model, features, run_info, split))
-        store.write_text(json.dumps(values, indent=1))
-        print(f"rescored {store.stem}: {values}", flush=True)
+    for run in ("staged", "staged_frames", "convlstm_both"):
+        for test in fold_list:
+            store, run_dir = out / run / f"{'-'.join(test)}.json", out / "runs" / run / "-".join(test)
+            if not store.is_file() or not run_dir.is_dir():
+                continue
+            values = json.loads(store.read_text())
+            if run == "convlstm_both":
+                values["test_flip_accuracy"] = flip_accuracy(features, run_dir, test)
+            else:
+                model, run_info = load_run(run_dir)
+                split = splits.make_splits(features.labels, groups=features.groups, test_group=test, seed=SEED)
+                values.update(flip_rows(model, features, run_info, split))
+            store.write_text(json.dumps(values, indent=1))
+            print(f"rescored {run} {store.stem}", flush=True)
 
 
 def claim(path: Path) -> bool:

@@ -27,7 +27,9 @@ def signer_features():
     keypoints = synthetic_keypoints()
     count = len(keypoints)
     frames = (np.random.default_rng(0).random((count, 30, 64, 64, 3)) * 255).astype(np.uint8)
-    return FeatureSet(keypoints=keypoints, frames=frames, labels=np.arange(count) % 5, classes=list("abcde"),
+    crops = (np.random.default_rng(1).random((count, 30, 2, 32, 32, 3)) * 255).astype(np.uint8)
+    return FeatureSet(keypoints=keypoints, frames=frames, hand_crops=crops, labels=np.arange(count) % 5,
+                      classes=list("abcde"),
                       groups=np.array([f"s{i % 4}" for i in range(count)]), split=np.full(count, ""),
                       paths=np.array([f"clip{i}.mp4" for i in range(count)]))
 
@@ -101,11 +103,13 @@ def test_recommended_models_export_with_the_preprocessing_inside(tmp_path, signe
 
     info = _check_export(tmp_path, signers, runs(model_name, "recommended"))
     config = models.get_config(model_name)
-    wanted = {"lstm": ["keypoints"], "convlstm": ["frames"], "fused": ["keypoints", "frames"]}[model_name]
-    assert [i["name"] for i in info["inputs"]] == wanted
+    assert [i["name"] for i in info["inputs"]] == list(models.model_inputs(model_name, config))
     shapes = {i["name"]: (i["shape"], i["dtype"]) for i in info["inputs"]}
     assert shapes.get("keypoints", ([1, 30, 1662], "float32")) == ([1, 30, 1662], "float32")
     assert shapes.get("frames", ([1, 30, 64, 64, 3], "uint8")) == ([1, 30, 64, 64, 3], "uint8")
+    assert shapes.get("hands", ([1, 30, 2, 32, 32, 3], "uint8")) == ([1, 30, 2, 32, 32, 3], "uint8")
+    if model_name == "convlstm":  # whole frames and hand crops, flip-averaged inside the exported file too
+        assert list(shapes) == ["frames", "hands"] and config.test_time_flip
     assert info["classes"] == list("abcde") and info["clip_frames"] == 30
     assert info["model_frames"] == config.num_frames and info["preprocessing_inside"] is True
     from utils.export import load_tflite
@@ -196,7 +200,9 @@ def test_parity_check_sees_a_skipped_step(signers, runs, monkeypatch, step):
     np.testing.assert_allclose(right, expected, atol=ATOL, rtol=0)
     monkeypatch.setattr(tf_preprocessing, step, skip(getattr(tf_preprocessing, step)))
     wrong = serving_function(model, run_info)(raw)["probabilities"].numpy()
-    assert np.abs(wrong - expected).max() > 100 * ATOL
+    # far outside the parity tolerance (the recommended ConvLSTM's two branches and two flip views, untrained,
+    # damp one step's effect to about 90 x ATOL)
+    assert np.abs(wrong - expected).max() > 30 * ATOL
 
 
 def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, signers, runs, monkeypatch):

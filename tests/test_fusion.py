@@ -250,3 +250,82 @@ def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() ->
     assert scores["test_clips"] == len(split.test) and 0 <= scores["keypoints_wrong"] <= len(split.test)
     assert {"fused_flip:logits:frames", "fused_flip:logits:hands", "fused_flip:logits:both", "alone_flip:hands",
             "rescuable:frames", "pixels:logits:pixels", "pixels_flip:logits:pixels", "fused_equal:both"} <= set(scores)
+
+
+# ----------------------------------------------------------------------------- test-time flip averaging in the model
+def flip_pair(fusion: str, frame_input: str = "both") -> tuple[models.ModelConfig, object, object]:
+    """A tiny fused config with test_time_flip, its model, and the same model without the flip (same weights)."""
+    config = fused_config(fusion=fusion, frame_input=frame_input, dropout=0.0, test_time_flip=True,
+                          preprocessing={"mirror": "motion"})
+    flipped = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    plain = models.build_model("fused", config.replace(test_time_flip=False), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(flipped.get_layer(layer.name).get_weights())
+    return config, flipped, plain
+
+
+def mirrored_inputs(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Prepared model inputs mirrored as the model's MirrorViews does (keypoints: already hand-canonical)."""
+    from utils.preprocessing import mirror_frames, mirror_hand_crops
+
+    mirror = {"frames": mirror_frames, "hands": mirror_hand_crops, "keypoints": lambda x: x}
+    return {name: np.ascontiguousarray(mirror[name](value)) for name, value in inputs.items()}
+
+
+def log_mean_softmax(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """softmax of the mean log-probabilities of two forward passes (= of their mean logits)."""
+    mean = (np.log(first) + np.log(second)) / 2
+    mean = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return mean / mean.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "logits"])
+def test_test_time_flip_equals_the_mean_of_the_two_forward_passes(fusion: str) -> None:
+    config, flipped, plain = flip_pair(fusion)
+    inputs = fused_inputs(config, batch=6)
+    clip, mirror = (np.asarray(plain.predict(view, verbose=0)) for view in (inputs, mirrored_inputs(inputs)))
+    assert not np.allclose(clip, mirror, atol=1e-4), "the mirror image must change the plain model's answer"
+    got = np.asarray(flipped.predict(inputs, verbose=0))
+    assert got.shape == (6, NUM_CLASSES)
+    np.testing.assert_allclose(got, log_mean_softmax(clip, mirror), rtol=1e-4, atol=1e-5)
+    # the same for every branch alone (staged training and the ablation score them)
+    for name, branch in models.branch_models(flipped).items():
+        plain_branch = models.branch_models(plain)[name]
+        views = [np.asarray(plain_branch.predict(view[name], verbose=0)) for view in (inputs, mirrored_inputs(inputs))]
+        np.testing.assert_allclose(np.asarray(branch.predict(inputs[name], verbose=0)), log_mean_softmax(*views),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", models.FUSIONS)
+def test_test_time_flip_gives_a_clip_and_its_mirror_image_the_same_answer(fusion: str) -> None:
+    config, flipped, plain = flip_pair(fusion)
+    inputs = fused_inputs(config, batch=4, seed=1)
+    mirror = mirrored_inputs(inputs)
+    np.testing.assert_allclose(np.asarray(flipped.predict(mirror, verbose=0)),
+                               np.asarray(flipped.predict(inputs, verbose=0)), rtol=1e-4, atol=1e-6)
+    # in training the model sees the clip only: the batch is not doubled, the plain model's output
+    np.testing.assert_allclose(np.asarray(flipped(inputs, training=True)), np.asarray(plain(inputs, training=True)),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_test_time_flip_saves_loads_and_probes_one_row_per_clip(tmp_path) -> None:
+    from utils.probe import layer_features, penultimate_layer
+
+    config, flipped, _ = flip_pair("logits", frame_input="hands")
+    flipped.save(tmp_path / "flip.keras")
+    loaded = keras.models.load_model(tmp_path / "flip.keras", compile=False)
+    inputs = fused_inputs(config)
+    np.testing.assert_allclose(np.asarray(loaded.predict(inputs, verbose=0)),
+                               np.asarray(flipped.predict(inputs, verbose=0)), rtol=1e-5, atol=1e-6)
+    assert penultimate_layer(loaded, "hands") == "hands_head_views_mean"
+    assert layer_features(loaded, inputs, penultimate_layer(loaded, "hands")).shape == (5, 5)
+
+
+def test_test_time_flip_refuses_keypoints_that_are_not_hand_canonical() -> None:
+    from utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mirror='motion'"):
+        models.build_model("fused", fused_config(test_time_flip=True), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    frames_only = models.build_model("convlstm", fused_config(test_time_flip=True), NUM_CLASSES)
+    assert frames_only.get_layer("frames_mirror_views").kind == "frames"

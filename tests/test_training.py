@@ -155,7 +155,7 @@ def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path, fusion, s
     from utils import training
 
     config = tiny_config("fused", epochs=1).replace(num_frames=4, image_size=8,  # the file has T=8, S=16
-                                                    fusion=fusion, staged=staged)
+                                                    fusion=fusion, staged=staged, frame_input="frames")
     metrics = training.train(str(features_file), "fused", config, out_dir=tmp_path / "fused", seed=0, verbose=0,
                              measure_speed=False)
     assert metrics["epochs_run"] == rows and metrics["n_test"] > 0
@@ -316,9 +316,10 @@ def test_mixed_precision_keeps_weights_and_softmax_in_float32():
     assert any(layer.compute_dtype == "float16" for layer in model.layers)
     assert model.get_layer("probabilities").compute_dtype == "float32"
     assert all(weight.dtype == "float32" for weight in model.weights)
-    inputs = {"keypoints": np.zeros((2, NUM_FRAMES, 20), np.float32),
-              "frames": np.zeros((2, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)}
+    # every input the recommended fused model takes (keypoints, frames, hand crops), flip averaging inside
+    inputs = {tensor.name.split(":")[0]: np.zeros((2, *tensor.shape[1:]), np.float32) for tensor in model.inputs}
     probabilities = model.predict(inputs, verbose=0)
+    assert probabilities.shape == (2, NUM_CLASSES)
     assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
     with training.precision_policy(False) as name:
         assert name == "float32"

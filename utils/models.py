@@ -49,6 +49,13 @@ learns per-clip weights from the branches' features. A weight near 0 silences a 
 inference. ``staged=True`` trains each branch alone, then only the fusion weights on the validation signers
 (``utils.training``), so a branch that memorised the training signers earns little weight.
 
+Test-time flip averaging (``ModelConfig.test_time_flip``) lives inside the model, so evaluation, cross-validation,
+``predict``, the webcam and the exported file all get it with nothing to add: at inference :class:`MirrorViews`
+appends each batch's mirror image (frames flipped, hand crops flipped and swapped; keypoints as they are, since
+their preprocessing puts the dominant hand on the right, so a mirrored clip's prepared keypoints are its own) and
+:class:`AverageViews`, just before each head's last (linear) layer, averages the two views, i.e. their logits. In
+training both are the identity (the ``mirror`` augmentation already shows flipped clips).
+
 Speed on CPU (``python -m utils bench``). The ConvLSTM layer :class:`ConvLSTM` computes exactly
 ``keras.layers.ConvLSTM2D``'s equations with the same weights, but per time step it runs one convolution of
 the frame and one of the hidden state, each producing all four gates (ConvLSTM2D runs eight smaller ones
@@ -119,6 +126,7 @@ class ModelConfig:
     linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
     linear_blend: float = 0.0  # lstm: weight of a linear model's probabilities mixed into the output (see _blend_output)
     class_weight: str | None = None  # training: "balanced" weighs each class's clips by N / (classes x its clips)
+    test_time_flip: bool = False  # inference: average each head's logits over the clip and its mirror image
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -220,7 +228,7 @@ def _recommended(model_name: str) -> ModelConfig:
 
 #: The fields that make the frame branch (its input size, stem, ConvLSTM, pooling); the rest is the keypoint branch's.
 FRAME_BRANCH_FIELDS = ("image_size", "convlstm_filters", "frame_stem", "frame_pooling", "frame_kernel_size",
-                       "reduce_channels", "convlstm_activation", "hand_size")
+                       "reduce_channels", "convlstm_activation", "hand_size", "frame_input", "test_time_flip")
 #: Augmentation options that act on frames only (the keypoints' own come from the keypoint model).
 FRAME_AUGMENTATION_KEYS = ("mirror", "color", "crop")
 
@@ -233,15 +241,19 @@ def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
     # This one (H-fuse2): test signers s01+s02, 40 epochs: test 0.79 (best epoch 28, 411 s on 2 shared cores);
     # 5 folds at 24 epochs: 0.560 +- 0.087, signer probe 0.25 (chance 0.10). At its own epochs, as the fused model's
     # frame branch (benchmarks/fusion_ablation.md): 0.662 +- 0.156, probe 0.20; whole frames + hand crops in one
-    # model (frame_input="both", not yet recommended: notebook 04 and the fused branch would change): 0.743 +- 0.118.
+    # model (frame_input="both", a second branch of the same kind on the two 32x32 hand crops): 0.743 +- 0.118, and
+    # with test-time flip averaging (the logits of the clip and its mirror image averaged) 0.770 +- 0.104 (H-fuse4):
+    # the cross-validation winner, so the recommended one. It needs hand crops in the features file (extract's
+    # default, --hand-size 32) and twice the frame branch's inference time for the mirror image.
     return base.replace(
         num_frames=16, image_size=64, frame_stem=(16, 32), convlstm_filters=(32,), frame_kernel_size=3,
-        frame_pooling="average", epochs=40, patience=10,
+        frame_pooling="average", epochs=40, patience=10, frame_input="both", hand_size=32, test_time_flip=True,
         preprocessing={**NO_PREPROCESSING, "frames": "diff"},
         augmentation={"mirror": 0.5, "color": 0.3, "crop": 0.2},
-        description="frame-only ConvLSTM: 16 frames of 64x64, two strided 3x3 convolutions per frame (16, 32 "
-                    "filters, down to 16x16), ConvLSTM(32, 3x3), global average pooling; frame differences, "
-                    "flipped, colour-jittered and randomly zoomed and shifted in training")
+        description="frame-only ConvLSTM on whole frames and hand crops: 16 frames of 64x64 and the two 32x32 hand "
+                    "crops, each through two strided 3x3 convolutions per frame (16, 32 filters), ConvLSTM(32, 3x3) "
+                    "and global average pooling; frame differences, flipped, colour-jittered and randomly zoomed "
+                    "and shifted in training; the logits of each clip and its mirror image averaged at test time")
 
 
 def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConfig:
@@ -256,11 +268,17 @@ def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConf
     # branch 0.963 +- 0.031 (+0.005, target +0.02 not met), 369-470 s of training per fold at load 5-7.
     # At its own epochs (40 per branch, early stopping), one fold (test s01+s02, seed 0, 2 CPU cores at load < 2):
     # 296 s of training; keypoint branch 0.975, frame branch 0.7875, fused 1.000 (weights 1.14, 2.40).
+    # H-fuse4, the same fold protocol with the recommended ConvLSTM's two frame branches (whole frames and hand crops):
+    # fused keypoints + frames + hands 0.967 +- 0.039 against its keypoint branch 0.957 +- 0.043 (+0.010; the two-branch
+    # keypoints + frames model above 0.968), 481-725 s of training per fold at load 4.6-8.1. Test-time flip averaging
+    # changed no fold of the fused model (0.967 either way), so it is off here: it would double the frame branches'
+    # inference for nothing.
     frame_branch = {name: getattr(frames, name) for name in FRAME_BRANCH_FIELDS}
+    frame_branch["test_time_flip"] = False
     return keypoints.replace(
         **{**frame_branch, "frame_kernel_size": frame_kernel_size(frames)}, num_frames=frames.num_frames,
         epochs=max(keypoints.epochs, frames.epochs), patience=max(keypoints.patience or 0, frames.patience or 0) or None,
-        frame_input="frames", fusion="logits", staged=True,
+        fusion="logits", staged=True,
         preprocessing={**keypoints.preprocessing, "frames": frames.preprocessing.get("frames", "rgb")},
         augmentation={**keypoints.augmentation,
                       **{key: value for key, value in frames.augmentation.items() if key in FRAME_AUGMENTATION_KEYS}},
@@ -758,6 +776,8 @@ def _head(features: Any, config: ModelConfig, num_classes: int, prefix: str = "h
                                name=f"{prefix}_dense{index + 1}")(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout{index + 1}")(x)
+    if config.test_time_flip:  # the last layer is linear: the mean of its inputs gives the mean of the two logits
+        x = AverageViews(name=f"{prefix}_views_mean")(x)
     # float32 even under a mixed_float16 policy (GPUs): a float16 softmax loses small probabilities
     return keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, bias_regularizer=reg,
                               dtype="float32", name=output_name)(x)
@@ -857,6 +877,83 @@ class LogitFusion(keras.layers.Layer):
         return {**super().get_config(), "gated": self.gated}
 
 
+FLIP_VIEWS = {"keypoints": "same", "frames": "frames", "hands": "hands"}  # how MirrorViews mirrors each input
+
+
+@keras.saving.register_keras_serializable(package="course")
+class MirrorViews(keras.layers.Layer):
+    """Test-time flip averaging, first half: at inference the batch followed by its mirror image (2B clips); in
+    training the batch unchanged.
+
+    ``kind``: "frames" (B, T, S, S, C) flipped left/right; "hands" (B, T, 2, C, C, 3) flipped and swapped (the left
+    hand's crop becomes the right one's), as :func:`utils.inputs.mirror_clips` does to raw clips; "same": keypoints
+    prepared with the dominant hand on the right, so a mirrored clip's prepared keypoints are the clip's own.
+    """
+
+    def __init__(self, kind: str = "frames", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kind not in set(FLIP_VIEWS.values()):
+            raise ConfigError(f"unknown MirrorViews kind {kind!r}; use one of {sorted(set(FLIP_VIEWS.values()))}")
+        self.kind = kind
+
+    def mirror(self, inputs: Any) -> Any:
+        """The inputs' mirror image (see the class docstring)."""
+        if self.kind == "frames":
+            return ops.flip(inputs, axis=3)
+        if self.kind == "hands":
+            return ops.flip(ops.flip(inputs, axis=2), axis=4)
+        return inputs
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """(2B, ...) at inference: the clips, then their mirror images; (B, ...) unchanged in training."""
+        return inputs if training else ops.concatenate([inputs, self.mirror(inputs)], axis=0)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """(None, ...): the batch doubles at inference."""
+        return (None, *tuple(input_shape)[1:])
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "kind": self.kind}
+
+
+@keras.saving.register_keras_serializable(package="course")
+class AverageViews(keras.layers.Layer):
+    """Test-time flip averaging, second half: at inference the mean of the two halves of a (2B, F) batch (the
+    clip's and its mirror image's features, see :class:`MirrorViews`); in training the batch unchanged."""
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """(B, F): the mean of the clip's and its mirror's rows at inference; unchanged in training."""
+        if training:
+            return inputs
+        half = ops.shape(inputs)[0] // 2
+        return (inputs[:half] + inputs[half:]) / 2
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """(None, F)."""
+        return (None, *tuple(input_shape)[1:])
+
+
+def mirror_views(inputs: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
+    """The model inputs, each through :class:`MirrorViews` when ``config.test_time_flip`` (else unchanged).
+
+    Keypoints need no mirroring only when their preprocessing puts the dominant hand on one side (``mirror``):
+    otherwise a mirrored clip's prepared keypoints differ from the clip's own, which the model cannot recompute."""
+    if not config.test_time_flip:
+        return inputs
+    if config.linear_blend > 0:
+        raise ConfigError("test_time_flip is not available with linear_blend > 0 (the linear branch has no mirror "
+                          "view): set one of them off")
+    if "keypoints" in inputs and not config.preprocessing.get("mirror"):
+        raise ConfigError(f"test_time_flip with keypoints needs preprocessing mirror='motion' or 'height' (the "
+                          f"dominant hand on one side), got mirror={config.preprocessing.get('mirror')!r}: set "
+                          "test_time_flip=False, or put the dominant hand on one side")
+    if config.preprocessing.get("draw_landmarks"):
+        raise ConfigError("test_time_flip is not available with draw_landmarks=True (the drawn left and right "
+                          "hands would not swap): set one of them off")
+    return {name: MirrorViews(FLIP_VIEWS[name], name=f"{name}_mirror_views")(tensor) for name, tensor in inputs.items()}
+
+
 def _branch_features(inputs: dict[str, Any], config: ModelConfig, impl: str) -> dict[str, Any]:
     """Each input's branch: the keypoint LSTM, the whole-frame ConvLSTM or the hand-crop ConvLSTM."""
     builders = {"keypoints": lambda x: _keypoint_branch(x, config), "frames": lambda x: _frame_branch(x, config, impl),
@@ -883,6 +980,8 @@ def _fused_output(features: dict[str, Any], config: ModelConfig, num_classes: in
         log_probs = ModalityDropout(config.modality_dropout, name="modality_dropout")(log_probs)
     if config.fusion == "gate":
         gate_features = keras.layers.Concatenate(dtype="float32", name="gate_features")(list(features.values()))
+        if config.test_time_flip:  # the gate sees the mean of the clip's and its mirror's features
+            gate_features = AverageViews(name="gate_views_mean")(gate_features)
         return LogitFusion(gated=True, dtype="float32", name="probabilities")([*log_probs, gate_features])
     return LogitFusion(dtype="float32", name="probabilities")(log_probs)
 
@@ -916,6 +1015,9 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if model_name == "linear":
+        if config.test_time_flip:
+            raise ConfigError("test_time_flip is not available for the linear model (scikit-learn weights, no mirror "
+                              "view): set test_time_flip=False")
         return _linear_model(config, num_classes, keypoint_dim)
     impl = convlstm_impl or config.convlstm_impl
     if impl not in CONVLSTM_IMPLS:
@@ -924,7 +1026,7 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     shapes = {"keypoints": (frames_count, keypoint_dim), "frames": (frames_count, size, size, 3),
               "hands": (frames_count, 2, config.hand_size, config.hand_size, 3)}
     inputs = {name: keras.Input(shapes[name], dtype="float32", name=name) for name in model_inputs(model_name, config)}
-    features = _branch_features(inputs, config, impl)
+    features = _branch_features(mirror_views(inputs, config), config, impl)
     if len(features) == 1 and config.linear_blend > 0:
         outputs = _blend_output(inputs["keypoints"], features["keypoints"], config, num_classes)
     elif len(features) == 1:
@@ -932,6 +1034,17 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     else:
         outputs = _fused_output(features, config, num_classes)
     return keras.Model(list(inputs.values()), outputs, name=f"{model_name}_{config.name}")
+
+
+def with_test_time_flip(model: keras.Model, model_name: str, config: ModelConfig, flip: bool = True) -> keras.Model:
+    """The same trained model rebuilt with ``test_time_flip=flip`` (weights copied layer by layer, by name)."""
+    keypoints = {t.name.split(":")[0]: t.shape[-1] for t in model.inputs}.get("keypoints", 1662)
+    rebuilt = build_model(model_name, config.replace(test_time_flip=flip), num_classes=int(model.output.shape[-1]),
+                          keypoint_dim=int(keypoints))
+    for layer in rebuilt.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rebuilt
 
 
 def default_jit_compile() -> bool | str:
@@ -1060,12 +1173,13 @@ def describe(config: ModelConfig) -> str:
             f"ConvLSTM {config.convlstm_filters} {frame_kernel_size(config)}x{frame_kernel_size(config)}"
             f"{f' after a strided stem {config.frame_stem}' if config.frame_stem else ''}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
-            f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
+            f"frame input {config.frame_input}{', test-time flip averaging' if config.test_time_flip else ''}, "
+            f"fusion {config.fusion}{' (staged)' if config.staged else ''}, "
             f"{config.epochs} epochs — {config.description}")
 
 
 __all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", "ModalityDropout", "LogitFusion",
-           "BlendProbabilities", "neural_part", "linear_output_layer",
-           "branch_models", "fusion_layers", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
+           "BlendProbabilities", "MirrorViews", "AverageViews", "mirror_views", "neural_part", "linear_output_layer",
+           "branch_models", "fusion_layers", "with_test_time_flip", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
            "build_model", "compile_model", "count_params", "formula_param_count", "original_param_count",
            "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]

@@ -34,6 +34,8 @@ def penultimate_layer(model: Any, branch: str | None = None) -> str:
     """Name of the last hidden head layer of a model, or of one branch's own head in a late-fusion model."""
     names = [layer.name for layer in model.layers]
     for prefix in ([f"{branch}_head"] if branch else []) + ["head"]:
+        if f"{prefix}_views_mean" in names:  # test-time flip averaging: the clip's and its mirror's features averaged
+            return f"{prefix}_views_mean"
         hidden = sorted(name for name in names if name.startswith(f"{prefix}_dense"))
         if hidden:
             return hidden[-1]
