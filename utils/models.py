@@ -119,6 +119,7 @@ class ModelConfig:
     linear_c: float = 0.1  # linear model: inverse L2 strength C of scikit-learn's LogisticRegression
     linear_blend: float = 0.0  # lstm: weight of a linear model's probabilities mixed into the output (see _blend_output)
     class_weight: str | None = None  # training: "balanced" weighs each class's clips by N / (classes x its clips)
+    ensemble: int = 1  # networks fitted one after another (seeds seed, seed+1, ...), probabilities averaged in one model
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -887,6 +888,47 @@ def _fused_output(features: dict[str, Any], config: ModelConfig, num_classes: in
     return LogitFusion(dtype="float32", name="probabilities")(log_probs)
 
 
+# ----------------------------------------------------------------------------- seed ensembles
+MEMBER_PREFIX = "member"  # an ensemble's sub-models are "member1", "member2", ...
+
+
+def check_ensemble(model_name: str, config: ModelConfig) -> int:
+    """The number of members ``config.ensemble`` asks for (ConfigError when it is not a positive integer, or
+    when it asks a linear model for several: scikit-learn would fit the same model every time)."""
+    size = config.ensemble
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"ensemble={size!r}: use a whole number of networks, 1 (one model) or more")
+    if model_name == "linear" and size > 1:
+        raise ConfigError(f"ensemble={size} for the linear model: its fit does not depend on the seed, so every "
+                          "member would be the same; use ensemble=1")
+    return size
+
+
+def ensemble_model(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One model from networks with the same inputs and outputs: each a sub-model ("member1", "member2", ...) of
+    shared inputs, the output "probabilities" the mean of their probabilities (one member: that member itself).
+
+    Saved, loaded, evaluated and exported like any model; :func:`ensemble_members` gives the members back."""
+    if len(members) == 1:
+        return members[0]
+    inputs = [keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=tensor.name.split(":")[0])
+              for tensor in members[0].inputs]
+    outputs = []
+    for index, member in enumerate(members):
+        renamed = keras.Model(member.inputs, member.output, name=f"{MEMBER_PREFIX}{index + 1}")
+        outputs.append(renamed(inputs))
+    mean = keras.layers.Average(dtype="float32", name="probabilities")(outputs)
+    return keras.Model(inputs, mean, name=name)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of a model built by :func:`ensemble_model`, in order; ``[model]`` for a single network."""
+    members = [layer for layer in model.layers
+               if isinstance(layer, keras.Model) and layer.name.startswith(MEMBER_PREFIX)
+               and layer.name[len(MEMBER_PREFIX):].isdigit()]
+    return sorted(members, key=lambda m: int(m.name[len(MEMBER_PREFIX):])) or [model]
+
+
 def branch_models(model: keras.Model) -> dict[str, keras.Model]:
     """Each branch of a late-fusion model as a model of its own: its input -> its own softmax (shared layers)."""
     found = {}
@@ -915,6 +957,11 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
     config = config or get_config(model_name)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if check_ensemble(model_name, config) > 1:  # members with their own initial weights, averaged
+        single = config.replace(ensemble=1)
+        members = [build_model(model_name, single, num_classes, keypoint_dim, convlstm_impl)
+                   for _ in range(config.ensemble)]
+        return ensemble_model(members, name=f"{model_name}_{config.name}")
     if model_name == "linear":
         return _linear_model(config, num_classes, keypoint_dim)
     impl = convlstm_impl or config.convlstm_impl
@@ -954,7 +1001,12 @@ def compile_model(model: keras.Model, config: ModelConfig, jit_compile: bool | s
 
 # ----------------------------------------------------------------------------- parameter counts
 def count_params(model: keras.Model) -> dict[str, int]:
-    """Parameters per branch: {'keypoints', 'frames', 'head', 'total'} (+ 'hands'; batch-norm moving stats included)."""
+    """Parameters per branch: {'keypoints', 'frames', 'head', 'total'} (+ 'hands'; batch-norm moving stats included);
+    an ensemble's are the sums over its members."""
+    members = ensemble_members(model)
+    if members != [model]:
+        per_member = [count_params(member) for member in members]
+        return {key: sum(counts[key] for counts in per_member) for key in per_member[0]}
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     if any(layer.name.startswith("hands_") for layer in model.layers):
         counts["hands"] = 0
@@ -975,6 +1027,9 @@ def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
         raise ConfigError("formula_param_count covers the original's layout only (frame_input='frames', "
                           f"fusion='concat', no frame_stem, frame_pooling='flatten'), got {config.frame_input!r} / "
                           f"{config.fusion!r} / {config.frame_stem!r} / {config.frame_pooling!r}")
+    if config.ensemble > 1:  # that many members, each a single network
+        single = formula_param_count(model_name, config.replace(ensemble=1), num_classes, keypoint_dim)
+        return {key: value * config.ensemble for key, value in single.items()}
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     feature_size = 0
     if model_name == "linear":  # standardisation (mean, scale) of the statistics, then the classifier
@@ -1033,11 +1088,12 @@ def describe(config: ModelConfig) -> str:
             f"{f' after a strided stem {config.frame_stem}' if config.frame_stem else ''}, head {config.head_units}, "
             f"dropout {config.dropout}, lr {config.learning_rate:g}, batch {config.batch_size}, "
             f"frame input {config.frame_input}, fusion {config.fusion}{' (staged)' if config.staged else ''}, "
-            f"{config.epochs} epochs — {config.description}")
+            f"{config.epochs} epochs{f', {config.ensemble} seeds averaged' if config.ensemble > 1 else ''} — "
+            f"{config.description}")
 
 
 __all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", "ModalityDropout", "LogitFusion",
            "BlendProbabilities", "neural_part", "linear_output_layer",
-           "branch_models", "fusion_layers", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
+           "branch_models", "fusion_layers", "ensemble_model", "ensemble_members", "check_ensemble", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
            "build_model", "compile_model", "count_params", "formula_param_count", "original_param_count",
            "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]
