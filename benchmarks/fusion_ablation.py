@@ -58,7 +58,8 @@ def runs(hand_size: int = 32, staged_input: str = "both") -> dict[str, tuple[str
     drawn = convlstm.replace(name="convlstm_drawn", preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
     both = convlstm.replace(name="convlstm_both", frame_input="both", hand_size=hand_size)
     return {"staged": ("fused", staged), "convlstm_drawn": ("convlstm", drawn),
-            "lstm": ("lstm", models.get_config("lstm", "recommended")), "convlstm_both": ("convlstm", both)}
+            "lstm": ("lstm", models.get_config("lstm", "recommended").replace(ensemble=1)),  # one network, as in fused
+            "convlstm_both": ("convlstm", both)}
 
 
 def folds(groups: np.ndarray) -> list[list[str]]:

@@ -153,7 +153,23 @@ def fit_linear(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
 
 def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray,
                seed: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches."""
+    """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches; with
+    ``config.ensemble`` N > 1, N networks (seeds seed .. seed + N - 1) in the course's averaging model."""
+    from utils import training
+
+    members = [fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index)
+               for index in range(models.check_ensemble("lstm", config))]
+    model, spec = models.ensemble_model(members, name="ensemble"), ("lstm", config)
+
+    def predict(kp: np.ndarray) -> np.ndarray:
+        inputs = training.finish_inputs({"keypoints": preprocessing.resample_time(kp, config.num_frames)}, spec)
+        return model.predict(inputs, batch_size=256, verbose=0)
+
+    return predict
+
+
+def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seed: int) -> Any:
+    """One lstm network of this configuration, trained config.epochs epochs with the course's augmented batches."""
     import keras
 
     from utils import training
@@ -176,12 +192,7 @@ def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
     trained.fit(batches, epochs=config.epochs, verbose=0, callbacks=callbacks,
                 class_weight=training.class_weights(train_y, config.class_weight))
-
-    def predict(kp: np.ndarray) -> np.ndarray:
-        inputs = training.finish_inputs({"keypoints": preprocessing.resample_time(kp, config.num_frames)}, spec)
-        return model.predict(inputs, batch_size=256, verbose=0)
-
-    return predict
+    return model
 
 
 @dataclass
@@ -199,7 +210,7 @@ class Candidate:
 
 #: ModelConfig fields added after the cache was: left at their default they are not part of a key, so the
 #: probabilities cached before they existed still count (a key with them is also looked up).
-LATER_FIELDS = {"linear_blend": 0.0, "class_weight": None}
+LATER_FIELDS = {"linear_blend": 0.0, "class_weight": None, "ensemble": 1}
 
 
 def cache_keys(config: models.ModelConfig, linear: bool, dataset: str, fold: str, seed: int) -> list[str]:
@@ -247,14 +258,15 @@ def candidates(quick: bool) -> list[Candidate]:
         Candidate("linear, no hand shape", linear.replace(preprocessing={
             **linear.preprocessing, "hand_shape": False}), linear=True, note="without wrist-local hand shapes"),
     ]
-    old = models.get_config("lstm").replace(
+    single = models.get_config("lstm").replace(ensemble=1)  # the recommended lstm as one network (before ensembles)
+    old = single.replace(
         class_weight=None, preprocessing={"normalize": True, "face": "thin", "mirror": "height", "velocity": True},
         keypoint_encoder="lstm", lstm_units=(128,), kernel_size=3, epochs=60, patience=15)
     # the recommended lstm before hand angles (the previous default), pinned so that its row stays what it was
-    default = models.get_config("lstm").replace(preprocessing={**models.LINEAR_PREPROCESSING, "velocity": True},
+    default = single.replace(preprocessing={**models.LINEAR_PREPROCESSING, "velocity": True},
                                                 linear_blend=0.0, class_weight=None)
     # the recommended lstm before class weights (the previous default), pinned so that its rows stay what they were
-    hand_angles = models.get_config("lstm").replace(class_weight=None)
+    hand_angles = single.replace(class_weight=None)
     rows += [
         Candidate("linear, hand angles", linear.replace(preprocessing={**linear.preprocessing, "hand_angles": True}),
                   linear=True, note="linear + finger joint bends and fingertip distances"),
@@ -278,10 +290,13 @@ def candidates(quick: bool) -> list[Candidate]:
             **hand_angles.augmentation, "time_warp": 0.5}),
             note="conv_gru, hand angles with time_warp 0.5: random crops of up to 25% at each end and a stronger "
                  "warp (0.2: 10%)"),
-        Candidate("conv_gru, hand angles, balanced classes", models.get_config("lstm"),
-                  note="**the recommended `lstm` now** (`--model lstm`): conv_gru, hand angles, each class's clips "
+        Candidate("conv_gru, hand angles, balanced classes", single,
+                  note="one network of the recommended `lstm`: conv_gru, hand angles, each class's clips "
                        "weighted by N / (classes x its clips): the crowd's no / yes / please (4 signers each) count as "
                        "much as hello"),
+        Candidate("conv_gru, hand angles, balanced classes, ensemble=3", single.replace(ensemble=3),
+                  note="the same with `ModelConfig.ensemble=3`: three networks (seeds 0, 1, 2) fitted one after "
+                       "another and averaged inside one Keras model (the course's option, `--ensemble 3`)"),
         Candidate("conv_gru x3", default, seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),

@@ -262,6 +262,7 @@ def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConf
         **{**frame_branch, "frame_kernel_size": frame_kernel_size(frames)}, num_frames=frames.num_frames,
         epochs=max(keypoints.epochs, frames.epochs), patience=max(keypoints.patience or 0, frames.patience or 0) or None,
         frame_input="frames", fusion="logits", staged=True,
+        ensemble=1,  # one keypoint branch: the keypoint model's seed ensemble is not carried into the fused model
         preprocessing={**keypoints.preprocessing, "frames": frames.preprocessing.get("frames", "rgb")},
         augmentation={**keypoints.augmentation,
                       **{key: value for key, value in frames.augmentation.items() if key in FRAME_AUGMENTATION_KEYS}},
