@@ -10,6 +10,14 @@ While training, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finish
 (``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs):
 ``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch
 after its last finished one and ends with the same weights as a run that was never interrupted.
+
+Seed ensembles (``ModelConfig.ensemble`` = N > 1, ``--ensemble N``): the N networks are fitted one after another,
+member i with seed ``seed + i - 1`` (its own initial weights, batch order and augmentation; member 1 is the network
+a single run of that seed trains), each with its own early stopping on the same validation signers and the same
+class weights, in ``<out_dir>.partial/member<i>/``. They are then saved as ONE Keras model whose output is the mean
+of their probabilities (:func:`utils.models.ensemble_model`), so evaluation, cross-validation, prediction, the webcam
+and export take it like any model. A resumed run reads finished members back and continues the unfinished one.
+``history.csv`` and the curves are member 1's; ``metrics.json`` keeps every member's under ``"members"``.
 """
 from __future__ import annotations
 
