@@ -74,7 +74,8 @@ def member_accuracies(cv_dir: Path, features: Any) -> list[dict[str, Any]]:
         alone = [float(np.mean(predict_clips(member, features, run_info, test, 256).argmax(axis=1) == labels[test]))
                  for member in models.ensemble_members(model)]
         rows.append({"test_groups": fold["test_groups"], "n": int(len(test)), "members": alone,
-                     "ensemble": fold["accuracy"], "train_seconds": fold["train_seconds"]})
+                     "ensemble": fold["accuracy"], "train_seconds": fold["train_seconds"],
+                     "load_average": fold.get("load_average")})
     return rows
 
 
@@ -124,14 +125,15 @@ def markdown(results: dict[str, dict[str, Any]], members: int, command: str) -> 
         means = [float(np.mean([pick(f) for f in results[d]["folds"]])) for d in datasets]
         cells = [cell([pick(f) for f in results[d]["folds"]]) for d in datasets]
         lines.append(f"| {name} | " + " | ".join(cells) + (f" | {np.mean(means):.3f} |" if len(datasets) == 3 else " |"))
-    lines += ["", "## Per fold (accuracy of each member alone -> the ensemble; training seconds of the fold, all "
-              "members; load average of the 2-core machine before -> after the dataset)", ""]
+    lines += ["", "## Per fold", "", "Accuracy of each member alone -> the ensemble; n; training seconds of the fold "
+              f"(all {members} members, one after another) and the 1-minute load average of the 2-core machine when its "
+              "training ended (a fold trained before `train` recorded it: '?').", ""]
     for dataset in datasets:
-        r = results[dataset]
-        lines.append(f"- {dataset} (load {r['load_before'][0]} -> {r['load_after'][0]}): " + "; ".join(
+        lines.append(f"- {dataset}: " + "; ".join(
             f"{'+'.join(f['test_groups']) if len(f['test_groups']) <= 2 else str(len(f['test_groups'])) + ' signers'} "
-            f"{' / '.join(f'{a:.3f}' for a in f['members'])} -> {f['ensemble']:.3f} (n={f['n']}, {f['train_seconds']:.0f} s)"
-            for f in r["folds"]))
+            f"{' / '.join(f'{a:.3f}' for a in f['members'])} -> {f['ensemble']:.3f} (n={f['n']}, "
+            f"{f['train_seconds']:.0f} s, load {f['load_average'][0] if f.get('load_average') else '?'})"
+            for f in results[dataset]["folds"]))
     return "\n".join(lines) + "\n"
 
 

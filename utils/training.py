@@ -740,7 +740,8 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         "per_class": test["per_class"], "confusion_matrix": test["confusion_matrix"],
         "n_train": int(len(split.train)), "n_val": int(len(split.val)), "n_test": int(len(split.test)),
         "epochs_run": len(history.get("loss", [])), "best_epoch": _best_epoch(history),
-        "train_seconds": round(train_seconds, 2), "params": int(model.count_params()), "history": history,
+        "train_seconds": round(train_seconds, 2), "load_average": _load_average(),
+        "params": int(model.count_params()), "history": history,
         "split_strategy": split.strategy, "test_group": test_group, "seed": seed, "batch_size": batch_size,
         "features_path": features_file, "features_meta": run_info["features_meta"], "latency": latency,
         "ensemble": int(config.ensemble), **({"members": members} if members else {}),
@@ -751,6 +752,15 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         tensorboard_dir.rename(out_dir / "tensorboard")
     distribute.discard_worker_run(out_dir)  # a worker other than the chief deletes its copy
     return metrics
+
+
+def _load_average() -> list[float] | None:
+    """The machine's load average over 1, 5 and 15 minutes when training ended (read train_seconds beside it); None
+    where the system does not tell."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _best_epoch(history: Mapping[str, list[float]]) -> int:
