@@ -8,7 +8,8 @@ Every number comes from ``python -m utils crossval --model lstm --ensemble N`` (
 ``ModelConfig.ensemble=N``): each fold trains N networks one after another (seeds 0 .. N-1), each with its own early
 stopping on validation signers taken from the fold's training side, and saves them as one averaging Keras model.
 Member 1 is the network a single run with seed 0 trains (tests/test_ensemble.py checks this), so the same folds
-also give the one-network baseline: every member of every fold is scored alone on the fold's test signers.
+also give the one-network baseline: every member of every fold is scored alone on the fold's test signers. The
+linear baseline (``--model linear``) is cross-validated on the same folds.
 
 Data (the real recordings are read in place, expanded and extracted into ``--work``, never into the project):
 
@@ -89,8 +90,14 @@ def run_dataset(dataset: str, members: int, work: Path) -> dict[str, Any]:
     load_before, started = os.getloadavg(), time.time()
     cv_dir = work / "cv" / f"{dataset}_x{members}"
     crossval.run(path, "lstm", config, out_dir=cv_dir, folds=DATASETS[dataset], seed=0, progress=True)
-    folds = member_accuracies(cv_dir, load_features(path))
-    return {"folds": folds, "features": str(path), "crossval_dir": str(cv_dir), "seconds": round(time.time() - started),
+    features = load_features(path)
+    folds = member_accuracies(cv_dir, features)
+    linear = crossval.run(path, "linear", None, out_dir=work / "cv" / f"{dataset}_linear", folds=DATASETS[dataset],
+                          seed=0, progress=True)  # the same folds (same groups, labels and seed)
+    for fold, line in zip(folds, linear["per_fold"]):
+        assert fold["test_groups"] == line["test_groups"], (fold["test_groups"], line["test_groups"])
+        fold["linear"] = line["accuracy"]
+    return {"folds": folds, "features": str(path), "num_classes": len(features.classes), "crossval_dir": str(cv_dir), "seconds": round(time.time() - started),
             "load_before": [round(v, 1) for v in load_before], "load_after": [round(v, 1) for v in os.getloadavg()]}
 
 
@@ -111,7 +118,8 @@ def cell(values: list[float]) -> str:
 def markdown(results: dict[str, dict[str, Any]], members: int, command: str) -> str:
     """The table: one network (member 1), the members' mean alone, the ensemble; per dataset and their mean."""
     datasets = list(results)
-    rows = {"one network (member 1 = seed 0, what `--ensemble 1` trains)": lambda f: f["members"][0],
+    rows = {"linear baseline (`--model linear`, the same folds)": lambda f: f["linear"],
+            "one network (member 1 = seed 0, what `--ensemble 1` trains)": lambda f: f["members"][0],
             f"one network, mean of the {members} members alone": lambda f: float(np.mean(f["members"])),
             f"ensemble={members} (the {members} averaged in one model)": lambda f: f["ensemble"]}
     lines = ["# A seed ensemble of the recommended keypoint model, cross-validated by signer", "",
@@ -121,17 +129,20 @@ def markdown(results: dict[str, dict[str, Any]], members: int, command: str) -> 
              "| model | " + " | ".join(f"{d} (n={len(results[d]['folds'])})" for d in datasets) +
              (" | mean of the three (decides) |" if len(datasets) == 3 else " |"),
              "|---|" + "---|" * (len(datasets) + (len(datasets) == 3))]
+    lines.append("| chance (a uniform guess) | " + " | ".join(f"{1 / results[d]['num_classes']:.3f}" for d in datasets)
+                 + (f" | {np.mean([1 / results[d]['num_classes'] for d in datasets]):.3f} |" if len(datasets) == 3 else " |"))
     for name, pick in rows.items():
         means = [float(np.mean([pick(f) for f in results[d]["folds"]])) for d in datasets]
         cells = [cell([pick(f) for f in results[d]["folds"]]) for d in datasets]
         lines.append(f"| {name} | " + " | ".join(cells) + (f" | {np.mean(means):.3f} |" if len(datasets) == 3 else " |"))
-    lines += ["", "## Per fold", "", "Accuracy of each member alone -> the ensemble; n; training seconds of the fold "
+    lines += ["", "## Per fold", "", "Accuracy of each member alone -> the ensemble, the linear baseline; n; training "
+              "seconds of the fold "
               f"(all {members} members, one after another) and the 1-minute load average of the 2-core machine when its "
               "training ended (a fold trained before `train` recorded it: '?').", ""]
     for dataset in datasets:
         lines.append(f"- {dataset}: " + "; ".join(
             f"{'+'.join(f['test_groups']) if len(f['test_groups']) <= 2 else str(len(f['test_groups'])) + ' signers'} "
-            f"{' / '.join(f'{a:.3f}' for a in f['members'])} -> {f['ensemble']:.3f} (n={f['n']}, "
+            f"{' / '.join(f'{a:.3f}' for a in f['members'])} -> {f['ensemble']:.3f}, linear {f['linear']:.3f} (n={f['n']}, "
             f"{f['train_seconds']:.0f} s, load {f['load_average'][0] if f.get('load_average') else '?'})"
             for f in results[dataset]["folds"]))
     return "\n".join(lines) + "\n"
