@@ -69,8 +69,8 @@ def runs(hand_size: int = 32, staged_input: str = "both") -> dict[str, tuple[str
                              preprocessing={**convlstm.preprocessing, "draw_landmarks": True})
     both = convlstm.replace(name="convlstm_both", frame_input="both")
     return {"staged": ("fused", staged), "convlstm_drawn": ("convlstm", drawn),
-            "lstm": ("lstm", models.get_config("lstm", "recommended")), "convlstm_both": ("convlstm", both),
-            "staged_frames": ("fused", staged_frames)}
+            "lstm": ("lstm", models.get_config("lstm", "recommended").replace(ensemble=1)),  # one network, as in fused
+            "convlstm_both": ("convlstm", both), "staged_frames": ("fused", staged_frames)}
 
 
 def folds(groups: np.ndarray) -> list[list[str]]:

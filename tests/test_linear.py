@@ -104,7 +104,7 @@ def _study():
 
 def test_study_cache_keys_and_cached_probabilities(tmp_path):
     study = _study()
-    config = models.get_config("lstm").replace(class_weight=None)
+    config = models.get_config("lstm").replace(class_weight=None, ensemble=1)
     keys = study.cache_keys(config, False, "four", "0:a", 0)
     assert len(keys) == 2  # linear_blend, class_weight at their defaults: also the key written before they existed
     for other in (study.cache_keys(config, False, "four", "0:b", 0), study.cache_keys(config, False, "four", "0:a", 1),
@@ -155,7 +155,8 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
 # ----------------------------------------------------------------------------- the lstm model blended with a linear one
 def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
     x, labels = _data(3)
-    config = models.get_config("lstm").replace(num_frames=7, lstm_units=(8, 6), head_units=(8,), linear_blend=0.3)
+    config = models.get_config("lstm").replace(num_frames=7, lstm_units=(8, 6), head_units=(8,), linear_blend=0.3,
+                                               ensemble=1)
     model = models.build_model("lstm", config, num_classes=3, keypoint_dim=5)
     assert models.count_params(model) == models.formula_param_count("lstm", config, 3, 5)
     stats = models.segment_statistics(x, config.segments)
@@ -177,7 +178,7 @@ def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_p
 
     features = tiny_features(with_frames=False)
     config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,
-                                               batch_size=8, patience=None, linear_blend=0.5,
+                                               batch_size=8, patience=None, linear_blend=0.5, ensemble=1,
                                                preprocessing={"normalize": True, "velocity": True, "face": "drop"})
     metrics = training.train(features, "lstm", config, out_dir=tmp_path / "run", seed=0, verbose=0,
                              measure_speed=False)

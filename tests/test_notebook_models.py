@@ -56,6 +56,16 @@ def test_notebook_03_lstm_blended_with_a_linear_model_is_utils_blend():
     assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(linear_blend=0.0), 7, keypoint_dim=dim))
 
 
+def test_notebook_03_seed_ensemble_is_utils_ensemble():
+    keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
+    cfg = models.get_config("lstm").replace(ensemble=2)
+    dim = preprocessing.output_dim(cfg.preprocessing)
+    in_view = keypoint_lstm(cfg, 7, dim)
+    assert [m.name for m in models.ensemble_members(in_view)] == ["member1", "member2"]
+    assert signature(in_view) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
+    assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(ensemble=3), 7, keypoint_dim=dim))
+
+
 @pytest.mark.parametrize("config_name", models.config_names())
 def test_notebook_04_convlstm_is_utils_convlstm(config_name):
     frame_convlstm = run_cell("04_convlstm_baseline.ipynb", "04-model")["frame_convlstm"]

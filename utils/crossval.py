@@ -189,7 +189,8 @@ def _fold_result(index: int, metrics: dict[str, Any], features: Any, test_groups
         # validation clips of classes the model never trains on: they cannot guide early stopping
         "val_classes_not_trained": [features.classes[c] for c in np.unique(labels[split.val]) if not seen[c]],
         "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
-        "train_seconds": metrics.get("train_seconds"), "run_dir": fold_dir.name, "resumed": resumed,
+        "train_seconds": metrics.get("train_seconds"), "load_average": metrics.get("load_average"),
+        "run_dir": fold_dir.name, "resumed": resumed,
         "confusion_matrix": confusion.tolist(),
     }
 

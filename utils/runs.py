@@ -5,8 +5,9 @@ One run is a self-contained folder::
     <out_dir>/
         metrics.json            test/val accuracy, macro-F1, per-class report, confusion matrix, history, ...
         run.json                what inference needs: model name, config, classes, shapes, preprocessing
-        model.keras             the best-on-validation weights
-        history.csv             loss / accuracy / val_loss / val_accuracy per epoch
+        model.keras             the best-on-validation weights (a seed ensemble: all members in one model)
+        history.csv             loss / accuracy / val_loss / val_accuracy per epoch (an ensemble: member 1's;
+                                every member's is in metrics.json under "members")
         predictions.csv         every test clip: index, path, group, true, predicted, confidence
         curves.png, confusion_matrix.png
 

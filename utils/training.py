@@ -10,6 +10,14 @@ While training, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finish
 (``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs):
 ``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch
 after its last finished one and ends with the same weights as a run that was never interrupted.
+
+Seed ensembles (``ModelConfig.ensemble`` = N > 1, ``--ensemble N``): the N networks are fitted one after another,
+member i with seed ``seed + i - 1`` (its own initial weights, batch order and augmentation; member 1 is the network
+a single run of that seed trains), each with its own early stopping on the same validation signers and the same
+class weights, in ``<out_dir>.partial/member<i>/``. They are then saved as ONE Keras model whose output is the mean
+of their probabilities (:func:`utils.models.ensemble_model`), so evaluation, cross-validation, prediction, the webcam
+and export take it like any model. A resumed run reads finished members back and continues the unfinished one.
+``history.csv`` and the curves are member 1's; ``metrics.json`` keeps every member's under ``"members"``.
 """
 from __future__ import annotations
 
@@ -47,6 +55,13 @@ def resolve_config(model_name: str, config: Any = None) -> Any:
     if isinstance(config, Mapping):
         return models.ModelConfig.from_dict(dict(config))
     return config
+
+
+def with_ensemble(config: Any, members: int) -> Any:
+    """The configuration with ``ensemble=members`` (``--ensemble N``); ConfigError unless N is at least 1."""
+    if int(members) < 1:
+        raise ConfigError(f"--ensemble {members}: give the number of networks to average, 1 (one network) or more")
+    return config.replace(ensemble=int(members))
 
 
 def gpu_available() -> bool:
@@ -367,7 +382,84 @@ def class_weights(labels: np.ndarray, mode: str | None) -> dict[int, float] | No
 def _fit(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
          seed: int, verbose: int, folder: Path, resume: bool = False, tensorboard_dir: Path | None = None,
          mixed_precision: bool | None = None) -> tuple[Any, dict[str, list[float]], float]:
-    """Build, compile and fit the model with best-on-validation weights, checkpoints and history.csv in folder
+    """One network (:func:`_fit_network`) or, with ``config.ensemble`` > 1, a seed ensemble (:func:`_fit_ensemble`)."""
+    if config.ensemble > 1:
+        return _fit_ensemble(features, run_info, config, split, epochs, batch_size, seed, verbose, folder, resume,
+                             tensorboard_dir, mixed_precision)
+    return _fit_network(features, run_info, config, split, epochs, batch_size, seed, verbose, folder, resume,
+                        tensorboard_dir, mixed_precision)
+
+
+MEMBER_WEIGHTS, MEMBER_HISTORY = "member.weights.h5", "member_history.json"  # a finished member, in member<i>/
+
+
+def _fit_ensemble(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
+                  seed: int, verbose: int, folder: Path, resume: bool = False, tensorboard_dir: Path | None = None,
+                  mixed_precision: bool | None = None) -> tuple[Any, dict[str, list[float]], float]:
+    """Fit ``config.ensemble`` networks one after another, member i with seed ``seed + i - 1`` (its own initial
+    weights, batch order and augmentation), each with its own early stopping on the same validation signers, then
+    average them in one model (:func:`utils.models.ensemble_model`). Each member trains in ``folder/member<i>``
+    (checkpoints, history.csv); a finished one is kept there, so a resumed run trains only the unfinished members.
+    Returns (model, member 1's history (the curves and history.csv; every member's: :func:`member_summaries`),
+    seconds)."""
+    from tensorflow.python.framework import config as tf_config
+
+    from utils import models
+
+    start, single, members, histories = time.perf_counter(), config.replace(ensemble=1), [], []
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(config.ensemble):
+        member_folder = folder / f"{models.MEMBER_PREFIX}{index + 1}"
+        if verbose:
+            print(f"member {index + 1}/{config.ensemble} (seed {seed + index})", flush=True)
+        set_seeds(seed + index, deterministic=tf_config.is_op_determinism_enabled())
+        if resume and (member_folder / MEMBER_WEIGHTS).is_file():
+            member = _build_compiled(run_info, single, mixed_precision)
+            member.load_weights(member_folder / MEMBER_WEIGHTS)
+            history = json.loads((member_folder / MEMBER_HISTORY).read_text(encoding="utf-8"))
+        else:
+            member_resume = resume and (member_folder / CHECKPOINTS / "backup" / "training_metadata.json").is_file()
+            member, history, _ = _fit_network(features, run_info, single, split, epochs, batch_size, seed + index,
+                                              verbose, member_folder, member_resume,
+                                              tensorboard_dir if index == 0 else None, mixed_precision)
+            member.save_weights(member_folder / MEMBER_WEIGHTS)
+            (member_folder / MEMBER_HISTORY).write_text(json.dumps(history), encoding="utf-8")
+        members.append(member)
+        histories.append(history)
+    with precision_policy(mixed_precision), distribute.choose_strategy().scope():
+        model = models.compile_model(models.ensemble_model(members, name=f"{run_info['model']}_{config.name}"), config)
+    return model, histories[0], time.perf_counter() - start
+
+
+def member_summaries(folder: Path, seed: int) -> list[dict[str, Any]]:
+    """Each finished member of an ensemble trained in ``folder`` (``member<i>/``): its seed, epochs, best epoch and
+    per-epoch history (what metrics.json keeps under "members")."""
+    from utils import models
+
+    found = []
+    for index in range(1, len(list(folder.glob(f"{models.MEMBER_PREFIX}*"))) + 1):
+        path = folder / f"{models.MEMBER_PREFIX}{index}" / MEMBER_HISTORY
+        if path.is_file():
+            history = json.loads(path.read_text(encoding="utf-8"))
+            found.append({"member": index, "seed": seed + index - 1, "epochs_run": len(history.get("loss", [])),
+                          "best_epoch": _best_epoch(history), "history": history})
+    return found
+
+
+def _build_compiled(run_info: dict[str, Any], config: Any, mixed_precision: bool | None) -> Any:
+    """The model of run_info and config, built and compiled under the precision policy and distribution strategy."""
+    from utils import models
+
+    with precision_policy(mixed_precision), distribute.choose_strategy().scope():
+        model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
+                                   keypoint_dim=run_info["input_dim"])
+        return models.compile_model(model, config)
+
+
+def _fit_network(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
+                 seed: int, verbose: int, folder: Path, resume: bool = False, tensorboard_dir: Path | None = None,
+                 mixed_precision: bool | None = None) -> tuple[Any, dict[str, list[float]], float]:
+    """Build, compile and fit one network with best-on-validation weights, checkpoints and history.csv in folder
     (continuing its backup when resume); return (model, history of every epoch, seconds of this call)."""
     from utils import models
 
@@ -499,12 +591,19 @@ class OneInput(keras.utils.PyDataset):
         self.batches.on_epoch_end()
 
 
+def _has_progress(partial: Path) -> bool:
+    """Whether ``<out>.partial`` holds a finished epoch to resume from (an ensemble: of any member, or a member)."""
+    backups = [partial / CHECKPOINTS / "backup", *partial.glob(f"member*/{CHECKPOINTS}/backup")]
+    return (any((backup / "training_metadata.json").is_file() for backup in backups)
+            or any(partial.glob(f"member*/{MEMBER_WEIGHTS}")))
+
+
 def _start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> bool:
     """Prepare ``<out>.partial`` for training: keep it when resuming an interrupted run of the same settings, else
     start empty; return whether training resumes."""
     stamp = partial / CHECKPOINTS / "run.json"
     current = json.loads(json.dumps(run_info, default=str, sort_keys=True))
-    if resume and (partial / CHECKPOINTS / "backup" / "training_metadata.json").is_file() and stamp.is_file():
+    if resume and _has_progress(partial) and stamp.is_file():
         if json.loads(stamp.read_text(encoding="utf-8")) != current:
             raise ConfigError(f"{partial} holds an interrupted run with other settings (model, configuration, data, "
                               "split or seed): repeat the interrupted command with --resume, or drop --resume")
@@ -614,7 +713,8 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed)
     run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
-    tensorboard_dir = None
+    tensorboard_dir, members = None, []
+    models.check_ensemble(model_name, config)
     if model_name == "linear":  # scikit-learn fits it in one go: nothing to checkpoint or resume
         model, history, train_seconds = _fit_linear(features, run_info, config, split, epochs, batch_size, seed,
                                                     verbose)
@@ -626,6 +726,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
             shutil.rmtree(tensorboard_dir)
         model, history, train_seconds = _fit(features, run_info, config, split, epochs, batch_size, seed, verbose,
                                              partial, resume, tensorboard_dir, mixed_precision)
+        members = member_summaries(partial, seed) if config.ensemble > 1 else []
 
     test, probabilities = _score(model, features, run_info, split.test, batch_size)
     val = _score(model, features, run_info, split.val, batch_size)[0] if len(split.val) else None
@@ -639,9 +740,11 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         "per_class": test["per_class"], "confusion_matrix": test["confusion_matrix"],
         "n_train": int(len(split.train)), "n_val": int(len(split.val)), "n_test": int(len(split.test)),
         "epochs_run": len(history.get("loss", [])), "best_epoch": _best_epoch(history),
-        "train_seconds": round(train_seconds, 2), "params": int(model.count_params()), "history": history,
+        "train_seconds": round(train_seconds, 2), "load_average": _load_average(),
+        "params": int(model.count_params()), "history": history,
         "split_strategy": split.strategy, "test_group": test_group, "seed": seed, "batch_size": batch_size,
         "features_path": features_file, "features_meta": run_info["features_meta"], "latency": latency,
+        "ensemble": int(config.ensemble), **({"members": members} if members else {}),
         **distribute.describe(distribute.choose_strategy(), batch_size),
     }
     write_run(out_dir, model, run_info, metrics, features, split.test, probabilities)
@@ -649,6 +752,15 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         tensorboard_dir.rename(out_dir / "tensorboard")
     distribute.discard_worker_run(out_dir)  # a worker other than the chief deletes its copy
     return metrics
+
+
+def _load_average() -> list[float] | None:
+    """The machine's load average over 1, 5 and 15 minutes when training ended (read train_seconds beside it); None
+    where the system does not tell."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _best_epoch(history: Mapping[str, list[float]]) -> int:
@@ -665,11 +777,13 @@ def _best_epoch(history: Mapping[str, list[float]]) -> int:
 def train_from_file(features_path: str | Path, model_name: str, config_name: str | None = None,
                     out_dir: str | Path | None = None, epochs: int | None = None, seed: int = 0,
                     test_group: str | None = None, batch_size: int | None = None, verbose: int = 1,
-                    num_frames: int | None = None, **options: Any) -> dict[str, Any]:
+                    num_frames: int | None = None, ensemble: int | None = None, **options: Any) -> dict[str, Any]:
     """:func:`train` on a features .npz (what ``python -m utils train`` calls); ``num_frames`` overrides the
-    configuration's T (e.g. ``seed`` at T=20 for UCF11); options: resume, tensorboard, deterministic,
-    mixed_precision."""
+    configuration's T (e.g. ``seed`` at T=20 for UCF11), ``ensemble`` its number of networks averaged; options:
+    resume, tensorboard, deterministic, mixed_precision."""
     config = resolve_config(model_name, config_name)
+    if ensemble is not None:
+        config = with_ensemble(config, ensemble)
     if num_frames is not None:
         if num_frames < 1:
             raise ConfigError(f"--frames must be a positive number of frames, got {num_frames}")
