@@ -227,3 +227,39 @@ def test_tiny_k_fold_training_run(tmp_path):
         assert metrics["best_epoch"] == best  # chosen on the validation signers
         assert set(fold["val_groups"]).isdisjoint(fold["test_groups"])
     assert (tmp_path / "cv" / "folds.png").is_file() and (tmp_path / "cv" / "confusion_matrix.png").is_file()
+
+
+# ----------------------------------------------------------------------------- without validation signers
+def test_without_validation_every_training_signer_trains(tmp_path, fake_train):
+    from utils import models
+
+    config = models.get_config("lstm", "small").replace(validation=False)
+    summary = crossval.run(grouped_features(), "lstm", config, out_dir=tmp_path / "cv", progress=False)
+    for fold in summary["per_fold"]:
+        assert fold["val_groups"] == [] and fold["n_val"] == 0
+        assert fold["n_train"] == 44 - fold["n"]  # the whole training side trains
+    with_validation = crossval.run(grouped_features(), "lstm", "small", out_dir=tmp_path / "cv2", progress=False)
+    assert all(fold["n_val"] > 0 for fold in with_validation["per_fold"])
+
+
+def test_no_validation_flag_reaches_the_folds(tmp_path, fake_train):
+    from utils import cli
+
+    path = tmp_path / "f.npz"
+    save_features(path, grouped_features())
+    assert cli.main(["crossval", "--features", str(path), "--model", "lstm", "--config", "small", "--folds", "2",
+                     "--no-validation", "--out", str(tmp_path / "cv")]) == 0
+    stored = json.loads((tmp_path / "cv" / "crossval.json").read_text())
+    assert stored["config_full"]["validation"] is False
+    assert all(fold["n_val"] == 0 for fold in stored["per_fold"])
+
+
+def test_tiny_training_without_validation_keeps_the_last_epoch(tmp_path):
+    from test_training import tiny_config, tiny_features
+
+    features = tiny_features(with_frames=False)
+    summary = crossval.run(features, "lstm", tiny_config(epochs=3).replace(validation=False),
+                           out_dir=tmp_path / "cv", folds=2, progress=False)
+    for fold in summary["per_fold"]:
+        metrics = json.loads((tmp_path / "cv" / fold["run_dir"] / "metrics.json").read_text())
+        assert metrics["n_val"] == 0 and metrics["epochs_run"] == 3 and metrics["best_epoch"] == 3

@@ -389,3 +389,19 @@ def test_train_passes_the_configured_class_weights_to_fit(features_file, tmp_pat
                    out_dir=tmp_path / "run", seed=0, verbose=0, measure_speed=False)
     assert len(seen) == 1 and seen[0] is not None and len(seen[0]) >= 2
     assert all(weight > 0 for weight in seen[0].values())
+
+
+def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_training_epoch():
+    import keras
+
+    from utils.training import KeepBest
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    keep = KeepBest(patience=1)
+    keep.set_model(model)
+    for epoch, accuracy in enumerate((0.9, 0.5, 0.4)):  # training accuracy falls: nothing may be "selected" on it
+        model.set_weights([np.full((2, 1), float(epoch), np.float32), np.zeros(1, np.float32)])
+        keep.on_epoch_end(epoch, {"accuracy": accuracy, "loss": 1.0 + epoch})
+        assert not getattr(model, "stop_training", False)  # patience never runs out: every epoch is "best"
+    keep.on_train_end()
+    assert keep.best_epoch == 2 and float(model.get_weights()[0][0, 0]) == 2.0

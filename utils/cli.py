@@ -54,7 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = training.train_from_file(features_path=args.features, model_name=args.model, config_name=args.config,
                                        out_dir=args.out, epochs=args.epochs, seed=args.seed,
                                        test_group=args.test_group, batch_size=args.batch_size,
-                                       num_frames=args.frames, ensemble=args.ensemble, resume=args.resume, tensorboard=args.tensorboard,
+                                       num_frames=args.frames, ensemble=args.ensemble, validation=args.validation, resume=args.resume, tensorboard=args.tensorboard,
                                        deterministic=args.deterministic, mixed_precision=args.mixed_precision)
     print(f"{metrics['model']} ({metrics['config']}): test accuracy {metrics['test_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} -> {args.out}")
@@ -67,6 +67,8 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     config = training.resolve_config(args.model, args.config)
     if args.ensemble is not None:
         config = training.with_ensemble(config, args.ensemble)
+    if args.validation is not None:
+        config = config.replace(validation=args.validation)
     summary = crossval.run(args.features, args.model, config, out_dir=args.out, folds=args.folds,
                            seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     print(f"{crossval.describe(summary)} -> {Path(args.out) / crossval.SUMMARY_FILE}")
@@ -221,6 +223,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--ensemble", type=int, default=None, metavar="N",
                    help="override the configuration's number of networks averaged (seeds seed .. seed+N-1; 1 = one)")
+    p.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
+                   help="carve validation signers from the training side for early stopping and the best epoch "
+                        "(the default); --no-validation: every training signer trains, the configuration's "
+                        "epochs, last weights kept")
     p.add_argument("--out", required=True, help="output folder of the run")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same --out at the epoch after its last checkpoint")
@@ -245,6 +251,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--folds", type=_folds, default="loso", help="'loso' (one fold per group) or K folds")
     p.add_argument("--ensemble", type=int, default=None, metavar="N",
                    help="override the configuration's number of networks averaged per fold (1 = one network)")
+    p.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
+                   help="carve validation signers from the training side for early stopping and the best epoch "
+                        "(the default); --no-validation: every training signer trains, the configuration's "
+                        "epochs, last weights kept")
     p.add_argument("--seed", type=int, default=0, help="training seed of every fold, and K-fold assignment")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")

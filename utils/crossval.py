@@ -159,12 +159,12 @@ def _finished_metrics(fold_dir: Path, fingerprint: dict[str, Any]) -> dict[str, 
     return metrics if record.get("fingerprint") == fingerprint and "confusion_matrix" in metrics else None
 
 
-def _fold_split(features: Any, test_groups: list[str], seed: int) -> Any:
+def _fold_split(features: Any, test_groups: list[str], seed: int, validation: bool = True) -> Any:
     """The split training uses for this fold (same call, same seed); SplitError if val touches a test group."""
-    from utils.splits import make_splits
+    from utils.splits import make_splits, split_fractions
 
     split = make_splits(features.labels, groups=features.groups, split=features.split, test_group=test_groups,
-                        seed=seed)
+                        seed=seed, fractions=split_fractions(validation))
     leaked = set(np.asarray(features.groups)[split.val]) & set(test_groups)
     if leaked:
         raise SplitError(f"validation clips of test group(s) {sorted(leaked)}: selection would see test signers")
@@ -252,7 +252,7 @@ def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path 
         for index, test_groups in enumerate(fold_groups):
             fold_dir = out_dir / f"fold_{index}"
             fingerprint = _fingerprint(digest, model_name, config, epochs, batch_size, seed, test_groups)
-            split = _fold_split(features, test_groups, seed)
+            split = _fold_split(features, test_groups, seed, config.validation)
             metrics = _finished_metrics(fold_dir, fingerprint)
             resumed = metrics is not None
             if not resumed:

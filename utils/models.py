@@ -127,6 +127,9 @@ class ModelConfig:
     linear_blend: float = 0.0  # lstm: weight of a linear model's probabilities mixed into the output (see _blend_output)
     class_weight: str | None = None  # training: "balanced" weighs each class's clips by N / (classes x its clips)
     test_time_flip: bool = False  # inference: average each head's logits over the clip and its mirror image
+    # validation signers carved from the training side guide early stopping and the best epoch; False: every
+    # training signer trains, for the configuration's epochs, and the last weights are kept (nothing is selected)
+    validation: bool = True
     ensemble: int = 1  # networks fitted one after another (seeds seed, seed+1, ...), probabilities averaged in one model
     description: str = ""
 

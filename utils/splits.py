@@ -209,6 +209,11 @@ def _validation_groups(labels: np.ndarray, groups: np.ndarray, rest: np.ndarray,
             "held-out group (val: stratified by clip: every training group shows a sign no other one does)")
 
 
+def split_fractions(validation: bool = True) -> tuple[float, float, float]:
+    """Train/val/test shares: (0.6, 0.2, 0.2), or (0.8, 0.0, 0.2) with no validation clips at all."""
+    return (0.6, 0.2, 0.2) if validation else (0.8, 0.0, 0.2)
+
+
 def make_splits(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray | None = None,
                 split: Sequence | np.ndarray | None = None, test_group: str | Sequence[str] | None = None,
                 strategy: str = "auto", fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> Splits:

@@ -184,7 +184,8 @@ def _frames_only_keypoints(frames: np.ndarray) -> np.ndarray:
 class KeepBest(keras.callbacks.Callback):
     """Remember the weights of the best val_accuracy epoch (ties: lower val_loss), stop after ``patience`` epochs
     without progress, and restore the best weights at the end. With ``folder``, the best weights are also saved
-    there as ``best.weights.h5`` whenever they change."""
+    there as ``best.weights.h5`` whenever they change. Without validation clips (no ``val_accuracy`` in the logs:
+    ``ModelConfig.validation=False``) there is nothing to select on: every epoch counts as best, the last stays."""
 
     def __init__(self, patience: int | None = None, folder: Path | None = None) -> None:
         super().__init__()
@@ -197,7 +198,8 @@ class KeepBest(keras.callbacks.Callback):
             return
         self.last_epoch = epoch
         logs = logs or {}
-        score = (logs.get("val_accuracy", logs.get("accuracy", 0.0)), -logs.get("val_loss", logs.get("loss", 0.0)))
+        # no validation clips: nothing to select on, so every epoch is "best" and the last weights stay
+        score = ((logs["val_accuracy"], -logs.get("val_loss", 0.0)) if "val_accuracy" in logs else (float(epoch), 0.0))
         if self.best is None or score > self.best:
             self.best, self.best_epoch, self.wait = (float(score[0]), float(score[1])), epoch, 0
             self.weights = self.model.get_weights()
@@ -711,7 +713,8 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     ensure_writable_folder(out_dir.expanduser().resolve().parent, "run folder")  # fail before training, not after
     set_seeds(seed, deterministic)
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
-                                      test_group=test_group, seed=seed)
+                                      test_group=test_group, seed=seed,
+                                      fractions=splits_module.split_fractions(config.validation))
     run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
     tensorboard_dir, members = None, []
     models.check_ensemble(model_name, config)
@@ -764,11 +767,12 @@ def _load_average() -> list[float] | None:
 
 
 def _best_epoch(history: Mapping[str, list[float]]) -> int:
-    """1-based epoch of the best validation accuracy (ties: lower val_loss), as KeepBest chose it."""
-    accuracy = history.get("val_accuracy") or history.get("accuracy") or []
-    losses = history.get("val_loss") or history.get("loss") or [0.0] * len(accuracy)
+    """1-based epoch of the best validation accuracy (ties: lower val_loss), as KeepBest chose it; the last epoch
+    when the run had no validation clips."""
+    accuracy = history.get("val_accuracy") or []
+    losses = history.get("val_loss") or [0.0] * len(accuracy)
     if not accuracy:
-        return 0
+        return len(history.get("accuracy") or history.get("loss") or [])
     return int(max(range(len(accuracy)), key=lambda i: (accuracy[i], -losses[i], -i)) + 1)
 
 
@@ -777,13 +781,17 @@ def _best_epoch(history: Mapping[str, list[float]]) -> int:
 def train_from_file(features_path: str | Path, model_name: str, config_name: str | None = None,
                     out_dir: str | Path | None = None, epochs: int | None = None, seed: int = 0,
                     test_group: str | None = None, batch_size: int | None = None, verbose: int = 1,
-                    num_frames: int | None = None, ensemble: int | None = None, **options: Any) -> dict[str, Any]:
+                    num_frames: int | None = None, ensemble: int | None = None, validation: bool | None = None,
+                    **options: Any) -> dict[str, Any]:
     """:func:`train` on a features .npz (what ``python -m utils train`` calls); ``num_frames`` overrides the
-    configuration's T (e.g. ``seed`` at T=20 for UCF11), ``ensemble`` its number of networks averaged; options:
-    resume, tensorboard, deterministic, mixed_precision."""
+    configuration's T (e.g. ``seed`` at T=20 for UCF11), ``ensemble`` its number of networks averaged,
+    ``validation`` whether validation clips are carved from training; options: resume, tensorboard,
+    deterministic, mixed_precision."""
     config = resolve_config(model_name, config_name)
     if ensemble is not None:
         config = with_ensemble(config, ensemble)
+    if validation is not None:
+        config = config.replace(validation=bool(validation))
     if num_frames is not None:
         if num_frames < 1:
             raise ConfigError(f"--frames must be a positive number of frames, got {num_frames}")
