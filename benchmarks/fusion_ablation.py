@@ -4,14 +4,14 @@
 ``utils.splits`` (selection never sees the test signers), seed 0 for every model. Each *run* trains once per
 fold; several table *rows* come from one run:
 
-* ``staged``: the recommended fused model (the recommended keypoint model's encoder and preprocessing, the
-  recommended ConvLSTM's two frame branches, whole frames and hand crops), staged: each branch trained alone
+* ``staged``: the fused model with the recommended keypoint model's encoder and preprocessing and the
+  recommended ConvLSTM's two frame branches, whole frames and hand crops, staged: each branch trained alone
   with its own head, then the late fusion weights fit on the validation signers. Its branches, scored alone, are
   the single-branch rows; subsets of the branches are fused again (only the fusion is fit, on the validation
   signers) for the "keypoints + frames" and "keypoints + hands" rows, with learned weights and with a learned
   gate. The signer probe (utils.probe) runs on each branch's penultimate features.
-* ``staged_frames``: the same with whole frames only (keypoints + frames, the recommended fused model before
-  H-fuse4), trained as a two-branch model.
+* ``staged_frames``: the same with whole frames only (keypoints + frames), trained as a two-branch model: the
+  recommended fused model (it ties the three-branch one at about two thirds of its training time).
 * ``convlstm_both``: the recommended ConvLSTM (whole frames and hand crops in one model), scored with and without
   its test-time flip averaging.
 
@@ -265,8 +265,9 @@ ROWS = [  # (label, run, key in the fold's result)
     ("fused, staged, learned weights: keypoints + frames", "staged", "fused:logits:frames"),
     ("fused, staged, learned weights, test-time flip averaging: keypoints + frames", "staged",
      "fused_flip:logits:frames"),
-    ("fused, staged, learned weights: keypoints + frames, trained as a two-branch model (the previous "
-     "`recommended` fused)", "staged_frames", "fused:logits:frames"),
+    ("keypoint branch alone, two-branch run (the same encoder, 16 frames)", "staged_frames", "alone:keypoints"),
+    ("fused, staged, learned weights: keypoints + frames, trained as a two-branch model", "staged_frames",
+     "fused:logits:frames"),
     ("fused, staged, learned weights, test-time flip averaging: keypoints + frames, trained as a two-branch model",
      "staged_frames", "fused_flip:logits:frames"),
     ("fused, staged, learned weights: keypoints + hands", "staged", "fused:logits:hands"),
@@ -291,12 +292,17 @@ def recommended_rows() -> dict[str, str]:
     flip = lambda config: ", test-time flip averaging" if config.test_time_flip else ""  # noqa: E731
     pixels = {"frames": "whole-frame differences", "hands": "hand-crop differences",
               "both": "whole-frame + hand-crop differences in one model"}[convlstm.frame_input]
-    return {f"fused, staged, learned weights{flip(fused)}: {SUBSET_NAMES[fused.frame_input]}": "`recommended` fused",
+    two_branch = ", trained as a two-branch model" if fused.frame_input == "frames" else ""
+    return {f"fused, staged, learned weights{flip(fused)}: {SUBSET_NAMES[fused.frame_input]}{two_branch}":
+            "`recommended` fused",
             f"ConvLSTM alone: {pixels}{flip(convlstm)}": "`recommended` convlstm"}
 
 
 RECOMMENDED = next(label for label, kind in recommended_rows().items() if kind.endswith("fused"))
-KEYPOINT_BRANCH = "keypoint branch alone (the same encoder in the fused model, 16 frames)"
+#: the run that trained the recommended fused model, and its own keypoint branch scored alone
+RECOMMENDED_RUN = next(run for label, run, _ in ROWS if label == RECOMMENDED)
+KEYPOINT_BRANCH = ("keypoint branch alone, two-branch run (the same encoder, 16 frames)" if RECOMMENDED_RUN ==
+                   "staged_frames" else "keypoint branch alone (the same encoder in the fused model, 16 frames)")
 SINGLE = tuple(label for label, _, _ in ROWS if not label.startswith("fused"))
 PROBE_OF = {("staged", "alone:keypoints"): ("staged", "probe:keypoints"),
             ("staged", "alone:frames"): ("staged", "probe:frames"), ("staged", "alone:hands"): ("staged", "probe:hands"),
@@ -348,7 +354,7 @@ def targets(results: dict, names: list[str]) -> list[str]:
     frame_only = max((m for label, m in single.items() if label.startswith("ConvLSTM")), default=float("nan"))
     fused, keypoints = _values(results, names, RECOMMENDED), _values(results, names, KEYPOINT_BRANCH)
     drops = [k - f for f, k in zip(fused, keypoints) if f is not None and k is not None]
-    seconds = [results["staged"][n]["train_seconds"] for n in names if n in results.get("staged", {})]
+    seconds = [results[RECOMMENDED_RUN][n]["train_seconds"] for n in names if n in results.get(RECOMMENDED_RUN, {})]
     gain = means[RECOMMENDED] - single[best_single]
     return [f"Targets, for `recommended` fused ({RECOMMENDED}):", "",
             f"- fused >= best single branch + 0.02: {means[RECOMMENDED]:.3f} vs {best_single} {single[best_single]:.3f} "
@@ -356,15 +362,15 @@ def targets(results: dict, names: list[str]) -> list[str]:
             f"- ConvLSTM alone >= 0.60: best frame-only row {frame_only:.3f}: {'met' if frame_only >= 0.60 else 'not met'}",
             f"- no fold more than 0.02 below its own keypoint branch: at most {max(0.0, max(drops)):.3f} below "
             f"({'met' if max(drops) <= 0.02 else 'not met'})",
-            f"- one fold <= 10 min on 2 CPU cores: the staged run ({staged_branches(results, names)}, each branch to "
+            f"- one fold <= 10 min on 2 CPU cores: the {RECOMMENDED_RUN} run ({staged_branches(results, names)}, each branch to "
             f"its epoch limit or early stop) took {min(seconds):.0f}-{max(seconds):.0f} s of training per fold, on 2 "
             f"CPU cores shared with other jobs ({load_text(results, names)})", *ceiling(results, names)]
 
 
 def load_text(results: dict, names: list[str]) -> str:
     """The load averages measured at the end of the staged folds, or what the earlier ablation reported."""
-    loads = [results["staged"][n]["load_average"] for n in names
-             if "load_average" in results.get("staged", {}).get(n, {})]
+    loads = [results[RECOMMENDED_RUN][n]["load_average"] for n in names
+             if "load_average" in results.get(RECOMMENDED_RUN, {}).get(n, {})]
     if not loads:
         return "load average 20-30 during this ablation"
     return f"5-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each fold"
@@ -386,9 +392,9 @@ def ceiling(results: dict, names: list[str]) -> list[str]:
 
 
 def staged_branches(results: dict, names: list[str]) -> str:
-    """The staged run's branches, from the number of fusion weights it stored."""
-    weights = [len(results["staged"][n]["weights"]) for n in names if n in results.get("staged", {})]
-    return "keypoints + frames + hands" if weights and max(weights) == 3 else "keypoints + frames, the recommended fused"
+    """The recommended run's branches, from the number of fusion weights it stored."""
+    weights = [len(results[RECOMMENDED_RUN][n]["weights"]) for n in names if n in results.get(RECOMMENDED_RUN, {})]
+    return "keypoints + frames + hands" if weights and max(weights) == 3 else "keypoints + frames"
 
 
 def table(results: dict, fold_list: list[list[str]], epochs: int | None, command: str) -> str:
