@@ -55,7 +55,8 @@ def tiny_config(model_name: str = "lstm", epochs: int = 12):
     return models.get_config(model_name, "recommended").replace(
         num_frames=NUM_FRAMES, image_size=IMAGE_SIZE, lstm_units=(16,), convlstm_filters=(4,), kernel_size=3,
         head_units=(16,), l2=0.0, learning_rate=3e-3, batch_size=8, epochs=epochs, patience=None, lr_milestones=(),
-        ensemble=1)  # one network: tests of ensembles ask for them (tests/test_ensemble.py)
+        ensemble=1,  # one network: tests of ensembles ask for them (tests/test_ensemble.py)
+        validation=True)  # selection on validation clips (the recommended lstm trains without: tested apart)
 
 
 @pytest.fixture(scope="module")
