@@ -183,7 +183,8 @@ def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_p
     metrics = training.train(features, "lstm", config, out_dir=tmp_path / "run", seed=0, verbose=0,
                              measure_speed=False)
     model, run_info = runs.load_run(tmp_path / "run")
-    train = splits.make_splits(features.labels, groups=features.groups, split=features.split, seed=0).train
+    train = splits.make_splits(features.labels, groups=features.groups, split=features.split, seed=0,
+                               fractions=splits.split_fractions(config.validation)).train  # the split train used
     stats = models.segment_statistics(training.prepare_inputs(features, run_info, train)["keypoints"], config.segments)
     scaler, classifier = _fit_sklearn(stats, np.asarray(features.labels)[train])
     dense = model.get_layer(models.LINEAR_OUTPUT)
