@@ -457,26 +457,31 @@ def largest_first(jobs: list[_ClipJob]) -> list[_ClipJob]:
     return sorted(jobs, key=size, reverse=True)
 
 
+def _collect(pending: dict, bar) -> dict[str, str]:
+    """Wait for the submitted clip jobs ({future: job}) as they finish, ticking the bar; return the failures."""
+    failures: dict[str, str] = {}
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            job = pending.pop(future)
+            try:
+                reason = future.result()
+            except Exception as error:  # a worker process died (e.g. out of memory) or a thread raised
+                reason = f"worker failed: {type(error).__name__}: {error}"
+            if reason:
+                failures[job.relative] = reason
+            bar.update(1)
+    return failures
+
+
 def _run_in_pool(jobs: list[_ClipJob], workers: int, bar) -> dict[str, str]:
     """Run jobs in worker processes (each with its own extractor); return the failures."""
     import multiprocessing
 
-    failures: dict[str, str] = {}
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_quiet_worker)
     try:
-        pending = {executor.submit(_run_job, job): job for job in largest_first(jobs)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                try:
-                    reason = future.result()
-                except Exception as error:  # a worker died (e.g. out of memory)
-                    reason = f"worker failed: {type(error).__name__}: {error}"
-                if reason:
-                    failures[job.relative] = reason
-                bar.update(1)
+        failures = _collect({executor.submit(_run_job, job): job for job in largest_first(jobs)}, bar)
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
         raise
@@ -508,18 +513,9 @@ def _run_in_threads(jobs: list[_ClipJob], threads: int, bar) -> dict[str, str]:
                 holders.append(local.holder)
         return _run_job(job, local.holder)
 
-    failures: dict[str, str] = {}
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="extract")
     try:
-        pending = {executor.submit(run, job): job for job in largest_first(jobs)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                reason = future.result()
-                if reason:
-                    failures[job.relative] = reason
-                bar.update(1)
+        failures = _collect({executor.submit(run, job): job for job in largest_first(jobs)}, bar)
     except BaseException:
         executor.shutdown(wait=True, cancel_futures=True)  # a running clip finishes; threads cannot be killed
         raise
