@@ -54,7 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = training.train_from_file(features_path=args.features, model_name=args.model, config_name=args.config,
                                        out_dir=args.out, epochs=args.epochs, seed=args.seed,
                                        test_group=args.test_group, batch_size=args.batch_size,
-                                       num_frames=args.frames, ensemble=args.ensemble, validation=args.validation, resume=args.resume, tensorboard=args.tensorboard,
+                                       num_frames=args.frames, ensemble=args.ensemble, validation=args.validation,
+                                       resume=args.resume, tensorboard=args.tensorboard,
                                        deterministic=args.deterministic, mixed_precision=args.mixed_precision)
     print(f"{metrics['model']} ({metrics['config']}): test accuracy {metrics['test_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} -> {args.out}")
@@ -73,6 +74,15 @@ def cmd_crossval(args: argparse.Namespace) -> int:
                            seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     print(f"{crossval.describe(summary)} -> {Path(args.out) / crossval.SUMMARY_FILE}")
     return 0
+
+
+def _add_validation(parser: argparse.ArgumentParser) -> None:
+    """--[no-]validation: override the configuration's ``validation`` (train and crossval)."""
+    parser.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
+                        help="override the configuration's choice: --validation carves validation signers from "
+                             "the training side (early stopping, best epoch); --no-validation trains every "
+                             "training signer for the configuration's epochs and keeps the last weights (the "
+                             "recommended lstm's own setting)")
 
 
 def _folds(value: str) -> str | int:
@@ -209,7 +219,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("train", formatter_class=_formatter, help="train lstm / convlstm / fused on a features file",
-                       description="Split, train with best-on-validation weights, evaluate once on test, and "
+                       description="Split, train (best-on-validation weights, or the last with --no-validation), "
+                                   "evaluate once on test, and "
                                    "write metrics.json, model.keras, history.csv and figures into --out.")
     p.add_argument("--features", required=True, help="features .npz or store folder from 'extract'")
     p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
@@ -223,10 +234,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--ensemble", type=int, default=None, metavar="N",
                    help="override the configuration's number of networks averaged (seeds seed .. seed+N-1; 1 = one)")
-    p.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
-                   help="carve validation signers from the training side for early stopping and the best epoch "
-                        "(the default); --no-validation: every training signer trains, the configuration's "
-                        "epochs, last weights kept")
+    _add_validation(p)
     p.add_argument("--out", required=True, help="output folder of the run")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same --out at the epoch after its last checkpoint")
@@ -240,7 +248,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("crossval", formatter_class=_formatter,
                        help="cross-validate a model by signer (group): one run per fold, mean and 95%% interval",
                        description="Leave-one-group-out (or K group-disjoint folds): each fold trains with its "
-                                   "signers held out as test and validation signers taken from the training side. "
+                                   "signers held out as test and, where the configuration uses them, validation "
+                                   "signers taken from the training side. "
                                    "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run folders "
                                    "into --out. Resumable: finished folds are not retrained.")
     p.add_argument("--features", required=True,
@@ -251,10 +260,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--folds", type=_folds, default="loso", help="'loso' (one fold per group) or K folds")
     p.add_argument("--ensemble", type=int, default=None, metavar="N",
                    help="override the configuration's number of networks averaged per fold (1 = one network)")
-    p.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
-                   help="carve validation signers from the training side for early stopping and the best epoch "
-                        "(the default); --no-validation: every training signer trains, the configuration's "
-                        "epochs, last weights kept")
+    _add_validation(p)
     p.add_argument("--seed", type=int, default=0, help="training seed of every fold, and K-fold assignment")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
