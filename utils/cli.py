@@ -65,11 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_crossval(args: argparse.Namespace) -> int:
     from utils import crossval, training
 
-    config = training.resolve_config(args.model, args.config)
-    if args.ensemble is not None:
-        config = training.with_ensemble(config, args.ensemble)
-    if args.validation is not None:
-        config = config.replace(validation=args.validation)
+    config = training.with_overrides(training.resolve_config(args.model, args.config), args.ensemble, args.validation)
     summary = crossval.run(args.features, args.model, config, out_dir=args.out, folds=args.folds,
                            seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     print(f"{crossval.describe(summary)} -> {Path(args.out) / crossval.SUMMARY_FILE}")

@@ -64,6 +64,13 @@ def with_ensemble(config: Any, members: int) -> Any:
     return config.replace(ensemble=int(members))
 
 
+def with_overrides(config: Any, ensemble: int | None = None, validation: bool | None = None) -> Any:
+    """The configuration with the command line's ``--ensemble N`` and ``--[no-]validation`` (None: as it is)."""
+    if ensemble is not None:
+        config = with_ensemble(config, ensemble)
+    return config if validation is None else config.replace(validation=bool(validation))
+
+
 def gpu_available() -> bool:
     """True when TensorFlow sees at least one GPU."""
     import tensorflow as tf
@@ -787,11 +794,7 @@ def train_from_file(features_path: str | Path, model_name: str, config_name: str
     configuration's T (e.g. ``seed`` at T=20 for UCF11), ``ensemble`` its number of networks averaged,
     ``validation`` whether validation clips are carved from training; options: resume, tensorboard,
     deterministic, mixed_precision."""
-    config = resolve_config(model_name, config_name)
-    if ensemble is not None:
-        config = with_ensemble(config, ensemble)
-    if validation is not None:
-        config = config.replace(validation=bool(validation))
+    config = with_overrides(resolve_config(model_name, config_name), ensemble, validation)
     if num_frames is not None:
         if num_frames < 1:
             raise ConfigError(f"--frames must be a positive number of frames, got {num_frames}")
