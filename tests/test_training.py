@@ -392,13 +392,13 @@ def test_train_passes_the_configured_class_weights_to_fit(features_file, tmp_pat
     assert all(weight > 0 for weight in seen[0].values())
 
 
-def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_training_epoch():
+def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_training_epoch(tmp_path):
     import keras
 
     from utils.training import KeepBest
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    keep = KeepBest(patience=1)
+    keep = KeepBest(patience=1, folder=tmp_path)
     keep.set_model(model)
     for epoch, accuracy in enumerate((0.9, 0.5, 0.4)):  # training accuracy falls: nothing may be "selected" on it
         model.set_weights([np.full((2, 1), float(epoch), np.float32), np.zeros(1, np.float32)])
@@ -406,3 +406,5 @@ def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_traini
         assert not getattr(model, "stop_training", False)  # patience never runs out: every epoch is "best"
     keep.on_train_end()
     assert keep.best_epoch == 2 and float(model.get_weights()[0][0, 0]) == 2.0
+    # nothing to select, so no copy of the weights is kept or written each epoch
+    assert keep.state()["weights"] is None and not (tmp_path / "best.weights.h5").exists()

@@ -192,7 +192,8 @@ class KeepBest(keras.callbacks.Callback):
     """Remember the weights of the best val_accuracy epoch (ties: lower val_loss), stop after ``patience`` epochs
     without progress, and restore the best weights at the end. With ``folder``, the best weights are also saved
     there as ``best.weights.h5`` whenever they change. Without validation clips (no ``val_accuracy`` in the logs:
-    ``ModelConfig.validation=False``) there is nothing to select on: every epoch counts as best, the last stays."""
+    ``ModelConfig.validation=False``) there is nothing to select on: the last epoch counts as best and its weights,
+    already in the model, stay (nothing is copied or written)."""
 
     def __init__(self, patience: int | None = None, folder: Path | None = None) -> None:
         super().__init__()
@@ -205,8 +206,10 @@ class KeepBest(keras.callbacks.Callback):
             return
         self.last_epoch = epoch
         logs = logs or {}
-        # no validation clips: nothing to select on, so every epoch is "best" and the last weights stay
-        score = ((logs["val_accuracy"], -logs.get("val_loss", 0.0)) if "val_accuracy" in logs else (float(epoch), 0.0))
+        if "val_accuracy" not in logs:  # no validation clips: nothing to select on, the last weights stay
+            self.best, self.best_epoch, self.wait = (float(epoch), 0.0), epoch, 0
+            return
+        score = (logs["val_accuracy"], -logs.get("val_loss", 0.0))
         if self.best is None or score > self.best:
             self.best, self.best_epoch, self.wait = (float(score[0]), float(score[1])), epoch, 0
             self.weights = self.model.get_weights()
