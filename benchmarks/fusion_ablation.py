@@ -212,7 +212,7 @@ def run_fold(features, name: str, model_name: str, config, test: list[str], epoc
         result.update(staged_rows(features, run_dir, test, config))
     if name == "convlstm_drawn":
         result["probe"] = single_probe(features, run_dir)
-    if name.startswith("convlstm"):
+    if name.startswith("convlstm") and not config.preprocessing.get("draw_landmarks"):  # drawn hands do not swap
         result["test_flip_accuracy"] = flip_accuracy(features, run_dir, test)
     return result
 

@@ -329,3 +329,20 @@ def test_test_time_flip_refuses_keypoints_that_are_not_hand_canonical() -> None:
         models.build_model("fused", fused_config(test_time_flip=True), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
     frames_only = models.build_model("convlstm", fused_config(test_time_flip=True), NUM_CLASSES)
     assert frames_only.get_layer("frames_mirror_views").kind == "frames"
+
+
+def test_ablation_drawn_landmarks_fold_finishes_with_its_probe_and_no_flip_row(tmp_path) -> None:
+    """The drawn-landmarks run trains, probes and stores a fold (test-time flip refuses draw_landmarks: skipped)."""
+    from utils.features import FeatureSet
+
+    ablation, rng, count = _ablation(), np.random.default_rng(0), 24
+    features = FeatureSet(keypoints=rng.random((count, 4, K.KEYPOINT_DIM)).astype(np.float32),
+                          frames=rng.integers(0, 255, (count, 4, 16, 16, 3), dtype=np.uint8),
+                          labels=np.arange(count) % NUM_CLASSES, classes=list("abcd"),
+                          groups=np.array([f"s{i // 6}" for i in range(count)]), split=np.full(count, ""),
+                          paths=np.full(count, ""))
+    model_name, config = ablation.runs()["convlstm_drawn"]
+    config = config.replace(num_frames=4, image_size=16, batch_size=8)
+    values = ablation.run_fold(features, "convlstm_drawn", model_name, config, ["s0"], 1, tmp_path)
+    assert config.preprocessing["draw_landmarks"] and values["epochs_run"] == 1
+    assert 0.0 <= values["probe"] <= 1.0 and "test_flip_accuracy" not in values
