@@ -190,6 +190,20 @@ def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.Monke
         benchmark.measure_setting("pytorch")  # PyTorch runs in its own script, never in this process
 
 
+def test_keras_setting_times_inference_on_the_copy_predict_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference is timed on models.inference_model's copy (what runs.load_run(..., inference=True) gives predict)."""
+    from utils import models
+
+    _tiny_comparison(monkeypatch)
+    copies = []
+    original = models.inference_model
+    monkeypatch.setattr(models, "inference_model", lambda model: copies.append(original(model)) or copies[-1])
+    benchmark.measure_setting("keras", batch_size=2, steps=1)
+    assert len(copies) == 1
+    assert any(isinstance(layer, models.ConvLSTMStack) for layer in copies[0].layers)
+    assert copies[0].predict_function is not None, "the copy, not the trained model, ran predict_on_batch"
+
+
 def test_bfloat16_setting_times_the_bfloat16_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     from utils import models
 
