@@ -64,7 +64,9 @@ XLA off (:func:`compile_model`; Keras's "auto" turns it on, and XLA's CPU convol
 TensorFlow's oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``, set in ``utils/__init__.py`` before TensorFlow is
 imported). ``python -m utils bench`` times each setting, and the original in PyTorch, in the same run (figures
 in ``benchmarks/README.md``). ``convlstm_impl="stock"`` builds the same models with ``keras.layers.ConvLSTM2D``
-for comparison.
+for comparison. For inference, :func:`inference_model` gives a copy computing the same function with less work
+(each frame branch's ConvLSTM layers and batch norms as one :class:`ConvLSTMStack`); ``predict``, ``evaluate``,
+``export``, the webcam and the benchmark's inference run it (``runs.load_run(..., inference=True)``).
 """
 from __future__ import annotations
 
