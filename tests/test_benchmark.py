@@ -54,6 +54,11 @@ def test_comparison_table_gives_best_median_and_paired_ratios() -> None:
     assert "0.50/0.50" in keras_line  # CPU seconds per clip, training / inference
     assert "1.60 / 1.00" in keras_line and "6.00 / 4.50" in keras_line
     assert "1.60x" in keras_line and "1.50x" in keras_line
+    assert "1.00/1.00" in keras_line  # per CPU second: every process here took 0.5 CPU s per clip
+    comparison.rounds[0]["keras"]["infer_cpu_s_per_clip"] = 0.25  # twice PyTorch's 0.5 in round 1 only
+    comparison.rounds[1]["keras"]["infer_cpu_s_per_clip"] = 0.2
+    keras_line = next(line for line in benchmark.format_comparison(comparison).splitlines() if line.startswith("keras "))
+    assert "1.00/2.00" in keras_line  # the median of the rounds' 2.0, 2.5 and 1.0
     tflite_line = next(line for line in table.splitlines() if line.startswith("tflite "))
     assert "10.00 / 6.00" in tflite_line and "2.50x" in tflite_line and " - " in tflite_line  # no training figure
     assert "keras-xla        failed: exit status 1: boom" in table

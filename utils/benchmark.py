@@ -372,6 +372,12 @@ class Comparison:
         return [r[setting][key] / r[reference][key] for r in self.rounds
                 if r.get(setting, {}).get(key) is not None and r.get(reference, {}).get(key)]
 
+    def cpu_ratios(self, setting: str, key: str, reference: str = REFERENCE) -> list[float]:
+        """reference / setting of the CPU seconds per clip ``key`` within each round: the speed per CPU second,
+        which the load changes less than the clips/s of the wall clock."""
+        return [r[reference][key] / r[setting][key] for r in self.rounds
+                if r.get(setting, {}).get(key) and r.get(reference, {}).get(key)]
+
 
 def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, steps: int = 4,
             batch_size: int = SEED_BATCH_SIZE, progress: bool = True, once: tuple[str, ...] = ONCE_SETTINGS,
@@ -421,9 +427,10 @@ def _ratio_text(values: list[float]) -> str:
 
 
 def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str:
-    """The comparison table: best / median clips/s per setting and the median ratio to the reference."""
+    """The comparison table: best / median clips/s per setting, the median ratio to the reference in clips/s, and
+    per CPU second (training / inference; the figure to read on a shared machine)."""
     header = (f"{'setting':16} {'train clips/s':>15} {'infer clips/s':>15} {'CPU s/clip':>11} "
-              f"{'train vs ' + reference:>17} {'infer vs ' + reference:>17}  what")
+              f"{'train vs ' + reference:>17} {'infer vs ' + reference:>17} {'per CPU s':>11}  what")
     lines = [header, "-" * len(header)]
     for name in comparison.settings:
         if name in comparison.skipped:
@@ -437,9 +444,11 @@ def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str
                             (comparison.values(name, "train_cpu_s_per_clip"), comparison.values(name, "infer_cpu_s_per_clip")))
         train_ratio = _ratio_text(comparison.ratios(name, "train_clips_per_s", reference)) if name != reference else "1"
         infer_ratio = _ratio_text(comparison.ratios(name, "infer_clips_per_s", reference)) if name != reference else "1"
+        cpu_ratio = "/".join(_ratio_text(comparison.cpu_ratios(name, key, reference)).removesuffix("x")
+                             for key in ("train_cpu_s_per_clip", "infer_cpu_s_per_clip")) if name != reference else "1"
         lines.append(f"{name:16} {_best_median(comparison.values(name, 'train_clips_per_s')):>15} "
                      f"{_best_median(comparison.values(name, 'infer_clips_per_s')):>15} {cpu_text:>11} "
-                     f"{train_ratio:>17} {infer_ratio:>17}  {SETTINGS[name][0]}")
+                     f"{train_ratio:>17} {infer_ratio:>17} {cpu_ratio:>11}  {SETTINGS[name][0]}")
     return "\n".join(lines)
 
 
