@@ -54,6 +54,11 @@ def test_comparison_table_gives_best_median_and_paired_ratios() -> None:
     assert "0.50/0.50" in keras_line  # CPU seconds per clip, training / inference
     assert "1.60 / 1.00" in keras_line and "6.00 / 4.50" in keras_line
     assert "1.60x" in keras_line and "1.50x" in keras_line
+    assert "1.00/1.00" in keras_line  # per CPU second: every process here took 0.5 CPU s per clip
+    comparison.rounds[0]["keras"]["infer_cpu_s_per_clip"] = 0.25  # twice PyTorch's 0.5 in round 1 only
+    comparison.rounds[1]["keras"]["infer_cpu_s_per_clip"] = 0.2
+    keras_line = next(line for line in benchmark.format_comparison(comparison).splitlines() if line.startswith("keras "))
+    assert "1.00/2.00" in keras_line  # the median of the rounds' 2.0, 2.5 and 1.0
     tflite_line = next(line for line in table.splitlines() if line.startswith("tflite "))
     assert "10.00 / 6.00" in tflite_line and "2.50x" in tflite_line and " - " in tflite_line  # no training figure
     assert "keras-xla        failed: exit status 1: boom" in table
@@ -188,6 +193,20 @@ def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.Monke
     assert result["train_cpu_s_per_clip"] >= 0 and "TF intra" in result["threads"]
     with pytest.raises(benchmark.ConfigError, match="pytorch"):
         benchmark.measure_setting("pytorch")  # PyTorch runs in its own script, never in this process
+
+
+def test_keras_setting_times_inference_on_the_copy_predict_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference is timed on models.inference_model's copy (what runs.load_run(..., inference=True) gives predict)."""
+    from utils import models
+
+    _tiny_comparison(monkeypatch)
+    copies = []
+    original = models.inference_model
+    monkeypatch.setattr(models, "inference_model", lambda model: copies.append(original(model)) or copies[-1])
+    benchmark.measure_setting("keras", batch_size=2, steps=1)
+    assert len(copies) == 1
+    assert any(isinstance(layer, models.ConvLSTMStack) for layer in copies[0].layers)
+    assert copies[0].predict_function is not None, "the copy, not the trained model, ran predict_on_batch"
 
 
 def test_bfloat16_setting_times_the_bfloat16_copy(monkeypatch: pytest.MonkeyPatch) -> None:

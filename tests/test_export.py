@@ -263,3 +263,19 @@ def test_cli_export_fp16_prints_the_sizes(tmp_path, features, lstm_run, capsys):
     expected = keras_probabilities(lstm_run, features, np.arange(3))
     assert_same_as_keras(expected, tmp_path / "out" / "model_fp16.tflite", raw_clips(lstm_run, features, np.arange(3)),
                          atol=FP16_ATOL)
+
+
+def test_load_run_for_inference_runs_the_convlstm_stack_with_the_same_answers(signers, runs):
+    """predict, evaluate, export and the webcam load a run with inference=True: the ConvLSTM layers and batch norms
+    as one ConvLSTMStack, the same probabilities as the saved model."""
+    from utils import models
+    from utils.inputs import prepare_inputs
+    from utils.runs import load_run
+
+    run = runs("fused", "recommended")
+    saved, run_info = load_run(run)
+    fast, _ = load_run(run, inference=True)
+    assert not any(isinstance(layer, models.ConvLSTMStack) for layer in saved.layers)
+    assert any(isinstance(layer, models.ConvLSTMStack) for layer in fast.layers)
+    inputs = prepare_inputs(signers, run_info, CLIPS)
+    np.testing.assert_allclose(fast.predict(inputs, verbose=0), saved.predict(inputs, verbose=0), atol=1e-5)

@@ -317,3 +317,65 @@ def test_bfloat16_copy_keeps_the_weights_computes_in_bfloat16_and_answers_in_flo
     assert 0 < difference < 0.02, f"bfloat16 rounds (8-bit mantissa) but stays close: {difference}"
     with pytest.raises(models.ConfigError, match="float16"):
         models.with_compute_dtype(model, "float16")
+
+
+# ----------------------------------------------------------------------------- the inference copy (ConvLSTMStack)
+def _perturbed(model: keras.Model, seed: int = 5) -> keras.Model:
+    """The model with every weight moved and batch norms given non-trivial statistics (a shift that, folded wrongly
+    at the zero-padded border or not at all, shows in the outputs)."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.5, channels),
+                               rng.normal(0, 0.3, channels), rng.uniform(0.2, 2.0, channels)])
+        elif layer.weights and not isinstance(layer, keras.Model):
+            layer.set_weights([w + rng.normal(scale=0.2, size=w.shape).astype(w.dtype) for w in layer.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("changes, compiled", [
+    (dict(convlstm_activation="relu"), False),  # the seed's activation, plain gate ops
+    (dict(convlstm_activation="relu", convlstm_filters=(4, 3, 2)), True),  # three layers, compiled gates
+    (dict(convlstm_activation="tanh", frame_stem=(4,), image_size=16, test_time_flip=True,
+          preprocessing={**models.NO_PREPROCESSING, "mirror": "height"}), True),
+    (dict(convlstm_activation="tanh", ensemble=2), False),  # members: nested models
+])
+def test_inference_model_computes_the_same_function(changes: dict, compiled: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ConvLSTM stack (layers step by step together, batch norms folded, no forget gate at step 1) gives the
+    model's outputs within 1e-5, and no ConvLSTM or batch norm of the frame branch is left in the copy."""
+    if compiled:
+        monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)
+    config = tiny_config(**changes)
+    model = _perturbed(models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM))
+    inputs = tiny_inputs(config, batch=4)
+    copy = models.inference_model(model)
+    layers = list(copy._flatten_layers(include_self=False))
+    assert sum(isinstance(layer, models.ConvLSTMStack) for layer in layers) == config.ensemble
+    assert not any(isinstance(layer, models.ConvLSTM) for layer in layers)
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in layers) == \
+        len(config.frame_stem) * config.ensemble  # only the stem's batch norms remain
+    np.testing.assert_allclose(copy.predict_on_batch(inputs), model.predict_on_batch(inputs), atol=1e-5, rtol=1e-5)
+    if config.ensemble == 1:  # the frame features themselves, before the head's softmax compresses differences
+        features = [keras.Model(m.inputs, m.get_layer("frames_flatten").output).predict_on_batch(inputs)
+                    for m in (model, copy)]
+        assert np.abs(features[0]).max() > 0.1
+        np.testing.assert_allclose(features[1], features[0], atol=1e-5, rtol=1e-5)
+
+
+def test_inference_model_leaves_models_without_a_convlstm_chain_and_copies_weights() -> None:
+    """The LSTM and the stock ConvLSTM2D come back as they are; the copy's other layers hold the same weights."""
+    lstm = models.build_model("lstm", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    assert models.inference_model(lstm) is lstm
+    stock = models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM, convlstm_impl="stock")
+    assert models.inference_model(stock) is stock
+    model = _perturbed(models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM))
+    copy = models.inference_model(model)
+    for name in ("keypoints_lstm1", "frames_reduce", "probabilities"):
+        assert copy.get_layer(name) is not model.get_layer(name)
+        assert all(np.array_equal(a, b) for a, b in zip(copy.get_layer(name).get_weights(),
+                                                         model.get_layer(name).get_weights()))
+    stack = copy.get_layer("frames_convlstm_stack")
+    again = models.ConvLSTMStack.from_config(stack.get_config())
+    assert again.filters == stack.filters and again.kernel_size == stack.kernel_size

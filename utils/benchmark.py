@@ -236,8 +236,17 @@ def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
     return model, config
 
 
+def _inference_copy(model: Any, config: Any, jit_compile: bool | None = None) -> Any:
+    """What ``predict``, ``evaluate`` and ``export`` run (``runs.load_run(..., inference=True)``): the trained model as
+    :func:`utils.models.inference_model` gives it, compiled like the model."""
+    from utils import models
+
+    return models.compile_model(models.inference_model(model), config, jit_compile=jit_compile)
+
+
 def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
-    """Train and inference speed of the comparison's fused model in this process (XLA on for 'keras-xla')."""
+    """Train and inference speed of the comparison's fused model in this process (XLA on for 'keras-xla'); inference
+    times the model's inference copy (:func:`_inference_copy`), as ``predict`` runs it."""
     import tensorflow as tf
 
     if threads:
@@ -251,7 +260,8 @@ def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None =
     inputs = random_batch("fused", config.num_frames, config.image_size, batch_size)
     labels = np.random.default_rng(1).integers(0, NUM_CLASSES, batch_size)
     train_wall, train_cpu = _timed(lambda: model.train_on_batch(inputs, labels), steps)
-    infer_wall, infer_cpu = _timed(lambda: model.predict_on_batch(inputs), steps)
+    infer = _inference_copy(model, config, jit_compile=True if name == "keras-xla" else None)
+    infer_wall, infer_cpu = _timed(lambda: infer.predict_on_batch(inputs), steps)
     return {"framework": f"TensorFlow {tf.__version__}", "params": model.count_params(), "threads": _tf_threads(),
             "train_clips_per_s": batch_size / train_wall, "infer_clips_per_s": batch_size / infer_wall,
             "train_cpu_s_per_clip": train_cpu / batch_size, "infer_cpu_s_per_clip": infer_cpu / batch_size}
@@ -362,6 +372,12 @@ class Comparison:
         return [r[setting][key] / r[reference][key] for r in self.rounds
                 if r.get(setting, {}).get(key) is not None and r.get(reference, {}).get(key)]
 
+    def cpu_ratios(self, setting: str, key: str, reference: str = REFERENCE) -> list[float]:
+        """reference / setting of the CPU seconds per clip ``key`` within each round: the speed per CPU second,
+        which the load changes less than the clips/s of the wall clock."""
+        return [r[reference][key] / r[setting][key] for r in self.rounds
+                if r.get(setting, {}).get(key) and r.get(reference, {}).get(key)]
+
 
 def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, steps: int = 4,
             batch_size: int = SEED_BATCH_SIZE, progress: bool = True, once: tuple[str, ...] = ONCE_SETTINGS,
@@ -411,9 +427,10 @@ def _ratio_text(values: list[float]) -> str:
 
 
 def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str:
-    """The comparison table: best / median clips/s per setting and the median ratio to the reference."""
+    """The comparison table: best / median clips/s per setting, the median ratio to the reference in clips/s, and
+    per CPU second (training / inference; the figure to read on a shared machine)."""
     header = (f"{'setting':16} {'train clips/s':>15} {'infer clips/s':>15} {'CPU s/clip':>11} "
-              f"{'train vs ' + reference:>17} {'infer vs ' + reference:>17}  what")
+              f"{'train vs ' + reference:>17} {'infer vs ' + reference:>17} {'per CPU s':>11}  what")
     lines = [header, "-" * len(header)]
     for name in comparison.settings:
         if name in comparison.skipped:
@@ -427,9 +444,11 @@ def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str
                             (comparison.values(name, "train_cpu_s_per_clip"), comparison.values(name, "infer_cpu_s_per_clip")))
         train_ratio = _ratio_text(comparison.ratios(name, "train_clips_per_s", reference)) if name != reference else "1"
         infer_ratio = _ratio_text(comparison.ratios(name, "infer_clips_per_s", reference)) if name != reference else "1"
+        cpu_ratio = "/".join(_ratio_text(comparison.cpu_ratios(name, key, reference)).removesuffix("x")
+                             for key in ("train_cpu_s_per_clip", "infer_cpu_s_per_clip")) if name != reference else "1"
         lines.append(f"{name:16} {_best_median(comparison.values(name, 'train_clips_per_s')):>15} "
                      f"{_best_median(comparison.values(name, 'infer_clips_per_s')):>15} {cpu_text:>11} "
-                     f"{train_ratio:>17} {infer_ratio:>17}  {SETTINGS[name][0]}")
+                     f"{train_ratio:>17} {infer_ratio:>17} {cpu_ratio:>11}  {SETTINGS[name][0]}")
     return "\n".join(lines)
 
 

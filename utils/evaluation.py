@@ -120,7 +120,7 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
     from utils.keypoints import KEYPOINT_DIM
     from utils.runs import load_run
 
-    model, run_info = load_run(model_dir)
+    model, run_info = load_run(model_dir, inference=True)
     features = load_features(features_path)
     if features.keypoints.shape[-1] != run_info.get("keypoint_dim", KEYPOINT_DIM):
         raise FeatureFileError(f"{features_path} has {features.keypoints.shape[-1]} numbers per frame; "

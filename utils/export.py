@@ -169,7 +169,7 @@ def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[s
     from utils.inputs import InputSpec
     from utils.runs import load_run
 
-    model, run_info = load_run(model_dir)
+    model, run_info = load_run(model_dir, inference=True)
     spec = InputSpec.from_run(run_info)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = out_dir / f".export.{os.getpid()}.tmp"

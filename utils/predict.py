@@ -373,7 +373,7 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     json_path = _check_json_out(json_path)
     info = video_info(video, count=False)  # a missing, empty or non-video file fails here, before the model loads
     window_frames, stride_frames = frames_of(window, info.fps, "window"), frames_of(stride, info.fps, "stride")
-    model, run_info = load_run(model_dir)
+    model, run_info = load_run(model_dir, inference=True)
     classify = WindowClassifier(model, run_info)
     spec = classify.spec
     mediapipe_size = mediapipe_size_for(spec, mediapipe_size)

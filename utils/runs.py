@@ -141,12 +141,13 @@ def write_run(out_dir: Path, model: Any, run_info: dict[str, Any], metrics: dict
 
 
 # ----------------------------------------------------------------------------- loading a run
-def load_run(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+def load_run(model_dir: str | Path, inference: bool = False) -> tuple[Any, dict[str, Any]]:
     """The trained model and its run.json from a folder written by :func:`train`; ModelDirError if incomplete,
-    damaged, or mixed from two runs."""
+    damaged, or mixed from two runs. ``inference``: the model as :func:`utils.models.inference_model` gives it (the
+    same function, less work: what predict, evaluate, export and the webcam run)."""
     import keras
 
-    from utils import models  # noqa: F401  (registers the custom layers before loading)
+    from utils import models  # registers the custom layers before loading
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -172,7 +173,7 @@ def load_run(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
         raise ModelDirError(f"{model_dir / 'model.keras'} could not be loaded ({type(error).__name__}: {first_line}); "
                             "train the model again with this version of the course") from None
     _check_model_matches_run(model, run_info, model_dir)
-    return model, run_info
+    return (models.inference_model(model) if inference else model), run_info
 
 
 def _input_shapes(model: Any) -> dict[str, tuple]:

@@ -104,7 +104,7 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
         check_display()
     frames_of(window, DEFAULT_FPS, "window")  # a typo fails here, before the model loads
     frames_of(stride, DEFAULT_FPS, "stride")
-    model, run_info = load_run(model_dir)
+    model, run_info = load_run(model_dir, inference=True)
     classify = WindowClassifier(model, run_info)
     mediapipe_size = mediapipe_size_for(classify.spec, mediapipe_size)
     capture = open_camera(camera_index)
