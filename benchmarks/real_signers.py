@@ -214,7 +214,7 @@ class Candidate:
 
 #: ModelConfig fields added after the cache was: left at their default they are not part of a key, so the
 #: probabilities cached before they existed still count (a key with them is also looked up).
-LATER_FIELDS = {"linear_blend": 0.0, "class_weight": None, "ensemble": 1}
+LATER_FIELDS = {"linear_blend": 0.0, "class_weight": None, "ensemble": 1, "label_smoothing": 0.0}
 
 
 def cache_keys(config: models.ModelConfig, linear: bool, dataset: str, fold: str, seed: int) -> list[str]:
@@ -302,6 +302,9 @@ def candidates(quick: bool) -> list[Candidate]:
                   note="**the recommended `lstm` now** (`--model lstm`): the same with `ModelConfig.ensemble=3`, three "
                        "networks (seeds 0, 1, 2) fitted one after another and averaged inside one Keras model "
                        "(chosen by `crossval` with this option: benchmarks/ensemble.md)"),
+        Candidate("conv_gru, hand angles, balanced classes, label smoothing", single.replace(label_smoothing=0.1),
+                  note="one network of the recommended `lstm` trained against targets 0.9 x one-hot + 0.1 / classes "
+                       "(`ModelConfig.label_smoothing=0.1`)"),
         Candidate("conv_gru x3", default, seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),

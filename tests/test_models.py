@@ -248,6 +248,46 @@ def test_compile_default_turns_xla_off_on_cpu() -> None:
     assert models.default_jit_compile() == expected
 
 
+def smoothing_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer labels, softmax probabilities and per-clip weights of 4 clips over 3 classes."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 3)).astype("float32")
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return np.array([0, 2, 1, 2]), probabilities, np.array([1.0, 0.5, 2.0, 1.5], "float32")
+
+
+def test_label_smoothing_loss_equals_keras_categorical_with_smoothing_and_differs_from_plain() -> None:
+    labels, probabilities, weights = smoothing_case()
+    one_hot = np.eye(3, dtype="float32")[labels]
+    smoothed = models.classification_loss(tiny_config(label_smoothing=0.1))
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
+    assert float(smoothed(labels, probabilities)) == pytest.approx(float(expected(one_hot, probabilities)), rel=1e-5)
+    assert float(smoothed(labels, probabilities, sample_weight=weights)) == pytest.approx(
+        float(expected(one_hot, probabilities, sample_weight=weights)), rel=1e-5)  # class weights still apply
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
+    assert abs(float(smoothed(labels, probabilities)) - plain) > 1e-3
+    assert float(smoothed(labels[:, None], probabilities)) == pytest.approx(float(smoothed(labels, probabilities)))
+
+
+def test_no_label_smoothing_is_the_plain_sparse_loss() -> None:
+    labels, probabilities, _ = smoothing_case()
+    assert models.ModelConfig.label_smoothing == 0.0
+    assert models.classification_loss(tiny_config()) == "sparse_categorical_crossentropy"
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
+    assert float(models.SparseSmoothedCrossentropy(0.0)(labels, probabilities)) == pytest.approx(plain, rel=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing 1.0"):
+        models.classification_loss(tiny_config(label_smoothing=1.0))
+
+
+def test_label_smoothing_reaches_the_compiled_model_and_survives_saving(tmp_path) -> None:
+    config = tiny_config(label_smoothing=0.2)
+    model = models.compile_model(models.build_model("lstm", config, NUM_CLASSES, KEYPOINT_DIM), config)
+    assert isinstance(model.loss, models.SparseSmoothedCrossentropy) and model.loss.label_smoothing == 0.2
+    assert np.isfinite(np.ravel(model.train_on_batch(feed("lstm", tiny_inputs(config, batch=3)), np.array([0, 1, 4])))[0])
+    model.save(tmp_path / "model.keras")
+    assert keras.models.load_model(tmp_path / "model.keras").loss.label_smoothing == 0.2
+
+
 @pytest.mark.parametrize("model_name", ["lstm", "fused"])
 def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -> None:
     config = tiny_config(keypoint_encoder="conv_gru", lstm_units=(8, 6))

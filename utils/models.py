@@ -131,6 +131,7 @@ class ModelConfig:
     # training signer trains, for the configuration's epochs, and the last weights are kept (nothing is selected)
     validation: bool = True
     ensemble: int = 1  # networks fitted one after another (seeds seed, seed+1, ...), probabilities averaged in one model
+    label_smoothing: float = 0.0  # training: targets (1 - s) x one-hot + s / classes (0 = plain cross-entropy)
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -1131,8 +1132,36 @@ def compile_model(model: keras.Model, config: ModelConfig, jit_compile: bool | s
     """
     jit_compile = default_jit_compile() if jit_compile is None else jit_compile
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+                  loss=classification_loss(config), metrics=["accuracy"], jit_compile=jit_compile)
     return model
+
+
+@keras.saving.register_keras_serializable(package="course")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy of probabilities against integer labels smoothed to (1 - s) one-hot + s / classes
+    (Keras's sparse loss has no label smoothing)."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_smoothed_crossentropy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """Per-clip loss: the labels one-hot encoded, then Keras's categorical cross-entropy with smoothing."""
+        one_hot = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        """Serialisable settings (saved with a compiled model)."""
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def classification_loss(config: ModelConfig) -> Any:
+    """The training loss: sparse categorical cross-entropy, with ``config.label_smoothing`` when above 0."""
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ConfigError(f"label_smoothing {config.label_smoothing} is out of range; use a value in [0, 1) (0 = none)")
+    if config.label_smoothing == 0.0:
+        return "sparse_categorical_crossentropy"
+    return SparseSmoothedCrossentropy(config.label_smoothing)
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -1261,5 +1290,5 @@ __all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", 
            "BlendProbabilities", "MirrorViews", "AverageViews", "mirror_views", "neural_part", "linear_output_layer",
            "branch_models", "fusion_layers", "with_test_time_flip", "ensemble_model", "ensemble_members",
            "check_ensemble", "with_compute_dtype", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
-           "build_model", "compile_model", "count_params", "formula_param_count", "original_param_count",
+           "build_model", "compile_model", "classification_loss", "SparseSmoothedCrossentropy", "count_params", "formula_param_count", "original_param_count",
            "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]
