@@ -210,11 +210,13 @@ class Candidate:
     seeds: int = 1
     note: str = ""
     blend: tuple[str, ...] = ()
+    extra_training: str | None = None  # "four": crowd folds also train on the four signers' clips (test side unchanged)
 
 
 #: ModelConfig fields added after the cache was: left at their default they are not part of a key, so the
 #: probabilities cached before they existed still count (a key with them is also looked up).
-LATER_FIELDS = {"linear_blend": 0.0, "class_weight": None, "ensemble": 1, "label_smoothing": 0.0}
+LATER_FIELDS = {"linear_blend": 0.0, "class_weight": None, "ensemble": 1, "label_smoothing": 0.0,
+                "transformer_blocks": 2, "attention_heads": 4}
 
 
 def cache_keys(config: models.ModelConfig, linear: bool, dataset: str, fold: str, seed: int) -> list[str]:
@@ -305,6 +307,14 @@ def candidates(quick: bool) -> list[Candidate]:
         Candidate("conv_gru, hand angles, balanced classes, label smoothing", single.replace(label_smoothing=0.1),
                   note="one network of the recommended `lstm` trained against targets 0.9 x one-hot + 0.1 / classes "
                        "(`ModelConfig.label_smoothing=0.1`)"),
+        Candidate("conv_gru, hand angles, balanced classes, transformer", single.replace(
+            keypoint_encoder="transformer", transformer_blocks=2, attention_heads=4),
+            note="one network of the recommended `lstm` with the GRU replaced by 2 pre-norm Transformer blocks "
+                 "(width 96, 4 heads, learned position embedding, mean + max over time; "
+                 "`keypoint_encoder=\"transformer\"`)"),
+        Candidate("crowd + four in training", single, extra_training="four",
+                  note="one network of the recommended `lstm`; each crowd fold also trains on all clips of the four "
+                       "signers (the test side stays the fold's 8 crowd signers; classes = the union)"),
         Candidate("conv_gru x3", default, seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),
@@ -375,13 +385,28 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
+def with_extra_signers(clips: ClipSet, train: np.ndarray, test: np.ndarray,
+                       extra: ClipSet) -> tuple[ClipSet, np.ndarray, np.ndarray]:
+    """The clips of a fold with other signers' clips appended to its training side (its test side unchanged)."""
+    both = ClipSet(np.concatenate([clips.keypoints, extra.keypoints]), np.concatenate([clips.labels, extra.labels]),
+                   np.concatenate([clips.signers, extra.signers]))
+    added = np.ones(len(extra.labels), bool)
+    return both, np.concatenate([train, added]), np.concatenate([test, ~added])
+
+
 def run_candidate(candidate: Candidate, datasets: list[str], epochs: int | None, cache: Path | None) -> dict[str, Any]:
-    """Every fold of every dataset for one candidate."""
+    """Every fold of every dataset for one candidate (one with ``extra_training`` runs on the crowd only)."""
     result: dict[str, Any] = {}
+    if candidate.extra_training is not None:
+        datasets = [d for d in datasets if d == "crowd"]
+        extra = load_mp_signers({"four": "sequences"}[candidate.extra_training])
     for dataset in datasets:
         folds = []
         for index, (name, clips, train, test, other) in enumerate(fold_tasks(dataset)):
             fold_id = f"{index}:" + ",".join(sorted(set(clips.signers[test])))  # names like "8 signers" repeat
+            if candidate.extra_training is not None:
+                clips, train, test = with_extra_signers(clips, train, test, extra)
+                fold_id += f"+{candidate.extra_training}"  # its own cache entries
             fold = {"fold": name, **run_fold(candidate, dataset, fold_id, clips, train, test, other, epochs, cache)}
             folds.append(fold)
             print(f"  {candidate.name:32s} {dataset:9s} {name:28s} {fold['accuracy']:.3f} "

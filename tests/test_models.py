@@ -297,7 +297,43 @@ def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
     with pytest.raises(ValueError, match="conv_gru"):
-        models.build_model(model_name, config.replace(keypoint_encoder="transformer"), NUM_CLASSES, KEYPOINT_DIM)
+        models.build_model(model_name, config.replace(keypoint_encoder="mamba"), NUM_CLASSES, KEYPOINT_DIM)
+
+
+@pytest.mark.parametrize("model_name", ["lstm", "fused"])
+def test_transformer_keypoint_encoder_shapes_parameter_count_and_saving(model_name: str, tmp_path) -> None:
+    config = tiny_config(keypoint_encoder="transformer", lstm_units=(8, 8), transformer_blocks=2, attention_heads=4,
+                         dropout=0.2)
+    model = models.build_model(model_name, config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    assert model.get_layer("keypoints_block2_attention").num_heads == 4
+    assert model.get_layer("keypoints_positions").positions.shape == (config.num_frames, 8)
+    assert model.get_layer("keypoints_features").output.shape[-1] == 16  # mean and max over time
+    inputs = feed(model_name, tiny_inputs(config))
+    probabilities = np.asarray(model.predict_on_batch(inputs))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
+    one_block = models.build_model(model_name, config.replace(transformer_blocks=1), NUM_CLASSES, KEYPOINT_DIM)
+    assert models.count_params(one_block) == models.formula_param_count(
+        model_name, config.replace(transformer_blocks=1), NUM_CLASSES, KEYPOINT_DIM)
+    assert models.count_params(one_block)["total"] < models.count_params(model)["total"]
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(inputs)), probabilities, atol=1e-6)
+
+
+def test_transformer_positions_make_time_order_matter_and_heads_must_divide_the_width() -> None:
+    config = tiny_config(keypoint_encoder="transformer", lstm_units=(8, 8), kernel_size=1)  # no convolution over time
+    model = models.build_model("lstm", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    keypoints = tiny_inputs(config)["keypoints"]
+    table = model.get_layer("keypoints_positions").positions
+    table.assign(np.zeros(table.shape, "float32"))  # without positions, attention + pooling ignore the order
+    same = [np.asarray(model.predict_on_batch({"keypoints": k})) for k in (keypoints, keypoints[:, ::-1])]
+    np.testing.assert_allclose(same[0], same[1], atol=1e-5)
+    table.assign(np.random.default_rng(1).normal(size=table.shape).astype("float32"))
+    differ = [np.asarray(model.predict_on_batch({"keypoints": k})) for k in (keypoints, keypoints[:, ::-1])]
+    assert np.abs(differ[0] - differ[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="attention_heads 3"):
+        models.build_model("lstm", config.replace(attention_heads=3), NUM_CLASSES, KEYPOINT_DIM)
 
 
 @pytest.mark.parametrize("pooling", ["flatten", "average"])
