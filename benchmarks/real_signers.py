@@ -492,7 +492,7 @@ def combine(paths: list[str]) -> tuple[dict[str, dict[str, Any]], list[str], lis
             names, sets = list(data), list(next(iter(data.values())))
             data = {"results": data, "command": "python benchmarks/real_signers.py --only " + " ".join(
                 f"'{n}'" for n in names) + " --datasets " + " ".join(sets)}
-        commands.append(data["command"])
+        commands += [run for run in data["command"].split(" && ") if run not in commands]  # a run combined twice: once
         for name, per_dataset in data["results"].items():
             results.setdefault(name, {}).update(per_dataset)
     datasets = [d for d in DATASETS if any(d in r for r in results.values())]
