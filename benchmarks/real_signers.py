@@ -52,10 +52,12 @@ in all).
 
 Tried after the ensemble default (H-real5, one network each unless "x" says otherwise, load average 2-6 while they
 trained): label smoothing 0.1 (``ModelConfig.label_smoothing``) gives one network 0.869 / 0.743 / 0.965, mean 0.859
-against 0.856, but its lowest crowd fold falls from 0.65 to 0.59. A Transformer in place of the GRU (the same
+against 0.856, but its lowest crowd fold falls from 0.65 to 0.59; three seeds of it averaged (what ``ensemble=3``
+gives) 0.880 / 0.744 / 0.967, mean 0.864 against 0.861 for the default's three seeds (the row "x3" of one network
+without smoothing reproduces the "ensemble=3" row fold for fold), lowest crowd fold 0.59 either way. A Transformer in place of the GRU (the same
 Dense + convolution stem, 2 pre-norm blocks of width 96 with 4 heads, learned positions, mean + max pooling;
 ``keypoint_encoder="transformer"``) loses everywhere: 0.728 / 0.744 / 0.945, mean 0.806, below the linear model on
-the synthetic signers, and trains about 1.5 times as long per fold. Adding the four signers' 570 clips (9 signs,
+the synthetic signers, and its folds took 21-88 s against 22-69 s for the label smoothing row (load 4-6). Adding the four signers' 570 clips (9 signs,
 three of them absent from the crowd) to every crowd fold's training side lifts the crowd from 0.745 to 0.754 and
 its lowest fold from 0.65 to 0.72, but two folds drop (0.81 -> 0.77, 0.75 -> 0.72): 22 of the 1,140 crowd clips
 are then answered with a sign the crowd never shows (mother, help, father); with the answer restricted to the
