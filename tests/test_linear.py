@@ -104,7 +104,7 @@ def _study():
 
 def test_study_cache_keys_and_cached_probabilities(tmp_path):
     study = _study()
-    config = models.get_config("lstm").replace(class_weight=None, ensemble=1)
+    config = models.get_config("lstm").replace(class_weight=None, ensemble=1, label_smoothing=0.0)
     keys = study.cache_keys(config, False, "four", "0:a", 0)
     assert len(keys) == 2  # linear_blend, class_weight at their defaults: also the key written before they existed
     for other in (study.cache_keys(config, False, "four", "0:b", 0), study.cache_keys(config, False, "four", "0:a", 1),
