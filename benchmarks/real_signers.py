@@ -346,6 +346,9 @@ def candidates(quick: bool) -> list[Candidate]:
                   seeds=3, note="**the recommended `lstm` now** (`--model lstm`, `ensemble=3`, `label_smoothing=0.1`): "
                                 "the label smoothing row fitted with seeds 0-2, probabilities averaged (confirmed by "
                                 "`crossval` on the same folds as the ensemble: README)"),
+        Candidate("conv_gru, hand angles, balanced classes, label smoothing x5", single.replace(label_smoothing=0.1),
+                  seeds=5, note="the label smoothing row fitted with seeds 0-4, probabilities averaged (what the "
+                                "recommended `lstm` with `ensemble=5` would give)"),
         Candidate("conv_gru x3", default, seeds=3,
                   note="conv_gru, probabilities averaged over seeds 0, 1, 2 (a seed ensemble)"),
         Candidate("conv_gru + linear", None, blend=("conv_gru", "linear"),
