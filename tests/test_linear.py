@@ -104,7 +104,7 @@ def _study():
 
 def test_study_cache_keys_and_cached_probabilities(tmp_path):
     study = _study()
-    config = models.get_config("lstm").replace(class_weight=None, ensemble=1)
+    config = models.get_config("lstm").replace(class_weight=None, ensemble=1, label_smoothing=0.0)
     keys = study.cache_keys(config, False, "four", "0:a", 0)
     assert len(keys) == 2  # linear_blend, class_weight at their defaults: also the key written before they existed
     for other in (study.cache_keys(config, False, "four", "0:b", 0), study.cache_keys(config, False, "four", "0:a", 1),
@@ -114,6 +114,8 @@ def test_study_cache_keys_and_cached_probabilities(tmp_path):
     assert study.cache_keys(config.replace(name="x", description="y"), False, "four", "0:a", 0) == keys
     assert not set(study.cache_keys(config.replace(linear_blend=0.5), False, "four", "0:a", 0)) & set(keys)
     assert not set(study.cache_keys(config.replace(class_weight="balanced"), False, "four", "0:a", 0)) & set(keys)
+    for later in ({"label_smoothing": 0.1}, {"keypoint_encoder": "transformer"}, {"transformer_blocks": 1}):
+        assert not set(study.cache_keys(config.replace(**later), False, "four", "0:a", 0)) & set(keys)
     stored = np.array([[0.2, 0.8]], np.float32)
     np.savez(tmp_path / f"{keys[1]}.npz", probabilities=stored, seconds=12.5)  # an older spelling of the key
     probabilities, seconds = study.fit_and_predict(config, False, 0, None, None, None, tmp_path, keys)  # no fit
@@ -130,6 +132,18 @@ def test_study_folds_are_signer_disjoint_and_cover_every_signer():
     assert [f.tolist() for f in study.group_folds(signers[:12], None)] == [[f"s{i}"] for i in sorted(range(12), key=str)]
     low, high = study.t_interval([0.5, 0.7, 0.6])
     assert low < 0.6 < high and high - 0.6 == pytest.approx(0.6 - low)
+
+
+def test_study_extra_signers_join_the_training_side_only():
+    study = _study()
+    clips = study.ClipSet(np.zeros((4, 2, 3)), np.array(["a", "b", "a", "b"]), np.array(["s1", "s1", "s2", "s2"]))
+    extra = study.ClipSet(np.ones((2, 2, 3)), np.array(["a", "c"]), np.array(["f1", "f1"]))
+    test = np.array([False, False, True, True])
+    both, train, test_after = study.with_extra_signers(clips, ~test, test, extra)
+    assert train.tolist() == [True, True, False, False, True, True]
+    assert test_after.tolist() == [False, False, True, True, False, False]
+    assert both.labels[train].tolist() == ["a", "b", "a", "c"] and both.signers[test_after].tolist() == ["s2", "s2"]
+    assert both.keypoints.shape == (6, 2, 3) and both.keypoints[train].sum() == 12  # the extra clips' ones
 
 
 @pytest.mark.slow

@@ -248,6 +248,46 @@ def test_compile_default_turns_xla_off_on_cpu() -> None:
     assert models.default_jit_compile() == expected
 
 
+def smoothing_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer labels, softmax probabilities and per-clip weights of 4 clips over 3 classes."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 3)).astype("float32")
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return np.array([0, 2, 1, 2]), probabilities, np.array([1.0, 0.5, 2.0, 1.5], "float32")
+
+
+def test_label_smoothing_loss_equals_keras_categorical_with_smoothing_and_differs_from_plain() -> None:
+    labels, probabilities, weights = smoothing_case()
+    one_hot = np.eye(3, dtype="float32")[labels]
+    smoothed = models.classification_loss(tiny_config(label_smoothing=0.1))
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
+    assert float(smoothed(labels, probabilities)) == pytest.approx(float(expected(one_hot, probabilities)), rel=1e-5)
+    assert float(smoothed(labels, probabilities, sample_weight=weights)) == pytest.approx(
+        float(expected(one_hot, probabilities, sample_weight=weights)), rel=1e-5)  # class weights still apply
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
+    assert abs(float(smoothed(labels, probabilities)) - plain) > 1e-3
+    assert float(smoothed(labels[:, None], probabilities)) == pytest.approx(float(smoothed(labels, probabilities)))
+
+
+def test_no_label_smoothing_is_the_plain_sparse_loss() -> None:
+    labels, probabilities, _ = smoothing_case()
+    assert models.ModelConfig.label_smoothing == 0.0
+    assert models.classification_loss(tiny_config()) == "sparse_categorical_crossentropy"
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
+    assert float(models.SparseSmoothedCrossentropy(0.0)(labels, probabilities)) == pytest.approx(plain, rel=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing 1.0"):
+        models.classification_loss(tiny_config(label_smoothing=1.0))
+
+
+def test_label_smoothing_reaches_the_compiled_model_and_survives_saving(tmp_path) -> None:
+    config = tiny_config(label_smoothing=0.2)
+    model = models.compile_model(models.build_model("lstm", config, NUM_CLASSES, KEYPOINT_DIM), config)
+    assert isinstance(model.loss, models.SparseSmoothedCrossentropy) and model.loss.label_smoothing == 0.2
+    assert np.isfinite(np.ravel(model.train_on_batch(feed("lstm", tiny_inputs(config, batch=3)), np.array([0, 1, 4])))[0])
+    model.save(tmp_path / "model.keras")
+    assert keras.models.load_model(tmp_path / "model.keras").loss.label_smoothing == 0.2
+
+
 @pytest.mark.parametrize("model_name", ["lstm", "fused"])
 def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -> None:
     config = tiny_config(keypoint_encoder="conv_gru", lstm_units=(8, 6))
@@ -257,7 +297,43 @@ def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
     with pytest.raises(ValueError, match="conv_gru"):
-        models.build_model(model_name, config.replace(keypoint_encoder="transformer"), NUM_CLASSES, KEYPOINT_DIM)
+        models.build_model(model_name, config.replace(keypoint_encoder="mamba"), NUM_CLASSES, KEYPOINT_DIM)
+
+
+@pytest.mark.parametrize("model_name", ["lstm", "fused"])
+def test_transformer_keypoint_encoder_shapes_parameter_count_and_saving(model_name: str, tmp_path) -> None:
+    config = tiny_config(keypoint_encoder="transformer", lstm_units=(8, 8), transformer_blocks=2, attention_heads=4,
+                         dropout=0.2)
+    model = models.build_model(model_name, config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    assert model.get_layer("keypoints_block2_attention").num_heads == 4
+    assert model.get_layer("keypoints_positions").positions.shape == (config.num_frames, 8)
+    assert model.get_layer("keypoints_features").output.shape[-1] == 16  # mean and max over time
+    inputs = feed(model_name, tiny_inputs(config))
+    probabilities = np.asarray(model.predict_on_batch(inputs))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
+    one_block = models.build_model(model_name, config.replace(transformer_blocks=1), NUM_CLASSES, KEYPOINT_DIM)
+    assert models.count_params(one_block) == models.formula_param_count(
+        model_name, config.replace(transformer_blocks=1), NUM_CLASSES, KEYPOINT_DIM)
+    assert models.count_params(one_block)["total"] < models.count_params(model)["total"]
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(inputs)), probabilities, atol=1e-6)
+
+
+def test_transformer_positions_make_time_order_matter_and_heads_must_divide_the_width() -> None:
+    config = tiny_config(keypoint_encoder="transformer", lstm_units=(8, 8), kernel_size=1)  # no convolution over time
+    model = models.build_model("lstm", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    keypoints = tiny_inputs(config)["keypoints"]
+    table = model.get_layer("keypoints_positions").positions
+    table.assign(np.zeros(table.shape, "float32"))  # without positions, attention + pooling ignore the order
+    same = [np.asarray(model.predict_on_batch({"keypoints": k})) for k in (keypoints, keypoints[:, ::-1])]
+    np.testing.assert_allclose(same[0], same[1], atol=1e-5)
+    table.assign(np.random.default_rng(1).normal(size=table.shape).astype("float32"))
+    differ = [np.asarray(model.predict_on_batch({"keypoints": k})) for k in (keypoints, keypoints[:, ::-1])]
+    assert np.abs(differ[0] - differ[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="attention_heads 3"):
+        models.build_model("lstm", config.replace(attention_heads=3), NUM_CLASSES, KEYPOINT_DIM)
 
 
 @pytest.mark.parametrize("pooling", ["flatten", "average"])
