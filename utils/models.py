@@ -71,6 +71,7 @@ for comparison. For inference, :func:`inference_model` gives a copy computing th
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -384,19 +385,18 @@ def _gate_arithmetic(activation: Any, recurrent_activation: Any, from_frame: Any
     return recurrent_activation(gate_o) * activation(cell), cell
 
 
-_COMPILED_GATES: dict[tuple[Any, Any], Any] = {}
+_COMPILED_GATES: dict[tuple[Any, ...], Any] = {}
 
 
-def _compiled_gates(activation: Any, recurrent_activation: Any) -> Any:
-    """:func:`_gate_arithmetic` for these activations as one XLA-compiled TensorFlow function (made once)."""
-    key = (activation, recurrent_activation)
+def _compiled_gates(activation: Any, recurrent_activation: Any, arithmetic: Any = _gate_arithmetic) -> Any:
+    """``arithmetic`` (:func:`_gate_arithmetic`, or :func:`_first_gate_arithmetic` for :class:`ConvLSTMStack`'s first
+    step) for these activations as one XLA-compiled TensorFlow function (made once per key)."""
+    key = (activation, recurrent_activation) + (() if arithmetic is _gate_arithmetic else (arithmetic.__name__,))
     if key not in _COMPILED_GATES:
         import tensorflow as tf
 
-        def gates(from_frame: Any, from_hidden: Any, bias: Any, cell: Any) -> tuple[Any, Any]:
-            return _gate_arithmetic(activation, recurrent_activation, from_frame, from_hidden, bias, cell)
-
-        _COMPILED_GATES[key] = tf.function(gates, jit_compile=True, autograph=False)
+        _COMPILED_GATES[key] = tf.function(functools.partial(arithmetic, activation, recurrent_activation),
+                                           jit_compile=True, autograph=False)
     return _COMPILED_GATES[key]
 
 
@@ -537,22 +537,6 @@ def _first_gate_arithmetic(activation: Any, recurrent_activation: Any, from_fram
     return recurrent_activation(gate_o) * activation(cell), cell
 
 
-_COMPILED_FIRST_GATES: dict[tuple[Any, Any], Any] = {}
-
-
-def _compiled_first_gates(activation: Any, recurrent_activation: Any) -> Any:
-    """:func:`_first_gate_arithmetic` for these activations as one XLA-compiled TensorFlow function (made once)."""
-    key = (activation, recurrent_activation)
-    if key not in _COMPILED_FIRST_GATES:
-        import tensorflow as tf
-
-        def gates(from_frame: Any, bias: Any) -> tuple[Any, Any]:
-            return _first_gate_arithmetic(activation, recurrent_activation, from_frame, bias)
-
-        _COMPILED_FIRST_GATES[key] = tf.function(gates, jit_compile=True, autograph=False)
-    return _COMPILED_FIRST_GATES[key]
-
-
 def _without_forget_gate(values: Any, filters: int) -> Any:
     """The i, c, o quarters of a gate-ordered last axis (i, f, c, o), the forget gate's quarter left out."""
     import numpy as np
@@ -622,22 +606,24 @@ class ConvLSTMStack(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         """The last step's normalised hidden state (B, H, W, F_last) of the stacked layers."""
         fuse = self.fused_gates and keras.backend.backend() == "tensorflow"
+        pixels = int(inputs.shape[2]) * int(inputs.shape[3])
+        activations = (self.activation, self.recurrent_activation)
+        gates = [{arithmetic: (_compiled_gates(*activations, arithmetic)
+                               if fuse and pixels * 4 * filters >= ConvLSTM.FUSED_GATES_MIN_ELEMENTS
+                               else functools.partial(arithmetic, *activations))
+                  for arithmetic in (_first_gate_arithmetic, _gate_arithmetic)} for filters in self.filters]
         states: list[tuple[Any, Any]] = [(None, None)] * len(self.filters)
         x = None
         for frame in ops.unstack(inputs, inputs.shape[1], axis=1):
             x = frame
-            for index, filters in enumerate(self.filters):
+            for index in range(len(self.filters)):
                 hidden, cell = states[index]
-                compiled = fuse and (int(inputs.shape[2]) * int(inputs.shape[3]) * 4 * filters
-                                     >= ConvLSTM.FUSED_GATES_MIN_ELEMENTS)
                 if hidden is None:
-                    first = (_compiled_first_gates(self.activation, self.recurrent_activation) if compiled else
-                             lambda a, b: _first_gate_arithmetic(self.activation, self.recurrent_activation, a, b))
-                    hidden, cell = first(ops.conv(x, self.first_kernels[index], padding="same"),
-                                         ops.cast(self.first_biases[index].value, self.compute_dtype))
+                    hidden, cell = gates[index][_first_gate_arithmetic](
+                        ops.conv(x, self.first_kernels[index], padding="same"),
+                        ops.cast(self.first_biases[index].value, self.compute_dtype))
                 else:
-                    step = (_compiled_gates(self.activation, self.recurrent_activation) if compiled else
-                            lambda a, b, c, d: _gate_arithmetic(self.activation, self.recurrent_activation, a, b, c, d))
+                    step = gates[index][_gate_arithmetic]
                     hidden, cell = step(ops.conv(x, self.kernels[index], padding="same"),
                                         ops.conv(hidden, self.recurrent_kernels[index], padding="same"),
                                         ops.cast(self.biases[index].value, self.compute_dtype), cell)
@@ -1606,5 +1592,6 @@ __all__ = ["MODEL_NAMES", "CONFIGS", "ModelConfig", "ConvLSTM", "LastTimeStep", 
            "BlendProbabilities", "MirrorViews", "AverageViews", "mirror_views", "neural_part", "linear_output_layer",
            "branch_models", "fusion_layers", "with_test_time_flip", "ensemble_model", "ensemble_members",
            "check_ensemble", "with_compute_dtype", "FRAME_INPUTS", "FUSIONS", "get_config", "config_names",
-           "build_model", "compile_model", "classification_loss", "PositionEmbedding", "SparseSmoothedCrossentropy", "count_params", "formula_param_count", "original_param_count",
+           "build_model", "compile_model", "classification_loss", "PositionEmbedding", "SparseSmoothedCrossentropy",
+           "count_params", "formula_param_count", "original_param_count",
            "learning_rate_at", "model_inputs", "describe", "ORIGINAL_PARAM_COUNT"]
