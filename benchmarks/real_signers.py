@@ -342,8 +342,9 @@ def candidates(quick: bool) -> list[Candidate]:
                   note="one network of the recommended `lstm` fitted with seeds 0-4, probabilities averaged (what "
                        "`ensemble=5` would give)"),
         Candidate("conv_gru, hand angles, balanced classes x3", single, seeds=3,
-                  note="seeds 0-2 of the row above averaged (the same fits, read from the cache): what the default "
-                       "`ensemble=3` gives, for comparison with x5"),
+                  note="one network of the recommended `lstm` before label smoothing fitted with seeds 0-2, "
+                       "probabilities averaged (what `ensemble=3` gives: the same folds as that row, fold for fold; "
+                       "the baseline of the label smoothing x3 row)"),
         Candidate("conv_gru, hand angles, balanced classes, label smoothing x3", single.replace(label_smoothing=0.1),
                   seeds=3, note="**the recommended `lstm` now** (`--model lstm`, `ensemble=3`, `label_smoothing=0.1`): "
                                 "the label smoothing row fitted with seeds 0-2, probabilities averaged (confirmed by "
