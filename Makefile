@@ -68,7 +68,7 @@ lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks
 
 bench: $(STAMP)
-	$(PY) -m utils bench
+	$(PY) -m benchmarks.speed
 
 clean:
 	rm -rf results .pytest_cache

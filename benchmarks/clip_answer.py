@@ -29,10 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils import keypoints as K  # noqa: E402
-from utils import predict, synthetic, training  # noqa: E402
-from utils.features import FeatureSet  # noqa: E402
-from utils.runs import load_run  # noqa: E402
+from utils.data import keypoints as K  # noqa: E402
+from utils.serving import predict  # noqa: E402
+from utils.data import synthetic
+from utils.training import loop as training
+from utils.data.features import FeatureSet  # noqa: E402
+from utils.training.runs import load_run  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 FPS = 30.0
@@ -120,7 +122,7 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/clip_answer")
     parser.add_argument("--real-keypoints", default=None,
                         help="folder of <sign>__<source>.npz (keypoints, fps) written with "
-                             "utils.predict.read_video_keypoints for each real ASL video")
+                             "utils.serving.predict.read_video_keypoints for each real ASL video")
     parser.add_argument("--only", choices=["synthetic", "real"], default=None)
     args = parser.parse_args()
     out = Path(args.out)

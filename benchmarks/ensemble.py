@@ -49,7 +49,7 @@ def features_path(dataset: str, work: Path) -> Path:
         return DATA / "features" / "synthetic_T30_S64.npz"
     out = work / "data" / f"{dataset}.npz"
     if not out.is_file():
-        from utils.features import extract_features
+        from utils.data.features import extract_features
 
         expand = REAL / "mp_data_signers" / "expand.py"
         if not expand.is_file():
@@ -63,9 +63,10 @@ def features_path(dataset: str, work: Path) -> Path:
 
 def member_accuracies(cv_dir: Path, features: Any) -> list[dict[str, Any]]:
     """Per fold: each member's accuracy alone and the ensemble's on the fold's test signers, and the seconds."""
-    from utils import crossval, models
-    from utils.evaluation import predict_clips
-    from utils.runs import load_run
+    from utils import models
+    from utils.evaluation import crossval
+    from utils.training.metrics import predict_clips
+    from utils.training.runs import load_run
 
     labels, groups = np.asarray(features.labels), np.asarray(features.groups).astype(str)
     rows = []
@@ -82,8 +83,9 @@ def member_accuracies(cv_dir: Path, features: Any) -> list[dict[str, Any]]:
 
 def run_dataset(dataset: str, members: int, work: Path) -> dict[str, Any]:
     """Cross-validate the recommended lstm with ``ensemble=members`` on one dataset; per-fold member scores."""
-    from utils import crossval, models
-    from utils.features import load_features
+    from utils import models
+    from utils.evaluation import crossval
+    from utils.data.features import load_features
 
     path = features_path(dataset, work)
     config = models.get_config("lstm").replace(ensemble=members)
@@ -103,7 +105,7 @@ def run_dataset(dataset: str, members: int, work: Path) -> dict[str, Any]:
 
 def t_interval(values: list[float]) -> tuple[float, float]:
     """The 95% t-interval of the mean (the one crossval.json reports)."""
-    from utils import crossval
+    from utils.evaluation import crossval
 
     low, high = crossval.t_interval(values)["ci95"]
     return float(low), float(high)

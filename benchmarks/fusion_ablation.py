@@ -46,10 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from utils import models, paths, training  # noqa: E402
-from utils.features import load_features  # noqa: E402
-from utils.inputs import prepare_inputs  # noqa: E402
-from utils.runs import load_run  # noqa: E402
+from utils import models, paths  # noqa: E402
+from utils.training import loop as training
+from utils.data.features import load_features  # noqa: E402
+from utils.inputs.spec import prepare_inputs  # noqa: E402
+from utils.training.runs import load_run  # noqa: E402
 
 SEED = 0
 NUM_FOLDS = 5
@@ -111,8 +112,8 @@ def refuse(config: models.ModelConfig, trained, frame_input: str, fusion: str, i
 
 def staged_rows(features, run_dir: Path, test: list[str], config: models.ModelConfig) -> dict[str, float]:
     """Every row that the staged run of one fold gives: branches alone, fusions of subsets, signer probes."""
-    from utils import splits
-    from utils.probe import probe_model
+    from utils.data import splits
+    from utils.evaluation.probe import probe_model
 
     model, run_info = load_run(run_dir)
     split = splits.make_splits(features.labels, groups=features.groups, test_group=test, seed=SEED)
@@ -162,7 +163,7 @@ def fit_and_fuse(val: list[np.ndarray], val_labels: np.ndarray, test: list[np.nd
     """One weight per branch fit on the validation clips' branch log-probabilities; the test clips' fused ones."""
     import keras
 
-    from utils import training
+    from utils.training import loop as training
 
     fusion = models.LogitFusion(dtype="float32", name=name)
     training.fit_fusion_layer(fusion, val, val_labels)
@@ -229,7 +230,7 @@ def flip_accuracy(features, run_dir: Path, test: list[str]) -> float:
 
 def single_probe(features, run_dir: Path) -> float:
     """The signer probe on a single-branch run's penultimate features (all clips)."""
-    from utils.probe import probe_model
+    from utils.evaluation.probe import probe_model
 
     model, run_info = load_run(run_dir)
     return probe_model(model, prepare_inputs(features, run_info), features.groups, features.labels).accuracy
@@ -462,7 +463,7 @@ def table(results: dict, fold_list: list[list[str]], epochs: int | None, command
 def rescore(features, out: Path, fold_list: list[list[str]]) -> None:
     """Score the stored runs of finished folds with test-time flip averaging again, with the current mirror code
     (no training): the flip rows of both staged runs and the in-model flip of the ConvLSTM on frames + hands."""
-    from utils import splits
+    from utils.data import splits
 
     for run in ("staged", "staged_frames", "convlstm_both"):
         for test in fold_list:

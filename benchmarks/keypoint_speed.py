@@ -40,8 +40,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils import keypoints as K  # noqa: E402
-from utils import video  # noqa: E402
+from utils.data import keypoints as K  # noqa: E402
+from utils.data import video  # noqa: E402
 
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "real" / "asl_clips"
 OUT_MD = Path(__file__).with_suffix(".md")
@@ -236,7 +236,9 @@ def mediapipe_fps(clips: list[Path], size: int) -> tuple[float, float]:
 
 def untrained_classifier(name: str):
     """A WindowClassifier of the recommended model `name` with random weights (as fast as a trained one)."""
-    from utils import models, predict, preprocessing
+    from utils import models
+    from utils.serving import predict
+    from utils.inputs import preprocessing
 
     config = models.get_config(name, "recommended")
     input_dim = preprocessing.output_dim(preprocessing.resolve_options(config.preprocessing))
@@ -252,7 +254,7 @@ def untrained_classifier(name: str):
 def predict_fps(clips: list[Path], size: int, classify) -> tuple[float, float, float, float]:
     """End-to-end frames/s of predict's path (decode in a thread + MediaPipe + thumbnails/crops + every window)
     per wall-clock and per CPU second, frames/s of the reading pass alone, and the model's mean ms per window."""
-    from utils import predict
+    from utils.serving import predict
 
     spec = classify.spec
     elapsed, reading, count, model_ms, cpu = 0.0, 0.0, 0, [], cpu_seconds()
@@ -274,7 +276,8 @@ def extract_fps(clips: list[Path], size: int, workers: int, parallel: str = "thr
     """Sampled frames per wall-clock and per CPU second of `extract` (fresh cache; ``workers`` clips at once as
     threads or worker processes, whose CPU time is included) on the clips, linked into a class-folder dataset, and
     the video frames it decoded (consumed) per wall second."""
-    from utils import features, paths
+    from utils import paths
+    from utils.data import features
 
     consumed = sum(video.video_info(path, count=False).num_frames for path in clips)
     cpu = cpu_seconds()
@@ -304,7 +307,7 @@ def extract_breakdown(clips: list[Path], size: int = 0) -> dict[str, tuple[float
     """Where a sampled frame's time goes in `extract`, in this process: step -> (wall ms, CPU ms) per sampled
     frame, pooled over the clips: decoding every frame (grab) and converting the 30 kept ones, their thumbnails,
     MediaPipe on them (video mode, as extract), the hand crops; and a worker's start-up (once per process)."""
-    from utils import features
+    from utils.data import features
 
     totals: dict[str, list[float]] = {}
 
@@ -338,7 +341,7 @@ def _worker_startup_seconds() -> tuple[float, float]:
     """(wall, CPU) seconds for a fresh process to start as an extract worker: import, MediaPipe graph, first frame."""
     import subprocess
 
-    code = ("from utils import features; features._quiet_worker(); from utils.keypoints import HolisticExtractor; "
+    code = ("from utils.data import features; features._quiet_worker(); from utils.data.keypoints import HolisticExtractor; "
             "import numpy as np; HolisticExtractor().extract_frame(np.zeros((720, 1280, 3), np.uint8))")
     wall, cpu = time.perf_counter(), cpu_seconds()
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])

@@ -86,8 +86,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from utils import models, preprocessing  # noqa: E402
-from utils.keypoints import mp_data_to_original  # noqa: E402
+from utils import models  # noqa: E402
+from utils.inputs import preprocessing
+from utils.data.keypoints import mp_data_to_original  # noqa: E402
 
 REAL = Path(os.environ.get("COURSE_REAL_DIR", ROOT.parent / "shared" / "real"))
 DATA = Path(os.environ.get("COURSE_DATA_DIR", ROOT / "data"))
@@ -180,7 +181,7 @@ def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
                seed: int) -> Callable[[np.ndarray], np.ndarray]:
     """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches; with
     ``config.ensemble`` N > 1, N networks (seeds seed .. seed + N - 1) in the course's averaging model."""
-    from utils import training
+    from utils.training import loop as training
 
     members = [fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index)
                for index in range(models.check_ensemble("lstm", config))]
@@ -197,7 +198,7 @@ def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nd
     """One lstm network of this configuration, trained config.epochs epochs with the course's augmented batches."""
     import keras
 
-    from utils import training
+    from utils.training import loop as training
 
     training.set_seeds(seed)
     spec = ("lstm", config)

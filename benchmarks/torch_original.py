@@ -2,7 +2,7 @@
 
     pip install -e ".[torch]"                  # the optional extra: PyTorch's CPU wheel
     python benchmarks/torch_original.py        # one timing, batch 16 at the seed shapes
-    python benchmarks/torch_original.py --json # the same as one JSON line (what utils.benchmark reads)
+    python benchmarks/torch_original.py --json # the same as one JSON line (what benchmarks.speed reads)
 
 The layers are the original's (Kaushik 2022, see the docstring of ``utils/models.py``): two ``LSTMCell`` (1662 -> 512
 -> 512) over the keypoints; two ConvLSTM cells (16 filters, 5x5, one convolution of [frame, hidden], ReLU cell

@@ -48,7 +48,7 @@ def tmp_video(tmp_path: Path) -> Callable[..., Path]:
     tell which source frame you got; mp4 is lossy by a few levels, .avi (MJPG) less) with a red square
     moving left to right along the bottom.
     """
-    from utils.video import write_video
+    from utils.data.video import write_video
 
     def make(num_frames: int = 10, height: int = 48, width: int = 64, fps: float = 25.0,
              suffix: str = ".mp4", name: str = "clip") -> Path:

@@ -1,4 +1,4 @@
-"""Tests for utils.benchmark (tables, ratios, the per-setting processes) and benchmarks/torch_original.py."""
+"""Tests for benchmarks.speed (tables, ratios, the per-setting processes) and benchmarks/torch_original.py."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import pytest
 
-from utils import benchmark
+from benchmarks import speed as benchmark
 
 
 def _result(train: float | None, infer: float, load: float = 1.0, **extra: object) -> dict:
@@ -101,20 +101,10 @@ def test_each_setting_runs_in_its_own_process_with_its_environment(monkeypatch: 
 def test_setting_commands() -> None:
     assert benchmark.setting_command("pytorch", 16, 4)[1:] == [str(benchmark.TORCH_SCRIPT), "--json", "--batch-size",
                                                                "16", "--steps", "4"]
-    assert benchmark.setting_command("keras-xla", 8, 2)[1:] == ["-m", "utils.benchmark", "--setting", "keras-xla",
+    assert benchmark.setting_command("keras-xla", 8, 2)[1:] == ["-m", "benchmarks.speed", "--setting", "keras-xla",
                                                                 "--batch-size", "8", "--steps", "2"]
     assert benchmark.setting_command("tflite", 8, 2, threads=1)[-2:] == ["--threads", "1"]
     assert benchmark.SETTINGS["keras-no-onednn"][1] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
-
-
-def test_keypoint_speed_is_skipped_with_a_reason_when_absent(monkeypatch: pytest.MonkeyPatch, tmp_path,
-                                                            capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(benchmark, "KEYPOINT_SPEED_SCRIPT", tmp_path / "keypoint_speed.py")
-    benchmark._keypoint_speed(quick=True)
-    assert "keypoint speed: skipped" in capsys.readouterr().out
-    (tmp_path / "keypoint_speed.py").write_text("def main(argv):\n    print('called with', argv)\n")
-    benchmark._keypoint_speed(quick=False)
-    assert "called with []" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("quick", [True, False])
@@ -253,7 +243,7 @@ class _CountingExtractor:
 
 def test_extract_breakdown_times_every_step_per_sampled_frame(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """The breakdown runs MediaPipe on the 30 sampled frames of each clip and its sum row is the sum of the steps."""
-    from utils import video
+    from utils.data import video
 
     ks = benchmark.load_keypoint_speed()
     frames = np.random.default_rng(0).integers(0, 255, (40, 48, 64, 3), dtype=np.uint8)

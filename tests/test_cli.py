@@ -7,7 +7,7 @@ import pytest
 
 from utils import cli, config, course
 
-COMMANDS = ("data", "extract", "train", "crossval", "evaluate", "bench", "predict", "export", "course")
+COMMANDS = ("data", "extract", "train", "crossval", "evaluate", "predict", "export", "course")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -86,7 +86,8 @@ def test_summary_table_lists_every_run(tmp_path):
 
 def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch, tmp_path):
     """`train --config seed --frames 20` (UCF11 at the original's 20 frames) trains a seed config with T=20."""
-    from utils import cli, training
+    from utils import cli
+    from utils.training import loop as training
 
     seen = {}
 

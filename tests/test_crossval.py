@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import crossval
+from utils.evaluation import crossval
 from utils.errors import ConfigError, SplitError
-from utils.features import FeatureSet, save_features
-from utils.keypoints import KEYPOINT_DIM
+from utils.data.features import FeatureSet, save_features
+from utils.data.keypoints import KEYPOINT_DIM
 
 
 def grouped_features(num_frames: int = 4) -> FeatureSet:
@@ -58,7 +58,7 @@ class FakeTrain:
 
 @pytest.fixture
 def fake_train(monkeypatch: pytest.MonkeyPatch) -> FakeTrain:
-    from utils import training
+    from utils.training import loop as training
 
     fake = FakeTrain()
     monkeypatch.setattr(training, "train", fake)
@@ -152,7 +152,7 @@ def test_k_fold_run_tests_every_clip_once(tmp_path, fake_train):
 
 
 def test_an_interrupted_run_resumes_without_retraining_finished_folds(tmp_path, monkeypatch):
-    from utils import training
+    from utils.training import loop as training
 
     features, out = grouped_features(), tmp_path / "cv"
     monkeypatch.setattr(training, "train", FakeTrain(fail_at_call=1))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.keypoints import RIGHT_HAND
+from utils.data.keypoints import RIGHT_HAND
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import datasets, paths
+from utils import paths
+from utils.data import datasets
 from utils.errors import DatasetError, DownloadError
 
 
@@ -191,7 +192,7 @@ def test_offline_download_of_ucf11_names_the_official_archive(offline: Path) -> 
 
 
 def test_download_command_prints_the_message_without_traceback(offline: Path, capsys) -> None:
-    pytest.importorskip("utils.synthetic", reason="the data command imports utils.synthetic")
+    pytest.importorskip("utils.data.synthetic", reason="the data command imports utils.data.synthetic")
     from utils import cli
 
     assert cli.main(["data", "asl"]) == 2

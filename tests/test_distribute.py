@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import distribute
+from utils.training import distribute
 from utils.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +142,7 @@ class _FakeStrategy:
 def test_train_reads_global_batches_and_records_them(monkeypatch, tmp_path):
     from test_training import tiny_config, tiny_features
 
-    from utils import training
+    from utils.training import loop as training
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.setattr(distribute, "choose_strategy", lambda: _FakeStrategy())
@@ -187,9 +187,9 @@ def free_ports(count: int) -> list[int]:
 def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     from test_training import tiny_features
 
-    from utils.evaluation import evaluate_saved
-    from utils.features import save_features
-    from utils.runs import load_run
+    from utils.evaluation.evaluate import evaluate_saved
+    from utils.data.features import save_features
+    from utils.training.runs import load_run
 
     # each worker reads its own file: same clips, signers and split, different noise. Without gradients summed
     # over the workers the two would end with different weights (one seed alone would make them equal).

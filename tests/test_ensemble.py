@@ -49,7 +49,7 @@ def test_nonsense_ensembles_are_refused(model_name, size, message):
 
 
 def _member_weights(run_dir) -> list[list[np.ndarray]]:
-    from utils.runs import load_run
+    from utils.training.runs import load_run
 
     return [member.get_weights() for member in models.ensemble_members(load_run(run_dir)[0])]
 
@@ -57,9 +57,9 @@ def _member_weights(run_dir) -> list[list[np.ndarray]]:
 @pytest.mark.slow
 def test_members_train_with_their_own_seeds_and_member_one_is_the_single_network(features_file, tmp_path):
     """Member i is the network `train` fits with seed + i - 1: the first is the same as a single network's run."""
-    from utils import training
-    from utils.inputs import prepare_inputs
-    from utils.runs import load_run
+    from utils.training import loop as training
+    from utils.inputs.spec import prepare_inputs
+    from utils.training.runs import load_run
 
     options = dict(seed=0, verbose=0, measure_speed=False)
     metrics = training.train(str(features_file), "lstm", tiny_config(epochs=3).replace(ensemble=2),
@@ -113,7 +113,7 @@ class _KillInMember:
 
 @pytest.mark.slow
 def test_a_run_killed_in_member_two_resumes_without_retraining_member_one(features_file, tmp_path, monkeypatch):
-    from utils import training
+    from utils.training import loop as training
 
     config, options = tiny_config(epochs=3).replace(ensemble=2), dict(seed=0, verbose=0, measure_speed=False)
     whole = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "whole", **options)
@@ -149,8 +149,8 @@ def test_an_ensemble_exports_with_the_same_probabilities(tmp_path):
 
 @pytest.mark.slow
 def test_crossval_of_an_ensemble_writes_ensembles_per_fold(tmp_path):
-    from utils import crossval
-    from utils.runs import load_run
+    from utils.evaluation import crossval
+    from utils.training.runs import load_run
 
     features = tiny_features(with_frames=False)
     summary = crossval.run(features, "lstm", tiny_config(epochs=2).replace(ensemble=2), out_dir=tmp_path / "cv",
@@ -163,7 +163,9 @@ def test_crossval_of_an_ensemble_writes_ensembles_per_fold(tmp_path):
 
 
 def test_ensemble_option_of_the_train_and_crossval_commands(monkeypatch, tmp_path):
-    from utils import cli, crossval, training
+    from utils import cli
+    from utils.evaluation import crossval
+    from utils.training import loop as training
 
     seen = {}
     monkeypatch.setattr(training, "train_from_file", lambda **kwargs: seen.update(kwargs) or

@@ -6,7 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from utils import evaluation, plots
+from utils import plots
+from utils.data import figures
+from utils.training import metrics
+from utils.evaluation import evaluate as evaluation
 from utils.errors import ModelDirError
 
 
@@ -14,7 +17,7 @@ def test_classification_metrics_by_hand():
     classes = ["a", "b", "c"]
     y_true = [0, 0, 0, 1, 1, 2]
     y_pred = [0, 0, 1, 1, 1, 0]
-    m = evaluation.classification_metrics(y_true, y_pred, classes)
+    m = metrics.classification_metrics(y_true, y_pred, classes)
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["n"] == 6
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]  # rows = true class
@@ -27,15 +30,15 @@ def test_classification_metrics_by_hand():
 
 def test_accuracy_is_per_clip_not_per_batch():
     # 9 clips right in a batch of 9, 0 of 1 in a last batch of 1: per clip 0.9, per-batch average 0.5
-    m = evaluation.classification_metrics([0] * 10, [0] * 9 + [1], ["a", "b"])
+    m = metrics.classification_metrics([0] * 10, [0] * 9 + [1], ["a", "b"])
     assert m["accuracy"] == pytest.approx(0.9)
 
 
 def test_classification_metrics_rejects_bad_input():
     with pytest.raises(ValueError, match="shape"):
-        evaluation.classification_metrics([0, 1], [0], ["a", "b"])
+        metrics.classification_metrics([0, 1], [0], ["a", "b"])
     with pytest.raises(ValueError, match="empty"):
-        evaluation.classification_metrics([], [], ["a", "b"])
+        metrics.classification_metrics([], [], ["a", "b"])
 
 
 class _CountingModel:
@@ -52,7 +55,7 @@ class _CountingModel:
 
 def test_measure_latency_times_single_clips_and_a_batch():
     model = _CountingModel()
-    result = evaluation.measure_latency(model, {"keypoints": np.zeros((4, 3, 5))}, repeats=5, warmup=1)
+    result = metrics.measure_latency(model, {"keypoints": np.zeros((4, 3, 5))}, repeats=5, warmup=1)
     assert model.batch_sizes == [1] * 6 + [4, 4]
     assert result["ms_per_clip"] > 0 and result["clips_per_second"] > 0 and result["repeats"] == 5
 
@@ -88,19 +91,19 @@ def test_every_plot_returns_a_figure_and_saves_it(tmp_path, monkeypatch):
     history = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.8], "val_loss": [1.1, 0.7], "val_accuracy": [0.4, 0.7]}
     report = pd.DataFrame({"train": [3, 4], "val": [1, 1], "test": [1, 2], "total": [5, 7]},
                           index=pd.Index(["a", "b"], name="class"))
-    figures = {
+    made = {
         "history": plots.plot_history(history, "run", save_as="history"),
         "cm": plots.plot_confusion_matrix([[2, 1], [0, 3]], ["a", "b"], save_as="cm"),
         "counts": plots.plot_class_counts(report, save_as="counts"),
         "grid": plots.plot_frame_grid([np.zeros((8, 8, 3), np.uint8)] * 3, ["x", "y", "z"], save_as="grid"),
-        "hands": plots.plot_hand_crops([np.zeros((40, 60, 3), np.uint8)], [np.full(1662, 0.5, np.float32)], 8,
+        "hands": figures.plot_hand_crops([np.zeros((40, 60, 3), np.uint8)], [np.full(1662, 0.5, np.float32)], 8,
                                        save_as="hands"),
         "f1": plots.plot_per_class_f1(runs, save_as="f1"),
         "comparison": plots.plot_model_comparison(evaluation.compare_runs(runs), save_as="comparison"),
     }
-    for name, fig in figures.items():
+    for name, fig in made.items():
         assert hasattr(fig, "savefig")
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000, name
-    path = plots.save_fig(figures["cm"], "again", folder=tmp_path / "elsewhere")
+    path = plots.save_fig(made["cm"], "again", folder=tmp_path / "elsewhere")
     assert path == tmp_path / "elsewhere" / "again.png" and path.is_file()
     assert plots.plot_history(history) is not None and not (tmp_path / "figures" / "None.png").exists()

@@ -22,7 +22,7 @@ CLIPS = np.arange(6)  # parity on these clips: left- and right-handed signers, g
 
 def signer_features():
     """A FeatureSet of 13 synthetic clips, T=30, with random 64x64 uint8 thumbnails and 5 classes."""
-    from utils.features import FeatureSet
+    from utils.data.features import FeatureSet
 
     keypoints = synthetic_keypoints()
     count = len(keypoints)
@@ -61,8 +61,8 @@ def runs(tmp_path_factory, signers):
 
 def keras_probabilities(run: Path, features, indices: np.ndarray) -> np.ndarray:
     """The Keras model of a run on the NumPy input path."""
-    from utils.inputs import prepare_inputs
-    from utils.runs import load_run
+    from utils.inputs.spec import prepare_inputs
+    from utils.training.runs import load_run
 
     model, run_info = load_run(run)
     return np.asarray(model.predict(prepare_inputs(features, run_info, indices), verbose=0))
@@ -70,15 +70,15 @@ def keras_probabilities(run: Path, features, indices: np.ndarray) -> np.ndarray:
 
 def raw_clips(run: Path, features, indices: np.ndarray) -> dict:
     """The stored clips (raw keypoints, uint8 thumbnails) an exported model of the run takes."""
-    from utils.inputs import stored_clips
-    from utils.runs import load_run
+    from utils.inputs.spec import stored_clips
+    from utils.training.runs import load_run
 
     return stored_clips(features, load_run(run)[1], indices)
 
 
 def assert_same_as_keras(expected: np.ndarray, exported: Path, raw: dict, atol: float = ATOL) -> None:
     """The exported file's probabilities on raw clips equal Keras's (within atol) and pick the same classes."""
-    from utils.export import predict_exported
+    from utils.serving.export import predict_exported
 
     got = predict_exported(exported, raw)
     assert got.shape == expected.shape
@@ -88,7 +88,7 @@ def assert_same_as_keras(expected: np.ndarray, exported: Path, raw: dict, atol: 
 
 def _check_export(tmp_path: Path, features, run: Path) -> dict:
     """Export a run; Keras, SavedModel and TFLite agree on raw clips; return export.json."""
-    from utils.export import export_model
+    from utils.serving.export import export_model
 
     written = export_model(run, tmp_path / "export", verbose=False)
     assert [p.name for p in written] == ["savedmodel", "model.tflite", "labels.txt", "run.json", "export.json"]
@@ -115,7 +115,7 @@ def test_recommended_models_export_with_the_preprocessing_inside(tmp_path, signe
         assert list(shapes) == ["frames", "hands"] and config.test_time_flip
     assert info["classes"] == list("abcde") and info["clip_frames"] == 30
     assert info["model_frames"] == config.num_frames and info["preprocessing_inside"] is True
-    from utils.export import load_tflite
+    from utils.serving.export import load_tflite
 
     runner = load_tflite(tmp_path / "export" / "model.tflite")
     assert list(runner.get_output_details()) == [info["output"]["name"]] == ["probabilities"]
@@ -136,7 +136,7 @@ def test_hand_crop_model_exports_with_the_resizing_inside(tmp_path, signers):
     from dataclasses import replace
 
     from utils import models
-    from utils.export import export_model
+    from utils.serving.export import export_model
 
     crops = (np.random.default_rng(2).random((len(signers), 30, 2, 40, 40, 3)) * 255).astype(np.uint8)
     features = replace(signers, hand_crops=crops)
@@ -155,8 +155,8 @@ def test_fp16_export_is_smaller_and_agrees(tmp_path, signers, runs, capsys):
 
     Compared with the float32 file, not with 4 bytes per weight: the recommended models are small enough that the
     graph (input preparation, the unrolled ConvLSTM) is a large part of the file."""
-    from utils.export import export_model
-    from utils.runs import load_run
+    from utils.serving.export import export_model
+    from utils.training.runs import load_run
 
     run = runs("fused", "recommended")
     half = export_model(run, tmp_path / "half", formats=["tflite"], fp16=True)
@@ -190,9 +190,9 @@ def test_parity_check_sees_a_skipped_step(signers, runs, monkeypatch, step):
     """The exported function with one preprocessing step skipped is off by far more than the tolerance."""
     import tensorflow as tf
 
-    from utils import tf_preprocessing
-    from utils.export import serving_function
-    from utils.runs import load_run
+    from utils.inputs import tf_preprocessing
+    from utils.serving.export import serving_function
+    from utils.training.runs import load_run
 
     model_name, skip = SKIPPED_STEPS[step]
     run = runs(model_name, "recommended")
@@ -211,8 +211,8 @@ def test_parity_check_sees_a_skipped_step(signers, runs, monkeypatch, step):
 
 def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, signers, runs, monkeypatch):
     """Once through a real export: a SavedModel without frame differences does not pass."""
-    from utils import tf_preprocessing
-    from utils.export import export_model
+    from utils.inputs import tf_preprocessing
+    from utils.serving.export import export_model
 
     run = runs("fused", "recommended")
     monkeypatch.setattr(tf_preprocessing, "preprocess_frames", _float_frames(tf_preprocessing.preprocess_frames))
@@ -223,8 +223,8 @@ def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, sig
 
 # ----------------------------------------------------------------------------- the tiny trained runs
 def test_exported_lstm_gives_the_keras_probabilities(tmp_path, features, lstm_run):
-    from utils.export import export_model
-    from utils.runs import load_run
+    from utils.serving.export import export_model
+    from utils.training.runs import load_run
 
     written = export_model(lstm_run, tmp_path / "export")
     names = sorted(p.name for p in written)
@@ -239,7 +239,7 @@ def test_exported_lstm_gives_the_keras_probabilities(tmp_path, features, lstm_ru
 
 def test_frame_model_exports_to_tflite(tmp_path, features, convlstm_run):
     """Our ConvLSTM layer converts with built-in ops once the batch size is fixed to 1."""
-    from utils.export import export_model
+    from utils.serving.export import export_model
 
     written = export_model(convlstm_run, tmp_path / "export", formats=["tflite"], verbose=False)
     assert written[0].name == "model.tflite"
@@ -269,8 +269,8 @@ def test_load_run_for_inference_runs_the_convlstm_stack_with_the_same_answers(si
     """predict, evaluate, export and the webcam load a run with inference=True: the ConvLSTM layers and batch norms
     as one ConvLSTMStack, the same probabilities as the saved model."""
     from utils import models
-    from utils.inputs import prepare_inputs
-    from utils.runs import load_run
+    from utils.inputs.spec import prepare_inputs
+    from utils.training.runs import load_run
 
     run = runs("fused", "recommended")
     saved, run_info = load_run(run)

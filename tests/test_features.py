@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import features, keypoints, paths
+from utils import paths
+from utils.data import features, keypoints
 from utils.errors import DatasetError, FeatureFileError
-from utils.features import FeatureSet, extract_features, load_features, save_features
-from utils.keypoints import FACE, KEYPOINT_DIM, LEFT_HAND, POSE, RIGHT_HAND
-from utils.video import sample_frame_indices, write_video
+from utils.data.features import FeatureSet, extract_features, load_features, save_features
+from utils.data.keypoints import FACE, KEYPOINT_DIM, LEFT_HAND, POSE, RIGHT_HAND
+from utils.data.video import sample_frame_indices, write_video
 
 SOURCE_FRAMES, NUM_FRAMES, IMAGE_SIZE = 8, 4, 16
 
@@ -275,7 +276,7 @@ def astronaut_videos(root: Path) -> Path:
     """<root>/<class>/clip.mp4: three short 192x192 clips of a person (skimage's astronaut), each moving differently."""
     from skimage import data
 
-    from utils import video
+    from utils.data import video
 
     still = data.astronaut()
     clips = {"zoom": video.pan_zoom_clip(still, num_frames=10, output_size=192),
@@ -342,7 +343,7 @@ def test_worker_processes_start_mediapipe_without_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = ("from utils import features; features._quiet_worker(); import mediapipe, sys; "
+    code = ("from utils.data import features; features._quiet_worker(); import mediapipe, sys; "
             "mediapipe.solutions.holistic.Holistic().close(); print(sorted(m for m in sys.modules "
             "if m.split('.')[0] == 'tensorflow' and sys.modules[m] is not None))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils import keypoints as K
-from utils.preprocessing import augment_clips
+from utils.data import keypoints as K
+from utils.inputs.preprocessing import augment_clips
 
 
 def two_hands_clip(num_frames: int = 3, height: int = 72, width: int = 96) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +134,9 @@ def test_late_fusion_model_saves_and_loads(tmp_path) -> None:
 def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
     from test_training import tiny_config, tiny_features
 
-    from utils import training
-    from utils.evaluation import classification_metrics
-    from utils.runs import load_run
+    from utils.training import loop as training
+    from utils.training.metrics import classification_metrics
+    from utils.training.runs import load_run
 
     features = tiny_features()
     features.hand_crops = np.repeat(features.frames[:, :, None, 4:12, 4:12], 2, axis=2)  # where the colour is
@@ -157,10 +157,10 @@ def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
 
 # ----------------------------------------------------------------------------- predict: hand crops from the video
 def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_path) -> None:
-    import utils.keypoints
-    from utils import predict
-    from utils.inputs import InputSpec
-    from utils.video import write_video
+    import utils.data.keypoints
+    from utils.serving import predict
+    from utils.inputs.spec import InputSpec
+    from utils.data.video import write_video
 
     frames, vectors = two_hands_clip(num_frames=5, height=96, width=128)
     video = write_video(tmp_path / "clip.mp4", frames)
@@ -181,7 +181,7 @@ def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_pa
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(utils.keypoints, "HolisticExtractor", FixedExtractor)
+    monkeypatch.setattr(utils.data.keypoints, "HolisticExtractor", FixedExtractor)
     clip = predict.read_video_keypoints(video, need_keypoints=True, image_size=None, progress=False, hand_size=12)
     assert clip.hand_crops.shape == (5, 2, 12, 12, 3) and clip.thumbnails is None
     spec = InputSpec(num_frames=4, image_size=8, inputs=("keypoints", "hands"), hand_size=6,
@@ -193,7 +193,7 @@ def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_pa
 
 # ----------------------------------------------------------------------------- fusion refits, test-time flips
 def test_fit_fusion_layer_weights_the_informative_branch_above_the_noise() -> None:
-    from utils import training
+    from utils.training import loop as training
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, NUM_CLASSES, 64)
@@ -221,9 +221,9 @@ def _ablation():
 
 
 def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() -> None:
-    from utils.features import FeatureSet
-    from utils.inputs import InputSpec, prepare_inputs
-    from utils.splits import make_splits
+    from utils.data.features import FeatureSet
+    from utils.inputs.spec import InputSpec, prepare_inputs
+    from utils.data.splits import make_splits
 
     ablation, rng, count = _ablation(), np.random.default_rng(0), 24
     config = fused_config(frame_input="both", fusion="logits", staged=True)
@@ -267,7 +267,7 @@ def flip_pair(fusion: str, frame_input: str = "both") -> tuple[models.ModelConfi
 
 def mirrored_inputs(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Prepared model inputs mirrored as the model's MirrorViews does (keypoints: already hand-canonical)."""
-    from utils.preprocessing import mirror_frames, mirror_hand_crops
+    from utils.inputs.preprocessing import mirror_frames, mirror_hand_crops
 
     mirror = {"frames": mirror_frames, "hands": mirror_hand_crops, "keypoints": lambda x: x}
     return {name: np.ascontiguousarray(mirror[name](value)) for name, value in inputs.items()}
@@ -310,7 +310,7 @@ def test_test_time_flip_gives_a_clip_and_its_mirror_image_the_same_answer(fusion
 
 
 def test_test_time_flip_saves_loads_and_probes_one_row_per_clip(tmp_path) -> None:
-    from utils.probe import layer_features, penultimate_layer
+    from utils.evaluation.probe import layer_features, penultimate_layer
 
     config, flipped, _ = flip_pair("logits", frame_input="hands")
     flipped.save(tmp_path / "flip.keras")
@@ -333,7 +333,7 @@ def test_test_time_flip_refuses_keypoints_that_are_not_hand_canonical() -> None:
 
 def test_ablation_drawn_landmarks_fold_finishes_with_its_probe_and_no_flip_row(tmp_path) -> None:
     """The drawn-landmarks run trains, probes and stores a fold (test-time flip refuses draw_landmarks: skipped)."""
-    from utils.features import FeatureSet
+    from utils.data.features import FeatureSet
 
     ablation, rng, count = _ablation(), np.random.default_rng(0), 24
     features = FeatureSet(keypoints=rng.random((count, 4, K.KEYPOINT_DIM)).astype(np.float32),

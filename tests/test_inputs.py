@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.features import FeatureSet, load_features, save_features
-from utils.inputs import InputSpec, as_spec, clip_inputs, prepare_inputs, training_sampling
+from utils.data.features import FeatureSet, load_features, save_features
+from utils.inputs.spec import InputSpec, as_spec, clip_inputs, prepare_inputs, training_sampling
 
 
 def _features(with_source: bool = True) -> FeatureSet:
@@ -118,7 +118,7 @@ def test_drawn_landmarks_reach_a_frame_model_through_the_one_input_path():
 def test_mirrored_inputs_flip_frames_swap_hand_crops_and_mirror_keypoints():
     """The second view of test-time flip averaging: the same clip mirrored, through the one input path."""
     from utils import models
-    from utils.preprocessing import mirror_keypoints, preprocess_keypoints
+    from utils.inputs.preprocessing import mirror_keypoints, preprocess_keypoints
 
     features = _features()
     features.hand_crops = np.random.default_rng(1).integers(0, 255, (6, 6, 2, 4, 4, 3), dtype=np.uint8)

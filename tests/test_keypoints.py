@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from utils import keypoints as kp
-from utils import video
+from utils.data import keypoints as kp, video
 
 RNG = np.random.default_rng(0)
 
@@ -266,7 +265,7 @@ def test_mediapipe_is_imported_without_tensorflow_and_tensorflow_still_imports_l
     import subprocess
     import sys
 
-    code = ("import sys; from utils import keypoints; mp = keypoints.import_mediapipe(); "
+    code = ("import sys; from utils.data import keypoints; mp = keypoints.import_mediapipe(); "
             "print('tensorflow' in sys.modules); mp.solutions.holistic.Holistic().close(); "
             "import tensorflow as tf; print(float(tf.constant(2.0) + 1))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

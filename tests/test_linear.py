@@ -63,8 +63,9 @@ def test_classes_absent_from_training_get_no_probability():
 
 
 def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
-    from utils import evaluation, runs, training
-    from utils.features import save_features
+    from utils.evaluation import evaluate as evaluation
+    from utils.training import runs, loop as training
+    from utils.data.features import save_features
 
     features_file = tmp_path / "tiny.npz"
     save_features(features_file, tiny_features(with_frames=False))
@@ -153,8 +154,8 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
     from tests.test_export import assert_same_as_keras, keras_probabilities, raw_clips
     from tests.tiny_runs import NUM_FRAMES as FRAMES
     from tests.tiny_runs import tiny_features as export_features
-    from utils import training
-    from utils.export import export_model
+    from utils.training import loop as training
+    from utils.serving.export import export_model
 
     features = export_features()
     config = models.get_config(model_name).replace(num_frames=FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=1,
@@ -188,7 +189,8 @@ def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
 
 
 def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_path):
-    from utils import runs, splits, training
+    from utils.training import runs, loop as training
+    from utils.data import splits
 
     features = tiny_features(with_frames=False)
     config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,

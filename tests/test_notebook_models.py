@@ -5,7 +5,8 @@ import keras
 import nbformat
 import pytest
 
-from utils import models, plots, preprocessing
+from utils import models, plots
+from utils.inputs import preprocessing
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Layer settings that change what a layer computes without changing its type, shape or parameter count.

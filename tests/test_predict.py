@@ -13,7 +13,7 @@ from utils.errors import ModelDirError
 
 # ----------------------------------------------------------------------------- windows
 def test_window_starts_cover_the_clip_and_end_at_its_last_frame():
-    from utils.predict import window_starts
+    from utils.serving.predict import window_starts
 
     assert window_starts(20, 8, 5) == [0, 5, 10, 12]
     assert window_starts(16, 8, 8) == [0, 8]
@@ -22,7 +22,7 @@ def test_window_starts_cover_the_clip_and_end_at_its_last_frame():
 
 
 def test_window_indices_pad_a_short_clip_and_resample_a_long_window():
-    from utils.predict import window_indices
+    from utils.serving.predict import window_indices
 
     indices, padded = window_indices(0, 5, 8, 8)
     assert padded and len(indices) == 8 and indices.max() == 4 and np.all(np.diff(indices) >= 0)
@@ -35,9 +35,9 @@ def test_window_indices_pad_a_short_clip_and_resample_a_long_window():
 # ----------------------------------------------------------------------------- predict_video
 def test_predict_video_uses_the_training_preprocessing(monkeypatch, tmp_path, features, lstm_run):
     """Windows of known keypoints (two training clips back to back) give exactly the model's training-path output."""
-    from utils import predict
-    from utils.inputs import prepare_inputs
-    from utils.runs import load_run
+    from utils.serving import predict
+    from utils.inputs.spec import prepare_inputs
+    from utils.training.runs import load_run
 
     clip_keypoints = np.concatenate([features.keypoints[0], features.keypoints[1]])  # 16 frames
     fake = predict.VideoKeypoints(num_frames=16, fps=25.0, keypoints=clip_keypoints,
@@ -60,7 +60,8 @@ def test_predict_video_uses_the_training_preprocessing(monkeypatch, tmp_path, fe
 def test_mediapipe_sees_frames_of_the_size_the_run_was_trained_with(monkeypatch, tmp_path, lstm_run, recorded,
                                                                    requested, expected):
     """run.json's sampling.mediapipe_size (from the features file) reaches MediaPipe; --mediapipe-size overrides it."""
-    from utils import config, predict
+    from utils import config
+    from utils.serving import predict
 
     run = tmp_path / "run"
     shutil.copytree(lstm_run, run)
@@ -83,7 +84,7 @@ def test_mediapipe_sees_frames_of_the_size_the_run_was_trained_with(monkeypatch,
 def test_short_video_without_person_is_padded_said_so_and_annotated(tmp_path, lstm_run, capsys):
     import cv2
 
-    from utils.predict import predict_video
+    from utils.serving.predict import predict_video
 
     video = write_noise_video(tmp_path / "short.mp4", 5)
     out = tmp_path / "out" / "annotated.mp4"
@@ -100,14 +101,14 @@ def test_short_video_without_person_is_padded_said_so_and_annotated(tmp_path, ls
 
 
 def test_frame_model_runs_without_mediapipe(monkeypatch, tmp_path, convlstm_run):
-    import utils.keypoints
+    import utils.data.keypoints
 
-    from utils.predict import predict_video
+    from utils.serving.predict import predict_video
 
     def no_mediapipe(*args, **kwargs):
         raise AssertionError("MediaPipe must not run for a frame-only model without --out")
 
-    monkeypatch.setattr(utils.keypoints, "HolisticExtractor", no_mediapipe)
+    monkeypatch.setattr(utils.data.keypoints, "HolisticExtractor", no_mediapipe)
     predictions = predict_video(write_noise_video(tmp_path / "v.mp4", 12), convlstm_run, stride=4,
                                 progress=False, verbose=False).windows
     assert [(p.start, p.end) for p in predictions] == [(0, 8), (4, 12)]
@@ -115,7 +116,7 @@ def test_frame_model_runs_without_mediapipe(monkeypatch, tmp_path, convlstm_run)
 
 
 def test_run_json_from_another_configuration_is_refused(tmp_path, lstm_run):
-    from utils.runs import load_run
+    from utils.training.runs import load_run
 
     mixed = tmp_path / "mixed"
     shutil.copytree(lstm_run, mixed)
@@ -128,7 +129,7 @@ def test_run_json_from_another_configuration_is_refused(tmp_path, lstm_run):
 
 # ----------------------------------------------------------------------------- overlay
 def test_draw_prediction_draws_the_panel_only_where_it_belongs():
-    from utils.keypoints import draw_prediction
+    from utils.data.keypoints import draw_prediction
 
     frame = np.full((240, 320, 3), 128, dtype=np.uint8)
     annotated = draw_prediction(frame, [("alpha", 0.7), ("beta", 0.2), ("gamma", 0.1)])
@@ -139,7 +140,7 @@ def test_draw_prediction_draws_the_panel_only_where_it_belongs():
 
 
 def test_current_prediction_is_the_latest_finished_window():
-    from utils.predict import WindowPrediction, current_prediction
+    from utils.serving.predict import WindowPrediction, current_prediction
 
     windows = [WindowPrediction(s, s + 8, f"w{s}", 0.5, []) for s in (0, 4, 8)]
     assert current_prediction(windows, 0).label == "w0"
@@ -152,7 +153,7 @@ def test_current_prediction_is_the_latest_finished_window():
 @pytest.mark.slow
 @pytest.mark.real
 def test_real_clip_finds_the_signer_and_reports_latency(real_dir, lstm_run, capsys):
-    from utils.predict import predict_video
+    from utils.serving.predict import predict_video
 
     predictions = predict_video(real_dir / "asl_clips" / "hello" / "alpyksl.mp4", lstm_run, stride=8,
                                 progress=False).windows

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import keypoints as K
+from utils.data import keypoints as K
 
 CLIP_FRAMES, THUMBNAIL, SOURCE_FRAMES, FPS = 12, 24, 20, 30.0
 # Same arrays in, same model: only the batch (1 clip vs several) differs, which moves float32 sums by ~1e-7.
@@ -56,8 +56,9 @@ class StoredKeypoints:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> tuple[Path, Path]:
     """(dataset folder, features file) of 10 signs x 3 signers, 20-frame videos at 30 fps."""
-    from utils import paths, synthetic
-    from utils.features import extract_features
+    from utils import paths
+    from utils.data import synthetic
+    from utils.data.features import extract_features
 
     root = tmp_path_factory.mktemp("parity")
     with pytest.MonkeyPatch.context() as patch:
@@ -72,7 +73,8 @@ def dataset(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, dataset) -> dict[str, Path]:
     """One run folder per model type, recommended configuration, one epoch."""
-    from utils import models, training
+    from utils import models
+    from utils.training import loop as training
 
     _, features_path = dataset
     out = tmp_path_factory.mktemp("runs")
@@ -84,7 +86,7 @@ def runs(tmp_path_factory, dataset) -> dict[str, Path]:
 
 def _predict(monkeypatch, video: Path, run: Path, **kwargs):
     """predict_video on a video with MediaPipe replaced by the stored keypoints of that video."""
-    from utils.predict import predict_video
+    from utils.serving.predict import predict_video
 
     StoredKeypoints.video = video
     monkeypatch.setattr(K, "HolisticExtractor", StoredKeypoints)
@@ -93,9 +95,9 @@ def _predict(monkeypatch, video: Path, run: Path, **kwargs):
 
 @pytest.mark.parametrize("model_name", ["lstm", "convlstm", "fused"])
 def test_predict_on_a_clip_video_gives_the_evaluate_probabilities(monkeypatch, dataset, runs, model_name):
-    from utils.features import load_features
-    from utils.inputs import prepare_inputs
-    from utils.runs import load_run
+    from utils.data.features import load_features
+    from utils.inputs.spec import prepare_inputs
+    from utils.training.runs import load_run
 
     source, features_path = dataset
     features = load_features(features_path)
@@ -110,8 +112,8 @@ def test_predict_on_a_clip_video_gives_the_evaluate_probabilities(monkeypatch, d
 
 
 def test_default_window_spans_the_training_clips_at_the_videos_frame_rate(monkeypatch, tmp_path, dataset, runs):
-    from utils.features import load_features
-    from utils.video import read_video, write_video
+    from utils.data.features import load_features
+    from utils.data.video import read_video, write_video
 
     source, features_path = dataset
     features = load_features(features_path)
@@ -134,7 +136,7 @@ def test_default_window_spans_the_training_clips_at_the_videos_frame_rate(monkey
 
 def test_window_and_stride_accept_frames_or_seconds(monkeypatch, dataset, runs):
     from utils.errors import CourseError
-    from utils.features import load_features
+    from utils.data.features import load_features
 
     source, features_path = dataset
     video = source / load_features(features_path).paths[0]
@@ -148,7 +150,7 @@ def test_window_and_stride_accept_frames_or_seconds(monkeypatch, dataset, runs):
 
 def test_clip_answer_of_one_sign(monkeypatch, dataset, runs):
     """A one-sign clip is answered from the mean of its windows; with answer="whole", from the whole clip."""
-    from utils.features import load_features
+    from utils.data.features import load_features
 
     source, features_path = dataset
     video = source / load_features(features_path).paths[3]
@@ -166,7 +168,7 @@ def test_clip_answer_of_one_sign(monkeypatch, dataset, runs):
 
 def test_predict_json_contract_and_last_line(monkeypatch, tmp_path, dataset, runs, capsys):
     from utils.cli import main
-    from utils.features import load_features
+    from utils.data.features import load_features
 
     source, features_path = dataset
     video = source / load_features(features_path).paths[0]

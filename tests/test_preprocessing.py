@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils import keypoints as K
-from utils import preprocessing as P
+from utils.data import keypoints as K
+from utils.inputs import preprocessing as P
 
 
 def make_clip(num_frames: int = 6, left_hand: bool = False, right_hand: bool = True, seed: int = 0,

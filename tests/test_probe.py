@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from utils.errors import ConfigError
-from utils.probe import signer_probe
+from utils.evaluation.probe import signer_probe
 
 NUM_SIGNERS, NUM_SIGNS, REPEATS = 4, 5, 6
 
@@ -55,7 +55,7 @@ def test_probe_checks_its_inputs() -> None:
 def test_probe_on_a_trained_models_penultimate_layer() -> None:
     pytest.importorskip("keras")
     from utils import models
-    from utils.probe import penultimate_layer, probe_model
+    from utils.evaluation.probe import penultimate_layer, probe_model
 
     config = models.get_config("fused", "small").replace(num_frames=3, image_size=8, hand_size=6, lstm_units=(4,),
                                                           convlstm_filters=(2,), kernel_size=3, head_units=(5,),

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils import crossval, evaluation
-from utils.features import FeatureSet
-from utils.keypoints import KEYPOINT_DIM
+from utils.evaluation import crossval, evaluate as evaluation
+from utils.data.features import FeatureSet
+from utils.data.keypoints import KEYPOINT_DIM
 
 
 def _features() -> FeatureSet:
@@ -43,7 +43,7 @@ def _fake_train(features, model_name, config=None, out_dir=None, test_group=None
 
 @pytest.fixture
 def crossval_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from utils import training
+    from utils.training import loop as training
 
     monkeypatch.setattr(training, "train", _fake_train)
     crossval.run(_features(), "lstm", "small", out_dir=tmp_path / "runs" / "crossval" / "lstm_small", folds="loso",

@@ -57,7 +57,7 @@ def good_arrays(num_clips: int = 24) -> dict[str, np.ndarray]:
 
 def noise_video(path: Path, num_frames: int) -> Path:
     """A small video of random noise: no person in it."""
-    from utils.video import write_video
+    from utils.data.video import write_video
 
     rng = np.random.default_rng(1)
     return write_video(path, (rng.random((num_frames, 48, 64, 3)) * 255).astype(np.uint8))
@@ -71,7 +71,8 @@ def features_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, features_path) -> Path:
     """A finished run of a tiny LSTM (T=8, 2 epochs)."""
-    from utils import models, training
+    from utils import models
+    from utils.training import loop as training
 
     config = models.get_config("lstm", "small").replace(num_frames=NUM_FRAMES, lstm_units=(16,), epochs=2,
                                                          batch_size=8)
@@ -142,7 +143,7 @@ def test_predict_bad_stride_and_missing_video(tmp_path, run_dir, capsys):
 
 
 def test_webcam_on_a_server_is_one_clear_error(monkeypatch, run_dir, capsys):
-    from utils import webcam
+    from utils.serving import webcam
 
     monkeypatch.setattr(webcam.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
@@ -270,7 +271,8 @@ def _mp_data_folder(root: Path, clips: int = 3) -> Path:
 
 
 def test_interrupted_extraction_leaves_no_file_and_resumes(monkeypatch, tmp_path, capsys):
-    from utils import features, paths
+    from utils import paths
+    from utils.data import features
 
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
     source, out = _mp_data_folder(tmp_path / "MP_Data"), tmp_path / "features.npz"
@@ -371,7 +373,7 @@ def test_extract_from_missing_or_unreadable_sources(tmp_path, monkeypatch, capsy
 
 def test_unknown_dataset_names(capsys):
     from utils.cli import main
-    from utils.datasets import resolve_dataset
+    from utils.data.datasets import resolve_dataset
     from utils.errors import DatasetError
 
     with pytest.raises(SystemExit) as exit_info:

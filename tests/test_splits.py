@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.splits import Splits, make_splits, split_report
+from utils.data.splits import Splits, make_splits, split_report
 
 
 def signer_dataset(num_signers: int = 10, num_classes: int = 10, clips_per_class: int = 40):

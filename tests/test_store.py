@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import paths, store
+from utils import paths
+from utils.data import store
 from utils.errors import FeatureFileError
-from utils.features import FeatureSet, load_features, save_features
-from utils.keypoints import KEYPOINT_DIM
+from utils.data.features import FeatureSet, load_features, save_features
+from utils.data.keypoints import KEYPOINT_DIM
 
 NUM_CLIPS, NUM_FRAMES, IMAGE_SIZE, CROP = 6, 4, 8, 4
 
@@ -173,9 +174,9 @@ def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(mode
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from test_training import tiny_config, tiny_features
 
-    from utils import training
-    from utils.evaluation import evaluate_saved
-    from utils.runs import load_run
+    from utils.training import loop as training
+    from utils.evaluation.evaluate import evaluate_saved
+    from utils.training.runs import load_run
 
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
     weights, accuracies = [], []
@@ -193,8 +194,8 @@ def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(mode
 
 
 def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from utils import training
-    from utils.inputs import InputSpec, clip_inputs
+    from utils.training import loop as training
+    from utils.inputs.spec import InputSpec, clip_inputs
 
     original = small_features()
     features = load_features(save_features(tmp_path / "clips", original))
@@ -216,7 +217,7 @@ def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pyte
 
 def test_scale_benchmark_writes_and_reads_a_tiled_store_in_fresh_processes(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from utils import scale_benchmark
+    from benchmarks import store_scale as scale_benchmark
 
     base = save_features(tmp_path / "base.npz", small_features())
     monkeypatch.setattr(scale_benchmark, "base_features_path", lambda: base)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import synthetic
+from utils.data import synthetic
 from utils.errors import DatasetError
-from utils.keypoints import KEYPOINT_DIM, RIGHT_HAND, split_parts
+from utils.data.keypoints import KEYPOINT_DIM, RIGHT_HAND, split_parts
 
 NUM_FRAMES, IMAGE_SIZE = 16, 128  # small for testing speed (defaults: 30 frames, 128 px)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils import preprocessing
+from utils.inputs import preprocessing
 
 ATOL = 1e-5
 NUM_FRAMES = 30
@@ -36,7 +36,7 @@ KEYPOINT_CASES = [(option, value) for option, values in OPTION_VALUES.items() if
 
 def synthetic_keypoints() -> np.ndarray:
     """(13, 30, 1662) float32: synthetic signers of both hands through the detector, plus edited clips."""
-    from utils import synthetic
+    from utils.data import synthetic
 
     rng = np.random.default_rng(3)
     signers = synthetic.make_signers(4, rng)
@@ -62,7 +62,7 @@ def synthetic_keypoints() -> np.ndarray:
 
 def real_keypoints(real_dir) -> np.ndarray:
     """24 real webcam sequences (MP_Data, 4 signers, missing hands) in the course's order, float32."""
-    from utils.keypoints import mp_data_to_original
+    from utils.data.keypoints import mp_data_to_original
 
     data = np.load(real_dir / "mp_data_signers" / "sequences.npz")
     signers = data["signers"]
@@ -77,7 +77,7 @@ def clips() -> np.ndarray:
 
 def assert_tf_matches_numpy(kp: np.ndarray, options: dict) -> np.ndarray:
     """Compare preprocess_keypoints in NumPy and TensorFlow; return the NumPy result."""
-    from utils import tf_preprocessing
+    from utils.inputs import tf_preprocessing
 
     expected = preprocessing.preprocess_keypoints(kp, options)
     got = tf_preprocessing.preprocess_keypoints(kp, options).numpy()
@@ -88,7 +88,7 @@ def assert_tf_matches_numpy(kp: np.ndarray, options: dict) -> np.ndarray:
 
 def test_every_preprocessing_option_is_enumerated():
     """An option added to DEFAULT_OPTIONS must get values here and a TensorFlow port (PORTED_OPTIONS)."""
-    from utils import tf_preprocessing
+    from utils.inputs import tf_preprocessing
 
     assert set(OPTION_VALUES) == set(preprocessing.DEFAULT_OPTIONS), \
         "add the new option's values to OPTION_VALUES and port it to utils/tf_preprocessing.py"
@@ -98,7 +98,7 @@ def test_every_preprocessing_option_is_enumerated():
 
 
 def test_drawn_landmarks_stop_the_export():
-    from utils import tf_preprocessing
+    from utils.inputs import tf_preprocessing
     from utils.errors import ConfigError
 
     with pytest.raises(ConfigError, match="draw_landmarks"):
@@ -107,7 +107,7 @@ def test_drawn_landmarks_stop_the_export():
 
 
 def test_an_option_without_a_port_stops_the_export(monkeypatch):
-    from utils import tf_preprocessing
+    from utils.inputs import tf_preprocessing
     from utils.errors import ConfigError
 
     monkeypatch.setitem(preprocessing.DEFAULT_OPTIONS, "new_option", False)
@@ -168,7 +168,7 @@ def test_real_webcam_sequences_match_numpy(real_dir):
 
 def test_handedness_is_decided_per_clip(clips):
     """A batch mixing left- and right-dominant clips: each clip mirrored (or not) on its own."""
-    from utils import tf_preprocessing
+    from utils.inputs import tf_preprocessing
 
     for method in ("motion", "height"):
         flips = preprocessing.left_dominant(clips, method)
@@ -180,7 +180,7 @@ def test_handedness_is_decided_per_clip(clips):
 @pytest.mark.parametrize("source, target", [(64, 32), (64, 64), (64, 16), (64, 48), (720, 32), (37, 20)])
 def test_frames_resize_like_opencv_inter_area(source, target):
     """Exactly cv2.INTER_AREA's uint8 values (its rounding differs between halving and other factors)."""
-    from utils import tf_preprocessing
+    from utils.inputs import tf_preprocessing
 
     frames = (np.random.default_rng(0).random((2, 3, source, source, 3)) * 255).astype(np.uint8)
     expected = preprocessing.resize_frames(frames, target)
@@ -190,8 +190,8 @@ def test_frames_resize_like_opencv_inter_area(source, target):
 @pytest.mark.parametrize("mode", preprocessing.FRAME_MODES)
 def test_clip_inputs_match_numpy(mode):
     """The whole input path (time 30 -> 16, frames 64 -> 32, hand crops 40 -> 32, keypoints, frame mode)."""
-    from utils import tf_preprocessing
-    from utils.inputs import InputSpec, clip_inputs
+    from utils.inputs import tf_preprocessing
+    from utils.inputs.spec import InputSpec, clip_inputs
 
     rng = np.random.default_rng(1)
     raw = {"keypoints": synthetic_keypoints()[:3],

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import keypoints as K
+from utils.data import keypoints as K
 from utils.errors import ConfigError, FeatureFileError, ModelDirError
-from utils.evaluation import evaluate_saved
-from utils.features import FeatureSet, save_features
-from utils.inputs import finish_inputs, prepare_inputs
-from utils.runs import load_run
+from utils.evaluation.evaluate import evaluate_saved
+from utils.data.features import FeatureSet, save_features
+from utils.inputs.spec import finish_inputs, prepare_inputs
+from utils.training.runs import load_run
 
 NUM_CLASSES, CLIPS_PER_CLASS, NUM_FRAMES, IMAGE_SIZE, NUM_SIGNERS = 3, 12, 8, 16, 4
 
@@ -68,7 +68,7 @@ def features_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def lstm_run(features_file, tmp_path_factory):
-    from utils import training
+    from utils.training import loop as training
 
     out_dir = tmp_path_factory.mktemp("runs") / "lstm"
     metrics = training.train(str(features_file), "lstm", tiny_config(), out_dir=out_dir, seed=0, verbose=0,
@@ -133,14 +133,14 @@ def test_evaluate_saved_round_trip_and_load_run(lstm_run, features_file):
 
 
 def training_features(path: Path) -> FeatureSet:
-    from utils.features import load_features
+    from utils.data.features import load_features
 
     return load_features(path)
 
 
 @pytest.mark.slow
 def test_same_seed_same_metrics(lstm_run, features_file, tmp_path):
-    from utils import training
+    from utils.training import loop as training
 
     _, first = lstm_run
     second = training.train(str(features_file), "lstm", tiny_config(), out_dir=tmp_path / "again", seed=0, verbose=0,
@@ -154,7 +154,7 @@ def test_same_seed_same_metrics(lstm_run, features_file, tmp_path):
 @pytest.mark.parametrize("fusion, staged, rows", [("concat", False, 1),  # one network, one epoch
                                                   ("logits", True, 3)])  # each branch 1 epoch, then the fusion
 def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path, fusion, staged, rows):
-    from utils import training
+    from utils.training import loop as training
 
     config = tiny_config("fused", epochs=1).replace(num_frames=4, image_size=8,  # the file has T=8, S=16
                                                     fusion=fusion, staged=staged, frame_input="frames")
@@ -170,7 +170,7 @@ def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path, fusion, s
 
 
 def test_frame_models_refuse_keypoint_only_files(tmp_path):
-    from utils import training
+    from utils.training import loop as training
 
     path = tmp_path / "mp_data.npz"
     save_features(path, tiny_features(with_frames=False))
@@ -239,7 +239,7 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
 
     Dropout and augmentation are on, so a wrong batch epoch or random state would change them; from epoch 3 the
     learning rate is 100x too high, so the best epoch comes before the interruption and must survive it."""
-    from utils import training
+    from utils.training import loop as training
 
     config = tiny_config(epochs=5).replace(lr_milestones=(2,), lr_decay=100.0)
     assert config.dropout > 0 and any(float(v) > 0 for v in config.augmentation.values())
@@ -272,7 +272,7 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(features_file, tmp_path, monkeypatch):
-    from utils import training
+    from utils.training import loop as training
     from utils.errors import ConfigError
 
     original = training._callbacks
@@ -293,7 +293,7 @@ def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(fea
 def test_op_determinism_is_a_switch():
     from tensorflow.python.framework import config as tf_config
 
-    from utils import training
+    from utils.training import loop as training
 
     try:
         training.set_seeds(0, deterministic=False)
@@ -310,7 +310,8 @@ def test_op_determinism_is_a_switch():
 def test_mixed_precision_keeps_weights_and_softmax_in_float32():
     import keras
 
-    from utils import models, training
+    from utils import models
+    from utils.training import loop as training
 
     with training.precision_policy(True) as name:
         model = models.build_model("fused", tiny_config("fused"), num_classes=NUM_CLASSES, keypoint_dim=20)
@@ -331,7 +332,7 @@ def test_mixed_precision_keeps_weights_and_softmax_in_float32():
 
 @pytest.mark.slow
 def test_mixed_precision_run_with_tensorboard(features_file, tmp_path):
-    from utils import training
+    from utils.training import loop as training
 
     metrics = training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "mixed", seed=0,
                              verbose=0, measure_speed=False, mixed_precision=True, tensorboard=True,
@@ -344,7 +345,8 @@ def test_mixed_precision_run_with_tensorboard(features_file, tmp_path):
 
 
 def test_train_command_passes_resume_tensorboard_and_switches(monkeypatch, tmp_path):
-    from utils import cli, training
+    from utils import cli
+    from utils.training import loop as training
 
     seen = {}
 
@@ -361,7 +363,7 @@ def test_train_command_passes_resume_tensorboard_and_switches(monkeypatch, tmp_p
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same_in_total():
-    from utils import training
+    from utils.training import loop as training
 
     labels = np.array([0] * 30 + [1] * 6 + [2] * 4)
     weights = training.class_weights(labels, "balanced")
@@ -376,7 +378,7 @@ def test_balanced_class_weights_make_every_class_weigh_the_same_in_total():
 def test_train_passes_the_configured_class_weights_to_fit(features_file, tmp_path, monkeypatch):
     import keras
 
-    from utils import training
+    from utils.training import loop as training
 
     seen = []
     original = keras.Model.fit
@@ -395,7 +397,7 @@ def test_train_passes_the_configured_class_weights_to_fit(features_file, tmp_pat
 def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_training_epoch(tmp_path):
     import keras
 
-    from utils.training import KeepBest
+    from utils.training.loop import KeepBest
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     keep = KeepBest(patience=1, folder=tmp_path)

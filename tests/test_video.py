@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import frame_level, synthetic_frames
 
-from utils import video
+from utils.data import video
 from utils.errors import CourseError, VideoError
 
 READERS = [video.read_video, lambda p: list(video.iter_frames(p)), video.video_info, video.load_clip,

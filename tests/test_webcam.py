@@ -9,7 +9,7 @@ from utils.errors import CourseError
 
 # ----------------------------------------------------------------------------- webcam
 def test_webcam_without_display_is_a_clear_error(monkeypatch, lstm_run):
-    from utils import webcam
+    from utils.serving import webcam
 
     monkeypatch.setattr(webcam.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
@@ -19,14 +19,14 @@ def test_webcam_without_display_is_a_clear_error(monkeypatch, lstm_run):
 
 
 def test_webcam_that_cannot_be_opened_is_a_clear_error(lstm_run):
-    from utils.webcam import run_webcam
+    from utils.serving.webcam import run_webcam
 
     with pytest.raises(CourseError, match="camera 97 could not be opened"):
         run_webcam(lstm_run, camera_index=97, show=False)
 
 
 def test_webcam_loop_predicts_every_stride_frames(tmp_path, lstm_run, capsys):
-    from utils.webcam import run_webcam
+    from utils.serving.webcam import run_webcam
 
     video = write_noise_video(tmp_path / "camera.mp4", 14)
     assert run_webcam(lstm_run, camera_index=str(video), stride=3, show=False, max_frames=14) == 0
@@ -39,7 +39,7 @@ def test_webcam_window_that_cannot_open_is_a_clear_error(monkeypatch, tmp_path, 
     """cv2.imshow failing (no usable display) ends in a CourseError, not an OpenCV traceback."""
     import cv2
 
-    from utils.webcam import run_webcam
+    from utils.serving.webcam import run_webcam
 
     def no_window(*args, **kwargs):
         raise cv2.error("OpenCV(4.11.0) error: (-2:Unspecified error) can't open display")

@@ -16,7 +16,7 @@ NUM_FRAMES, IMAGE_SIZE, NUM_CLASSES = 8, 16, 3
 
 def tiny_features():
     """A hand-made FeatureSet: 24 clips of 8 frames, 3 classes, 4 groups, keypoints that differ by class."""
-    from utils.features import FeatureSet
+    from utils.data.features import FeatureSet
 
     rng = np.random.default_rng(0)
     count = 24
@@ -36,7 +36,8 @@ def features():
 @pytest.fixture(scope="module")
 def lstm_run(tmp_path_factory, features) -> Path:
     """A finished run folder of a tiny LSTM trained for 2 epochs."""
-    from utils import models, training
+    from utils import models
+    from utils.training import loop as training
 
     config = models.get_config("lstm", "small").replace(num_frames=NUM_FRAMES, image_size=IMAGE_SIZE,
                                                          lstm_units=(16,), epochs=2, batch_size=8)
@@ -64,7 +65,7 @@ def convlstm_run(tmp_path_factory, lstm_run) -> Path:
 
 def write_noise_video(path: Path, num_frames: int, height: int = 48, width: int = 64) -> Path:
     """A small video of random noise (no person in it)."""
-    from utils.video import write_video
+    from utils.data.video import write_video
 
     rng = np.random.default_rng(1)
     return write_video(path, (rng.random((num_frames, height, width, 3)) * 255).astype(np.uint8))
@@ -77,8 +78,9 @@ def untrained_run(folder: Path, features, model_name: str, config) -> Path:
     """
     from types import SimpleNamespace
 
-    from utils import models, preprocessing
-    from utils.runs import describe_run, write_json
+    from utils import models
+    from utils.inputs import preprocessing
+    from utils.training.runs import describe_run, write_json
 
     input_dim = preprocessing.output_dim(config.preprocessing)
     model = models.build_model(model_name, config, num_classes=len(features.classes), keypoint_dim=input_dim)

@@ -1,11 +1,18 @@
 """Helpers for the course "Skeleton-based sign-language and action recognition".
 
-Modules, each named after what it holds (see ARCHITECTURE in the README):
-``video``, ``keypoints``, ``synthetic``, ``datasets``, ``features``, ``splits``,
-``preprocessing``, ``inputs``, ``models``, ``training``, ``runs``, ``evaluation``, ``crossval``, ``plots``,
-``predict``, ``webcam``, ``export``.
-Import the module you need (``from utils import keypoints``); importing ``utils``
-itself stays cheap and never loads TensorFlow or MediaPipe.
+The folders are the stages a clip goes through, in order; a stage imports only from itself and the stages
+before it (``tests/test_architecture.py`` checks it):
+
+    data/        clips, MediaPipe keypoints, the synthetic signers, datasets, the features file, splits
+    models/      the Keras networks and their configurations
+    inputs/      how a stored clip becomes a model's inputs (preprocessing, InputSpec)
+    training/    fitting a model and writing its run folder
+    evaluation/  cross-validation by signer, reading and comparing results
+    serving/     predict on a video, the webcam, export
+
+``errors``, ``paths``, ``config`` and ``plots`` are used by every stage; ``cli`` and ``course`` are the
+commands (``python -m utils --help``). Import the module you need (``from utils.data import keypoints``);
+importing ``utils`` itself stays cheap and never loads TensorFlow or MediaPipe.
 """
 __version__ = "0.1.0"
 

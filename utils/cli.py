@@ -9,8 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from utils import __version__
-from utils import config as defaults
+from utils import __version__, config as defaults
 from utils.errors import CourseError
 
 
@@ -20,7 +19,7 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 # ----------------------------------------------------------------------------- data
 def cmd_data(args: argparse.Namespace) -> int:
-    from utils import datasets, synthetic
+    from utils.data import datasets, synthetic
 
     if args.dataset == "synthetic":
         out = Path(args.out) if args.out else None
@@ -36,7 +35,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- extract
 def cmd_extract(args: argparse.Namespace) -> int:
-    from utils import features
+    from utils.data import features
 
     report = features.extract_features(args.source, args.out, num_frames=args.frames,
                                        image_size=args.image_size, workers=args.workers,
@@ -47,9 +46,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- train / evaluate / bench
+# ----------------------------------------------------------------------------- train / evaluate
 def cmd_train(args: argparse.Namespace) -> int:
-    from utils import training
+    from utils.training import loop as training
 
     metrics = training.train_from_file(features_path=args.features, model_name=args.model, config_name=args.config,
                                        out_dir=args.out, epochs=args.epochs, seed=args.seed,
@@ -63,7 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
-    from utils import crossval, training
+    from utils.evaluation import crossval
+    from utils.training import loop as training
 
     config = training.with_overrides(training.resolve_config(args.model, args.config), args.ensemble, args.validation)
     summary = crossval.run(args.features, args.model, config, out_dir=args.out, folds=args.folds,
@@ -83,7 +83,7 @@ def _add_validation(parser: argparse.ArgumentParser) -> None:
 
 def _folds(value: str) -> str | int:
     """argparse type of --folds: 'loso' or K >= 2."""
-    from utils.crossval import parse_folds  # light: numpy only
+    from utils.evaluation.crossval import parse_folds  # light: numpy only
 
     try:
         return parse_folds(value)
@@ -103,37 +103,24 @@ def _pixels(value: str) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from utils import evaluation
+    from utils.evaluation import evaluate as evaluation
 
     metrics = evaluation.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split)
     print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} clips")
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.scale:  # peak memory of the features store at growing sizes (utils/scale_benchmark.py)
-        from utils import scale_benchmark
-
-        scale_benchmark.main(tuple(args.clips), steps=args.train_steps, workdir=args.workdir)
-        return 0
-    from utils import benchmark
-
-    settings = tuple(args.settings) if args.settings else benchmark.DEFAULT_SETTINGS
-    benchmark.main(quick=args.quick, steps=args.steps, repeats=args.repeats, settings=settings, threads=args.threads,
-                   model_table=not args.comparison_only)
-    return 0
-
 
 # ----------------------------------------------------------------------------- predict / export
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.webcam is not None:
-        from utils import webcam
+        from utils.serving import webcam
 
         return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride, window=args.window,
                                  mediapipe_size=args.mediapipe_size)
     if not args.video:
         raise CourseError("predict needs a VIDEO path or --webcam [INDEX]")
-    from utils import predict
+    from utils.serving import predict
 
     predict.predict_video(args.video, args.model, out_path=args.out, stride=args.stride, window=args.window,
                           json_path=args.json, answer=args.answer, mediapipe_size=args.mediapipe_size)
@@ -141,7 +128,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from utils import export
+    from utils.serving import export
 
     export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16)  # prints each file and its size
     return 0
@@ -269,28 +256,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--split", default="all", help="which clips: all, or train/val/test as the run split them")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("bench", formatter_class=_formatter,
-                       help="training/inference speed and memory of each model on this machine",
-                       description="Time the fused model at the original's shapes under each setting (PyTorch "
-                                   "original, Keras defaults, XLA on, oneDNN off, TensorFlow Lite), each in its own "
-                                   "process, and print ratios to PyTorch; then every model's speed and memory.")
-    p.add_argument("--quick", action="store_true", help="one round of the comparison; small configuration only")
-    p.add_argument("--steps", type=int, default=4, help="timed batches per measurement, after one warm-up batch")
-    p.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (best and median reported)")
-    p.add_argument("--settings", nargs="+", default=None, metavar="NAME",
-                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn tflite")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads of every framework in the comparison (default: each one's own, all cores); 1 "
-                        "measures the work per core, steadier on a shared machine")
-    p.add_argument("--comparison-only", action="store_true", help="skip the model table and the keypoint path")
-    p.add_argument("--scale", action="store_true",
-                   help="instead: peak memory of writing, reading and training from a features store of --clips "
-                        "synthetic clips (tiled from data/features/synthetic_T30_S64.npz; ~0.57 MB per clip on disk)")
-    p.add_argument("--clips", type=int, nargs="+", default=[2000, 10000, 20000], help="--scale: store sizes")
-    p.add_argument("--train-steps", type=int, default=10, help="--scale: training steps per measurement")
-    p.add_argument("--workdir", default=None,
-                   help="--scale: where the temporary stores go (default: the system's temp folder)")
-    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("predict", formatter_class=_formatter,
                        help="recognise signs in a video or from a webcam with a trained model",

@@ -36,7 +36,7 @@ def save_fig(fig: Any, name: str | Path, folder: str | Path | None = None) -> Pa
     return path
 
 
-def _finish(fig: Any, save_as: str | Path | None) -> Any:
+def finish(fig: Any, save_as: str | Path | None) -> Any:
     """Save the figure when asked; return it."""
     if save_as:
         save_fig(fig, save_as)
@@ -60,7 +60,7 @@ def plot_history(history: Mapping[str, Sequence[float]] | Any, title: str = "", 
     axes[1].set_ylim(-0.02, 1.02)
     fig.suptitle(title)
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
 def plot_confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], normalize: bool = True,
@@ -79,7 +79,7 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], n
     ax.set_ylabel("true")
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix"))
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
 def plot_class_counts(report_df: Any, title: str = "clips per class and split", save_as: str | Path | None = None) -> Any:
@@ -98,7 +98,7 @@ def plot_class_counts(report_df: Any, title: str = "clips per class and split", 
     ax.set_xlabel("")
     ax.set_title(title)
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
 def plot_frame_grid(frames: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 6,
@@ -118,32 +118,20 @@ def plot_frame_grid(frames: Sequence[np.ndarray], titles: Sequence[str] | None =
                 ax.set_title(str(titles[index]), fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
-def plot_hand_crops(frames: Sequence[np.ndarray], vectors: Sequence[np.ndarray], hand_size: int = 32,
-                    title: str = "", save_as: str | Path | None = None) -> Any:
-    """One row per frame: the frame with its landmarks and hand-crop squares, then the left and right hand crops
-    (``keypoints.hand_crops`` of the full-resolution frame, as ``extract --hand-size`` and ``predict`` cut them)."""
-    from utils import keypoints
-
-    images, titles = [], []
-    for frame, vector in zip(frames, vectors):
-        crops = keypoints.hand_crops(np.asarray(frame)[None], np.asarray(vector)[None], hand_size)[0]
-        images += [keypoints.draw_hand_boxes(keypoints.draw_landmarks(frame, vector), vector), crops[0], crops[1]]
-        titles += [f"{frame.shape[1]}x{frame.shape[0]}", f"left hand {hand_size}x{hand_size}",
-                   f"right hand {hand_size}x{hand_size}"]
-    return plot_frame_grid(images, titles, columns=3, title=title, save_as=save_as)
 
 
 def _per_class_table(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path]) -> Any:
     """DataFrame of F1 (rows = class, columns = run) from metrics dicts or run folders."""
     import pandas as pd
 
-    from utils.evaluation import load_metrics
+    import json
+
 
     if not isinstance(runs, Mapping):
-        runs = {Path(r).name: load_metrics(r) for r in runs}
+        runs = {Path(r).name: json.loads((Path(r) / "metrics.json").read_text()) for r in runs}
     return pd.DataFrame({name: {cls: values["f1"] for cls, values in metrics["per_class"].items()}
                          for name, metrics in runs.items()})
 
@@ -159,7 +147,7 @@ def plot_per_class_f1(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Pat
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
 def plot_model_comparison(df: Any, metric: str = "test_accuracy", title: str = "", label: str | None = None,
@@ -185,7 +173,7 @@ def plot_model_comparison(df: Any, metric: str = "test_accuracy", title: str = "
                             ha="center", va="bottom", fontsize=8)
     ax.set_title(title or metric.replace("_", " "))
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
 def figure_path(name: str | Path, folder: str | Path | None = None) -> Path:
@@ -207,32 +195,9 @@ def plot_detection_rates(rates: Any, title: str = "share of frames in which each
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
-def plot_topologies(save_as: str | Path | None = None) -> Any:
-    """The MediaPipe pose (33 points) and hand (21 points) topologies with their landmark numbers."""
-    from utils import keypoints, synthetic
-
-    rng = np.random.default_rng(3)  # a clean synthetic signer with an open hand, as the example
-    clip = synthetic.generate_clip("father", synthetic.make_signers(1, rng)[0], rng, difficulty=0.0, num_frames=8)
-    parts = keypoints.split_parts(clip.keypoints[4])
-    pose = parts["pose"]
-    hand = parts["right_hand"] if np.any(parts["right_hand"]) else parts["left_hand"]
-    fig, axes = _plt().subplots(1, 2, figsize=(9, 5))
-    for ax, points, connections, title in ((axes[0], pose, keypoints.POSE_CONNECTIONS, "pose: 33 landmarks"),
-                                           (axes[1], hand, keypoints.HAND_CONNECTIONS, "hand: 21 landmarks")):
-        for a, b in connections:
-            ax.plot(points[[a, b], 0], points[[a, b], 1], color="0.6", lw=1.5, zorder=1)
-        ax.scatter(points[:, 0], points[:, 1], s=18, color="tab:red", zorder=2)
-        for index, (x, y) in enumerate(points[:, :2]):
-            ax.annotate(str(index), (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
-        ax.set_title(title)
-        ax.invert_yaxis()
-        ax.set_aspect("equal")
-        ax.axis("off")
-    fig.tight_layout()
-    return _finish(fig, save_as)
 
 
 def save_animation(frames: Sequence[np.ndarray], name: str | Path, fps: float = 6.0) -> Path:
@@ -275,7 +240,7 @@ def plot_crossval_folds(summary: Mapping[str, Any], title: str = "", save_as: st
     ax.set_title(title or f"{summary['model']} ({summary['config']}): {summary['num_folds']} folds, "
                           f"mean (dashed) and 95% t-interval (shaded)")
     fig.tight_layout()
-    return _finish(fig, save_as)
+    return finish(fig, save_as)
 
 
 def save_crossval_figures(summary: Mapping[str, Any], folder: str | Path) -> list[Path]:
@@ -339,4 +304,4 @@ def plot_architecture(model: Any, title: str = "", save_as: str | Path | None = 
     ax.set_ylim(-rows + 0.4, 0.6)
     ax.axis("off")
     ax.set_title(title or f"{model.name}: {model.count_params():,} parameters", fontsize=10)
-    return _finish(fig, save_as)
+    return finish(fig, save_as)

@@ -146,7 +146,7 @@ def _fingerprint(digest: str, model_name: str, config: Any, epochs: int | None, 
 
 def _finished_metrics(fold_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics of a complete fold folder trained as fingerprint says, else None (it must be trained)."""
-    from utils.runs import RUN_FILES
+    from utils.training.runs import RUN_FILES
 
     needed = [fold_dir / name for name in (*RUN_FILES, "metrics.json", FOLD_FILE)]
     if not all(path.is_file() for path in needed):
@@ -161,7 +161,7 @@ def _finished_metrics(fold_dir: Path, fingerprint: dict[str, Any]) -> dict[str, 
 
 def _fold_split(features: Any, test_groups: list[str], seed: int, validation: bool = True) -> Any:
     """The split training uses for this fold (same call, same seed); SplitError if val touches a test group."""
-    from utils.splits import make_splits, split_fractions
+    from utils.data.splits import make_splits, split_fractions
 
     split = make_splits(features.labels, groups=features.groups, split=features.split, test_group=test_groups,
                         seed=seed, fractions=split_fractions(validation))
@@ -238,7 +238,8 @@ def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path 
     """
     from tqdm.auto import tqdm
 
-    from utils import paths, plots, training
+    from utils import paths, plots
+    from utils.training import loop as training
 
     _check_model(model_name)
     folds = parse_folds(folds)

@@ -141,7 +141,7 @@ def hand_crops(frames: np.ndarray, keypoints: np.ndarray, size: int = 32,
     Give the full-resolution frames: the boxes come from the normalised keypoints (T, 1662), so any
     frame size works, and a 32-pixel crop of a 720p frame holds far more of the hand than a thumbnail.
     """
-    from utils.video import crop_square
+    from utils.data.video import crop_square
 
     frames, keypoints = np.asarray(frames), _check_last_dim(keypoints)
     if frames.ndim != 4 or len(frames) != len(keypoints):
@@ -311,7 +311,7 @@ class HolisticExtractor:
 
     def extract_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints of one RGB uint8 frame: ((1662,) float32, (4,) bool detected); nobody found gives zeros."""
-        from utils.video import shrink_frame
+        from utils.data.video import shrink_frame
 
         frame = np.ascontiguousarray(shrink_frame(_check_frame(frame), self.max_side))
         self._warn_if_small(frame)

@@ -40,7 +40,6 @@ SEED_BATCH_SIZE = 16  # the seed shapes are measured at batch 16 (original: 64) 
 NUM_CLASSES = 10
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 TORCH_SCRIPT = BENCHMARKS_DIR / "torch_original.py"
-KEYPOINT_SPEED_SCRIPT = BENCHMARKS_DIR / "keypoint_speed.py"
 RESULT_PREFIX = "BENCH_RESULT "
 # name: (what is timed, environment of its process); the course's defaults are XLA off and oneDNN on
 SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
@@ -270,7 +269,7 @@ def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None =
 def _write_run(folder: Path) -> tuple[Path, Any]:
     """A run folder (model.keras + run.json) of the comparison's fused model with random weights, for export_model."""
     from utils import models
-    from utils.runs import write_json
+    from utils.training.runs import write_json
 
     model, config = _comparison_model()
     folder.mkdir(parents=True, exist_ok=True)
@@ -286,7 +285,7 @@ def _tflite_setting(batch_size: int, steps: int, threads: int | None = None) -> 
     """Inference speed of the exported fused model in TensorFlow Lite: ``steps`` x ``batch_size`` single clips."""
     import tensorflow as tf
 
-    from utils import export
+    from utils.serving import export
 
     threads = threads or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench_tflite_") as scratch:
@@ -335,7 +334,7 @@ def setting_command(name: str, batch_size: int, steps: int, threads: int | None 
     options = ["--batch-size", str(batch_size), "--steps", str(steps)] + (["--threads", str(threads)] if threads else [])
     if name == "pytorch":
         return [sys.executable, str(TORCH_SCRIPT), "--json", *options]
-    return [sys.executable, "-m", "utils.benchmark", "--setting", name, *options]
+    return [sys.executable, "-m", "benchmarks.speed", "--setting", name, *options]
 
 
 def run_setting(name: str, batch_size: int, steps: int, timeout: float | None = None,
@@ -467,12 +466,10 @@ def comparison_notes(comparison: Comparison) -> str:
 
 
 def load_keypoint_speed() -> Any:
-    """benchmarks/keypoint_speed.py as a module (registered in sys.modules, as its dataclasses need)."""
-    spec = importlib.util.spec_from_file_location("keypoint_speed", KEYPOINT_SPEED_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["keypoint_speed"] = module
-    spec.loader.exec_module(module)
-    return module
+    """benchmarks/keypoint_speed.py, the keypoint path's own benchmark."""
+    from benchmarks import keypoint_speed
+
+    return keypoint_speed
 
 
 def keypoint_speed_args(quick: bool) -> list[str]:
@@ -481,10 +478,7 @@ def keypoint_speed_args(quick: bool) -> list[str]:
 
 
 def _keypoint_speed(quick: bool) -> None:
-    """benchmarks/keypoint_speed.py's main() when that file exists, else one line saying why it was skipped."""
-    if not KEYPOINT_SPEED_SCRIPT.is_file():
-        print(f"keypoint speed: skipped ({KEYPOINT_SPEED_SCRIPT} not found)")
-        return
+    """benchmarks/keypoint_speed.py's main()."""
     load_keypoint_speed().main(keypoint_speed_args(quick))
 
 
@@ -508,8 +502,8 @@ def main(quick: bool = False, steps: int = 4, repeats: int = 3, settings: tuple[
 
 
 def _setting_main(argv: list[str] | None = None) -> None:
-    """``python -m utils.benchmark --setting NAME``: measure one setting and print it as one JSON line."""
-    parser = argparse.ArgumentParser(description="one setting of the comparison (utils.benchmark.compare)")
+    """``python -m benchmarks.speed --setting NAME``: measure one setting and print it as one JSON line."""
+    parser = argparse.ArgumentParser(description="one setting of the comparison (benchmarks.speed.compare)")
     parser.add_argument("--setting", required=True, choices=[name for name in SETTINGS if name != "pytorch"])
     parser.add_argument("--batch-size", type=int, default=SEED_BATCH_SIZE)
     parser.add_argument("--steps", type=int, default=4)
@@ -519,5 +513,44 @@ def _setting_main(argv: list[str] | None = None) -> None:
           flush=True)
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.speed`` (what ``make bench`` runs); ``--setting NAME`` measures one setting."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--setting" in argv:
+        _setting_main(argv)
+        return 0
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.speed",
+                                description="Time the fused model at the original's shapes under each setting (PyTorch "
+                                   "original, Keras defaults, XLA on, oneDNN off, TensorFlow Lite), each in its own "
+                                   "process, and print ratios to PyTorch; then every model's speed and memory.")
+    p.add_argument("--quick", action="store_true", help="one round of the comparison; small configuration only")
+    p.add_argument("--steps", type=int, default=4, help="timed batches per measurement, after one warm-up batch")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (best and median reported)")
+    p.add_argument("--settings", nargs="+", default=None, metavar="NAME",
+                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn tflite")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of every framework in the comparison (default: each one's own, all cores); 1 "
+                        "measures the work per core, steadier on a shared machine")
+    p.add_argument("--comparison-only", action="store_true", help="skip the model table and the keypoint path")
+    p.add_argument("--scale", action="store_true",
+                   help="instead: peak memory of writing, reading and training from a features store of --clips "
+                        "synthetic clips (tiled from data/features/synthetic_T30_S64.npz; ~0.57 MB per clip on disk)")
+    p.add_argument("--clips", type=int, nargs="+", default=[2000, 10000, 20000], help="--scale: store sizes")
+    p.add_argument("--train-steps", type=int, default=10, help="--scale: training steps per measurement")
+    p.add_argument("--workdir", default=None,
+                   help="--scale: where the temporary stores go (default: the system's temp folder)")
+    args = p.parse_args(argv)
+    if args.scale:  # peak memory of the features store at growing sizes (benchmarks/store_scale.py)
+        from benchmarks import store_scale
+
+        store_scale.main(tuple(args.clips), steps=args.train_steps, workdir=args.workdir)
+        return 0
+    settings = tuple(args.settings) if args.settings else DEFAULT_SETTINGS
+    main(quick=args.quick, steps=args.steps, repeats=args.repeats, settings=settings, threads=args.threads,
+         model_table=not args.comparison_only)
+    return 0
+
+
 if __name__ == "__main__":
-    _setting_main()
+    sys.exit(cli())

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from utils import preprocessing
+from utils.inputs import preprocessing
 from utils.errors import FeatureFileError
 
 

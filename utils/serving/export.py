@@ -40,8 +40,8 @@ RAW_DTYPES = {"keypoints": "float32", "frames": "uint8", "hands": "uint8"}
 
 def raw_input_shapes(spec: Any, batch_size: int | None = 1) -> dict[str, tuple]:
     """Shapes of the raw inputs an exported model takes: the features file's t frames, thumbnails, crops."""
-    from utils.inputs import as_spec
-    from utils.keypoints import KEYPOINT_DIM
+    from utils.inputs.spec import as_spec
+    from utils.data.keypoints import KEYPOINT_DIM
 
     spec = as_spec(spec)
     t, s, c = spec.clip_frames, spec.thumbnail_size, spec.crop_size
@@ -62,8 +62,8 @@ def serving_function(model: Any, spec: Any) -> Any:
     """raw inputs {name: tensor} -> {'probabilities': (n, C)}: the TensorFlow input preparation, then the model."""
     import keras
 
-    from utils import tf_preprocessing
-    from utils.inputs import as_spec
+    from utils.inputs import tf_preprocessing
+    from utils.inputs.spec import as_spec
 
     spec = as_spec(spec)
     tf_preprocessing.check_ported(spec.preprocessing)
@@ -116,8 +116,8 @@ def _convert_tflite(saved_model_dir: Path, fp16: bool = False) -> tuple[bytes, s
 
 def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool) -> dict[str, Any]:
     """The export.json content: what to feed the exported model, what it answers, and the clip it expects."""
-    from utils import keypoints as kp
-    from utils.inputs import InputSpec
+    from utils.data import keypoints as kp
+    from utils.inputs.spec import InputSpec
 
     spec = InputSpec.from_run(run_info)
     descriptions = {"keypoints": "raw MediaPipe Holistic vectors, zeros where a part was not found",
@@ -166,8 +166,8 @@ def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[s
     check_can_write(out_dir, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise CourseError(f"{out_dir}: exists and is not a folder; choose another --out")
-    from utils.inputs import InputSpec
-    from utils.runs import load_run
+    from utils.inputs.spec import InputSpec
+    from utils.training.runs import load_run
 
     model, run_info = load_run(model_dir, inference=True)
     spec = InputSpec.from_run(run_info)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from utils.errors import CourseError, check_can_write
-from utils.inputs import InputSpec, clip_inputs
+from utils.inputs.spec import InputSpec, clip_inputs
 
 TOP_K = 3
 VIDEO_SUFFIXES = (".mp4", ".avi")
@@ -135,7 +135,7 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
 
 def window_indices(start: int, num_available: int, window: int, num_frames: int) -> tuple[np.ndarray, bool]:
     """Frame indices of the window at `start` resampled to the model's num_frames, and whether frames repeat."""
-    from utils.video import sample_frame_indices
+    from utils.data.video import sample_frame_indices
 
     span = min(window, num_available - start)
     indices, padded = sample_frame_indices(span, num_frames)
@@ -172,11 +172,11 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
 
     MediaPipe sees each frame shrunk to a longer side of ``mediapipe_size`` (0 = full resolution); frames
     are decoded in a background thread (:func:`utils.video.read_ahead`) while MediaPipe works."""
-    from utils.keypoints import hand_crops as cut_hands
+    from utils.data.keypoints import hand_crops as cut_hands
 
     from tqdm.auto import tqdm
 
-    from utils import video as video_module
+    from utils.data import video as video_module
 
     started_pass = time.perf_counter()
     info = video_module.video_info(video, count=False)
@@ -184,7 +184,7 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
     count, extractor = 0, None
     frames = video_module.read_ahead(video_module.iter_frames(video))  # an unreadable file fails here
     if need_keypoints:
-        from utils.keypoints import HolisticExtractor
+        from utils.data.keypoints import HolisticExtractor
 
         extractor = HolisticExtractor(warn_small_frames=False, max_side=mediapipe_size).open()
     try:
@@ -364,8 +364,8 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     ends with ONE line for the clip. ``out_path`` (.mp4/.avi) also writes the video with the landmarks,
     the current sign and the top-3 bars; ``json_path`` writes every window and the answer as JSON.
     """
-    from utils.runs import load_run
-    from utils.video import video_info
+    from utils.training.runs import load_run
+    from utils.data.video import video_info
 
     if answer not in ANSWER_METHODS:
         raise CourseError(f"answer must be one of {', '.join(ANSWER_METHODS)}, got {answer!r}")
@@ -408,7 +408,7 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
         write_annotated_video(video, out_path, windows, clip.keypoints, clip.fps)
         say(f"annotated video -> {out_path}")
     if json_path is not None:
-        from utils.runs import write_json
+        from utils.training.runs import write_json
 
         json_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(json_path, result.to_json(run_info, model_dir))
@@ -483,8 +483,8 @@ def write_annotated_video(video: str | Path, out_path: str | Path, predictions: 
                           min_side: int = 360) -> Path:
     """Re-read the video and write it with landmarks, the current sign and the top-3 bars (resized to fit
     between min_side and max_side pixels, so that the text stays readable)."""
-    from utils.keypoints import draw_prediction
-    from utils.video import VideoWriter, fit_frame, iter_frames
+    from utils.data.keypoints import draw_prediction
+    from utils.data.video import VideoWriter, fit_frame, iter_frames
 
     out_path = Path(out_path)
     with VideoWriter(out_path, fps) as writer:

@@ -18,11 +18,10 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
-from utils import preprocessing as P
+from utils.inputs import preprocessing as P
 from utils.errors import ConfigError
-from utils.keypoints import FACE, FACE_POINTS, HAND_POINTS, LEFT_HAND, POSE, POSE_LEFT_SHOULDER, POSE_POINTS, \
-    POSE_RIGHT_SHOULDER, RIGHT_HAND
-from utils.video import sample_frame_indices
+from utils.data.keypoints import FACE, FACE_POINTS, HAND_POINTS, LEFT_HAND, POSE, POSE_LEFT_SHOULDER, POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND
+from utils.data.video import sample_frame_indices
 
 #: The options of utils.preprocessing.DEFAULT_OPTIONS that have a TensorFlow port here.
 PORTED_OPTIONS = frozenset({"normalize", "face", "mirror", "velocity", "frames", "pose", "z", "hand_shape",
@@ -332,7 +331,7 @@ def preprocess_frames(frames: tf.Tensor, options: Mapping[str, Any] | None = Non
 # ----------------------------------------------------------------------------- the one input path, in TensorFlow
 def sample_clips(raw: Mapping[str, tf.Tensor], spec: Any) -> dict[str, tf.Tensor]:
     """:func:`utils.inputs.sample_clips` in TensorFlow: time to T, frames to S, hand crops to C."""
-    from utils.inputs import as_spec
+    from utils.inputs.spec import as_spec
 
     spec = as_spec(spec)
     out: dict[str, tf.Tensor] = {}
@@ -347,7 +346,7 @@ def sample_clips(raw: Mapping[str, tf.Tensor], spec: Any) -> dict[str, tf.Tensor
 
 def finish_inputs(sampled: Mapping[str, tf.Tensor], spec: Any) -> dict[str, tf.Tensor]:
     """:func:`utils.inputs.finish_inputs` in TensorFlow: the keypoint options and the frame mode."""
-    from utils.inputs import as_spec
+    from utils.inputs.spec import as_spec
 
     options = as_spec(spec).preprocessing
     out = dict(sampled)

@@ -46,8 +46,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from utils.keypoints import (FACE, FACE_POINTS, HAND_DIM, HAND_POINTS, KEYPOINT_DIM, LEFT_HAND, POSE, POSE_DIM,
-                             POSE_LEFT_SHOULDER, POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND)
+from utils.data.keypoints import FACE, FACE_POINTS, HAND_DIM, HAND_POINTS, KEYPOINT_DIM, LEFT_HAND, POSE, POSE_DIM, POSE_LEFT_SHOULDER, POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND
 
 # ----------------------------------------------------------------------------- constants
 #: The faithful setting: raw vectors, exactly what the original model was fed.
@@ -471,7 +470,7 @@ def output_dim(options: Mapping[str, Any] | None = None) -> int:
 # ----------------------------------------------------------------------------- time and frames
 def resample_time(array: np.ndarray, num_frames: int) -> np.ndarray:
     """Evenly resample axis 1 (time) of (N, T, ...) to num_frames; unchanged when T already equals it."""
-    from utils.video import sample_frame_indices
+    from utils.data.video import sample_frame_indices
 
     if array.shape[1] == num_frames:
         return array
@@ -482,7 +481,7 @@ def resize_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
     """Resize (N, T, S, S, 3) uint8 frames to image_size (cv2.INTER_AREA); unchanged when already that size."""
     if frames.shape[2] == image_size and frames.shape[3] == image_size:
         return frames
-    from utils import video
+    from utils.data import video
 
     flat = video.resize_frames(frames.reshape(-1, *frames.shape[2:]), image_size)
     return flat.reshape(*frames.shape[:2], image_size, image_size, frames.shape[-1])
@@ -504,7 +503,7 @@ def preprocess_frames(frames: np.ndarray, options: Mapping[str, Any] | None = No
 
 def draw_clip_landmarks(frames: np.ndarray, kp: np.ndarray) -> np.ndarray:
     """Frames (N, T, H, W, 3) uint8 with each frame's raw (1662,) landmarks drawn on them, 1 px lines (a copy)."""
-    from utils.keypoints import draw_landmarks
+    from utils.data.keypoints import draw_landmarks
 
     frames, kp = np.asarray(frames, dtype=np.uint8), check_keypoints(kp)
     if frames.shape[:2] != kp.shape[:2]:

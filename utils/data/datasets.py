@@ -385,7 +385,7 @@ def resolve_dataset(name_or_path: str | Path) -> Path:
     key = str(name_or_path).strip()
     if key.lower() == "synthetic":
         if not (paths.SYNTHETIC_DIR / "dataset.json").is_file():  # absent, or interrupted: make_dataset resumes
-            from utils import synthetic
+            from utils.data import synthetic
 
             return Path(synthetic.make_dataset(out_dir=paths.SYNTHETIC_DIR))
         return paths.SYNTHETIC_DIR

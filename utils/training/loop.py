@@ -34,13 +34,14 @@ from typing import Any, Iterator, Mapping
 import keras
 import numpy as np
 
-from utils import distribute, paths, preprocessing
+from utils import paths
+from utils.training import distribute
+from utils.inputs import preprocessing
 from utils.errors import ConfigError, FeatureFileError, ModelDirError, ensure_writable_folder
-from utils.evaluation import predict_clips
-from utils.inputs import (as_spec, features_name, finish_inputs,  # noqa: F401  (prepare_inputs: notebook 05)
-                          prepare_inputs, raw_inputs, sample_clips, stored_arrays)
-from utils.keypoints import KEYPOINT_DIM
-from utils.runs import describe_run, write_run
+from utils.training.metrics import predict_clips
+from utils.inputs.spec import as_spec, features_name, finish_inputs, prepare_inputs, raw_inputs, sample_clips, stored_arrays
+from utils.data.keypoints import KEYPOINT_DIM
+from utils.training.runs import describe_run, write_run
 
 CHECKPOINTS = "checkpoints"  # inside <out_dir>.partial while a run trains
 
@@ -369,7 +370,7 @@ def _read_history_csv(path: Path) -> dict[str, list[float]]:
 def _as_features(features: Any) -> tuple[Any, str]:
     """A FeatureSet and its file name from a FeatureSet or a path."""
     if isinstance(features, (str, Path)):
-        from utils.features import load_features
+        from utils.data.features import load_features
 
         loaded = load_features(features)
         loaded.meta = {**(loaded.meta or {}), "path": str(features)}
@@ -682,7 +683,7 @@ def _fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any
 def _score(model: Any, features: Any, run_info: dict[str, Any], indices: np.ndarray,
            batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
     """Classification metrics and class probabilities of the model on the clips at indices."""
-    from utils.evaluation import classification_metrics
+    from utils.training.metrics import classification_metrics
 
     probabilities = predict_clips(model, features, run_info, indices, batch_size)
     labels = np.asarray(features.labels, dtype=np.int64)[indices]
@@ -706,8 +707,9 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     ``tensorboard``: also write TensorBoard logs to ``<out_dir>/tensorboard``. ``deterministic`` and
     ``mixed_precision``: None = on without / with a GPU respectively (see :func:`set_seeds`, :func:`precision_policy`).
     """
-    from utils import models, splits as splits_module
-    from utils.evaluation import measure_latency
+    from utils import models
+    from utils.data import splits as splits_module
+    from utils.training.metrics import measure_latency
 
     features, features_file = _as_features(features)
     config = resolve_config(model_name, config)

@@ -31,9 +31,9 @@ import numpy as np
 
 from utils import paths
 from utils.config import EXTRACT_PARALLEL, EXTRACT_PARALLEL_MODES, IMAGE_SIZE, MEDIAPIPE_SIZE, NUM_FRAMES
-from utils.datasets import ClipRecord, discover, resolve_dataset
+from utils.data.datasets import ClipRecord, discover, resolve_dataset
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
-from utils.keypoints import KEYPOINT_DIM, hand_crops, mp_data_to_original, parts_present
+from utils.data.keypoints import KEYPOINT_DIM, hand_crops, mp_data_to_original, parts_present
 
 CACHE_VERSION = 2  # bump when the content of a cached clip changes, so old caches are not reused
 KEYPOINT_SOURCES = ("auto", "mediapipe", "stored")
@@ -131,7 +131,7 @@ def _finite_clip(path: Path, row: int, clip: dict[str, np.ndarray]) -> dict[str,
 def save_features(path: str | Path, features: FeatureSet) -> Path:
     """Write a FeatureSet atomically: one compressed .npz when path ends in .npz, else a features store folder
     (:mod:`utils.store`, written clip by clip)."""
-    from utils import store
+    from utils.data import store
 
     path = Path(path)
     clip_arrays = {name: getattr(features, name) for name in CLIP_ARRAYS if getattr(features, name) is not None}
@@ -229,7 +229,7 @@ def load_features(path: str | Path) -> FeatureSet:
     nothing of them is read until clips are indexed, and only those clips are (see :mod:`utils.store`). Their
     keypoints were checked finite when the store was written.
     """
-    from utils import store
+    from utils.data import store
 
     path = Path(path)
     if path.is_dir():
@@ -266,7 +266,7 @@ class _ExtractorHolder:
         if self._extractor is not None and getattr(self._extractor, "max_side", max_side) != max_side:
             self.close()
         if self._extractor is None:
-            from utils.keypoints import HolisticExtractor
+            from utils.data.keypoints import HolisticExtractor
 
             self._extractor = HolisticExtractor(max_side=max_side)
         return self._extractor
@@ -308,7 +308,7 @@ def _stored_keypoints(keypoints_path: str | None, indices: np.ndarray) -> tuple[
 
 def _extract_clip(job: _ClipJob, extractors: _ExtractorHolder) -> dict[str, np.ndarray]:
     """Frames, keypoints and detected flags of one clip (T frames each)."""
-    from utils import video
+    from utils.data import video
 
     if job.mode == "mp_data":
         sequence = _mp_data_frames(Path(job.source))
@@ -500,7 +500,7 @@ def _run_in_threads(jobs: list[_ClipJob], threads: int, bar) -> dict[str, str]:
     from concurrent.futures import ThreadPoolExecutor
 
     if any(job.mode == "mediapipe" for job in jobs):
-        from utils.keypoints import import_mediapipe
+        from utils.data.keypoints import import_mediapipe
 
         import_mediapipe()  # once, here, before the threads (it keeps TensorFlow out while it runs)
     local, holders, lock = threading.local(), [], threading.Lock()
@@ -589,7 +589,7 @@ class _StackingWriter:
 def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord], jobs: list[_ClipJob], num_frames: int,
                      image_size: int, failures: dict[str, str]) -> tuple[Path, int, list[tuple[str, str]]]:
     """Write the cached clips, one at a time, into the .npz or the store at out; return (path, clips, skipped)."""
-    from utils import store
+    from utils.data import store
 
     candidates = [(record, job) for record, job in zip(records, jobs) if job.relative not in failures]
     skipped = [(job.relative, failures[job.relative]) for job in jobs if job.relative in failures]
@@ -640,7 +640,7 @@ def _source_length(part: dict[str, np.ndarray], job: _ClipJob) -> tuple[int, flo
         return int(part["source_frames"]), float(part["source_fps"])
     if job.mode == "mp_data":
         return sum(1 for f in Path(job.source).iterdir() if f.suffix == ".npy" and f.stem.isdigit()), float("nan")
-    from utils.video import video_info
+    from utils.data.video import video_info
 
     info = video_info(job.source, count=False)
     return int(info.num_frames), float(info.fps)
@@ -705,7 +705,7 @@ def detection_rates(features: FeatureSet) -> "pandas.DataFrame":  # noqa: F821
     """Share of frames in which each part (face, pose, left, right hand) was found, per class and overall."""
     import pandas as pd
 
-    from utils.keypoints import PARTS, parts_present
+    from utils.data.keypoints import PARTS, parts_present
 
     detected = features.detected if features.detected is not None else parts_present(features.keypoints)
     rows = {name: detected[features.labels == index].reshape(-1, len(PARTS)).mean(axis=0)

@@ -37,7 +37,7 @@ import numpy as np
 from utils import paths
 from utils.config import NUM_FRAMES, SYNTHETIC_RENDER_SIZE
 from utils.errors import DatasetError
-from utils.keypoints import FACE_POINTS, HAND_POINTS, POSE_POINTS, join_parts, split_parts
+from utils.data.keypoints import FACE_POINTS, HAND_POINTS, POSE_POINTS, join_parts, split_parts
 
 SIGNS: tuple[str, ...] = ("hello", "thanks", "iloveyou", "me", "father", "mother", "yes", "no", "help", "please")
 
@@ -979,7 +979,7 @@ def _signers_for(seed: int, num_signers: int) -> list[Signer]:
 
 def _write_clip(out_dir: Path, sign_index: int, clip_index: int, signer: Signer, params: dict) -> None:
     """Generate one clip and write its .mp4 and .keypoints.npz (each atomically)."""
-    from utils.video import write_video
+    from utils.data.video import write_video
 
     sign = SIGNS[sign_index]
     video_path, keypoint_path = _clip_paths(out_dir, sign, signer.id, clip_index)

@@ -25,9 +25,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from utils import preprocessing
+from utils.inputs import preprocessing
 from utils.errors import ModelDirError
-from utils.keypoints import KEYPOINT_DIM
+from utils.data.keypoints import KEYPOINT_DIM
 
 RUN_FILES = ("model.keras", "run.json")
 RUN_KEYS = ("model", "classes", "inputs", "num_frames", "image_size")
@@ -78,7 +78,7 @@ def describe_run(features: Any, features_file: str, model_name: str, config: Any
                   test_group: str | None) -> dict[str, Any]:
     """The run.json content: everything needed to prepare new clips for this model and read its outputs."""
     from utils import models
-    from utils.inputs import training_sampling
+    from utils.inputs.spec import training_sampling
 
     keypoint_options = preprocessing.resolve_options(config.preprocessing)
     return {

@@ -60,8 +60,8 @@ def tiled_columns(base: Any, num_clips: int) -> dict[str, np.ndarray]:
 
 def build_store(base_path: str | Path, folder: str | Path, num_clips: int) -> Path:
     """Write a store of num_clips tiled clips of the base features file, one clip at a time."""
-    from utils import store
-    from utils.features import CLIP_DTYPES, load_features
+    from utils.data import store
+    from utils.data.features import CLIP_DTYPES, load_features
 
     base = load_features(base_path)
     if base.frames is None:
@@ -75,7 +75,7 @@ def build_store(base_path: str | Path, folder: str | Path, num_clips: int) -> Pa
 # ----------------------------------------------------------------------------- what each child process measures
 def read_all(folder: str | Path) -> int:
     """Read every clip's keypoints and frames once, in batches; return the clips read."""
-    from utils.features import load_features
+    from utils.data.features import load_features
 
     features = load_features(folder)
     total = 0
@@ -91,10 +91,13 @@ def train_steps(folder: str | Path, model_name: str, steps: int) -> dict[str, An
     validate and predict a few batches; return what was done."""
     import keras
 
-    from utils import models, preprocessing, splits, training
-    from utils.evaluation import predict_clips
-    from utils.features import load_features
-    from utils.inputs import InputSpec, stored_arrays
+    from utils import models
+    from utils.inputs import preprocessing
+    from utils.data import splits
+    from utils.training import loop as training
+    from utils.training.metrics import predict_clips
+    from utils.data.features import load_features
+    from utils.inputs.spec import InputSpec, stored_arrays
 
     features = load_features(folder)
     config = training.resolve_config(model_name)
@@ -118,7 +121,7 @@ def train_steps(folder: str | Path, model_name: str, steps: int) -> dict[str, An
 
 def child(argv: list[str]) -> None:
     """Entry point of one measurement process: do one task, print one JSON line."""
-    parser = argparse.ArgumentParser(prog="python -m utils.scale_benchmark")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.store_scale")
     parser.add_argument("task", choices=["write", "read", "lstm", "fused"])
     parser.add_argument("--store", required=True)
     parser.add_argument("--base", default=None)
@@ -139,7 +142,7 @@ def child(argv: list[str]) -> None:
 # ----------------------------------------------------------------------------- the parent
 def measure(task: str, store: Path, **options: Any) -> dict[str, Any]:
     """Run one task in a fresh Python process; its JSON result plus its peak resident memory (MB)."""
-    command = [sys.executable, "-m", "utils.scale_benchmark", task, "--store", str(store)]
+    command = [sys.executable, "-m", "benchmarks.store_scale", task, "--store", str(store)]
     for name, value in options.items():
         command += [f"--{name}", str(value)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
