@@ -170,3 +170,36 @@ def test_validation_never_takes_a_sign_out_of_training(test_signer):
         assert set(groups[split.val]) == {"sarmskunatham"} and "groups" in split.strategy
     if test_signer == "ismokedata":  # every training signer has a sign of its own: validation by clip, said so
         assert "stratified by clip" in split.strategy
+
+
+# ----------------------------------------------------------------------------- the same people in every comparison
+def _signers_and_labels(num_signers: int = 10, clips: int = 40, num_classes: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat([f"s{i:02d}" for i in range(num_signers)], clips)
+    labels = rng.integers(0, num_classes, size=len(groups))
+    return labels, groups
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+@pytest.mark.parametrize("with_groups", [True, False])
+def test_validation_does_not_change_the_test_clips(seed: int, with_groups: bool) -> None:
+    """Models trained with and without validation are tested on the same clips (the same signers)."""
+    from utils.data.splits import split_fractions
+
+    labels, groups = _signers_and_labels()
+    groups = groups if with_groups else None
+    with_val = make_splits(labels, groups, seed=seed, fractions=split_fractions(True))
+    without = make_splits(labels, groups, seed=seed, fractions=split_fractions(False))
+    assert np.array_equal(with_val.test, without.test)
+    assert with_val.groups_of("test", groups) == without.groups_of("test", groups)
+    assert len(with_val.val) > 0 and len(without.val) == 0
+    assert np.array_equal(np.sort(np.concatenate([with_val.train, with_val.val])), without.train)
+    if with_groups:  # validation signers come from the training side, never from the test signers
+        assert set(with_val.groups_of("val", groups)).isdisjoint(with_val.groups_of("test", groups))
+        assert set(with_val.groups_of("val", groups)).isdisjoint(with_val.groups_of("train", groups))
+
+
+def test_another_seed_tests_other_signers() -> None:
+    labels, groups = _signers_and_labels()
+    tested = {tuple(make_splits(labels, groups, seed=seed).groups_of("test", groups)) for seed in range(6)}
+    assert len(tested) > 1

@@ -410,3 +410,23 @@ def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_traini
     assert keep.best_epoch == 2 and float(model.get_weights()[0][0, 0]) == 2.0
     # nothing to select, so no copy of the weights is kept or written each epoch
     assert keep.state()["weights"] is None and not (tmp_path / "best.weights.h5").exists()
+
+
+def test_configurations_with_the_same_seed_are_tested_on_the_same_signers(tmp_path) -> None:
+    """With and without validation signers, and for the linear model too: one seed, one set of test signers."""
+    from tests.tiny_runs import NUM_FRAMES, tiny_features
+    from utils import models
+    from utils.training import loop as training
+
+    features = tiny_features()
+    tested = {}
+    for name, model_name, validation in (("lstm_val", "lstm", True), ("lstm_no_val", "lstm", False),
+                                         ("linear", "linear", False)):
+        config = models.get_config(model_name, "small").replace(num_frames=NUM_FRAMES, epochs=1, batch_size=8,
+                                                                validation=validation)
+        if model_name == "lstm":
+            config = config.replace(lstm_units=(8,))
+        metrics = training.train(features, model_name, config, out_dir=tmp_path / name, seed=3, verbose=0)
+        assert (metrics["n_val"] > 0) == validation
+        tested[name] = metrics["test_groups"]
+    assert tested["lstm_val"] == tested["lstm_no_val"] == tested["linear"] != []

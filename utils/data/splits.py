@@ -35,6 +35,12 @@ class Splits:
         """Number of clips in each split."""
         return {name: len(self[name]) for name in SPLIT_NAMES}
 
+    def groups_of(self, name: str, groups: Sequence | np.ndarray | None) -> list[str]:
+        """The distinct groups (e.g. signers) with clips in the split called name; [] without groups."""
+        if groups is None:
+            return []
+        return sorted({str(g) for g in np.asarray(groups)[self[name]] if str(g)})
+
 
 # ----------------------------------------------------------------------------- checks and small helpers
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
@@ -145,8 +151,7 @@ def _given(labels: np.ndarray, groups: np.ndarray | None, split: np.ndarray, fra
     if parts["val"]:
         return _finish(parts, "given")
     train = np.asarray(parts["train"])
-    val_share = np.array([1 - fractions[1] / (fractions[0] + fractions[1]), 0.0,
-                          fractions[1] / (fractions[0] + fractions[1])])
+    val_share = _validation_share(fractions)
     if groups is not None and len(_known_groups(groups[train])) > 2:
         carved, how = _group_disjoint(labels, groups, train, val_share, rng), "group-disjoint"
     else:
@@ -167,8 +172,7 @@ def _held_out_group(labels: np.ndarray, groups: np.ndarray, test_group: Sequence
     rest = np.flatnonzero(~is_test)
     if len(rest) == 0:
         raise SplitError(f"test_group {', '.join(test_group)} holds every clip; nothing is left to train on")
-    val_share = np.array([1 - fractions[1] / (fractions[0] + fractions[1]), 0.0,
-                          fractions[1] / (fractions[0] + fractions[1])])
+    val_share = _validation_share(fractions)
     if fractions[1] == 0:
         carved, how = {"train": rest.tolist(), "test": []}, "held-out group"
     elif len(_known_groups(groups[rest])) >= 2:
@@ -239,12 +243,44 @@ def make_splits(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray | N
     if split_given and strategy in ("auto", "given"):
         return _given(labels, groups, split, fractions, rng)
     known = _known_groups(groups)
+    # Test first, validation second, each with its own random stream: the test clips depend on the seed and the
+    # test share only, so two models trained with and without validation are tested on the same people.
+    test_rng, val_rng = (np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(2))
+    test_only = np.array([1 - fractions[2], 0.0, fractions[2]])
     if strategy == "group" or (strategy == "auto" and len(known) > 2):
         if len(known) < 3:
             raise SplitError(f"a group-disjoint split needs at least 3 groups, found {len(known)}"
                              f"{' (' + ', '.join(known) + ')' if known else ''}. Use strategy='stratified'.")
-        return _finish(_group_disjoint(labels, groups, everything, fractions, rng), "group-disjoint")
-    return _finish(_stratified(labels, everything, fractions, rng), "stratified")
+        parts = _group_disjoint(labels, groups, everything, test_only, test_rng)
+        rest = np.asarray(parts["train"], dtype=np.int64)
+        if fractions[1] > 0:
+            carved, _ = _validation_groups(labels, groups, rest, _validation_share(fractions), val_rng)
+            parts = {"train": carved["train"], "val": carved["test"], "test": parts["test"]}
+        return _finish(parts, "group-disjoint")
+    parts = _stratified(labels, everything, test_only, test_rng)
+    if fractions[1] > 0:
+        rest = np.asarray(parts["train"], dtype=np.int64)
+        carved = _stratified_validation(labels, rest, _validation_share(fractions)[2], val_rng)
+        parts = {"train": carved["train"], "val": carved["val"], "test": parts["test"]}
+    return _finish(parts, "stratified")
+
+
+def _validation_share(fractions: np.ndarray) -> np.ndarray:
+    """(train, 0, val) shares of the clips left once the test clips are set aside."""
+    val = fractions[1] / (fractions[0] + fractions[1])
+    return np.array([1 - val, 0.0, val])
+
+
+def _stratified_validation(labels: np.ndarray, indices: np.ndarray, share: float,
+                           rng: np.random.Generator) -> dict[str, list[int]]:
+    """Validation clips drawn per class from indices; a class with fewer than 3 clips keeps them all for training."""
+    parts: dict[str, list[int]] = {"train": [], "val": []}
+    for label in np.unique(labels[indices]):
+        members = rng.permutation(indices[labels[indices] == label])
+        num_val = min(max(1, round(len(members) * share)), len(members) - 1) if len(members) >= 3 else 0
+        parts["val"] += members[:num_val].tolist()
+        parts["train"] += members[num_val:].tolist()
+    return parts
 
 
 def split_report(splits: Splits, labels: Sequence | np.ndarray, classes: Sequence[str]):

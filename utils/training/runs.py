@@ -87,7 +87,8 @@ def describe_run(features: Any, features_file: str, model_name: str, config: Any
         "image_size": config.image_size, "keypoint_dim": KEYPOINT_DIM,
         "input_dim": preprocessing.output_dim(keypoint_options), "preprocessing": keypoint_options,
         "augmentation": preprocessing.resolve_augmentation(config.augmentation),
-        "split": {"strategy": split.strategy, "seed": seed, "test_group": test_group},
+        "split": {"strategy": split.strategy, "seed": seed, "test_group": test_group,
+                  "test_groups": split.groups_of("test", getattr(features, "groups", None))},
         "sampling": training_sampling(features, split.train),
         "features_path": features_file, "features_meta": dict(getattr(features, "meta", {}) or {}),
     }
