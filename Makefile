@@ -17,7 +17,7 @@ else
 endif
 STAMP := $(ENV_DIR)/.stamp-course-install
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 export GLOG_minloglevel ?= 2

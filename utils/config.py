@@ -5,11 +5,16 @@ change all notebooks the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.abc
+import importlib.util
 import os
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from utils import paths
 
@@ -106,6 +111,61 @@ def set_seed(seed: int) -> None:
         import keras
 
         keras.utils.set_random_seed(seed)
+
+
+@contextlib.contextmanager
+def _stderr_hidden():
+    """Send the process's standard error (file descriptor 2, where C++ libraries write) to /dev/null meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` as usual, but runs its import with standard error hidden (see
+    :func:`quiet_tensorflow`); it removes itself after that first import."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            loader = spec.loader
+
+            class QuietLoader(importlib.abc.Loader):
+                def create_module(self, spec: Any) -> Any:
+                    return loader.create_module(spec)
+
+                def exec_module(self, module: Any) -> None:
+                    with _stderr_hidden():
+                        loader.exec_module(module)
+
+            spec.loader = QuietLoader()
+        return spec
+
+
+def quiet_tensorflow() -> None:
+    """Have TensorFlow load without its start-up lines, whoever imports it first (Keras, the course's modules).
+
+    ``TF_CPP_MIN_LOG_LEVEL=3`` (set in ``utils/__init__.py``) hides TensorFlow's own log lines, but a few are
+    written while TensorFlow loads, before its logging is set up ("Unable to register cuDNN factory", "All log
+    messages before absl::InitializeLog() ..."): harmless notices about GPU plugins, printed even on a machine
+    without a GPU. Importing ``utils`` calls this; TensorFlow's import then runs with standard error hidden
+    (an import that fails still raises its error). ``COURSE_TF_LOGS=1`` keeps every line.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("COURSE_TF_LOGS") == "1":
+        return
+    if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
 def package_versions(names: tuple[str, ...] = ("numpy", "tensorflow", "keras", "mediapipe", "cv2",
