@@ -7,7 +7,7 @@ import pytest
 
 from utils import cli, config, course
 
-COMMANDS = ("data", "extract", "train", "crossval", "evaluate", "predict", "export", "course")
+COMMANDS = ("data", "extract", "train", "crossval", "evaluate", "report", "predict", "export", "course")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -110,6 +110,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from utils.evaluation import report
+
+    if args.check:
+        stale = report.differences()
+        for line in stale:
+            print(f"differs from its results file: {line}")
+        if stale:
+            print("run `python -m utils report` to rewrite them (never edit a generated table by hand)")
+        return 1 if stale else 0
+    changed = report.write()
+    print("\n".join(f"rewrote {path}" for path in changed) or "every generated table is up to date")
+    return 0
+
 
 # ----------------------------------------------------------------------------- predict / export
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -256,6 +270,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--split", default="all", help="which clips: all, or train/val/test as the run split them")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("report", formatter_class=_formatter,
+                       help="rewrite the result tables of the README and docs/ from the results files",
+                       description="Every table between <!-- table: NAME --> and <!-- end table --> in README.md "
+                                   "and docs/*.md is written from the JSON files of benchmarks/.")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table differs")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", formatter_class=_formatter,
                        help="recognise signs in a video or from a webcam with a trained model",
