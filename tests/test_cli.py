@@ -80,8 +80,53 @@ def test_summary_table_lists_every_run(tmp_path):
             {"model": name.split("_")[0], "config": name.split("_")[1], "test_accuracy": accuracy,
              "macro_f1": accuracy - 0.01, "params": 1234, "train_seconds": 12.0}))
     table = course.summary_table(tmp_path).splitlines()
-    assert len(table) == 3 and "0.950" in table[2] and "0.200" in table[1]
+    assert len(table) == 5 and "0.950" in table[2] and "0.200" in table[1]
+    assert table[3] == "The runs were tested on different signers, so compare them with care:"
     assert "no runs" in course.summary_table(tmp_path / "empty")
+
+
+def test_summary_table_names_the_test_signers(tmp_path):
+    for name in ("lstm_recommended", "fused_recommended"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"model": name.split("_")[0], "config": "recommended", "test_accuracy": 0.9, "macro_f1": 0.9,
+             "params": 1, "train_seconds": 1.0, "test_groups": ["s05", "s09"]}))
+    assert course.summary_table(tmp_path).splitlines()[-1] == (
+        "Every run was tested on the same held-out signers: s05, s09.")
+
+
+def test_publish_keeps_figures_small_and_drops_progress_bars(tmp_path):
+    import base64
+    import io
+
+    import nbformat
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((1600, 1200, 3)) * 255).astype(np.uint8)).save(buffer, "PNG")
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 · Title"),
+                                               nbformat.v4.new_code_cell("plot()")])
+    notebook.cells[1].outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="epochs: 50%|#####     | 1/2\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="accuracy 0.9\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})]
+    source = tmp_path / "results"
+    source.mkdir()
+    nbformat.write(notebook, source / "01_x.ipynb")
+    (source / course.RUN_RECORD).write_text(json.dumps({
+        "commit": "abc1234", "dataset": "synthetic", "fast": False, "machine": "x86_64, 2 cores",
+        "started": "2026-12-06T08:00:00+00:00", "notebooks": {"01_x.ipynb": {"seconds": 12.0}}}))
+    [written] = course.publish(source, tmp_path / "docs")
+    published = nbformat.read(written, as_version=4)
+    nbformat.validate(published)
+    assert "commit `abc1234`" in published.cells[1].source
+    outputs = published.cells[2].outputs
+    assert [o.output_type for o in outputs] == ["stream", "display_data"] and outputs[0].name == "stdout"
+    image = Image.open(io.BytesIO(base64.b64decode(outputs[1].data["image/png"])))
+    assert max(image.size) <= course.MAX_IMAGE_SIDE and len(outputs[1].data["image/png"]) < len(png)
+    assert (tmp_path / "docs" / course.RUN_RECORD).is_file()
 
 
 def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch, tmp_path):

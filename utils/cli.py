@@ -155,6 +155,10 @@ def cmd_course(args: argparse.Namespace) -> int:
         os.environ["DATASET"] = args.dataset
     if args.fast:
         os.environ["FAST"] = "1"
+    if args.publish:
+        for path in course.publish():
+            print(f"published {path}")
+        return 0
     course.run_course(only=args.only)
     return 0
 
@@ -315,6 +319,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="synthetic | asl | ucf11 | a folder (default: $DATASET or synthetic)")
     p.add_argument("--fast", action="store_true", help="quick smoke run (small data, few epochs)")
     p.add_argument("--only", nargs="+", default=None, help="run only notebooks whose names start with these, e.g. 01 03")
+    p.add_argument("--publish", action="store_true",
+                   help="instead: copy the executed notebooks of the last run into docs/notebooks/ for GitHub readers")
     p.set_defaults(func=cmd_course)
     return parser
 

@@ -1,8 +1,21 @@
-"""The main job: execute notebooks 01-06 in order, keep the executed copies, and print a summary."""
+"""The main job: execute the notebooks in order, keep the executed copies, and print a summary.
+
+``python -m utils course`` (``make run``) writes the executed notebooks and ``course_run.json`` (seconds per
+notebook, the commit, the machine) under ``results/notebooks``; ``python -m utils course --publish`` copies them
+into ``docs/notebooks/`` (figures recompressed, progress bars dropped), where a reader on GitHub sees every chapter
+with its outputs, and ``python -m utils report`` takes the chapters' times from there.
+"""
 from __future__ import annotations
 
+import base64
+import io
 import json
+import os
+import platform
+import shutil
+import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from utils import paths
@@ -44,20 +57,39 @@ def execute_notebook(path: Path, out_path: Path, timeout: int = 1800) -> float:
 
 
 def summary_table(runs_dir: Path) -> str:
-    """A text table of every run's metrics.json under runs_dir."""
-    rows = []
+    """A text table of every run's metrics.json under runs_dir, and the signers each run was tested on."""
+    rows, tested = [], {}
     for metrics_path in sorted(runs_dir.glob("*/metrics.json")):
         metrics = json.loads(metrics_path.read_text())
         rows.append((metrics_path.parent.name, metrics.get("model", "?"), metrics.get("config", {}),
                      metrics.get("test_accuracy", float("nan")), metrics.get("macro_f1", float("nan")),
                      metrics.get("params", 0), metrics.get("train_seconds", float("nan"))))
+        signers = ", ".join(metrics.get("test_groups") or []) or "(not recorded)"
+        tested.setdefault(signers, []).append(metrics_path.parent.name)
     if not rows:
         return f"(no runs with metrics.json under {runs_dir})"
     lines = [f"{'run':<28} {'model':<9} {'config':<12} {'test acc':>8} {'macro-F1':>8} {'params':>10} {'train s':>8}"]
     for run, model, config, acc, f1, params, seconds in rows:
         config_name = config.get("name", "?") if isinstance(config, dict) else str(config)
         lines.append(f"{run:<28} {model:<9} {config_name:<12} {acc:>8.3f} {f1:>8.3f} {params:>10,} {seconds:>8.0f}")
+    if len(tested) == 1 and "(not recorded)" not in tested:
+        lines.append(f"Every run was tested on the same held-out signers: {next(iter(tested))}.")
+    else:
+        lines.append("The runs were tested on different signers, so compare them with care:")
+        lines += [f"  {signers}: {', '.join(runs)}" for signers, runs in tested.items()]
     return "\n".join(lines)
+
+
+def _commit() -> str:
+    """The checkout's commit (short hash, '+' when files differ from it), or 'unknown' outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.PROJECT_DIR, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=paths.PROJECT_DIR,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def run_course(only: list[str] | None = None) -> Path:
@@ -74,11 +106,86 @@ def run_course(only: list[str] | None = None) -> Path:
     print(f"Running {len(notebooks)} notebooks on {settings.dataset} (FAST={int(settings.fast)}); "
           f"executed copies go to {out_dir}", flush=True)
     total = time.perf_counter()
+    record = {"commit": _commit(), "dataset": settings.dataset, "fast": bool(settings.fast),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "started": _now(), "notebooks": {}}
     for notebook in notebooks:
         print(f"  {notebook.name:<32}", end=" ", flush=True)
         seconds = execute_notebook(notebook, out_dir / notebook.name)
         print(f"{seconds:6.0f} s", flush=True)
+        record["notebooks"][notebook.name] = {"seconds": round(seconds, 1), "load_average": _load_average()}
+        (out_dir / RUN_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     print(f"\nAll notebooks ran in {(time.perf_counter() - total) / 60:.1f} min. Models trained:\n")
     print(summary_table(settings.runs_dir))
     print(f"\nFigures: {paths.FIGURES_DIR}\nExecuted notebooks: {out_dir}")
     return out_dir
+
+
+RUN_RECORD = "course_run.json"
+PUBLISHED_DIR = paths.PROJECT_DIR / "docs" / "notebooks"
+MAX_IMAGE_SIDE = 1000  # pixels: larger figures are shrunk when published
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _smaller_png(data: str) -> str:
+    """A base64 PNG re-encoded with at most 256 colours and MAX_IMAGE_SIDE pixels (the original if not smaller)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+    buffer = io.BytesIO()
+    image.convert("RGB").quantize(256).save(buffer, format="PNG", optimize=True)
+    smaller = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return smaller if len(smaller) < len(data) else data
+
+
+def _clean_outputs(cell: dict) -> None:
+    """Drop progress bars (stderr streams, widget views) and shrink figures, in place."""
+    outputs = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            continue
+        data = output.get("data", {})
+        if "application/vnd.jupyter.widget-view+json" in data:
+            continue
+        if "image/png" in data:
+            data["image/png"] = _smaller_png(data["image/png"])
+        outputs.append(output)
+    cell["outputs"] = outputs
+
+
+def publish(source: Path | None = None, dest: Path = PUBLISHED_DIR) -> list[Path]:
+    """Copy the executed notebooks and course_run.json of ``make run`` into docs/notebooks/ for readers on GitHub."""
+    import nbformat
+
+    source = source or paths.RESULTS_DIR / "notebooks"
+    record_path = source / RUN_RECORD
+    if not record_path.is_file():
+        raise CourseError(f"{record_path} not found: run `make run` (python -m utils course) first")
+    record = json.loads(record_path.read_text())
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in record["notebooks"]:
+        notebook = nbformat.read(source / name, as_version=4)
+        notebook.metadata.pop("widgets", None)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                _clean_outputs(cell)
+        note = (f"*Executed by `make run` at commit `{record['commit']}` on {record['machine']} "
+                f"({record['started'][:10]}, dataset `{record['dataset']}`"
+                f"{', FAST' if record['fast'] else ''}). The chapter itself is [`notebooks/{name}`]"
+                f"(../../notebooks/{name}).*")
+        notebook.cells.insert(1, nbformat.v4.new_markdown_cell(note))
+        nbformat.write(notebook, dest / name)
+        written.append(dest / name)
+    shutil.copyfile(record_path, dest / RUN_RECORD)
+    return written
