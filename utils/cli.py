@@ -144,7 +144,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from utils.serving import export
 
-    export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16)  # prints each file and its size
+    if args.out is None and args.web is None:
+        raise CourseError("export needs --out FOLDER (TFLite and SavedModel files), --web FOLDER (the browser "
+                          "page), or both")
+    if args.out is not None:
+        export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16)  # prints each file, size
+    if args.web is not None:
+        from utils.serving import web
+
+        web.build_web(args.model, args.web)
     return 0
 
 
@@ -306,7 +314,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                        description="The exported files take raw MediaPipe keypoints (1, T, 1662) float32 and uint8 "
                                    "thumbnails; the run's preprocessing is inside. export.json says what to feed.")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--web", default=None, metavar="FOLDER",
+                   help="also (or only) write the browser page of a keypoint model into FOLDER: static files "
+                        "(MediaPipe and LiteRT.js in JavaScript, model.tflite), served by python -m http.server")
     p.add_argument("--formats", nargs="+", default=["tflite", "savedmodel"], choices=["tflite", "savedmodel"])
     p.add_argument("--fp16", action="store_true",
                    help="store the TFLite weights as float16 (model_fp16.tflite, about half the size)")

@@ -118,6 +118,7 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
     """The export.json content: what to feed the exported model, what it answers, and the clip it expects."""
     from utils.data import keypoints as kp
     from utils.inputs.spec import InputSpec
+    from utils.serving.predict import mediapipe_size_for
 
     spec = InputSpec.from_run(run_info)
     descriptions = {"keypoints": "raw MediaPipe Holistic vectors, zeros where a part was not found",
@@ -133,6 +134,7 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
         "keypoint_layout": {name: [part.start, part.stop] for name, part in
                             (("face", kp.FACE), ("pose", kp.POSE), ("left_hand", kp.LEFT_HAND),
                              ("right_hand", kp.RIGHT_HAND))},
+        "mediapipe_size": mediapipe_size_for(spec),
         "clip_frames": spec.clip_frames, "model_frames": spec.num_frames, "image_size": spec.image_size,
         "window": {"seconds": sampling.get("source_seconds"), "fps": sampling.get("source_fps"),
                    "frames": spec.window_frames(sampling.get("source_fps") or 0.0),
