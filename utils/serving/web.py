@@ -129,3 +129,76 @@ def build_web(model_dir: str | Path, out_dir: str | Path, verbose: bool = True) 
         print(f"web page: {out_dir} ({size:.0f} MB); serve it with  python -m http.server -d {out_dir}  and open "
               "http://localhost:8000", flush=True)
     return out_dir
+
+
+# ----------------------------------------------------------------------------- checking the page in a browser
+#: Chromium's names on Debian/Ubuntu and elsewhere; CHROMIUM=/path/to/chrome chooses another.
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> str | None:
+    """The path of a Chromium (or Chrome) program: $CHROMIUM, else the first of CHROMIUM_NAMES on PATH."""
+    import os
+
+    if os.environ.get("CHROMIUM"):
+        return shutil.which(os.environ["CHROMIUM"])
+    return next((shutil.which(name) for name in CHROMIUM_NAMES if shutil.which(name)), None)
+
+
+def write_y4m(path: str | Path, frames, fps: int = 30) -> Path:
+    """Write RGB uint8 frames (T, H, W, 3) as an uncompressed .y4m video (4:2:0), the format Chromium's fake
+    camera plays (--use-file-for-fake-video-capture). Width and height must be even."""
+    import cv2
+    import numpy as np
+
+    frames = np.asarray(frames)
+    height, width = frames.shape[1:3]
+    if frames.ndim != 4 or frames.dtype != np.uint8 or height % 2 or width % 2:
+        raise ValueError(f"write_y4m needs uint8 (T, H, W, 3) frames of even size, got {frames.dtype} {frames.shape}")
+    path = Path(path)
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{int(fps)}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+class StaticServer:
+    """``python -m http.server`` for a folder, in a background thread: ``with StaticServer(folder) as url:``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        import functools
+        import http.server
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # no line per request
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      functools.partial(Quiet, directory=str(folder)))
+
+    def __enter__(self) -> str:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_port}/"
+
+    def __exit__(self, *exc_info) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def browser_args(fake_camera: str | Path | None = None) -> list[str]:
+    """Chromium's command-line switches: a fake camera playing a .y4m file (absolute path) without asking."""
+    if fake_camera is None:
+        return []
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={Path(fake_camera).resolve()}"]
+
+
+def is_runtime_log(text: str) -> bool:
+    """Console lines that are MediaPipe's own log lines (glog "I0000 ...", "W0000 ...") rather than errors."""
+    import re
+
+    return bool(re.match(r"^[IW]\d{4} ", text))

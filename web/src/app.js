@@ -32,6 +32,7 @@ const state = {
   source: "none", lastVideoTime: -1,
   mediapipeMs: new Timings(), modelMs: new Timings(), frameTimes: new Timings(),
   allMediapipeMs: [], allModelMs: [], current: null, answer: null, frames: 0,
+  found: [0, 0, 0, 0], // frames in which MediaPipe found the face, the pose, the left hand, the right hand
 };
 
 function status(text) {
@@ -104,7 +105,9 @@ async function play(source) {
 
 function resetAnswer() {
   state.window?.reset();
-  state.current = state.answer = null;
+  state.current = state.answer = state.answerProbabilities = null;
+  state.found = [0, 0, 0, 0];
+  state.frames = 0;
   state.lastVideoTime = -1;
   showTop($("current"), null);
   showTop($("answer"), null);
@@ -167,7 +170,8 @@ async function loop() {
 async function step() {
   state.lastVideoTime = video.currentTime;
   const width = video.videoWidth, height = video.videoHeight;
-  const { vector, ms } = await keypointsOf(video, width, height);
+  const { vector, found, ms } = await keypointsOf(video, width, height);
+  found.forEach((part, i) => (state.found[i] += part ? 1 : 0));
   state.mediapipeMs.add(ms);
   state.allMediapipeMs.push(ms);
   state.frameTimes.add(performance.now());
@@ -183,6 +187,7 @@ async function step() {
     const mean = state.window.addProbabilities(probabilities);
     state.current = topK(probabilities, state.info.classes);
     state.answer = topK(mean, state.info.classes);
+    state.answerProbabilities = mean;
     showTop($("current"), state.current);
     showTop($("answer"), state.answer, state.window.windows);
   }

@@ -5,6 +5,12 @@ import { loadLiteRt, loadAndCompile, Tensor } from "@litertjs/core";
 export class KeypointModel {
   // info: export.json; folder: where model/ and litert/ (the runtime's wasm files) are served from.
   static async load(info, base) {
+    // The runtime (Emscripten) writes its own log lines ("INFO: ...", "WARNING: ...") to standard error,
+    // which would show as console errors: they go to console.debug, real errors stay errors.
+    self.Module = {
+      print: (text) => console.log(text),
+      printErr: (text) => (/^(INFO|WARNING): /.test(text) ? console.debug(text) : console.error(text)),
+    };
     await loadLiteRt(new URL("litert/", base).href);
     const compiled = await loadAndCompile(new URL(`model/${info.tflite}`, base).href, { accelerator: "wasm" });
     return new KeypointModel(compiled, info);

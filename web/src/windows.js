@@ -47,16 +47,19 @@ export class LiveWindow {
     this.frames = [];
     this.sum = null;
     this.windows = 0;
+    this.startTime = null;
     this.lastWindowTime = -Infinity;
   }
 
-  // Add one frame; returns true when a new window is due (every quarter of a window, as predict's stride).
+  // Add one frame; returns true when a new window is due: once the window has had time to fill, then every
+  // quarter of a window (predict's stride). On a slow machine a window may hold few frames: they repeat.
   add(time, vector) {
     if (this.frames.length && time < this.frames[this.frames.length - 1].time) this.reset(); // a video looped
+    if (this.startTime === null) this.startTime = time;
     this.frames.push({ time, vector });
-    while (this.frames.length && this.frames[0].time <= time - this.seconds) this.frames.shift();
-    const full = time - this.frames[0].time >= this.seconds * 0.9 || this.windows === 0;
-    const due = time - this.lastWindowTime >= this.seconds / 4 && this.frames.length >= 2 && full;
+    while (this.frames[0].time <= time - this.seconds) this.frames.shift();
+    const filled = time - this.startTime >= this.seconds * 0.9;
+    const due = filled && time - this.lastWindowTime >= this.seconds / 4;
     if (due) this.lastWindowTime = time;
     return due;
   }

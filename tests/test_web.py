@@ -1,0 +1,127 @@
+"""The browser page in a real browser: headless Chromium, a course-made clip as its camera, the answer of predict.
+
+A tiny LSTM is trained on synthetic signers (keypoints only, seconds); ``build_web`` writes its page (npm ci
+the first time); Chromium opens the page with a fake camera that plays a y4m clip of a synthetic signer; the
+page must show the same top sign as ``python -m utils predict`` on the same clip, with probabilities close
+to predict's, within a time limit and with no console error.
+
+The clip is a signer holding one moment of a sign (a still picture, repeated): headless Chromium on two
+cores runs MediaPipe's WebGL graphs in software at a few seconds per frame, so a moving clip would give
+the page windows of other frames than predict's; a still one gives both the same frames whatever the speed.
+
+Skips only when no Chromium or no npm is found (CI installs both: .ci/run).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SIGNS = ("hello", "thanks", "yes")
+NUM_FRAMES = 16  # frames per synthetic training clip
+STILL_FRAMES = 30  # frames of the fake camera's clip (one second at 30 fps, looping)
+TIME_LIMIT = 240  # seconds for the page to start and give its answer (software WebGL: ~5 s per frame here)
+WINDOWS = 3  # windows the page's answer must be the mean of
+PROBABILITY_TOLERANCE = 0.15  # page vs predict, each class (JavaScript vs Python MediaPipe, y4m colour decoding)
+
+
+def _tools():
+    from utils.serving import web
+
+    chromium, npm = web.find_chromium(), web.find_npm()
+    if chromium is None:
+        pytest.skip("no Chromium found (apt install chromium, or set CHROMIUM=/path/to/chrome)")
+    if npm is None:
+        pytest.skip("no npm found (apt install nodejs npm): the page's packages cannot be installed")
+    return chromium
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    return _tools()
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory, chromium) -> Path:
+    """A tiny LSTM trained for a few seconds on the keypoints of synthetic signers of three signs."""
+    from utils import models
+    from utils.data import synthetic
+    from utils.data.features import FeatureSet
+    from utils.training import loop as training
+
+    rng = np.random.default_rng(0)
+    signers = synthetic.make_signers(6, rng)
+    keypoints, labels, groups = [], [], []
+    for repeat in range(2):
+        for signer in signers:
+            for label, sign in enumerate(SIGNS):
+                exact = synthetic.simulate_keypoints(sign, signer, rng, 0.5, NUM_FRAMES)
+                keypoints.append(synthetic.simulate_detection(exact, rng, 0.5)[0])
+                labels.append(label)
+                groups.append(signer.id)
+    count = len(labels)
+    features = FeatureSet(keypoints=np.asarray(keypoints, dtype=np.float32),
+                          frames=np.zeros((count, NUM_FRAMES, 8, 8, 3), np.uint8), labels=np.asarray(labels),
+                          classes=list(SIGNS), groups=np.asarray(groups), split=np.full(count, ""),
+                          paths=np.array([f"clip{i}.mp4" for i in range(count)]))
+    config = models.get_config("lstm", "small").replace(num_frames=8, image_size=8, lstm_units=(16,), epochs=15,
+                                                         batch_size=8)
+    out_dir = tmp_path_factory.mktemp("web_runs") / "lstm"
+    training.train(features, "lstm", config, out_dir=out_dir, verbose=0)
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def still_clip(tmp_path_factory) -> Path:
+    """A y4m clip of a synthetic signer holding the middle of 'hello' (one rendered picture, repeated)."""
+    from utils.data import synthetic
+    from utils.serving.web import write_y4m
+
+    rng = np.random.default_rng(3)
+    signer = synthetic.make_signers(1, rng)[0]
+    clip = synthetic.generate_clip("hello", signer, rng, difficulty=0.3, num_frames=NUM_FRAMES, image_size=256)
+    still = np.repeat(clip.frames[NUM_FRAMES // 2][None], STILL_FRAMES, axis=0)
+    return write_y4m(tmp_path_factory.mktemp("clips") / "still.y4m", still)
+
+
+def test_page_answers_as_predict(tmp_path, chromium, synthetic_run, still_clip):
+    from playwright.sync_api import sync_playwright
+
+    from utils.serving import predict, web
+
+    expected = predict.predict_video(still_clip, synthetic_run, progress=False, verbose=False)
+    site = web.build_web(synthetic_run, tmp_path / "site", verbose=False)
+    assert json.loads((site / "model" / "export.json").read_text())["tflite_ops"], "no operator list"
+    errors: list[str] = []
+    with web.StaticServer(site) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=web.browser_args(still_clip))
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: m.type == "error" and not web.is_runtime_log(m.text)
+                    and errors.append(m.text))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            started = time.monotonic()
+            page.goto(url + "index.html")
+            page.wait_for_function(f"Number(document.getElementById('answer').dataset.windows) >= {WINDOWS}",
+                                   timeout=TIME_LIMIT * 1000, polling=1000)
+            seconds = time.monotonic() - started
+            shown = page.get_attribute("#answer", "data-label")
+            state = page.evaluate("({p: window.signPage.state.answerProbabilities, found: "
+                                  "window.signPage.state.found, frames: window.signPage.state.frames})")
+        finally:
+            browser.close()
+    assert not errors, f"console errors: {errors}"
+    assert state["frames"] >= 1 and state["found"][1] == state["frames"], f"the page lost the pose: {state}"
+    assert shown == expected.answer.label, (f"page: {shown} {np.round(state['p'], 3)}, predict: "
+                                            f"{expected.answer.label} {np.round(expected.answer.probabilities, 3)}")
+    difference = np.abs(np.asarray(state["p"]) - np.asarray(expected.answer.probabilities)).max()
+    assert difference < PROBABILITY_TOLERANCE, (f"probabilities differ by {difference:.3f}: page "
+                                                f"{np.round(state['p'], 3)}, predict "
+                                                f"{np.round(expected.answer.probabilities, 3)}")
+    print(f"page answered {shown} {np.round(state['p'], 3)} in {seconds:.0f} s ({state['frames']} frames); "
+          f"predict {expected.answer.label} {np.round(expected.answer.probabilities, 3)}")
