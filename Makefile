@@ -22,13 +22,14 @@ export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 export GLOG_minloglevel ?= 2
 
-.PHONY: run test test-fast lab bench setup clean help
+.PHONY: run test test-fast lab bench web setup clean help
 
 help:
 	@echo "make run    - set up and run the whole course on the synthetic default data (results/)"
 	@echo "make test   - set up and run all tests (unit + notebooks under nbval)"
 	@echo "make lab    - set up and open the course in JupyterLab"
 	@echo "make bench  - speed and memory of the models on this machine"
+	@echo "make web RUN=<run folder>  - the browser page of a trained keypoint model, in web_build/ (needs npm)"
 
 setup: $(STAMP)
 
@@ -69,6 +70,13 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.speed
+
+# The static page that recognises signs in the browser (docs/web.md): needs Node.js/npm, a keypoint run.
+WEB ?= web_build
+web: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make web RUN=<run folder written by train> [WEB=$(WEB)]"; exit 1; }
+	$(PY) -m utils export --model $(RUN) --web $(WEB)
+	@echo "serve it with:  $(PY) -m http.server -d $(WEB) 8000   and open http://localhost:8000"
 
 clean:
 	rm -rf results .pytest_cache
