@@ -79,9 +79,40 @@ def same_people_signers(folder: Path = BENCHMARKS_DIR) -> str:
             f"Written by `{result['command']}` (commit {result['commit']}).")
 
 
+def web_speed_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """Speed of the browser page, measured by the page itself in headless Chromium (benchmarks/web_parity.json)."""
+    result = _load("web_parity.json", folder)
+    live, clips = result["live"], result["clips"]
+    model_ms = sum(clip["page_model_ms"] for clip in clips) / len(clips)
+    lines = [f"| on {result['machine']}, {result['chromium']} | page | Python |", "|---|---|---|",
+             f"| live page, fake camera 256x256: frames per second | {live['frames_per_second']:.2f} | |",
+             f"| MediaPipe, live page (ms per frame) | {live['mediapipe_ms']:.0f} | |"]
+    for clip in clips:
+        lines.append(f"| MediaPipe, {clip['clip']} {clip['size'][0]}x{clip['size'][1]} (ms per frame) | "
+                     f"{clip['page_mediapipe_ms']:.0f} | {clip['python_mediapipe_ms']:.0f} |")
+    lines.append(f"| model, LiteRT.js WebAssembly (ms per window) | {model_ms:.1f} | |")
+    return "\n".join(lines)
+
+
+def web_parity_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """The page's answers beside predict's on the same clips (benchmarks/web_parity.json)."""
+    clips = _load("web_parity.json", folder)["clips"]
+    lines = ["| clip | predict | page | largest probability difference | hands found (Python / page) |",
+             "|---|---|---|---|---|"]
+    for clip in clips:
+        hands = " ".join(f"{clip['parts'][part]['found_python']:.2f}/{clip['parts'][part]['found_page']:.2f}"
+                         for part in ("left_hand", "right_hand"))
+        lines.append(f"| {clip['clip']} | {clip['predict']['label']} {clip['predict']['probability']:.2f} | "
+                     f"{clip['page']['label']} {clip['page']['probability']:.2f} | "
+                     f"{clip['max_probability_difference']:.3f} | left, right: {hands} |")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "same-people": same_people_table,
     "same-people-signers": same_people_signers,
+    "web-speed": web_speed_table,
+    "web-parity": web_parity_table,
 }
 
 

@@ -237,6 +237,15 @@ window.signPage = {
     bitmap.close();
     return { vector: Array.from(vector), found, ms };
   },
+  // The same for a PNG picture (base64), decoded by the browser without colour changes.
+  async keypointsOfPng(base64, timestampMs) {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }),
+      { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    const { vector, found, ms } = await keypointsOf(bitmap, bitmap.width, bitmap.height, timestampMs);
+    bitmap.close();
+    return { vector: Array.from(vector), found, ms };
+  },
   // A clip's answer from its per-frame vectors, as `python -m utils predict` reaches it: windows spanning
   // what a training clip spanned at the clip's fps, a quarter window apart, and the mean of their probabilities.
   async clipAnswer(vectors, fps) {
