@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import platform
 import sys
 import time
@@ -180,19 +181,31 @@ def open_page(playwright, site: Path, url: str, query: str = "?source=none", cam
     return browser, page
 
 
+def _shrink_png(path: Path, colours: int = 64) -> None:
+    """Store a screenshot with a palette of `colours` colours (a few times smaller, still sharp)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def live_speed(playwright, site: Path, camera: Path, seconds: float) -> dict:
     """The live page with a fake camera: its own frames per second and timings after `seconds`; a screenshot."""
     with web.StaticServer(site) as url:
         browser, page = open_page(playwright, site, url, "", camera)
         try:
-            page.wait_for_function("window.signPage.state.frames >= 2", timeout=180_000)
+            page.wait_for_function("window.signPage.state.frames >= 2 && window.signPage.state.answer",
+                                   timeout=300_000, polling=1000)
             page.evaluate("window.signPage.state.allMediapipeMs.length = 0")  # drop the start-up frame
             time.sleep(seconds)
             stats = page.evaluate("({fps: window.signPage.fps, mp: window.signPage.state.allMediapipeMs, "
                                   "model: window.signPage.state.allModelMs, frames: window.signPage.state.frames,"
                                   " answer: window.signPage.state.answer})")
+            page.evaluate("window.signPage.pause()")  # MediaPipe holds the page's thread for seconds per frame
             SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT))
+            page.screenshot(path=str(SCREENSHOT), timeout=120_000)
+            _shrink_png(SCREENSHOT)
             errors = list(page.errors)
         finally:
             browser.close()
@@ -277,7 +290,8 @@ def main() -> None:
         tasks += [(f"real {clip}", REAL / "asl_clips" / f"{clip}.mp4", real_run) for clip in args.clips]
     else:
         print(f"{REAL} not found: the synthetic clip only")
-    result = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+              "command": "python benchmarks/web_parity.py " + " ".join(sys.argv[1:]), "epochs": args.epochs,
               **versions(), "clips": []}
     sites = {}
     with sync_playwright() as playwright:

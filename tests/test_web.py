@@ -95,6 +95,8 @@ def test_page_answers_as_predict(tmp_path, chromium, synthetic_run, still_clip):
     from utils.serving import predict, web
 
     expected = predict.predict_video(still_clip, synthetic_run, progress=False, verbose=False)
+    # which parts Python MediaPipe finds in the clip (face, pose, left hand, right hand): the page must agree
+    python_found = predict.read_video_keypoints(still_clip, True, None, progress=False).detected.mean(axis=0)
     site = web.build_web(synthetic_run, tmp_path / "site", verbose=False)
     assert json.loads((site / "model" / "export.json").read_text())["tflite_ops"], "no operator list"
     errors: list[str] = []
@@ -116,7 +118,11 @@ def test_page_answers_as_predict(tmp_path, chromium, synthetic_run, still_clip):
         finally:
             browser.close()
     assert not errors, f"console errors: {errors}"
-    assert state["frames"] >= 1 and state["found"][1] == state["frames"], f"the page lost the pose: {state}"
+    page_found = np.asarray(state["found"]) / max(state["frames"], 1)
+    # a part found in most frames by one side is found in most frames by the other (left and right not swapped)
+    assert np.array_equal(page_found > 0.5, python_found > 0.5), (f"parts found (face, pose, left, right): page "
+                                                                  f"{page_found}, Python {python_found}")
+    assert python_found[1] > 0.5, f"MediaPipe finds no pose in the course-made clip: {python_found}"
     assert shown == expected.answer.label, (f"page: {shown} {np.round(state['p'], 3)}, predict: "
                                             f"{expected.answer.label} {np.round(expected.answer.probabilities, 3)}")
     difference = np.abs(np.asarray(state["p"]) - np.asarray(expected.answer.probabilities)).max()

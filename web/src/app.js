@@ -153,6 +153,7 @@ async function classify(input) {
 }
 
 async function loop() {
+  if (state.paused) return;
   if (!state.busy && video.readyState >= 2 && video.currentTime !== state.lastVideoTime) {
     state.busy = true;
     try {
@@ -262,6 +263,11 @@ window.signPage = {
     }
     const mean = Array.from(sum, (s) => s / starts.length);
     return { top: topK(mean, info.classes), probabilities: mean, windows: starts.length, window, stride };
+  },
+  // Stop processing frames (after the frame in hand), e.g. to take a still picture of the page.
+  async pause() {
+    state.paused = true;
+    while (state.busy) await new Promise((resolve) => setTimeout(resolve, 50));
   },
   // Reset MediaPipe's tracking between clips.
   resetTracking() {
