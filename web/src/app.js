@@ -62,7 +62,9 @@ async function start() {
   }
   state.model = await KeypointModel.load(state.info, BASE);
   state.holistic = await loadHolistic();
-  const seconds = state.info.window.seconds || state.info.window.frames / 30;
+  // the window spans what a training clip spanned: its seconds, else its frames at the training videos' rate
+  // (30 frames per second when export.json does not know it)
+  const seconds = state.info.window.seconds || state.info.window.frames / (state.info.window.fps || 30);
   state.window = new LiveWindow(seconds, state.info.clip_frames);
   $("about").textContent = `${state.info.model} model, ${state.info.classes.length} signs; window ` +
     `${seconds.toFixed(2)} s sampled to ${state.info.clip_frames} frames`;
