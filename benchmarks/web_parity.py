@@ -219,8 +219,8 @@ def write_markdown(result: dict, path: Path) -> None:
     """benchmarks/web_parity.md from the measured result."""
     lines = [
         "# The browser page against Python (benchmarks/web_parity.py)", "",
-        f"Written by `python benchmarks/web_parity.py` on {result['machine']} ({result['date']}). Headless Chromium "
-        f"{result['chromium']}, `@mediapipe/holistic` {result['holistic']}, `@litertjs/core` {result['litert']}; "
+        f"Written by `{result.get('command', 'python benchmarks/web_parity.py')}` on {result['machine']} "
+        f"({result['date']}), a machine shared with other jobs while it ran. Headless {result['chromium']}, `@mediapipe/holistic` {result['holistic']}, `@litertjs/core` {result['litert']}; "
         f"Python mediapipe {result['python_mediapipe']}.", "",
         "Keypoints: the same decoded frames to Python MediaPipe and to the page; x, y differences in units of the "
         "picture's width and height, over frames where both found the part. Found: share of frames "
@@ -279,7 +279,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--fps-seconds", type=float, default=60.0)
     parser.add_argument("--out", default="/tmp/web_parity")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="only rewrite web_parity.md from the web_parity.json already written")
     args = parser.parse_args()
+    if args.markdown_only:
+        write_markdown(json.loads((HERE / "web_parity.json").read_text()), HERE / "web_parity.md")
+        return
     if web.find_chromium() is None or web.find_npm() is None:
         raise SystemExit("this benchmark needs Chromium and npm (apt install chromium nodejs npm)")
     out = Path(args.out)
