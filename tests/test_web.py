@@ -13,6 +13,7 @@ Skips only when no Chromium or no npm is found (CI installs both: .ci/run).
 """
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ STILL_FRAMES = 30  # frames of the fake camera's clip (one second at 30 fps, loo
 TIME_LIMIT = 240  # seconds for the page to start and give its answer (software WebGL: ~5 s per frame here)
 WINDOWS = 3  # windows the page's answer must be the mean of
 PROBABILITY_TOLERANCE = 0.15  # page vs predict, each class (JavaScript vs Python MediaPipe, y4m colour decoding)
+XY_TOLERANCE = 0.02  # mean |x, y| difference of a part, page vs Python, on the same picture (1.0 = picture side)
 
 
 def _tools():
@@ -78,25 +80,47 @@ def synthetic_run(tmp_path_factory, chromium) -> Path:
 
 @pytest.fixture(scope="module")
 def still_clip(tmp_path_factory) -> Path:
-    """A y4m clip of a synthetic signer holding the middle of 'hello' (one rendered picture, repeated)."""
+    """A y4m clip of a synthetic signer holding one moment of 'hello' (one rendered picture, repeated): the
+    first moment from the middle of the sign on in which Python MediaPipe finds the pose and a hand, and the
+    same parts every time (this signer: the left hand, not the right one, so swapped hands show)."""
     from utils.data import synthetic
+    from utils.data.keypoints import HolisticExtractor
     from utils.serving.web import write_y4m
 
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(2)
     signer = synthetic.make_signers(1, rng)[0]
     clip = synthetic.generate_clip("hello", signer, rng, difficulty=0.3, num_frames=NUM_FRAMES, image_size=256)
-    still = np.repeat(clip.frames[NUM_FRAMES // 2][None], STILL_FRAMES, axis=0)
+    for index in [*range(NUM_FRAMES // 2, NUM_FRAMES), *range(NUM_FRAMES // 2)]:
+        with HolisticExtractor(warn_small_frames=False) as extractor:
+            found = np.array([extractor.extract_frame(clip.frames[index])[1] for _ in range(5)])
+        if (found == found[0]).all() and found[0, 1] and found[0, 2:].any():
+            break
+    else:
+        pytest.fail("no moment of the synthetic clip in which MediaPipe finds the pose and a hand")
+    still = np.repeat(clip.frames[index][None], STILL_FRAMES, axis=0)
     return write_y4m(tmp_path_factory.mktemp("clips") / "still.y4m", still)
 
 
+def python_clip_frame(video: Path):
+    """The first frame of a video as Python decodes it (RGB)."""
+    from utils.data.video import iter_frames
+
+    return next(iter(iter_frames(video)))
+
+
 def test_page_answers_as_predict(tmp_path, chromium, synthetic_run, still_clip):
+    import cv2
     from playwright.sync_api import sync_playwright
 
+    from utils.data import keypoints as K
     from utils.serving import predict, web
 
     expected = predict.predict_video(still_clip, synthetic_run, progress=False, verbose=False)
     # which parts Python MediaPipe finds in the clip (face, pose, left hand, right hand): the page must agree
-    python_found = predict.read_video_keypoints(still_clip, True, None, progress=False).detected.mean(axis=0)
+    python_clip = predict.read_video_keypoints(still_clip, True, None, progress=False)
+    python_found = python_clip.detected.mean(axis=0)
+    assert python_found[1] > 0.5 and python_found[2:].max() > 0.5, \
+        f"MediaPipe should find the pose and a hand in the course-made clip: {python_found}"
     site = web.build_web(synthetic_run, tmp_path / "site", verbose=False)
     assert json.loads((site / "model" / "export.json").read_text())["tflite_ops"], "no operator list"
     errors: list[str] = []
@@ -115,6 +139,12 @@ def test_page_answers_as_predict(tmp_path, chromium, synthetic_run, still_clip):
             shown = page.get_attribute("#answer", "data-label")
             state = page.evaluate("({p: window.signPage.state.answerProbabilities, found: "
                                   "window.signPage.state.found, frames: window.signPage.state.frames})")
+            # the page's vector of the very picture Python saw (the y4m's decoded frame, as lossless PNG)
+            page.evaluate("window.signPage.pause()")
+            picture = cv2.imencode(".png", cv2.cvtColor(python_clip_frame(still_clip), cv2.COLOR_RGB2BGR))[1]
+            for _ in range(3):  # a few times, as the camera's repeated frames: MediaPipe tracks and smooths
+                vector = page.evaluate("(png) => window.signPage.keypointsOfPng(png)",
+                                       base64.b64encode(picture.tobytes()).decode())["vector"]
         finally:
             browser.close()
     assert not errors, f"console errors: {errors}"
@@ -122,7 +152,13 @@ def test_page_answers_as_predict(tmp_path, chromium, synthetic_run, still_clip):
     # a part found in most frames by one side is found in most frames by the other (left and right not swapped)
     assert np.array_equal(page_found > 0.5, python_found > 0.5), (f"parts found (face, pose, left, right): page "
                                                                   f"{page_found}, Python {python_found}")
-    assert python_found[1] > 0.5, f"MediaPipe finds no pose in the course-made clip: {python_found}"
+    # the same numbers in the same places: face, pose, left hand, right hand (catches a wrong order or swapped hands)
+    page_parts = K.split_parts(np.asarray(vector, np.float32))
+    python_parts = K.split_parts(python_clip.keypoints[-1])
+    for part in K.PARTS:
+        if np.any(python_parts[part] != 0) and np.any(page_parts[part] != 0):
+            difference = float(np.abs(page_parts[part][:, :2] - python_parts[part][:, :2]).mean())
+            assert difference < XY_TOLERANCE, f"{part}: page and Python differ by {difference:.3f} on average"
     assert shown == expected.answer.label, (f"page: {shown} {np.round(state['p'], 3)}, predict: "
                                             f"{expected.answer.label} {np.round(expected.answer.probabilities, 3)}")
     difference = np.abs(np.asarray(state["p"]) - np.asarray(expected.answer.probabilities)).max()
