@@ -80,7 +80,7 @@ def same_people_signers(folder: Path = BENCHMARKS_DIR) -> str:
 
 
 def web_speed_table(folder: Path = BENCHMARKS_DIR) -> str:
-    """Speed of the browser page, measured by the page itself in headless Chromium (benchmarks/web_parity.json)."""
+    """Speed of the browser page, measured by the page in headless Chromium (benchmarks/web_parity.json)."""
     result = _load("web_parity.json", folder)
     live, clips = result["live"], result["clips"]
     model_ms = sum(clip["page_model_ms"] for clip in clips) / len(clips)

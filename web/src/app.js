@@ -77,7 +77,8 @@ async function start() {
 // ----------------------------------------------------------------------------- sources
 async function useCamera() {
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    const constraints = { video: { width: 640, height: 480 }, audio: false };
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
     video.srcObject = stream;
     video.loop = false;
     await play("camera");
@@ -138,7 +139,9 @@ async function keypointsOf(source, width, height, timestampMs) {
   state.latest = null;
   // holistic.send() stamps frames with the wall clock; the solution's inner graph (`h`) takes a timestamp,
   // which lets a benchmark feed frames at the video's own pace whatever the speed of this machine.
-  if (timestampMs !== undefined && state.holistic.h?.send) await state.holistic.h.send({ image }, timestampMs);
+  if (timestampMs !== undefined && state.holistic.h?.send) {
+    await state.holistic.h.send({ image }, timestampMs);
+  }
   else await state.holistic.send({ image });
   const ms = performance.now() - started;
   const { vector, found } = resultsToVector(state.latest ?? {});
@@ -205,7 +208,8 @@ function showTop(element, top, windows) {
   for (const [label, probability] of top ?? []) {
     const row = document.createElement("div");
     row.className = "row";
-    row.innerHTML = `<span class="label"></span><span class="bar"><span></span></span><span class="p"></span>`;
+    row.innerHTML =
+      `<span class="label"></span><span class="bar"><span></span></span><span class="p"></span>`;
     row.querySelector(".label").textContent = label;
     row.querySelector(".bar span").style.width = `${(100 * probability).toFixed(1)}%`;
     row.querySelector(".p").textContent = probability.toFixed(2);
@@ -222,7 +226,8 @@ function showTop(element, top, windows) {
 function showSpeed() {
   const times = state.frameTimes.values;
   const fps = times.length > 1 ? (1000 * (times.length - 1)) / (times[times.length - 1] - times[0]) : NaN;
-  $("speed").textContent = `${fps.toFixed(1)} frames/s · MediaPipe ${state.mediapipeMs.mean().toFixed(0)} ms/frame` +
+  $("speed").textContent = `${fps.toFixed(1)} frames/s` +
+    ` · MediaPipe ${state.mediapipeMs.mean().toFixed(0)} ms/frame` +
     ` · model ${state.modelMs.mean().toFixed(1)} ms/window`;
   window.signPage.fps = fps;
 }
@@ -250,7 +255,8 @@ window.signPage = {
     return { vector: Array.from(vector), found, ms };
   },
   // A clip's answer from its per-frame vectors, as `python -m utils predict` reaches it: windows spanning
-  // what a training clip spanned at the clip's fps, a quarter window apart, and the mean of their probabilities.
+  // what a training clip spanned at the clip's fps, a quarter window apart, and the mean of their
+  // probabilities.
   async clipAnswer(vectors, fps) {
     const info = state.info;
     const frames = vectors.map((v) => Float32Array.from(v));
@@ -260,7 +266,8 @@ window.signPage = {
     const sum = new Float64Array(info.classes.length);
     const starts = windowStarts(frames.length, window, stride);
     for (const start of starts) {
-      const probabilities = await classify(windowInput(frames, start, window, info.clip_frames, KEYPOINT_DIM));
+      const input = windowInput(frames, start, window, info.clip_frames, KEYPOINT_DIM);
+      const probabilities = await classify(input);
       probabilities.forEach((p, i) => (sum[i] += p));
     }
     const mean = Array.from(sum, (s) => s / starts.length);

@@ -1,4 +1,5 @@
-// The exported keypoint model (model.tflite from `python -m utils export`) run by LiteRT.js on the CPU (WebAssembly).
+// The exported keypoint model (model.tflite from `python -m utils export`) run by LiteRT.js on the CPU
+// (WebAssembly).
 // Its input is raw keypoints (1, T, 1662) float32; the course's preprocessing is inside the file.
 import { loadLiteRt, loadAndCompile, Tensor } from "@litertjs/core";
 
@@ -12,7 +13,8 @@ export class KeypointModel {
       printErr: (text) => (/^(INFO|WARNING): /.test(text) ? console.debug(text) : console.error(text)),
     };
     await loadLiteRt(new URL("litert/", base).href);
-    const compiled = await loadAndCompile(new URL(`model/${info.tflite}`, base).href, { accelerator: "wasm" });
+    const file = new URL(`model/${info.tflite}`, base).href;
+    const compiled = await loadAndCompile(file, { accelerator: "wasm" });
     return new KeypointModel(compiled, info);
   }
 
@@ -22,7 +24,8 @@ export class KeypointModel {
     this.shape = info.inputs[0].shape; // [1, T, 1662]
   }
 
-  // Class probabilities (Float32Array, in info.classes order) of one window's raw keypoints (T * 1662 numbers).
+  // Class probabilities (Float32Array, in info.classes order) of one window's raw keypoints
+  // (T * 1662 numbers).
   async probabilities(input) {
     const tensor = new Tensor(input, this.shape);
     let outputs;
