@@ -809,7 +809,7 @@ def _linear_branch(keypoints: Any, config: ModelConfig, num_classes: int, output
 def _linear_model(config: ModelConfig, num_classes: int, keypoint_dim: int) -> keras.Model:
     """keypoints (T, D) -> the linear branch (:func:`_linear_branch`)."""
     keypoints = keras.Input((config.num_frames, keypoint_dim), dtype="float32", name="keypoints")
-    return keras.Model(keypoints, _linear_branch(keypoints, config, num_classes), name=f"linear_{config.name}")
+    return keras.Model([keypoints], _linear_branch(keypoints, config, num_classes), name=f"linear_{config.name}")
 
 
 @keras.saving.register_keras_serializable(package="course")
