@@ -79,7 +79,41 @@ def same_people_signers(folder: Path = BENCHMARKS_DIR) -> str:
             f"Written by `{result['command']}` (commit {result['commit']}).")
 
 
+CHAPTERS = {  # what each chapter teaches, in one line (its title comes from the notebook itself)
+    "01": "datasets, the synthetic signers, one features file, splits by signer",
+    "02": "MediaPipe Holistic, the 1662 numbers of a frame, what it finds and misses",
+    "03": "the LSTM on keypoints, then the steps that make it work on new people",
+    "04": "the ConvLSTM on video frames, and why frames recognise the signer",
+    "05": "fusing the two branches; the original's defects, one cell each",
+    "06": "every model on the same people, per-sign errors, the original's numbers",
+    "07": "recording your own signs and training on them",
+}
+
+
+def chapters_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """The chapter table of the README: title, what it teaches, time on the reference machine, executed copy."""
+    import nbformat
+
+    project = folder.parent
+    record_path = project / "docs" / "notebooks" / "course_run.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"notebooks": {}}
+    lines = ["| chapter | what you learn | time on 2 CPU cores | with outputs |", "|---|---|---|---|"]
+    for path in sorted((project / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        title = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
+        run = record["notebooks"].get(path.name)
+        minutes = f"{run['seconds'] / 60:.0f} min" if run else "–"
+        executed = f"[executed](docs/notebooks/{path.name})" if run else "–"
+        lines.append(f"| [{title}](notebooks/{path.name}) | {CHAPTERS.get(path.name[:2], '')} | {minutes} | "
+                     f"{executed} |")
+    if record.get("commit"):
+        lines.append("")
+        lines.append(f"Times: `make run` at commit `{record['commit']}` ({record['machine']}, "
+                     f"{record['started'][:10]}); executed copies in [docs/notebooks](docs/notebooks).")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
+    "chapters": chapters_table,
     "same-people": same_people_table,
     "same-people-signers": same_people_signers,
 }
