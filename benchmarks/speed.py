@@ -219,7 +219,7 @@ def _tf_threads() -> str:
     return f"TF intra {intra}, inter {inter}"
 
 
-COMPARISON_CONFIG = "seed"  # the configuration the comparison builds (the tests shrink it)
+COMPARISON_CONFIG = "original"  # the configuration the comparison builds (the tests shrink it)
 
 
 def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
@@ -236,7 +236,7 @@ def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
 
 
 def _inference_copy(model: Any, config: Any, jit_compile: bool | None = None) -> Any:
-    """What ``predict``, ``evaluate`` and ``export`` run (``runs.load_run(..., inference=True)``): the trained model as
+    """What ``predict``, ``evaluate`` and ``export`` run with ``--fast`` (``runs.load_run(..., fast=True)``): the model as
     :func:`utils.models.inference_model` gives it, compiled like the model."""
     from utils import models
 

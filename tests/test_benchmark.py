@@ -186,7 +186,7 @@ def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.Monke
 
 
 def test_keras_setting_times_inference_on_the_copy_predict_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inference is timed on models.inference_model's copy (what runs.load_run(..., inference=True) gives predict)."""
+    """Inference is timed on models.inference_model's copy (what predict --fast runs)."""
     from utils import models
 
     _tiny_comparison(monkeypatch)

@@ -266,15 +266,16 @@ def test_cli_export_fp16_prints_the_sizes(tmp_path, features, lstm_run, capsys):
 
 
 def test_load_run_for_inference_runs_the_convlstm_stack_with_the_same_answers(signers, runs):
-    """predict, evaluate, export and the webcam load a run with inference=True: the ConvLSTM layers and batch norms
-    as one ConvLSTMStack, the same probabilities as the saved model."""
+    """--fast (load_run(fast=True)): the ConvLSTM layers and batch norms as one ConvLSTMStack, the same probabilities
+    as the saved model, and the run's description says the copy was used; by default the saved model runs."""
     from utils import models
     from utils.inputs.spec import prepare_inputs
     from utils.training.runs import load_run
 
     run = runs("fused", "recommended")
     saved, run_info = load_run(run)
-    fast, _ = load_run(run, inference=True)
+    fast, fast_info = load_run(run, fast=True)
+    assert "inference" not in run_info and "fast inference copy" in fast_info["inference"]
     assert not any(isinstance(layer, models.ConvLSTMStack) for layer in saved.layers)
     assert any(isinstance(layer, models.ConvLSTMStack) for layer in fast.layers)
     inputs = prepare_inputs(signers, run_info, CLIPS)

@@ -113,9 +113,8 @@ def test_study_cache_keys_and_cached_probabilities(tmp_path):
                                                                                        "four", "0:a", 0)):
         assert not set(other) & set(keys)
     assert study.cache_keys(config.replace(name="x", description="y"), False, "four", "0:a", 0) == keys
-    assert not set(study.cache_keys(config.replace(linear_blend=0.5), False, "four", "0:a", 0)) & set(keys)
     assert not set(study.cache_keys(config.replace(class_weight="balanced"), False, "four", "0:a", 0)) & set(keys)
-    for later in ({"label_smoothing": 0.1}, {"keypoint_encoder": "transformer"}, {"transformer_blocks": 1}):
+    for later in ({"label_smoothing": 0.1}, {"keypoint_encoder": "lstm"}):
         assert not set(study.cache_keys(config.replace(**later), False, "four", "0:a", 0)) & set(keys)
     stored = np.array([[0.2, 0.8]], np.float32)
     np.savez(tmp_path / f"{keys[1]}.npz", probabilities=stored, seconds=12.5)  # an older spelling of the key
@@ -167,44 +166,3 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
         assert_same_as_keras(expected, path, raw_clips(tmp_path / "run", features, np.arange(5)))
 
 
-# ----------------------------------------------------------------------------- the lstm model blended with a linear one
-def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
-    x, labels = _data(3)
-    config = models.get_config("lstm").replace(num_frames=7, lstm_units=(8, 6), head_units=(8,), linear_blend=0.3,
-                                               ensemble=1)
-    model = models.build_model("lstm", config, num_classes=3, keypoint_dim=5)
-    assert models.count_params(model) == models.formula_param_count("lstm", config, 3, 5)
-    stats = models.segment_statistics(x, config.segments)
-    scaler, classifier = _fit_sklearn(stats, labels)
-    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_)
-    linear = classifier.predict_proba(scaler.transform(stats))
-    neural = models.neural_part(model).predict(x, verbose=0)
-    np.testing.assert_allclose(model.predict(x, verbose=0), 0.7 * neural + 0.3 * linear, atol=1e-5)
-    # the neural part shares the model's layers and has no linear branch; the linear branch is frozen
-    part = models.neural_part(model)
-    assert not any(layer.name.startswith("linear") or "standardize" in layer.name for layer in part.layers)
-    assert all(w.trainable is False for w in model.get_layer(models.LINEAR_OUTPUT).weights)
-    plain = models.build_model("lstm", config.replace(linear_blend=0.0), 3, 5)
-    assert models.neural_part(plain) is plain and models.linear_output_layer(plain) is None  # trains as it is
-
-
-def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_path):
-    from utils.training import runs, loop as training
-    from utils.data import splits
-
-    features = tiny_features(with_frames=False)
-    config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,
-                                               batch_size=8, patience=None, linear_blend=0.5, ensemble=1,
-                                               preprocessing={"normalize": True, "velocity": True, "face": "drop"})
-    metrics = training.train(features, "lstm", config, out_dir=tmp_path / "run", seed=0, verbose=0,
-                             measure_speed=False)
-    model, run_info = runs.load_run(tmp_path / "run")
-    train = splits.make_splits(features.labels, groups=features.groups, split=features.split, seed=0,
-                               fractions=splits.split_fractions(config.validation)).train  # the split train used
-    stats = models.segment_statistics(training.prepare_inputs(features, run_info, train)["keypoints"], config.segments)
-    scaler, classifier = _fit_sklearn(stats, np.asarray(features.labels)[train])
-    dense = model.get_layer(models.LINEAR_OUTPUT)
-    np.testing.assert_allclose(model.get_layer("keypoints_standardize").get_weights()[0], scaler.mean_, rtol=1e-5,
-                               atol=1e-6)
-    np.testing.assert_allclose(dense.get_weights()[1][classifier.classes_], classifier.intercept_, atol=1e-4)
-    assert metrics["epochs_run"] == 2 and 0 <= metrics["test_accuracy"] <= 1

@@ -48,15 +48,6 @@ def test_notebook_03_lstm_is_utils_lstm(config_name):
     assert signature(keypoint_lstm(cfg, 7, dim)) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
 
 
-def test_notebook_03_lstm_blended_with_a_linear_model_is_utils_blend():
-    keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
-    cfg = models.get_config("lstm").replace(linear_blend=0.4)
-    dim = preprocessing.output_dim(cfg.preprocessing)
-    in_view = keypoint_lstm(cfg, 7, dim)
-    assert signature(in_view) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
-    assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(linear_blend=0.0), 7, keypoint_dim=dim))
-
-
 def test_notebook_03_seed_ensemble_is_utils_ensemble():
     keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
     cfg = models.get_config("lstm").replace(ensemble=2)

@@ -81,6 +81,12 @@ def _add_validation(parser: argparse.ArgumentParser) -> None:
                              "recommended lstm's own setting)")
 
 
+def _add_fast(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fast", action="store_true",
+                        help="run the fast inference copy of the model (utils/models/fast.py: the same answers "
+                             "within rounding, less work on a CPU); the output says when it was used")
+
+
 def _folds(value: str) -> str | int:
     """argparse type of --folds: 'loso' or K >= 2."""
     from utils.evaluation.crossval import parse_folds  # light: numpy only
@@ -105,8 +111,10 @@ def _pixels(value: str) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from utils.evaluation import evaluate as evaluation
 
-    metrics = evaluation.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split)
-    print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} clips")
+    metrics = evaluation.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split,
+                                        fast=args.fast)
+    used = f" ({metrics['inference']})" if "inference" in metrics else ""
+    print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} clips{used}")
     return 0
 
 
@@ -131,20 +139,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from utils.serving import webcam
 
         return webcam.run_webcam(args.model, camera_index=args.webcam, stride=args.stride, window=args.window,
-                                 mediapipe_size=args.mediapipe_size)
+                                 mediapipe_size=args.mediapipe_size, fast=args.fast)
     if not args.video:
         raise CourseError("predict needs a VIDEO path or --webcam [INDEX]")
     from utils.serving import predict
 
     predict.predict_video(args.video, args.model, out_path=args.out, stride=args.stride, window=args.window,
-                          json_path=args.json, answer=args.answer, mediapipe_size=args.mediapipe_size)
+                          json_path=args.json, answer=args.answer, mediapipe_size=args.mediapipe_size,
+                          fast=args.fast)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from utils.serving import export
 
-    export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16)  # prints each file and its size
+    export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16, fast=args.fast)  # prints each file and its size
     return 0
 
 
@@ -226,11 +235,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--features", required=True, help="features .npz or store folder from 'extract'")
     p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
     p.add_argument("--config", default=None,
-                   help="configuration name (default: the recommended one for the model; 'seed' = original)")
+                   help="configuration: recommended (default), small, or original (the 2022 project's own, for GPUs)")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
     p.add_argument("--frames", type=int, default=None,
-                   help="override the configuration's frames per clip T (e.g. --config seed --frames 20 for UCF11)")
+                   help="override the configuration's frames per clip T (e.g. --config original --frames 20 for UCF11)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--ensemble", type=int, default=None, metavar="N",
@@ -272,6 +281,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--features", required=True, help="features .npz or store folder")
     p.add_argument("--split", default="all", help="which clips: all, or train/val/test as the run split them")
+    _add_fast(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", formatter_class=_formatter,
@@ -299,6 +309,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--mediapipe-size", type=_pixels, default=None,
                    help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); None: as the "
                         "run's training features were extracted")
+    _add_fast(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", formatter_class=_formatter,
@@ -310,6 +321,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--formats", nargs="+", default=["tflite", "savedmodel"], choices=["tflite", "savedmodel"])
     p.add_argument("--fp16", action="store_true",
                    help="store the TFLite weights as float16 (model_fp16.tflite, about half the size)")
+    _add_fast(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("course", formatter_class=_formatter,

@@ -24,11 +24,13 @@ def _map_labels(features: Any, run_info: Mapping[str, Any], features_path: str |
     return lookup[np.asarray(features.labels, dtype=np.int64)]
 
 
-def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str = "all") -> dict[str, Any]:
+def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str = "all",
+                   fast: bool = False) -> dict[str, Any]:
     """Re-score a saved run on a features file: accuracy, macro_f1, n, per_class, confusion_matrix.
 
     ``split``: "all" clips, or "train"/"val"/"test" re-drawn exactly as the run split them (same seed,
     strategy and test group), which is meaningful for the features file the run was trained on.
+    ``fast``: score the fast inference copy (:mod:`utils.models.fast`); the result then has ``"inference"``.
     """
     from utils.data import splits as splits_module
     from utils.data.features import load_features
@@ -36,7 +38,7 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
     from utils.training.runs import load_run
     from utils.training.metrics import classification_metrics, predict_clips
 
-    model, run_info = load_run(model_dir, inference=True)
+    model, run_info = load_run(model_dir, fast=fast)
     features = load_features(features_path)
     if features.keypoints.shape[-1] != run_info.get("keypoint_dim", KEYPOINT_DIM):
         raise FeatureFileError(f"{features_path} has {features.keypoints.shape[-1]} numbers per frame; "
@@ -58,7 +60,8 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
     if len(indices) == 0:
         raise FeatureFileError(f"{features_path}: the {split} split is empty")
     predicted = predict_clips(model, features, run_info, indices, batch_size=64).argmax(axis=1)
-    return classification_metrics(labels[indices], predicted, run_info["classes"])
+    metrics = classification_metrics(labels[indices], predicted, run_info["classes"])
+    return {**metrics, "inference": run_info["inference"]} if "inference" in run_info else metrics
 
 
 def load_metrics(run_dir: str | Path) -> dict[str, Any]:

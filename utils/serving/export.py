@@ -130,6 +130,7 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
         "output": {"name": OUTPUT_NAME, "shape": [1, len(run_info["classes"])], "dtype": "float32",
                    "description": "class probabilities, in the order of classes"},
         "classes": list(run_info["classes"]),
+        "model": run_info.get("inference", "the trained model as it was saved (utils.models.build)"),
         "keypoint_layout": {name: [part.start, part.stop] for name, part in
                             (("face", kp.FACE), ("pose", kp.POSE), ("left_hand", kp.LEFT_HAND),
                              ("right_hand", kp.RIGHT_HAND))},
@@ -151,12 +152,13 @@ def _size(path: Path) -> int:
 
 
 def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[str] = EXPORT_FORMATS,
-                 verbose: bool = True, fp16: bool = False) -> list[Path]:
+                 verbose: bool = True, fp16: bool = False, fast: bool = False) -> list[Path]:
     """Export a trained run to TensorFlow Lite (batch 1) and/or a SavedModel taking raw inputs; return the paths.
 
     ``fp16``: the TFLite file (``model_fp16.tflite``) stores float16 weights. export.json, labels.txt (one
     class per line, in output order) and run.json are written beside them; with ``verbose`` every file's size
     is printed. Each file appears only once complete (written under a temporary name, then renamed).
+    ``fast``: export the fast inference copy (:mod:`utils.models.fast`); export.json then says so.
     """
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
@@ -169,7 +171,7 @@ def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[s
     from utils.inputs.spec import InputSpec
     from utils.training.runs import load_run
 
-    model, run_info = load_run(model_dir, inference=True)
+    model, run_info = load_run(model_dir, fast=fast)
     spec = InputSpec.from_run(run_info)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = out_dir / f".export.{os.getpid()}.tmp"

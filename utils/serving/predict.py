@@ -345,7 +345,7 @@ class VideoPrediction:
 def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path | None = None,
                   stride: int | str | None = None, progress: bool = True, window: int | str | None = None,
                   verbose: bool = True, json_path: str | Path | None = None,
-                  answer: str = CLIP_ANSWER, mediapipe_size: int | None = None) -> VideoPrediction:
+                  answer: str = CLIP_ANSWER, mediapipe_size: int | None = None, fast: bool = False) -> VideoPrediction:
     """Recognise the sign in a video with a trained run: one prediction per window, and one answer for the clip.
 
     ``window`` (default: the median duration of the run's training clips, at this video's frame rate)
@@ -373,7 +373,9 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     json_path = _check_json_out(json_path)
     info = video_info(video, count=False)  # a missing, empty or non-video file fails here, before the model loads
     window_frames, stride_frames = frames_of(window, info.fps, "window"), frames_of(stride, info.fps, "stride")
-    model, run_info = load_run(model_dir, inference=True)
+    model, run_info = load_run(model_dir, fast=fast)
+    if verbose and fast:
+        print(f"model: {run_info['inference']}")
     classify = WindowClassifier(model, run_info)
     spec = classify.spec
     mediapipe_size = mediapipe_size_for(spec, mediapipe_size)

@@ -87,7 +87,7 @@ def _show(frame_rgb: np.ndarray, title: str) -> bool:
 
 def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int | str | None = None,
                show: bool = True, max_frames: int | None = None, verbose: bool = True,
-               window: int | str | None = None, mediapipe_size: int | None = None) -> int:
+               window: int | str | None = None, mediapipe_size: int | None = None, fast: bool = False) -> int:
     """Live recognition from a camera in an OpenCV window (q or Esc quits); returns 0 (the CLI's exit code).
 
     A prediction is made every `stride` frames (default: a quarter of the window) on the last `window`
@@ -104,7 +104,9 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
         check_display()
     frames_of(window, DEFAULT_FPS, "window")  # a typo fails here, before the model loads
     frames_of(stride, DEFAULT_FPS, "stride")
-    model, run_info = load_run(model_dir, inference=True)
+    model, run_info = load_run(model_dir, fast=fast)
+    if verbose and fast:
+        print(f"model: {run_info['inference']}")
     classify = WindowClassifier(model, run_info)
     mediapipe_size = mediapipe_size_for(classify.spec, mediapipe_size)
     capture = open_camera(camera_index)

@@ -487,19 +487,13 @@ def _fit_network(features: Any, run_info: dict[str, Any], config: Any, split: An
     with precision_policy(mixed_precision), strategy.scope():
         model = models.build_model(run_info["model"], config, num_classes=len(run_info["classes"]),
                                    keypoint_dim=run_info["input_dim"])
-        if models.linear_output_layer(model) is not None:  # a blend: the linear branch first, then the neural part alone
-            fit_linear_weights(model, _segment_statistics_of(features, run_info, split.train, config.segments),
-                               labels[split.train], config, seed)
         models.compile_model(model, config)
-        trained = models.neural_part(model)
-        if trained is not model:
-            models.compile_model(trained, config)
-        distribute.prepare_model(trained)
+        distribute.prepare_model(model)
     callbacks, backup = _callbacks(config, verbose, epochs, folder, batches, resume, tensorboard_dir)
     if getattr(config, "staged", False) and models.branch_models(model):
         return model, _fit_staged(model, batches, validation, config, epochs, verbose,
                                   class_weights(labels[split.train], config.class_weight)), time.perf_counter() - start
-    fit = trained.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
+    fit = model.fit(batches, epochs=epochs, verbose=2 if verbose >= 2 else 0, validation_data=validation,
                       callbacks=callbacks, class_weight=class_weights(labels[split.train], config.class_weight))
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     if backup.initial_epoch:  # a resumed run: the epochs before the interruption come from history.csv

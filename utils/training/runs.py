@@ -142,10 +142,13 @@ def write_run(out_dir: Path, model: Any, run_info: dict[str, Any], metrics: dict
 
 
 # ----------------------------------------------------------------------------- loading a run
-def load_run(model_dir: str | Path, inference: bool = False) -> tuple[Any, dict[str, Any]]:
+FAST_COPY_NOTE = "fast inference copy (utils.models.fast: batch norms folded, gates compiled)"
+
+
+def load_run(model_dir: str | Path, fast: bool = False) -> tuple[Any, dict[str, Any]]:
     """The trained model and its run.json from a folder written by :func:`train`; ModelDirError if incomplete,
-    damaged, or mixed from two runs. ``inference``: the model as :func:`utils.models.inference_model` gives it (the
-    same function, less work: what predict, evaluate, export and the webcam run)."""
+    damaged, or mixed from two runs. ``fast``: the model as :func:`utils.models.inference_model` gives it (the
+    same function, less work; ``run_info["inference"]`` then says so, and so does every output made with it)."""
     import keras
 
     from utils import models  # registers the custom layers before loading
@@ -174,7 +177,9 @@ def load_run(model_dir: str | Path, inference: bool = False) -> tuple[Any, dict[
         raise ModelDirError(f"{model_dir / 'model.keras'} could not be loaded ({type(error).__name__}: {first_line}); "
                             "train the model again with this version of the course") from None
     _check_model_matches_run(model, run_info, model_dir)
-    return (models.inference_model(model) if inference else model), run_info
+    if not fast:
+        return model, run_info
+    return models.inference_model(model), {**run_info, "inference": FAST_COPY_NOTE}
 
 
 def _input_shapes(model: Any) -> dict[str, tuple]:
