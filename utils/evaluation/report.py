@@ -79,6 +79,64 @@ def same_people_signers(folder: Path = BENCHMARKS_DIR) -> str:
             f"Written by `{result['command']}` (commit {result['commit']}).")
 
 
+#: The steps from the plain LSTM to the recommended keypoint model, as rows of benchmarks/real_signers.json:
+#: (the study's row name, what the reader sees). Each adds one thing to the row above it.
+REAL_SIGNER_STEPS = (
+    ("boosted", "boosted trees on the same statistics (`--model boosted`)"),
+    ("linear", "linear baseline: logistic regression on segment statistics (`--model linear`)"),
+    ("lstm, old recommended", "a plain LSTM(128) on normalised, augmented keypoints"),
+    ("conv_gru", "1D convolutions + GRU on the linear model's arm and hand keypoints"),
+    ("conv_gru, hand angles", "+ finger joint angles and fingertip distances"),
+    ("conv_gru, hand angles, balanced classes", "+ classes weighted to count alike"),
+    ("conv_gru, hand angles, balanced classes, label smoothing", "+ labels smoothed by 0.1"),
+    ("conv_gru, hand angles, balanced classes, label smoothing x3",
+     "+ three networks averaged: the recommended `lstm`"),
+)
+REAL_SIGNER_SETS = (("four", "4 signers, 9 signs"), ("crowd", "crowd of 40"), ("all", "all 55 signers"),
+                    ("synthetic", "synthetic"), ("transfer", "24 ASL videos (trained on the real signers)"))
+
+
+def _real_signer_cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    low, high = entry.get("interval") or (None, None)
+    if low is None or low == high:  # one test (the ASL videos), or one fold: no interval
+        return f"{entry['mean']:.3f}"
+    return f"{entry['mean']:.3f} [{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
+
+
+def real_signers_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """The keypoint models on people they never saw, one step per row (benchmarks/real_signers.json)."""
+    results = _load("real_signers.json", folder)["results"]
+    sets = [(key, label) for key, label in REAL_SIGNER_SETS
+            if any(key in results.get(row, {}) for row, _ in REAL_SIGNER_STEPS)]
+    def folds(key: str) -> str:
+        counts = {len(results[row][key].get("folds") or []) for row, _ in REAL_SIGNER_STEPS
+                  if key in results.get(row, {})}
+        return f" (n = {max(counts)})" if counts and max(counts) > 1 else ""
+
+    lines = ["| model | " + " | ".join(label + folds(key) for key, label in sets) + " |",
+             "|---" * (len(sets) + 1) + "|"]
+    chance = results.get("chance")
+    if chance:
+        lines.append("| chance (a uniform guess) | " + " | ".join(_real_signer_cell(chance.get(key)) for key, _ in sets)
+                     + " |")
+    for row, label in REAL_SIGNER_STEPS:
+        if row in results:
+            lines.append(f"| {label} | " + " | ".join(_real_signer_cell(results[row].get(key)) for key, _ in sets)
+                         + " |")
+    return "\n".join(lines)
+
+
+def real_signers_source(folder: Path = BENCHMARKS_DIR) -> str:
+    """Where the real-signer figures come from."""
+    result = _load("real_signers.json", folder)
+    return ("Mean accuracy over folds by signer [95% t-interval]; the 24 ASL videos are one test, no interval. "
+            "Written by `python benchmarks/real_signers.py` (every row, fold and command in "
+            "[benchmarks/real_signers.md](../benchmarks/real_signers.md)); "
+            f"{len(result['results'])} rows in the results file, {len(REAL_SIGNER_STEPS)} shown here.")
+
+
 CHAPTERS = {  # what each chapter teaches, in one line (its title comes from the notebook itself)
     "01": "datasets, the synthetic signers, one features file, splits by signer",
     "02": "MediaPipe Holistic, the 1662 numbers of a frame, what it finds and misses",
@@ -116,6 +174,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "chapters": chapters_table,
     "same-people": same_people_table,
     "same-people-signers": same_people_signers,
+    "real-signers": real_signers_table,
+    "real-signers-source": real_signers_source,
 }
 
 

@@ -177,6 +177,10 @@ def load_run(model_dir: str | Path, fast: bool = False) -> tuple[Any, dict[str, 
         raise ModelDirError(f"{model_dir / 'model.keras'} could not be loaded ({type(error).__name__}: {first_line}); "
                             "train the model again with this version of the course") from None
     _check_model_matches_run(model, run_info, model_dir)
+    if isinstance(model, keras.Model) and not isinstance(model.input, (list, tuple, dict)):
+        # a one-input model saved by an earlier version takes a bare tensor: rewrap it (same layers, same weights)
+        # to take its input by name like every other model, so that feeding {"keypoints": x} does not warn
+        model = keras.Model([model.input], model.output, name=model.name)
     if not fast:
         return model, run_info
     return models.inference_model(model), {**run_info, "inference": FAST_COPY_NOTE}
