@@ -137,7 +137,7 @@ def test_torch_original_has_the_originals_parameter_count() -> None:
 
     original = torch_original.OriginalFused(num_classes=11)
     assert torch_original.count_params(original) == models.ORIGINAL_PARAM_COUNT == models.original_param_count(11)
-    keras_seed = models.build_model("fused", models.get_config("fused", "seed"), 11).count_params()
+    keras_seed = models.build_model("fused", models.get_config("fused", "original"), 11).count_params()
     # the difference is the peepholes (3 x 16 x 64 x 64 per ConvLSTM), PyTorch's second LSTM bias, minus the
     # batch-norm moving statistics Keras counts: 393,216 + 4,096 - 64 = 397,248, 5.9% of the Keras model
     assert torch_original.count_params(original) - keras_seed == 397_248
@@ -170,7 +170,7 @@ def _tiny_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink the comparison's model so one setting is measured in seconds."""
     from utils import models
 
-    tiny = models.get_config("fused", "seed").replace(num_frames=3, image_size=8, lstm_units=(4,),
+    tiny = models.get_config("fused", "original").replace(num_frames=3, image_size=8, lstm_units=(4,),
                                                       convlstm_filters=(2,), kernel_size=3)
     monkeypatch.setattr(benchmark, "COMPARISON_CONFIG", tiny)
 

@@ -130,7 +130,7 @@ def test_publish_keeps_figures_small_and_drops_progress_bars(tmp_path):
 
 
 def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch, tmp_path):
-    """`train --config seed --frames 20` (UCF11 at the original's 20 frames) trains a seed config with T=20."""
+    """`train --config original --frames 20` (UCF11 at the original's 20 frames) trains it with T=20."""
     from utils import cli
     from utils.training import loop as training
 
@@ -141,9 +141,9 @@ def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch,
         return {"model": model_name, "config": config.name, "test_accuracy": 0.0, "macro_f1": 0.0}
 
     monkeypatch.setattr(training, "train", fake_train)
-    base = ["train", "--features", "f.npz", "--model", "fused", "--config", "seed", "--out", str(tmp_path / "r")]
+    base = ["train", "--features", "f.npz", "--model", "fused", "--config", "original", "--out", str(tmp_path / "r")]
     assert cli.main(base + ["--frames", "20"]) == 0
-    assert seen["config"].name == "seed" and seen["config"].num_frames == 20
+    assert seen["config"].name == "original" and seen["config"].num_frames == 20
     assert seen["config"].lstm_units == (512, 512)  # everything else stays the original's
     assert cli.main(base) == 0 and seen["config"].num_frames == 30
     assert cli.main(base + ["--frames", "0"]) == 2

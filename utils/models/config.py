@@ -11,6 +11,7 @@ Three configurations of every model (``lstm``, ``convlstm``, ``fused``, ``linear
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,7 +260,11 @@ def _check_model_name(model_name: str) -> None:
 def get_config(model_name: str, config_name: str | None = None) -> ModelConfig:
     """The configuration ``config_name`` (default: 'recommended') of model 'lstm', 'convlstm' or 'fused'."""
     _check_model_name(model_name)
-    config_name = CONFIG_ALIASES.get(config_name or DEFAULT_CONFIG, config_name or DEFAULT_CONFIG)
+    config_name = config_name or DEFAULT_CONFIG
+    if config_name in CONFIG_ALIASES:
+        warnings.warn(f"the configuration {config_name!r} is now called {CONFIG_ALIASES[config_name]!r}",
+                      FutureWarning, stacklevel=2)
+        config_name = CONFIG_ALIASES[config_name]
     if config_name not in CONFIGS:
         raise ConfigError(f"unknown configuration {config_name!r}; known configurations: "
                          f"{', '.join(config_names())}")
