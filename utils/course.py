@@ -108,11 +108,18 @@ def run_course(only: list[str] | None = None) -> Path:
     total = time.perf_counter()
     record = {"commit": _commit(), "dataset": settings.dataset, "fast": bool(settings.fast),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "started": _now(), "notebooks": {}}
+    earlier = out_dir / RUN_RECORD
+    if only and earlier.is_file():  # a partial run keeps the other notebooks' entries (each names its commit)
+        kept = json.loads(earlier.read_text())
+        if (kept.get("dataset"), kept.get("fast")) == (record["dataset"], record["fast"]):
+            record["notebooks"] = kept.get("notebooks", {})
     for notebook in notebooks:
         print(f"  {notebook.name:<32}", end=" ", flush=True)
         seconds = execute_notebook(notebook, out_dir / notebook.name)
         print(f"{seconds:6.0f} s", flush=True)
-        record["notebooks"][notebook.name] = {"seconds": round(seconds, 1), "load_average": _load_average()}
+        record["notebooks"][notebook.name] = {"seconds": round(seconds, 1), "load_average": _load_average(),
+                                              "commit": record["commit"]}
+        record["notebooks"] = dict(sorted(record["notebooks"].items()))
         (out_dir / RUN_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     print(f"\nAll notebooks ran in {(time.perf_counter() - total) / 60:.1f} min. Models trained:\n")
     print(summary_table(settings.runs_dir))
@@ -180,7 +187,8 @@ def publish(source: Path | None = None, dest: Path = PUBLISHED_DIR) -> list[Path
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 _clean_outputs(cell)
-        note = (f"*Executed by `make run` at commit `{record['commit']}` on {record['machine']} "
+        commit = record["notebooks"][name].get("commit", record["commit"])
+        note = (f"*Executed by `make run` at commit `{commit}` on {record['machine']} "
                 f"({record['started'][:10]}, dataset `{record['dataset']}`"
                 f"{', FAST' if record['fast'] else ''}). The chapter itself is [`notebooks/{name}`]"
                 f"(../../notebooks/{name}).*")

@@ -165,8 +165,10 @@ def chapters_table(folder: Path = BENCHMARKS_DIR) -> str:
                      f"{executed} |")
     if record.get("commit"):
         lines.append("")
-        lines.append(f"Times: `make run` at commit `{record['commit']}` ({record['machine']}, "
-                     f"{record['started'][:10]}); executed copies in [docs/notebooks](docs/notebooks).")
+        commits = sorted({run.get("commit", record["commit"]) for run in record["notebooks"].values()})
+        lines.append(f"Times: `make run` on {record['machine']} at commit{'s' if len(commits) > 1 else ''} "
+                     f"{', '.join(f'`{c}`' for c in commits)}; executed copies, each naming its commit, in "
+                     "[docs/notebooks](docs/notebooks).")
     return "\n".join(lines)
 
 
