@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from utils import __version__, config as defaults
 from utils.errors import CourseError
@@ -72,7 +73,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_validation(parser: argparse.ArgumentParser) -> None:
+def _add_validation(parser: Any) -> None:
     """--[no-]validation: override the configuration's ``validation`` (train and crossval)."""
     parser.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
                         help="override the configuration's choice: --validation carves validation signers from "
@@ -178,12 +179,23 @@ def program_name(argv0: str | None = None) -> str:
     return "python -m utils" if name in ("__main__.py", "", "-c") else name
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog or program_name(), formatter_class=_formatter,
-                                     description="Skeleton-based sign-language and action recognition course.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """What to train and how, shared by train and crossval: the data, the model, its configuration and overrides."""
+    group = p.add_argument_group("model and training")
+    group.add_argument("--features", required=True,
+                       help="features .npz or store folder from 'extract' (with signers, for folds by signer)")
+    group.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
+    group.add_argument("--config", default=None,
+                       help="configuration: recommended (default), small, or original (the 2022 project's, for GPUs)")
+    group.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
+    group.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
+    group.add_argument("--ensemble", type=int, default=None, metavar="N",
+                       help="override the configuration's number of networks averaged (seeds seed .. seed+N-1)")
+    group.add_argument("--seed", type=int, default=0, help="training seed (and, for crossval, the fold assignment)")
+    _add_validation(group)
 
+
+def _data_parser(sub: Any) -> None:
     p = sub.add_parser("data", formatter_class=_formatter,
                        help="generate the synthetic default dataset or download a real one",
                        description="Generate the embedded synthetic dataset (offline) or download the Kaggle ASL "
@@ -202,6 +214,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.set_defaults(func=cmd_data)
 
+
+def _extract_parser(sub: Any) -> None:
     p = sub.add_parser("extract", formatter_class=_formatter,
                        help="turn a dataset folder into one features .npz (or a features store folder)",
                        description="Extract frames and MediaPipe keypoints from a video folder "
@@ -228,23 +242,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "the features file, and predict uses the same")
     p.set_defaults(func=cmd_extract)
 
+
+def _train_parser(sub: Any) -> None:
     p = sub.add_parser("train", formatter_class=_formatter, help="train lstm / convlstm / fused on a features file",
                        description="Split, train (best-on-validation weights, or the last with --no-validation), "
                                    "evaluate once on test, and "
                                    "write metrics.json, model.keras, history.csv and figures into --out.")
-    p.add_argument("--features", required=True, help="features .npz or store folder from 'extract'")
-    p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
-    p.add_argument("--config", default=None,
-                   help="configuration: recommended (default), small, or original (the 2022 project's own, for GPUs)")
-    p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
-    p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
+    _add_model_options(p)
     p.add_argument("--frames", type=int, default=None,
                    help="override the configuration's frames per clip T (e.g. --config original --frames 20 for UCF11)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
-    p.add_argument("--ensemble", type=int, default=None, metavar="N",
-                   help="override the configuration's number of networks averaged (seeds seed .. seed+N-1; 1 = one)")
-    _add_validation(p)
     p.add_argument("--out", required=True, help="output folder of the run")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same --out at the epoch after its last checkpoint")
@@ -255,6 +262,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="float16 compute with float32 weights and softmax (default: on with a GPU, off on CPU)")
     p.set_defaults(func=cmd_train)
 
+
+def _crossval_parser(sub: Any) -> None:
     p = sub.add_parser("crossval", formatter_class=_formatter,
                        help="cross-validate a model by signer (group): one run per fold, mean and 95%% interval",
                        description="Leave-one-group-out (or K group-disjoint folds): each fold trains with its "
@@ -262,21 +271,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                    "signers taken from the training side. "
                                    "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run folders "
                                    "into --out. Resumable: finished folds are not retrained.")
-    p.add_argument("--features", required=True,
-                   help="features .npz or store folder from 'extract' (with groups, e.g. signers)")
-    p.add_argument("--model", required=True, help="a model of utils.models.MODEL_NAMES (lstm, convlstm, fused, ...)")
-    p.add_argument("--config", default=None,
-                   help="configuration name (default: the recommended one for the model)")
+    _add_model_options(p)
     p.add_argument("--folds", type=_folds, default="loso", help="'loso' (one fold per group) or K folds")
-    p.add_argument("--ensemble", type=int, default=None, metavar="N",
-                   help="override the configuration's number of networks averaged per fold (1 = one network)")
-    _add_validation(p)
-    p.add_argument("--seed", type=int, default=0, help="training seed of every fold, and K-fold assignment")
-    p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
-    p.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
     p.add_argument("--out", required=True, help="output folder (crossval.json, figures, fold_<k>/)")
     p.set_defaults(func=cmd_crossval)
 
+
+def _evaluate_parser(sub: Any) -> None:
     p = sub.add_parser("evaluate", formatter_class=_formatter, help="re-score a saved model on a features file")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--features", required=True, help="features .npz or store folder")
@@ -284,6 +285,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_fast(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _report_parser(sub: Any) -> None:
     p = sub.add_parser("report", formatter_class=_formatter,
                        help="rewrite the result tables of the README and docs/ from the results files",
                        description="Every table between <!-- table: NAME --> and <!-- end table --> in README.md "
@@ -291,6 +294,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table differs")
     p.set_defaults(func=cmd_report)
 
+
+def _predict_parser(sub: Any) -> None:
     p = sub.add_parser("predict", formatter_class=_formatter,
                        help="recognise signs in a video or from a webcam with a trained model",
                        description="Slide windows over a video (each sampled like a training clip), print one "
@@ -312,6 +317,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_fast(p)
     p.set_defaults(func=cmd_predict)
 
+
+def _export_parser(sub: Any) -> None:
     p = sub.add_parser("export", formatter_class=_formatter,
                        help="export a trained model to TFLite and SavedModel, taking raw keypoints and frames",
                        description="The exported files take raw MediaPipe keypoints (1, T, 1662) float32 and uint8 "
@@ -324,6 +331,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_fast(p)
     p.set_defaults(func=cmd_export)
 
+
+def _course_parser(sub: Any) -> None:
     p = sub.add_parser("course", formatter_class=_formatter,
                        help="the main job: run notebooks 01-06 in order and print a summary of the models",
                        description="Execute the course notebooks in order (executed copies, figures and "
@@ -334,6 +343,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--publish", action="store_true",
                    help="instead: copy the executed notebooks of the last run into docs/notebooks/ for GitHub readers")
     p.set_defaults(func=cmd_course)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command line: one sub-parser per command, each built by its own function below."""
+    parser = argparse.ArgumentParser(prog=prog or program_name(), formatter_class=_formatter,
+                                     description="Skeleton-based sign-language and action recognition course.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_parser, _extract_parser, _train_parser, _crossval_parser, _evaluate_parser, _report_parser, _predict_parser, _export_parser, _course_parser):
+        add(sub)
     return parser
 
 
