@@ -235,10 +235,10 @@ def test_notebook_06_reads_the_crossval_results():
     assert "evaluation.find_crossval_dirs(" in code and "evaluation.results_table(" in code
 
 
-# ----------------------------------------------------------------------------- chapters 04-06: read, never typed
+# ----------------------------------------------------------------------------- chapters 04-06: results read
 CHAPTERS = ("04_", "05_", "06_")
 MAX_CHAPTER_WORDS = 1800
-# Facts of the original project that a chapter may quote (its reported accuracies), not results of this course.
+# Facts of the original project a chapter may quote (its reported accuracies), not results of this course.
 QUOTED_FIGURES = {"0.901", "0.777"}
 
 
@@ -255,13 +255,15 @@ def test_chapter_fits_its_word_budget(name):
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_text_types_no_result_figures(name):
-    """Results are printed by code cells from the files a command wrote; the text quotes only the original's."""
+    """Code cells print results from the files a command wrote; the text quotes only the original's."""
     import re
 
     prose = [text for text in _chapter_markdown(name) if not text.startswith("## References")]
     figures = {figure for text in prose for figure in re.findall(r"(?<![\w.])\d+\.\d+", text)}
-    assert figures <= QUOTED_FIGURES, f"{name}: figures typed into the text: {sorted(figures - QUOTED_FIGURES)}"
-    times = [line for text in prose for line in text.splitlines() if re.search(r"minutes? to run|\bs per epoch", line)]
+    typed = sorted(figures - QUOTED_FIGURES)
+    assert not typed, f"{name}: figures typed into the text: {typed}"
+    times = [line for text in prose for line in text.splitlines()
+             if re.search(r"minutes? to run|\bs per epoch", line)]
     assert not times, f"{name}: run times are measured (the README's chapter table), not typed: {times}"
 
 
@@ -281,13 +283,13 @@ def test_chapter_names_the_original_configuration_original(name):
     import re
 
     text = _notebook_text(name)
-    assert not re.search(r"`seed`|[\"']seed[\"']", text), f"{name}: the configuration is called `original` now"
+    assert not re.search(r"`seed`|[\"']seed[\"']", text), f"{name}: the configuration is called `original`"
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_reads_the_same_people_comparison(name):
     code = "\n".join(_code_cells(name))
-    assert 'report.table("same-people")' in code, f"{name}: show benchmarks/compare.json's table, do not copy it"
+    assert 'report.table("same-people")' in code, f"{name}: show benchmarks/compare.json's table, not a copy"
 
 
 def test_notebook_06_prints_every_runs_test_signers():
