@@ -233,3 +233,66 @@ def test_notebook_03_cross_validates_the_lstm_and_the_linear_baseline_by_signer(
 def test_notebook_06_reads_the_crossval_results():
     code = "\n".join(_code_cells("06_"))
     assert "evaluation.find_crossval_dirs(" in code and "evaluation.results_table(" in code
+
+
+# ----------------------------------------------------------------------------- chapters 04-06: results read
+CHAPTERS = ("04_", "05_", "06_")
+MAX_CHAPTER_WORDS = 1800
+# Facts of the original project a chapter may quote (its reported accuracies), not results of this course.
+QUOTED_FIGURES = {"0.901", "0.777"}
+
+
+def _chapter_markdown(name: str) -> list[str]:
+    path = next(p for p in NOTEBOOKS if p.name.startswith(name))
+    return _markdown(nbformat.read(path, as_version=4))
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_fits_its_word_budget(name):
+    words = sum(len(text.split()) for text in _chapter_markdown(name))
+    assert words <= MAX_CHAPTER_WORDS, f"{name}: {words} markdown words, over {MAX_CHAPTER_WORDS}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_text_types_no_result_figures(name):
+    """Code cells print results from the files a command wrote; the text quotes only the original's."""
+    import re
+
+    prose = [text for text in _chapter_markdown(name) if not text.startswith("## References")]
+    figures = {figure for text in prose for figure in re.findall(r"(?<![\w.])\d+\.\d+", text)}
+    typed = sorted(figures - QUOTED_FIGURES)
+    assert not typed, f"{name}: figures typed into the text: {typed}"
+    times = [line for text in prose for line in text.splitlines()
+             if re.search(r"minutes? to run|\bs per epoch", line)]
+    assert not times, f"{name}: run times are measured (the README's chapter table), not typed: {times}"
+
+
+@pytest.mark.parametrize("name, wrong", [
+    ("04_", "8 filters"),  # the recommended ConvLSTM is read from utils/models/config.py
+    ("05_", "0.960"),  # rows of a three-branch study quoted for the two-branch model
+    ("05_", "equal weights 0.970"),
+    ("06_", "has no option to change"),  # train --frames sets T
+    ("06_", "cost them a clip"),  # compare.json's folds show what fusion gains and loses
+])
+def test_chapter_claims_corrected(name, wrong):
+    assert wrong not in _notebook_text(name)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_names_the_original_configuration_original(name):
+    import re
+
+    text = _notebook_text(name)
+    assert not re.search(r"`seed`|[\"']seed[\"']", text), f"{name}: the configuration is called `original`"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_reads_the_same_people_comparison(name):
+    code = "\n".join(_code_cells(name))
+    assert 'report.table("same-people")' in code, f"{name}: show benchmarks/compare.json's table, not a copy"
+
+
+def test_notebook_06_prints_every_runs_test_signers():
+    code = "\n".join(_code_cells("06_"))
+    assert '.get("test_groups")' in code and "nunique() == 1" in code
+    assert "--frames 20" in _notebook_text("06_"), "the UCF11 recipe sets T with train --frames"

@@ -65,20 +65,20 @@ def test_notebook_04_convlstm_is_utils_convlstm(config_name):
     assert signature(frame_convlstm(cfg, 7)) == signature(models.build_model("convlstm", cfg, 7))
 
 
-def test_notebook_05_fused_is_utils_fused_at_seed():
+def test_notebook_05_fused_is_utils_fused_at_original():
     fused_in_view = run_cell("05_fused_model.ipynb", "05-model")["fused_in_view"]
-    seed = models.get_config("fused", "original")
-    assert signature(fused_in_view) == signature(models.build_model("fused", seed, num_classes=10))
-    assert fused_in_view.count_params() == models.formula_param_count("fused", seed, 10)["total"]
+    original = models.get_config("fused", "original")
+    assert signature(fused_in_view) == signature(models.build_model("fused", original, num_classes=10))
+    assert fused_in_view.count_params() == models.formula_param_count("fused", original, 10)["total"]
 
 
 def test_signature_tells_different_networks_apart():
     """The comparison is not vacuous: one LSTM less, or tanh for ReLU, is a different network."""
     keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
     frame_convlstm = run_cell("04_convlstm_baseline.ipynb", "04-model")["frame_convlstm"]
-    seed = models.get_config("lstm", "original")
-    assert signature(keypoint_lstm(seed.replace(lstm_units=(512,)), 7, 1662)) != \
-        signature(models.build_model("lstm", seed, 7))
+    original = models.get_config("lstm", "original")
+    assert signature(keypoint_lstm(original.replace(lstm_units=(512,)), 7, 1662)) != \
+        signature(models.build_model("lstm", original, 7))
     small = models.get_config("convlstm", "small")
     assert signature(frame_convlstm(small.replace(convlstm_activation="tanh"), 7)) != \
         signature(models.build_model("convlstm", small, 7))
