@@ -90,8 +90,10 @@ def _open(camera: int | str | None):
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         return capture, str(path), True
     indices = DEFAULT_INDICES if camera is None else (int(camera),)
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV warns for each missing index
+    quiet = hasattr(cv2, "setLogLevel")
+    level = cv2.getLogLevel() if quiet else None
+    if quiet:
+        cv2.setLogLevel(0)  # silent: OpenCV would print a warning for each index with no camera
     try:
         for index in indices:
             capture = cv2.VideoCapture(index)
@@ -99,7 +101,8 @@ def _open(camera: int | str | None):
                 return capture, str(index), False
             capture.release()
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        if quiet:
+            cv2.setLogLevel(level)
     tried = ", ".join(map(str, indices))
     raise CameraError(f"no camera could be opened (tried index {tried}): none is connected, another program "
                       "(a video call, a browser tab) is using it, or this machine has none (a server, a container). "
