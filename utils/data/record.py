@@ -34,8 +34,8 @@ KEEP, REDO, SKIP, QUIT = "keep", "redo", "skip", "quit"
 REVIEW_KEYS = {ord("k"): KEEP, 13: KEEP, 10: KEEP, ord("r"): REDO, ord("s"): SKIP, ord("q"): QUIT, 27: QUIT}
 LIVE_KEYS = {ord("s"): SKIP, ord("q"): QUIT, 27: QUIT}  # during the countdown and the recording
 START_KEYS = {ord(" "): KEEP, 13: KEEP, 10: KEEP, ord("q"): QUIT, 27: QUIT}
-REVIEW_HELP = "k/Enter: keep    r: redo    s: skip    q: quit (kept clips stay saved)"
-LIVE_HELP = "s: skip this clip    q: quit (kept clips stay saved)"
+REVIEW_HELP = "k/Enter keep   r redo   s skip   q quit"
+LIVE_HELP = "s skip this clip   q quit (kept clips stay saved)"
 SCRIPT_LETTERS = {"k": KEEP, "r": REDO, "s": SKIP, "q": QUIT}
 DEFAULT_INDICES = (0, 1, 2)  # camera indices tried when none is named
 ORDERS = ("random", "fixed")
@@ -173,7 +173,7 @@ def compose(frame: np.ndarray, keypoints: np.ndarray | None, flip: bool, title: 
     picture = np.ascontiguousarray(fit_frame(picture[:, ::-1] if flip else picture, min_side=480, max_side=960))
     height, width = picture.shape[:2]
     cv2.rectangle(picture, (0, 0), (width, 40), (0, 0, 0), -1)
-    _text(picture, title, (10, 28), 0.8, YELLOW)
+    _text(picture, title, (10, 28), 0.75, YELLOW)
     if countdown is not None:
         _text(picture, str(countdown), (width // 2 - 30, height // 2 + 30), 3.0, YELLOW, 6)
     if progress is not None:
@@ -184,7 +184,7 @@ def compose(frame: np.ndarray, keypoints: np.ndarray | None, flip: bool, title: 
     if status:
         _text(picture, status, (10, 70), 0.7, GREEN)
     cv2.rectangle(picture, (0, height - 32), (width, height), (0, 0, 0), -1)
-    _text(picture, help_line, (10, height - 10), 0.55, WHITE, 1)
+    _text(picture, help_line, (10, height - 10), 0.5, WHITE, 1)
     return picture
 
 
@@ -205,7 +205,7 @@ class Display:
     """The OpenCV window, or nothing (``show=False``). ``show`` returns the key pressed meanwhile (or None)."""
 
     def __init__(self, show: bool, fps: float, paced: bool) -> None:
-        self.enabled = show
+        self.enabled, self.opened = show, False
         self.delay_ms = max(1, int(1000 / fps)) if paced else 1  # a video file plays at its own speed
 
     def show(self, image: np.ndarray, wait_ms: int | None = None) -> int | None:
@@ -214,6 +214,9 @@ class Display:
         import cv2
 
         try:
+            if not self.opened:  # no toolbar: the window shows the picture and its own help line only
+                cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+                self.opened = True
             cv2.imshow(WINDOW, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             pressed = cv2.waitKey(wait_ms or self.delay_ms) & 0xFF
             if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
@@ -365,7 +368,7 @@ def record(signs: list[str], signer: str, clips: int = 5, out: str | Path | None
             position = 0
             while position < len(slots) and not summary["quit"]:
                 sign = slots[position]
-                title = f"sign: {sign}   ({counts[sign] + 1} of {clips})   signer {signer}"
+                title = f"sign: {sign}   clip {counts[sign] + 1} of {clips}"
                 frames = run.countdown(title) or run.record(title)
                 if isinstance(frames, np.ndarray):
                     keypoints, detected = extractor.extract(frames)  # video mode, tracking reset for this clip
