@@ -171,6 +171,14 @@ def test_bad_names_folders_and_keys_are_explained(tmp_path, camera_file):
         record.record(["a"], "s1", out=tmp_path / "d", camera=str(camera_file), show=False)
 
 
+def test_names_with_underscores_never_overwrite_a_clip(tmp_path, camera_file, fake_mediapipe):
+    # "anna" in session "x_1" and "anna_x" in session "1" make the same file-name prefix: the numbers go on
+    _run(tmp_path, camera_file, yes=True, signs=["a"], signer="anna", session="x_1", clips=1)
+    _run(tmp_path, camera_file, yes=True, signs=["a"], signer="anna_x", session="1", clips=1)
+    assert sorted(row["path"] for row in _rows(tmp_path)) == ["a/anna_x_1_000.mp4", "a/anna_x_1_001.mp4"]
+    assert len(list(tmp_path.rglob("*.mp4"))) == 2
+
+
 def test_random_order_shuffles_the_missing_clips():
     rng = np.random.default_rng(0)
     slots = record.plan({"a": 1, "b": 0, "c": 3}, 3, "random", rng)

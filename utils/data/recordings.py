@@ -168,12 +168,17 @@ class RecordingFolder:
         return found
 
     def _next_index(self, folder: Path, signer: str, session: str) -> int:
-        """The first clip number not used yet by this signer and session in a sign's folder."""
-        used = [int(m["index"]) for p in folder.glob(f"{signer}_{session}_*.mp4")
-                if (m := _CLIP_NAME.match(p.stem)) and m["signer"] == signer and m["session"] == session]
-        used += [int(m["index"]) for row in self.rows if (m := _CLIP_NAME.match(Path(row["path"]).stem))
-                 and Path(row["path"]).parent.name == folder.name and m["signer"] == signer
-                 and m["session"] == session]
+        """The first clip number after every one used by this signer and session in a sign's folder (on disk or
+        in the manifest), so that no clip is ever written over another."""
+        prefix = f"{signer}_{session}_"
+
+        def number(name: str) -> int:
+            stem = name.removesuffix(".keypoints.npz").removesuffix(".mp4")
+            rest = stem[len(prefix):] if stem.startswith(prefix) else ""
+            return int(rest) if rest.isdigit() else -1
+
+        used = [number(p.name) for p in folder.iterdir()]
+        used += [number(Path(row["path"]).name) for row in self.rows if Path(row["path"]).parent.name == folder.name]
         return max(used, default=-1) + 1
 
     # ------------------------------------------------------------------------- writing one clip
