@@ -1,5 +1,7 @@
-"""The recorder (python -m utils record) driven without a window: a generated video stands in for the camera and a
+"""The recorder (python -m utils record) driven without a window: a generated video stands in for the camera
+and a
 script of letters for the keyboard (k keep, r redo, s skip, q quit)."""
+
 from __future__ import annotations
 
 import csv
@@ -21,13 +23,18 @@ def camera_file(tmp_path_factory) -> Path:
     from utils.data import synthetic, video
 
     signer = synthetic.make_signers(1, np.random.default_rng(0))[0]
-    frames = np.concatenate([synthetic.generate_clip("hello", signer, np.random.default_rng(seed), 1.0, 30, 128).frames
-                             for seed in range(2)])
+    frames = np.concatenate(
+        [
+            synthetic.generate_clip("hello", signer, np.random.default_rng(seed), 1.0, 30, 128).frames
+            for seed in range(2)
+        ]
+    )
     return video.write_video(tmp_path_factory.mktemp("camera") / "camera.mp4", frames, fps=FPS)
 
 
 class FakeExtractor:
-    """Stands in for MediaPipe where only the recorder's bookkeeping is tested (fast): zeros, as if nobody was found."""
+    """Stands in for MediaPipe where only the recorder's bookkeeping is tested (fast): zeros, as if nobody
+    was found."""
 
     def __init__(self, *args, **kwargs) -> None:
         pass
@@ -51,8 +58,17 @@ def fake_mediapipe(monkeypatch):
 
 
 def _run(out: Path, camera: Path, keys: str | None = None, yes: bool = False, **kwargs) -> dict:
-    options = dict(signs=["a", "b"], signer="s1", clips=2, out=out, camera=str(camera), order="fixed",
-                   seconds=0.3, countdown=0.2, verbose=False)
+    options = dict(
+        signs=["a", "b"],
+        signer="s1",
+        clips=2,
+        out=out,
+        camera=str(camera),
+        order="fixed",
+        seconds=0.3,
+        countdown=0.2,
+        verbose=False,
+    )
     options.update(kwargs)
     return record.record(keys=keys, yes=yes, show=False, **options)
 
@@ -67,15 +83,19 @@ def _files(out: Path) -> list[str]:
 
 
 def test_keep_redo_skip_and_quit_end_up_in_the_manifest_or_not(tmp_path, camera_file, fake_mediapipe):
-    # fixed order: a, a, b, b. k keeps a; r redoes the 2nd a, s skips it; k keeps the 1st b; the script ends: quit
+    # fixed order: a, a, b, b. k keeps a; r redoes the 2nd a, s skips it; k keeps the 1st b;
+    # the script ends: quit
     summary = _run(tmp_path, camera_file, keys="krsk")
     assert (summary["kept"], summary["redone"], summary["skipped"], summary["quit"]) == (2, 1, 1, True)
     rows = _rows(tmp_path)
     assert [row["label"] for row in rows] == ["a", "b"]
     assert all(row["signer"] == "s1" and row["session"] == summary["session"] for row in rows)
-    assert rows[0]["fps"] == "30" and rows[0]["frames"] == "9" and rows[0]["width"] == rows[0]["height"] == "128"
+    assert (
+        rows[0]["fps"] == "30" and rows[0]["frames"] == "9" and rows[0]["width"] == rows[0]["height"] == "128"
+    )
     assert rows[0]["mirrored"] == "0" and rows[0]["mediapipe"] == recordings.mediapipe_version()
-    # exactly the kept clips are on disk: a video and its keypoints each, nothing else but the two bookkeeping files
+    # exactly the kept clips are on disk: a video and its keypoints each, nothing else but
+    # the two bookkeeping files
     kept = [row["path"] for row in rows] + [row["keypoints"] for row in rows]
     assert _files(tmp_path) == sorted(kept + ["manifest.csv", "recordings.json"])
     with np.load(tmp_path / rows[0]["keypoints"]) as data:
@@ -147,8 +167,20 @@ def test_no_camera_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(CameraError, match="cannot read this video file"):
         record.Camera(str(tmp_path / "not_a_video.mp4"))
     assert issubclass(CameraError, CourseError)
-    code = cli.main(["record", "--signs", "a", "--signer", "s1", "--camera", "99", "--yes",
-                     "--out", str(tmp_path / "out")])
+    code = cli.main(
+        [
+            "record",
+            "--signs",
+            "a",
+            "--signer",
+            "s1",
+            "--camera",
+            "99",
+            "--yes",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: no camera could be opened (tried index 99)")
     assert len(err.splitlines()) == 1, "one line, no traceback"
@@ -188,8 +220,16 @@ def test_random_order_shuffles_the_missing_clips():
 
 def test_the_recorder_screens_draw(camera_file):
     frame = np.zeros((128, 160, 3), np.uint8)
-    screen = record.compose(frame, np.zeros(KEYPOINT_DIM, np.float32), True, "sign: a", record.REVIEW_HELP,
-                            countdown=3, progress=0.5, status="review")
+    screen = record.compose(
+        frame,
+        np.zeros(KEYPOINT_DIM, np.float32),
+        True,
+        "sign: a",
+        record.REVIEW_HELP,
+        countdown=3,
+        progress=0.5,
+        status="review",
+    )
     assert screen.dtype == np.uint8 and min(screen.shape[:2]) >= 480 and screen.any()
     assert record.progress_screen({"a": 1, "b": 2}, 2, "s1", "space: start").shape[0] > 100
 
@@ -222,8 +262,12 @@ def test_merge_joins_recordings_and_mp_data_by_sign_name(tmp_path, camera_file, 
     manifest = recordings.merge([mine, other], tmp_path / "merged")
     records = datasets.read_manifest(manifest)
     by_source = {(r.source, r.label, r.group) for r in records}
-    assert by_source == {("video", "hello", "s1"), ("video", "thanks", "s1"), ("mp_data", "hello", "MP_Data"),
-                         ("mp_data", "iloveyou", "MP_Data")}
+    assert by_source == {
+        ("video", "hello", "s1"),
+        ("video", "thanks", "s1"),
+        ("mp_data", "hello", "MP_Data"),
+        ("mp_data", "iloveyou", "MP_Data"),
+    }
     assert len(records) == 4 + 4
     assert "8 clips, 3 signs, 2 signers" in recordings.describe_manifest(manifest)
     by_session = datasets.read_manifest(recordings.merge([mine], tmp_path / "sessions", group_by="session"))
@@ -237,13 +281,49 @@ def test_record_extract_train_from_the_command_line(tmp_path, camera_file):
     from utils import cli
 
     out = tmp_path / "mine"
-    assert cli.main(["record", "--camera", str(camera_file), "--signs", "a", "b", "--signer", "s1", "--clips", "2",
-                     "--yes", "--out", str(out), "--countdown", "0", "--seconds", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "record",
+                "--camera",
+                str(camera_file),
+                "--signs",
+                "a",
+                "b",
+                "--signer",
+                "s1",
+                "--clips",
+                "2",
+                "--yes",
+                "--out",
+                str(out),
+                "--countdown",
+                "0",
+                "--seconds",
+                "1",
+            ]
+        )
+        == 0
+    )
     rows = _rows(out)
     assert len(rows) == 4 and sorted(row["label"] for row in rows) == ["a", "a", "b", "b"]
     assert len(list(out.rglob("*.mp4"))) == 4
     features = tmp_path / "mine.npz"
     assert cli.main(["extract", str(out), "--out", str(features), "--workers", "1"]) == 0
-    assert cli.main(["train", "--features", str(features), "--model", "linear", "--epochs", "2",
-                     "--out", str(tmp_path / "run")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--features",
+                str(features),
+                "--model",
+                "linear",
+                "--epochs",
+                "2",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "run" / "metrics.json").is_file()

@@ -40,7 +40,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     camera = args.camera if args.camera is None or not args.camera.isdigit() else int(args.camera)
     summary = record.record(args.signs, args.signer, clips=args.clips, out=args.out, camera=camera,
                             order=args.order, yes=args.yes, keys=args.keys, seconds=args.seconds,
-                            countdown=args.countdown, session=args.session, mirror=args.mirror, seed=args.seed)
+                            countdown=args.countdown, session=args.session, mirror=args.mirror,
+                            seed=args.seed)
     print(summary["out"])
     return 0
 
@@ -216,11 +217,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", formatter_class=_formatter,
                        help="record your own signs with a camera (window with skeleton, countdown, review)",
-                       description="Record clips of each sign: a countdown, the recording, then a review screen "
-                                   "(k/Enter keep, r redo, s skip, q quit). Kept clips (video, keypoints, a row "
-                                   "of manifest.csv) are written at once; run the same command again to record "
-                                   "what is missing. See docs/recording.md.")
-    p.add_argument("--signs", nargs="+", required=True, help="the signs to record, e.g. hello thanks iloveyou")
+                       description="Record clips of each sign: a countdown, the recording, then a review "
+                                   "screen (k/Enter keep, r redo, s skip, q quit). Kept clips (video, "
+                                   "keypoints, a row of manifest.csv) are written at once; run the same "
+                                   "command again to record what is missing. See docs/recording.md.")
+    p.add_argument("--signs", nargs="+", required=True,
+                   help="the signs to record, e.g. hello thanks iloveyou")
     p.add_argument("--signer", required=True, help="your name or a pseudonym (letters, digits, _ and -)")
     p.add_argument("--clips", type=int, default=5, help="clips of each sign wanted in total for this signer")
     p.add_argument("--out", default=None, help="recordings folder (default: data/raw/mine)")
@@ -236,15 +238,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the random order")
     p.add_argument("--yes", action="store_true", help="no window: keep every clip (for scripts)")
     p.add_argument("--keys", default=None,
-                   help="review decisions as letters instead of the keyboard (k keep, r redo, s skip, q quit), "
-                        "e.g. 'krks'; for tests and demos")
+                   help="review decisions as letters instead of the keyboard (k keep, r redo, s skip, "
+                        "q quit), e.g. 'krks'; for tests and demos")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("merge", formatter_class=_formatter,
                        help="one manifest over several dataset folders (your recordings, MP_Data, ...)",
-                       description="Write OUT/manifest.csv listing the clips of every SOURCE folder (any layout "
-                                   "extract reads); signs with the same name (letter case ignored) become one "
-                                   "class; a source without signers counts as one signer named after its folder.")
+                       description="Write OUT/manifest.csv listing the clips of every SOURCE folder (any "
+                                   "layout extract reads); signs with the same name (letter case ignored) "
+                                   "become one class; a source without signers counts as one signer named "
+                                   "after its folder.")
     p.add_argument("sources", nargs="+", help="dataset folders")
     p.add_argument("--out", required=True, help="folder of the merged manifest.csv")
     p.add_argument("--group-by", choices=["signer", "session", "signer_session"], default="signer",

@@ -2,7 +2,8 @@
 
 One clip goes through three screens in an OpenCV window:
 
-1. **countdown**: the live picture with the MediaPipe skeleton, the sign to perform and a number counting down;
+1. **countdown**: the live picture with the MediaPipe skeleton, the sign to perform and a number counting
+   down;
 2. **recording**: the live picture with a red bar filling up for ``seconds`` (MediaPipe is not run while
    recording, so no camera frame is missed; the skeleton comes on the next screen);
 3. **review**: the clip replayed with its skeleton; ``k`` or Enter keeps it, ``r`` records it again, ``s``
@@ -16,6 +17,7 @@ resumes: it records only what is missing to reach ``clips`` per sign for that si
 keys instead of the keyboard (for tests and demos). ``camera`` is an index or a video file; a file stands in
 for a camera (it is read at its own frame rate and starts again from its beginning when it ends).
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +67,10 @@ class Camera:
             self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self.capture.read()
         if not ok or frame is None:
-            raise CameraError(f"camera {self.name} stopped giving frames (unplugged, or taken by another program); "
-                              "the clips kept so far are saved, run the same command again to go on")
+            raise CameraError(
+                f"camera {self.name} stopped giving frames (unplugged, or taken by another program); "
+                "the clips kept so far are saved, run the same command again to go on"
+            )
         self.frames_read += 1
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
@@ -75,7 +79,8 @@ class Camera:
 
 
 def _open(camera: int | str | None):
-    """(opened cv2.VideoCapture, name for messages, is a file) for an index, a digit string, a file or None."""
+    """(opened cv2.VideoCapture, name for messages, is a file) for an index, a digit string, a file or
+    None."""
     import cv2
 
     if isinstance(camera, str) and not camera.strip().isdigit():
@@ -85,8 +90,10 @@ def _open(camera: int | str | None):
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened() or not capture.read()[0]:
             capture.release()
-            raise CameraError(f"--camera {path}: OpenCV cannot read this video file; check that it plays, or "
-                              "re-encode it to H.264 .mp4")
+            raise CameraError(
+                f"--camera {path}: OpenCV cannot read this video file; check that it plays, or "
+                "re-encode it to H.264 .mp4"
+            )
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         return capture, str(path), True
     indices = DEFAULT_INDICES if camera is None else (int(camera),)
@@ -104,41 +111,53 @@ def _open(camera: int | str | None):
         if quiet:
             cv2.setLogLevel(level)
     tried = ", ".join(map(str, indices))
-    raise CameraError(f"no camera could be opened (tried index {tried}): none is connected, another program "
-                      "(a video call, a browser tab) is using it, or this machine has none (a server, a container). "
-                      "Name another index with --camera 1, close the other program, or pass a video file "
-                      "with --camera clip.mp4")
+    raise CameraError(
+        f"no camera could be opened (tried index {tried}): none is connected, another program "
+        "(a video call, a browser tab) is using it, or this machine has none (a server, a container). "
+        "Name another index with --camera 1, close the other program, or pass a video file "
+        "with --camera clip.mp4"
+    )
 
 
 def check_display() -> None:
     """CourseError when no window can be shown (no display, or an OpenCV build without GUI)."""
     import cv2
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise CourseError("no display: the recorder opens a window, but DISPLAY is not set (a server or an ssh "
-                          "session without -X). Run it on a desktop, or add --yes to record without a window")
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise CourseError(
+            "no display: the recorder opens a window, but DISPLAY is not set (a server or an ssh "
+            "session without -X). Run it on a desktop, or add --yes to record without a window"
+        )
     gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
     if gui and gui[0].split(":", 1)[1].strip().upper() == "NONE":
-        raise CourseError("this OpenCV build has no GUI (opencv-python-headless?): install opencv-contrib-python "
-                          "from requirements.txt, or add --yes to record without a window")
+        raise CourseError(
+            "this OpenCV build has no GUI (opencv-python-headless?): install opencv-contrib-python "
+            "from requirements.txt, or add --yes to record without a window"
+        )
 
 
 # ----------------------------------------------------------------------------- keys
 class Keys:
-    """Where decisions come from: the keyboard (``script`` None), a script of letters, or always-keep (--yes)."""
+    """Where decisions come from: the keyboard (``script`` None), a script of letters, or always-keep
+    (--yes)."""
 
     def __init__(self, script: str | list[str] | None = None, keep_all: bool = False) -> None:
         letters = list(script) if script is not None else None
         unknown = sorted({c for c in letters or () if c not in SCRIPT_LETTERS and not c.isspace()})
         if unknown:
-            raise CourseError(f"--keys {''.join(letters)!r}: unknown letter(s) {', '.join(unknown)}; use k (keep), "
-                              "r (redo), s (skip), q (quit)")
+            raise CourseError(
+                f"--keys {''.join(letters)!r}: unknown letter(s) {', '.join(unknown)}; use k (keep), "
+                "r (redo), s (skip), q (quit)"
+            )
         self.script: Iterator[str] | None = iter([c for c in letters if not c.isspace()]) if letters else None
         self.scripted = letters is not None or keep_all
         self.keep_all = keep_all
 
     def review(self, pressed: int | None) -> str | None:
-        """The decision on a recorded clip: from the script, always keep, or the key pressed (None: not yet)."""
+        """The decision on a recorded clip: from the script, always keep, or the key pressed (None: not
+        yet)."""
         if self.keep_all:
             return KEEP
         if self.scripted:
@@ -151,8 +170,9 @@ class Keys:
 
 
 # ----------------------------------------------------------------------------- screens
-def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.7, color=WHITE,
-          thickness: int = 2) -> None:
+def _text(
+    image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.7, color=WHITE, thickness: int = 2
+) -> None:
     """Text with a dark outline, readable on any picture (in place)."""
     import cv2
 
@@ -160,9 +180,18 @@ def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.7
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
 
 
-def compose(frame: np.ndarray, keypoints: np.ndarray | None, flip: bool, title: str, help_line: str,
-            countdown: int | None = None, progress: float | None = None, status: str = "") -> np.ndarray:
-    """One screen: the picture (with the skeleton when keypoints are given), mirrored if asked, then the texts:
+def compose(
+    frame: np.ndarray,
+    keypoints: np.ndarray | None,
+    flip: bool,
+    title: str,
+    help_line: str,
+    countdown: int | None = None,
+    progress: float | None = None,
+    status: str = "",
+) -> np.ndarray:
+    """One screen: the picture (with the skeleton when keypoints are given), mirrored if asked, then the
+    texts:
     the sign to perform at the top, a big countdown number, a recording bar, the keys at the bottom."""
     import cv2
 
@@ -170,7 +199,9 @@ def compose(frame: np.ndarray, keypoints: np.ndarray | None, flip: bool, title: 
     from utils.data.video import fit_frame
 
     picture = draw_landmarks(frame, keypoints) if keypoints is not None else frame
-    picture = np.ascontiguousarray(fit_frame(picture[:, ::-1] if flip else picture, min_side=480, max_side=960))
+    picture = np.ascontiguousarray(
+        fit_frame(picture[:, ::-1] if flip else picture, min_side=480, max_side=960)
+    )
     height, width = picture.shape[:2]
     cv2.rectangle(picture, (0, 0), (width, 40), (0, 0, 0), -1)
     _text(picture, title, (10, 28), 0.75, YELLOW)
@@ -178,7 +209,9 @@ def compose(frame: np.ndarray, keypoints: np.ndarray | None, flip: bool, title: 
         _text(picture, str(countdown), (width // 2 - 30, height // 2 + 30), 3.0, YELLOW, 6)
     if progress is not None:
         cv2.rectangle(picture, (10, height - 62), (width - 10, height - 44), WHITE, 2)
-        cv2.rectangle(picture, (12, height - 60), (12 + int((width - 24) * min(progress, 1.0)), height - 46), RED, -1)
+        cv2.rectangle(
+            picture, (12, height - 60), (12 + int((width - 24) * min(progress, 1.0)), height - 46), RED, -1
+        )
         cv2.circle(picture, (width - 30, 65), 12, RED, -1)
         _text(picture, "REC", (width - 90, 73), 0.7, RED)
     if status:
@@ -202,7 +235,8 @@ def progress_screen(counts: dict[str, int], wanted: int, signer: str, footer: st
 
 
 class Display:
-    """The OpenCV window, or nothing (``show=False``). ``show`` returns the key pressed meanwhile (or None)."""
+    """The OpenCV window, or nothing (``show=False``); ``show`` returns the key pressed meanwhile (or
+    None)."""
 
     def __init__(self, show: bool, fps: float, paced: bool) -> None:
         self.enabled, self.opened = show, False
@@ -222,8 +256,10 @@ class Display:
             if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 return 27  # the window was closed: quit
         except cv2.error as error:
-            raise CourseError(f"OpenCV could not open a window ({str(error).strip().splitlines()[-1]}); "
-                              "add --yes to record without one") from None
+            raise CourseError(
+                f"OpenCV could not open a window ({str(error).strip().splitlines()[-1]}); "
+                "add --yes to record without one"
+            ) from None
         return None if pressed == 255 else pressed
 
     def close(self) -> None:
@@ -251,9 +287,25 @@ def plan(counts: dict[str, int], clips: int, order: str, rng: np.random.Generato
 class _Session:
     """One run of the recorder: the camera, MediaPipe, the window and the folder, and the three screens."""
 
-    def __init__(self, folder: RecordingFolder, camera: Camera, display: Display, keys: Keys, extractor,
-                 info: dict, seconds: float, countdown: float, mirror: bool) -> None:
-        self.folder, self.camera, self.display, self.keys, self.extractor = folder, camera, display, keys, extractor
+    def __init__(
+        self,
+        folder: RecordingFolder,
+        camera: Camera,
+        display: Display,
+        keys: Keys,
+        extractor,
+        info: dict,
+        seconds: float,
+        countdown: float,
+        mirror: bool,
+    ) -> None:
+        self.folder, self.camera, self.display, self.keys, self.extractor = (
+            folder,
+            camera,
+            display,
+            keys,
+            extractor,
+        )
         self.info, self.mirror = info, mirror
         self.record_frames = max(1, round(seconds * camera.fps))
         self.countdown_frames = max(0, round(countdown * camera.fps))
@@ -271,7 +323,9 @@ class _Session:
                 continue  # without a window the countdown only lets the camera run (time to get ready)
             vector, _ = self.extractor.extract_frame(frame)
             left = int(np.ceil((self.countdown_frames - index) / self.camera.fps))
-            pressed = self.display.show(compose(frame, vector, self.flip_view, title, LIVE_HELP, countdown=left))
+            pressed = self.display.show(
+                compose(frame, vector, self.flip_view, title, LIVE_HELP, countdown=left)
+            )
             action = self.keys.live(pressed, LIVE_KEYS)
             if action:
                 return action
@@ -284,8 +338,10 @@ class _Session:
             frame = self.frame()
             frames.append(frame)
             progress = (index + 1) / self.record_frames
-            action = self.keys.live(self.display.show(compose(frame, None, self.flip_view, title, LIVE_HELP,
-                                                              progress=progress)), LIVE_KEYS)
+            action = self.keys.live(
+                self.display.show(compose(frame, None, self.flip_view, title, LIVE_HELP, progress=progress)),
+                LIVE_KEYS,
+            )
             if action:
                 return action
         return np.stack(frames)
@@ -318,12 +374,26 @@ class _Session:
                 return action == KEEP
 
 
-def record(signs: list[str], signer: str, clips: int = 5, out: str | Path | None = None,
-           camera: int | str | None = None, order: str = "random", yes: bool = False, keys: str | None = None,
-           seconds: float = 2.0, countdown: float = 3.0, session: str | None = None, mirror: bool = False,
-           show: bool | None = None, seed: int | None = None, verbose: bool = True) -> dict:
+def record(
+    signs: list[str],
+    signer: str,
+    clips: int = 5,
+    out: str | Path | None = None,
+    camera: int | str | None = None,
+    order: str = "random",
+    yes: bool = False,
+    keys: str | None = None,
+    seconds: float = 2.0,
+    countdown: float = 3.0,
+    session: str | None = None,
+    mirror: bool = False,
+    show: bool | None = None,
+    seed: int | None = None,
+    verbose: bool = True,
+) -> dict:
     """Record ``clips`` clips of each sign by ``signer`` into the recordings folder ``out`` (default
-    data/raw/mine), resuming a folder that has some already; returns what happened (kept, redone, skipped, ...).
+    data/raw/mine), resuming a folder that has some already; returns what happened (kept, redone,
+    skipped, ...).
 
     ``camera``: an index, a video file, or None (tries indices 0, 1, 2). ``yes``: no window, keep every clip.
     ``keys``: a script of review decisions (k keep, r redo, s skip, q quit) instead of the keyboard; the
@@ -338,20 +408,37 @@ def record(signs: list[str], signer: str, clips: int = 5, out: str | Path | None
     signer = check_name(signer, "signer")
     session = check_name(session or time.strftime("%Y%m%d-%H%M%S"), "session")
     if int(clips) < 1 or seconds <= 0 or countdown < 0:
-        raise DatasetError(f"clips must be >= 1, seconds > 0 and countdown >= 0 (got {clips}, {seconds}, {countdown})")
+        raise DatasetError(
+            f"clips must be >= 1, seconds > 0 and countdown >= 0 (got {clips}, {seconds}, {countdown})"
+        )
     show = (not yes) if show is None else show
     if not show and not yes and keys is None:
-        raise CourseError("without a window nobody can press keep or redo: add --yes (keep every clip) or --keys")
+        raise CourseError(
+            "without a window nobody can press keep or redo: add --yes (keep every clip) or --keys"
+        )
     folder = RecordingFolder(out if out is not None else paths.RAW_DIR / "mine")
     say = print if verbose else (lambda *args, **kwargs: None)
     if folder.removed:
-        say(f"removed {len(folder.removed)} unfinished file(s) of an interrupted session: {', '.join(folder.removed)}")
+        say(
+            f"removed {len(folder.removed)} unfinished file(s) of an interrupted session: "
+            + ", ".join(folder.removed)
+        )
     counts = folder.counts(signer, signs)
-    say(f"{folder.root}: clips kept of each sign by {signer} (wanted {clips} each)", *progress_lines(counts, clips),
-        sep="\n  ")
+    say(
+        f"{folder.root}: clips kept of each sign by {signer} (wanted {clips} each)",
+        *progress_lines(counts, clips),
+        sep="\n  ",
+    )
     slots = plan(counts, int(clips), order, np.random.default_rng(seed))
-    summary = {"out": str(folder.root), "session": session, "kept": 0, "redone": 0, "skipped": 0, "quit": False,
-               "counts": counts}
+    summary = {
+        "out": str(folder.root),
+        "session": session,
+        "kept": 0,
+        "redone": 0,
+        "skipped": 0,
+        "quit": False,
+        "counts": counts,
+    }
     if not slots:
         say(f"nothing to record: every sign has {clips} clips by {signer}; raise --clips to record more")
         return summary
@@ -371,17 +458,32 @@ def record(signs: list[str], signer: str, clips: int = 5, out: str | Path | None
                 title = f"sign: {sign}   clip {counts[sign] + 1} of {clips}"
                 frames = run.countdown(title) or run.record(title)
                 if isinstance(frames, np.ndarray):
-                    keypoints, detected = extractor.extract(frames)  # video mode, tracking reset for this clip
+                    keypoints, detected = extractor.extract(
+                        frames
+                    )  # video mode, tracking reset for this clip
                     decision = run.review(title, frames, keypoints)
                 else:
                     decision = frames
                 if decision == KEEP:
-                    row = folder.add_clip(frames, keypoints, detected, ClipInfo(
-                        label=sign, signer=signer, session=session, camera=cam.name, fps=cam.fps, mirrored=mirror))
+                    row = folder.add_clip(
+                        frames,
+                        keypoints,
+                        detected,
+                        ClipInfo(
+                            label=sign,
+                            signer=signer,
+                            session=session,
+                            camera=cam.name,
+                            fps=cam.fps,
+                            mirrored=mirror,
+                        ),
+                    )
                     counts[sign] += 1
                     summary["kept"] += 1
-                    say(f"kept {row['path']} ({len(frames)} frames; hands found in "
-                        f"{int(detected[:, 2:].any(axis=1).sum())})")
+                    say(
+                        f"kept {row['path']} ({len(frames)} frames; hands found in "
+                        f"{int(detected[:, 2:].any(axis=1).sum())})"
+                    )
                 elif decision == REDO:
                     summary["redone"] += 1
                     continue
@@ -395,8 +497,12 @@ def record(signs: list[str], signer: str, clips: int = 5, out: str | Path | None
     finally:
         cam.close()
         display.close()
-    say(f"{'quit: ' if summary['quit'] else ''}kept {summary['kept']}, redone {summary['redone']}, skipped "
-        f"{summary['skipped']}; clips of each sign by {signer} now:", *progress_lines(counts, clips), sep="\n  ")
+    say(
+        f"{'quit: ' if summary['quit'] else ''}kept {summary['kept']}, redone {summary['redone']}, skipped "
+        f"{summary['skipped']}; clips of each sign by {signer} now:",
+        *progress_lines(counts, clips),
+        sep="\n  ",
+    )
     if any(n < clips for n in counts.values()):
         say("run the same command again to record the missing clips")
     return summary
