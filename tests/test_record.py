@@ -94,6 +94,7 @@ def test_keep_redo_skip_and_quit_end_up_in_the_manifest_or_not(tmp_path, camera_
         rows[0]["fps"] == "30" and rows[0]["frames"] == "9" and rows[0]["width"] == rows[0]["height"] == "128"
     )
     assert rows[0]["mirrored"] == "0" and rows[0]["mediapipe"] == recordings.mediapipe_version()
+    assert rows[0]["camera"] == "camera.mp4", "a video file is named without its folders"
     # exactly the kept clips are on disk: a video and its keypoints each, nothing else but
     # the two bookkeeping files
     kept = [row["path"] for row in rows] + [row["keypoints"] for row in rows]

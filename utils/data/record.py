@@ -95,7 +95,7 @@ def _open(camera: int | str | None):
                 "re-encode it to H.264 .mp4"
             )
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        return capture, str(path), True
+        return capture, path.name, True  # the file's name only: the manifest need not show your folders
     indices = DEFAULT_INDICES if camera is None else (int(camera),)
     quiet = hasattr(cv2, "setLogLevel")
     level = cv2.getLogLevel() if quiet else None
@@ -299,13 +299,8 @@ class _Session:
         countdown: float,
         mirror: bool,
     ) -> None:
-        self.folder, self.camera, self.display, self.keys, self.extractor = (
-            folder,
-            camera,
-            display,
-            keys,
-            extractor,
-        )
+        self.folder, self.camera, self.display = folder, camera, display
+        self.keys, self.extractor = keys, extractor
         self.info, self.mirror = info, mirror
         self.record_frames = max(1, round(seconds * camera.fps))
         self.countdown_frames = max(0, round(countdown * camera.fps))
@@ -442,11 +437,11 @@ def record(
     if not slots:
         say(f"nothing to record: every sign has {clips} clips by {signer}; raise --clips to record more")
         return summary
+    decisions = Keys(keys, keep_all=yes)
     if show:
         check_display()
     cam = Camera(camera)
     display = Display(show, cam.fps, paced=cam.is_file)
-    decisions = Keys(keys, keep_all=yes)
     info = {"signer": signer, "session": session}
     try:
         with HolisticExtractor(warn_small_frames=False) as extractor:
@@ -458,9 +453,8 @@ def record(
                 title = f"sign: {sign}   clip {counts[sign] + 1} of {clips}"
                 frames = run.countdown(title) or run.record(title)
                 if isinstance(frames, np.ndarray):
-                    keypoints, detected = extractor.extract(
-                        frames
-                    )  # video mode, tracking reset for this clip
+                    # MediaPipe in video mode over the clip, its tracking reset at the clip's first frame
+                    keypoints, detected = extractor.extract(frames)
                     decision = run.review(title, frames, keypoints)
                 else:
                     decision = frames
