@@ -5,6 +5,7 @@ script of letters for the keyboard (k keep, r redo, s skip, q quit)."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -328,3 +329,48 @@ def test_record_extract_train_from_the_command_line(tmp_path, camera_file):
         == 0
     )
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+class FakeWindow:
+    """Stands in for the OpenCV window: each show() returns the next key of a list (None: no key pressed)."""
+
+    def __init__(self, presses: list) -> None:
+        self.presses, self.screens = list(presses), 0
+
+    def __call__(self, show: bool, fps: float, paced: bool):
+        self.enabled = show
+        return self
+
+    def show(self, image, wait_ms=None):
+        assert image.dtype == np.uint8 and image.ndim == 3
+        self.screens += 1
+        return self.presses.pop(0) if self.presses else None
+
+    def close(self) -> None:
+        pass
+
+
+def test_keys_pressed_in_the_window_keep_redo_and_quit_mid_recording(tmp_path, camera_file, fake_mediapipe,
+                                                                      monkeypatch):
+    # screens per clip at 30 fps: 6 of countdown (0.2 s), 9 of recording (0.3 s), then the review replays
+    nothing = [None]
+    presses = ([ord(" ")]                                   # the progress screen: space starts
+               + nothing * 15 + [ord("r")]                  # clip 1: countdown, recording, review: redo
+               + nothing * 15 + nothing * 9 + [13]          # again; one whole replay, then Enter keeps it
+               + nothing * 6 + nothing * 3 + [ord("q")])    # clip 2: q while recording
+    window = FakeWindow(presses)
+    monkeypatch.setattr(record, "Display", window)
+    monkeypatch.setattr(record, "check_display", lambda: None)
+    summary = record.record(["a", "b"], "s1", clips=1, out=tmp_path, camera=str(camera_file), order="fixed",
+                            seconds=0.3, countdown=0.2, verbose=False)
+    assert (summary["kept"], summary["redone"], summary["quit"]) == (1, 1, True)
+    assert not window.presses, "every key was read where it was meant to be"
+    assert [row["label"] for row in _rows(tmp_path)] == ["a"]
+    assert not [name for name in _files(tmp_path) if ".tmp" in name]
+
+
+@pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (run under xvfb-run to test the window)")
+def test_the_window_opens_and_closes(tmp_path, camera_file, fake_mediapipe):
+    summary = record.record(["a"], "s1", clips=1, out=tmp_path, camera=str(camera_file), keys="k", show=True,
+                            seconds=0.2, countdown=0.1, verbose=False)
+    assert summary["kept"] == 1
