@@ -369,7 +369,8 @@ def test_keys_pressed_in_the_window_keep_redo_and_quit_mid_recording(tmp_path, c
     assert not [name for name in _files(tmp_path) if ".tmp" in name]
 
 
-@pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (run under xvfb-run to test the window)")
+@pytest.mark.skipif(not os.environ.get("DISPLAY"),
+                    reason="needs a display (run under xvfb-run to test the window)")
 def test_the_window_opens_and_closes(tmp_path, camera_file, fake_mediapipe):
     summary = record.record(["a"], "s1", clips=1, out=tmp_path, camera=str(camera_file), keys="k", show=True,
                             seconds=0.2, countdown=0.1, verbose=False)
