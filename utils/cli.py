@@ -224,7 +224,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--signs", nargs="+", required=True,
                    help="the signs to record, e.g. hello thanks iloveyou")
     p.add_argument("--signer", required=True, help="your name or a pseudonym (letters, digits, _ and -)")
-    p.add_argument("--clips", type=int, default=5, help="clips of each sign wanted in total for this signer")
+    p.add_argument("--clips", type=int, default=5,
+                   help="clips of each sign wanted for this signer: in total, or in --session when one is named")
     p.add_argument("--out", default=None, help="recordings folder (default: data/raw/mine)")
     p.add_argument("--camera", default=None,
                    help="camera index, or a video file standing in for a camera (default: tries 0, 1, 2)")
@@ -232,7 +233,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="signs shuffled (random: less drift between signs) or one sign after the other")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each clip")
     p.add_argument("--countdown", type=float, default=3.0, help="seconds of countdown before each clip")
-    p.add_argument("--session", default=None, help="session name (default: the date and time)")
+    p.add_argument("--session", default=None,
+                   help="session name; --clips then counts this session's clips (default: the date and time, "
+                        "and --clips counts every session)")
     p.add_argument("--mirror", action="store_true", help="save the videos flipped left-right (the preview is "
                                                           "always a mirror image)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random order")

@@ -390,6 +390,8 @@ def record(
     data/raw/mine), resuming a folder that has some already; returns what happened (kept, redone,
     skipped, ...).
 
+    ``clips`` counts the clips of each sign by this signer in all sessions, or in ``session`` when one is
+    named (so that each session of several can have its own clips; the same name again resumes it).
     ``camera``: an index, a video file, or None (tries indices 0, 1, 2). ``yes``: no window, keep every clip.
     ``keys``: a script of review decisions (k keep, r redo, s skip, q quit) instead of the keyboard; the
     session ends when it runs out. ``show``: open the window (default: unless ``yes``). ``seconds``: length of
@@ -401,7 +403,8 @@ def record(
     if not signs:
         raise DatasetError("name at least one sign to record: --signs hello thanks ...")
     signer = check_name(signer, "signer")
-    session = check_name(session or time.strftime("%Y%m%d-%H%M%S"), "session")
+    named_session = check_name(session, "session") if session else None  # clips are counted in it
+    session = named_session or time.strftime("%Y%m%d-%H%M%S")
     if int(clips) < 1 or seconds <= 0 or countdown < 0:
         raise DatasetError(
             f"clips must be >= 1, seconds > 0 and countdown >= 0 (got {clips}, {seconds}, {countdown})"
@@ -418,9 +421,11 @@ def record(
             f"removed {len(folder.removed)} unfinished file(s) of an interrupted session: "
             + ", ".join(folder.removed)
         )
-    counts = folder.counts(signer, signs)
+    counts = folder.counts(signer, signs, named_session)
     say(
-        f"{folder.root}: clips kept of each sign by {signer} (wanted {clips} each)",
+        f"{folder.root}: clips kept of each sign by {signer}"
+        + (f" in session {named_session}" if named_session else "")
+        + f" (wanted {clips} each)",
         *progress_lines(counts, clips),
         sep="\n  ",
     )

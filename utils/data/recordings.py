@@ -197,11 +197,11 @@ class RecordingFolder:
                     self.removed.append(path.relative_to(self.root).as_posix())
 
     # ------------------------------------------------------------------------- counts
-    def counts(self, signer: str, signs: list[str]) -> dict[str, int]:
-        """Kept clips of each sign by this signer (all sessions)."""
+    def counts(self, signer: str, signs: list[str], session: str | None = None) -> dict[str, int]:
+        """Kept clips of each sign by this signer: in one session, or in all of them (``session`` None)."""
         found = {sign: 0 for sign in signs}
         for row in self.rows:
-            if row["signer"] == signer and row["label"] in found:
+            if row["signer"] == signer and row["label"] in found and session in (None, row.get("session")):
                 found[row["label"]] += 1
         return found
 
