@@ -50,12 +50,10 @@ class Camera:
     """A camera index or a video file, read one RGB frame at a time; a file starts again when it ends."""
 
     def __init__(self, camera: int | str | None = None) -> None:
-        import cv2
+        from utils.data.video import capture_fps
 
         self.capture, self.name, self.is_file = _open(camera)
-        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0)
-        if not 1 <= self.fps <= 240:  # many webcams report 0
-            self.fps = 30.0
+        self.fps = capture_fps(self.capture)  # 30 when the camera does not say (many webcams report 0)
         self.frames_read = 0
 
     def read(self) -> np.ndarray:
