@@ -280,54 +280,27 @@ def test_merge_joins_recordings_and_mp_data_by_sign_name(tmp_path, camera_file, 
 
 @pytest.mark.slow
 def test_record_extract_train_from_the_command_line(tmp_path, camera_file):
-    from utils import cli
+    # each command in a process of its own, as typed in a terminal (MediaPipe and TensorFlow in one process
+    # crashed on a machine with a display)
+    import subprocess
+    import sys
+
+    def command(*arguments) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "utils", *map(str, arguments)], capture_output=True,
+                              text=True, timeout=600)
 
     out = tmp_path / "mine"
-    assert (
-        cli.main(
-            [
-                "record",
-                "--camera",
-                str(camera_file),
-                "--signs",
-                "a",
-                "b",
-                "--signer",
-                "s1",
-                "--clips",
-                "2",
-                "--yes",
-                "--out",
-                str(out),
-                "--countdown",
-                "0",
-                "--seconds",
-                "1",
-            ]
-        )
-        == 0
-    )
+    done = command("record", "--camera", camera_file, "--signs", "a", "b", "--signer", "s1", "--clips", 2,
+                   "--yes", "--out", out, "--countdown", 0, "--seconds", 1)
+    assert done.returncode == 0, done.stderr
     rows = _rows(out)
     assert len(rows) == 4 and sorted(row["label"] for row in rows) == ["a", "a", "b", "b"]
     assert len(list(out.rglob("*.mp4"))) == 4
     features = tmp_path / "mine.npz"
-    assert cli.main(["extract", str(out), "--out", str(features), "--workers", "1"]) == 0
-    assert (
-        cli.main(
-            [
-                "train",
-                "--features",
-                str(features),
-                "--model",
-                "linear",
-                "--epochs",
-                "2",
-                "--out",
-                str(tmp_path / "run"),
-            ]
-        )
-        == 0
-    )
+    done = command("extract", out, "--out", features, "--workers", 1)
+    assert done.returncode == 0, done.stderr
+    done = command("train", "--features", features, "--model", "linear", "--epochs", 2, "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "metrics.json").is_file()
 
 
