@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make run    set up, then run the whole course (notebooks 01-06) on the embedded synthetic data
+#   make run    set up, then run the whole course (notebooks 01-07) on the embedded synthetic data
 #   make test   set up, then run the whole test suite (unit tests + notebooks under nbval)
 # Set-up creates .venv with python3.11 unless a virtual or conda environment is already active.
 # Python 3.12 works too, in its own environment:  PYTHON_SYSTEM=python3.12 VENV=.venv312 make test

@@ -68,9 +68,9 @@ def test_course_settings_follow_the_environment(monkeypatch):
     assert settings.source_dir.name == "synthetic"
 
 
-def test_course_finds_the_six_notebooks_in_order():
+def test_course_finds_the_seven_notebooks_in_order():
     names = [path.name for path in course.course_notebooks()]
-    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05", "06"]
+    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 def test_summary_table_lists_every_run(tmp_path):

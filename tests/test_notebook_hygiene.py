@@ -7,9 +7,9 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_six_numbered_notebooks():
+def test_seven_numbered_notebooks():
     names = [p.name[:3] for p in NOTEBOOKS]
-    assert names == ["01_", "02_", "03_", "04_", "05_", "06_"], names
+    assert names == ["01_", "02_", "03_", "04_", "05_", "06_", "07_"], names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -296,3 +296,13 @@ def test_notebook_06_prints_every_runs_test_signers():
     code = "\n".join(_code_cells("06_"))
     assert '.get("test_groups")' in code and "nunique() == 1" in code
     assert "--frames 20" in _notebook_text("06_"), "the UCF11 recipe sets T with train --frames"
+
+
+def test_notebook_07_records_with_a_stand_in_camera_and_cross_validates_by_signer():
+    code = "\n".join(_code_cells("07_"))
+    assert '"record"' in code and '"--yes"' in code and '"--camera"' in code, "records with record --yes"
+    assert "crossval.run(" in code and 'folds="loso"' in code, "cross-validates by signer"
+    assert "settings.fast" in code and "settings.epochs" in code, "FAST=1 makes it small"
+    words = sum(len(text.split()) for text in _markdown(nbformat.read(
+        next(p for p in NOTEBOOKS if p.name.startswith("07_")), as_version=4)))
+    assert words <= 1200, f"notebook 07 has {words} words of text"

@@ -34,6 +34,28 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- record / merge
+def cmd_record(args: argparse.Namespace) -> int:
+    from utils.data import record
+
+    camera = args.camera if args.camera is None or not args.camera.isdigit() else int(args.camera)
+    summary = record.record(args.signs, args.signer, clips=args.clips, out=args.out, camera=camera,
+                            order=args.order, yes=args.yes, keys=args.keys, seconds=args.seconds,
+                            countdown=args.countdown, session=args.session, mirror=args.mirror,
+                            seed=args.seed)
+    print(summary["out"])
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from utils.data import recordings
+
+    manifest = recordings.merge(args.sources, args.out, group_by=args.group_by)
+    print(recordings.describe_manifest(manifest))
+    print(manifest.parent)
+    return 0
+
+
 # ----------------------------------------------------------------------------- extract
 def cmd_extract(args: argparse.Namespace) -> int:
     from utils.data import features
@@ -214,6 +236,52 @@ def _data_parser(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.set_defaults(func=cmd_data)
 
+def _record_parser(sub: Any) -> None:
+    p = sub.add_parser("record", formatter_class=_formatter,
+                       help="record your own signs with a camera (window with skeleton, countdown, review)",
+                       description="Record clips of each sign: a countdown, the recording, then a review "
+                                   "screen (k/Enter keep, r redo, s skip, q quit). Kept clips (video, "
+                                   "keypoints, a row of manifest.csv) are written at once; run the same "
+                                   "command again to record what is missing. See docs/recording.md.")
+    p.add_argument("--signs", nargs="+", required=True,
+                   help="the signs to record, e.g. hello thanks iloveyou")
+    p.add_argument("--signer", required=True, help="your name or a pseudonym (letters, digits, _ and -)")
+    p.add_argument("--clips", type=int, default=5,
+                   help="clips of each sign wanted for this signer: in total, or in --session when one is named")
+    p.add_argument("--out", default=None, help="recordings folder (default: data/raw/mine)")
+    p.add_argument("--camera", default=None,
+                   help="camera index, or a video file standing in for a camera (default: tries 0, 1, 2)")
+    p.add_argument("--order", choices=["random", "fixed"], default="random",
+                   help="signs shuffled (random: less drift between signs) or one sign after the other")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of each clip")
+    p.add_argument("--countdown", type=float, default=3.0, help="seconds of countdown before each clip")
+    p.add_argument("--session", default=None,
+                   help="session name; --clips then counts this session's clips (default: the date and time, "
+                        "and --clips counts every session)")
+    p.add_argument("--mirror", action="store_true", help="save the videos flipped left-right (the preview is "
+                                                          "always a mirror image)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the random order")
+    p.add_argument("--yes", action="store_true", help="no window: keep every clip (for scripts)")
+    p.add_argument("--keys", default=None,
+                   help="review decisions as letters instead of the keyboard (k keep, r redo, s skip, "
+                        "q quit), e.g. 'krks'; for tests and demos")
+    p.set_defaults(func=cmd_record)
+
+
+def _merge_parser(sub: Any) -> None:
+    p = sub.add_parser("merge", formatter_class=_formatter,
+                       help="one manifest over several dataset folders (your recordings, MP_Data, ...)",
+                       description="Write OUT/manifest.csv listing the clips of every SOURCE folder (any "
+                                   "layout extract reads); signs with the same name (letter case ignored) "
+                                   "become one class; a source without signers counts as one signer named "
+                                   "after its folder.")
+    p.add_argument("sources", nargs="+", help="dataset folders")
+    p.add_argument("--out", required=True, help="folder of the merged manifest.csv")
+    p.add_argument("--group-by", choices=["signer", "session", "signer_session"], default="signer",
+                   help="what the signer column of the merged manifest holds; 'session' to cross-validate "
+                        "one person's recordings by session")
+    p.set_defaults(func=cmd_merge)
+
 
 def _extract_parser(sub: Any) -> None:
     p = sub.add_parser("extract", formatter_class=_formatter,
@@ -334,7 +402,7 @@ def _export_parser(sub: Any) -> None:
 
 def _course_parser(sub: Any) -> None:
     p = sub.add_parser("course", formatter_class=_formatter,
-                       help="the main job: run notebooks 01-06 in order and print a summary of the models",
+                       help="the main job: run notebooks 01-07 in order and print a summary of the models",
                        description="Execute the course notebooks in order (executed copies, figures and "
                                    "metrics go under results/). DATASET and FAST environment variables apply.")
     p.add_argument("--dataset", default=None, help="synthetic | asl | ucf11 | a folder (default: $DATASET or synthetic)")
@@ -351,7 +419,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                      description="Skeleton-based sign-language and action recognition course.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_data_parser, _extract_parser, _train_parser, _crossval_parser, _evaluate_parser, _report_parser, _predict_parser, _export_parser, _course_parser):
+    for add in (_data_parser, _record_parser, _merge_parser, _extract_parser, _train_parser, _crossval_parser,
+                _evaluate_parser, _report_parser, _predict_parser, _export_parser, _course_parser):
         add(sub)
     return parser
 

@@ -10,6 +10,10 @@ class VideoError(CourseError):
     """A video file is missing, empty, truncated or not a video."""
 
 
+class CameraError(CourseError):
+    """No camera could be opened (none at that index, in use by another program, or no camera at all)."""
+
+
 class DatasetError(CourseError):
     """A dataset folder has no recognisable layout, or an unknown dataset was named."""
 
