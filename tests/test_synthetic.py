@@ -1,4 +1,4 @@
-"""Tests of the synthetic signer (utils/synthetic.py): determinism, variety, keypoint layout, pixels, dataset folder."""
+"""Tests of the synthetic signer (utils/data/synthetic/): determinism, variety, keypoint layout, pixels, dataset folder."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from utils.data import synthetic
+from utils.data.synthetic import dataset as synthetic_dataset
+from utils.data.synthetic import hands, render
+from utils.data.synthetic.signers import FACE_CHIN, FACE_LEFT_CHEEK, FACE_NOSE_TIP, FACE_RIGHT_CHEEK
 from utils.errors import DatasetError
 from utils.data.keypoints import KEYPOINT_DIM, RIGHT_HAND, split_parts
 
@@ -39,9 +42,9 @@ def test_signs_are_the_original_ten_in_order() -> None:
 def test_face_template_is_a_level_unit_width_face_mesh() -> None:
     face = synthetic.face_template()
     assert face.shape == (468, 3)
-    np.testing.assert_allclose(face[synthetic.FACE_RIGHT_CHEEK, :2], [-0.5, face[synthetic.FACE_LEFT_CHEEK, 1]], atol=1e-4)
-    np.testing.assert_allclose(face[synthetic.FACE_LEFT_CHEEK, 0], 0.5, atol=1e-4)
-    assert face[10, 1] < face[synthetic.FACE_NOSE_TIP, 1] < face[13, 1] < face[synthetic.FACE_CHIN, 1]  # forehead..chin
+    np.testing.assert_allclose(face[FACE_RIGHT_CHEEK, :2], [-0.5, face[FACE_LEFT_CHEEK, 1]], atol=1e-4)
+    np.testing.assert_allclose(face[FACE_LEFT_CHEEK, 0], 0.5, atol=1e-4)
+    assert face[10, 1] < face[FACE_NOSE_TIP, 1] < face[13, 1] < face[FACE_CHIN, 1]  # forehead..chin
     assert face[33, 0] < 0 < face[263, 0]  # the person's right eye is on the image's left
 
 
@@ -131,14 +134,14 @@ def test_keypoint_layout_is_mediapipe_like(signers: list[synthetic.Signer], sign
 def test_hand_bones_keep_their_length(signers: list[synthetic.Signer]) -> None:
     exact = synthetic.simulate_keypoints("no", signers[0], np.random.default_rng(1), 0.0, NUM_FRAMES)
     for hand in (split_parts(exact)["left_hand"], split_parts(exact)["right_hand"]):
-        bones = np.linalg.norm(hand[:, synthetic._BONES[:, 0]] - hand[:, synthetic._BONES[:, 1]], axis=-1)
+        bones = np.linalg.norm(hand[:, render._BONES[:, 0]] - hand[:, render._BONES[:, 1]], axis=-1)
         np.testing.assert_allclose(bones, np.broadcast_to(bones[:1], bones.shape), rtol=1e-4)
 
 
 def test_handshapes_differ_where_the_signs_say() -> None:
     angles = np.zeros(1)
-    tip_to_wrist = {name: np.linalg.norm(synthetic.hand_landmarks(shape[None], angles, angles, angles)[0, [4, 8, 12, 16, 20]], axis=-1)
-                    for name, shape in synthetic.HANDSHAPES.items()}
+    tip_to_wrist = {name: np.linalg.norm(hands.hand_landmarks(shape[None], angles, angles, angles)[0, [4, 8, 12, 16, 20]], axis=-1)
+                    for name, shape in hands.HANDSHAPES.items()}
     assert np.all(tip_to_wrist["open"] > tip_to_wrist["fist"])
     ily = tip_to_wrist["ily"]
     assert ily[1] > ily[2] and ily[4] > ily[3]  # index and pinky out, middle and ring bent
@@ -222,8 +225,8 @@ def test_make_dataset_layout_and_manifest(tiny_dataset: Path) -> None:
 
 
 def test_make_dataset_matches_generate_clip(tiny_dataset: Path) -> None:
-    signer = synthetic._signers_for(TINY["seed"], TINY["num_signers"])[1]
-    clip = synthetic.generate_clip("no", signer, synthetic._clip_rng(TINY["seed"], synthetic.SIGNS.index("no"), 1),
+    signer = synthetic_dataset._signers_for(TINY["seed"], TINY["num_signers"])[1]
+    clip = synthetic.generate_clip("no", signer, synthetic_dataset._clip_rng(TINY["seed"], synthetic.SIGNS.index("no"), 1),
                                    TINY["difficulty"], NUM_FRAMES, IMAGE_SIZE)
     with np.load(tiny_dataset / "no" / "s02_001.keypoints.npz") as arrays:
         np.testing.assert_array_equal(arrays["keypoints"], clip.keypoints)
