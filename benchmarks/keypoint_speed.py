@@ -277,6 +277,7 @@ def extract_fps(clips: list[Path], size: int, workers: int, parallel: str = "thr
     threads or worker processes, whose CPU time is included) on the clips, linked into a class-folder dataset, and
     the video frames it decoded (consumed) per wall second."""
     from utils import paths
+    from utils.config import NUM_FRAMES
     from utils.data import features
 
     consumed = sum(video.video_info(path, count=False).num_frames for path in clips)
@@ -292,7 +293,7 @@ def extract_fps(clips: list[Path], size: int, workers: int, parallel: str = "thr
                                                mediapipe_size=size, keypoints_from="mediapipe", parallel=parallel)
         finally:
             paths.CACHE_DIR = cache
-    frames = report.num_clips * features.NUM_FRAMES
+    frames = report.num_clips * NUM_FRAMES
     return frames / report.seconds, frames / (cpu_seconds() - cpu), consumed / report.seconds
 
 
@@ -341,7 +342,7 @@ def _worker_startup_seconds() -> tuple[float, float]:
     """(wall, CPU) seconds for a fresh process to start as an extract worker: import, MediaPipe graph, first frame."""
     import subprocess
 
-    code = ("from utils.data import features; features._quiet_worker(); from utils.data.keypoints import HolisticExtractor; "
+    code = ("from utils.data.features.clip_jobs import quiet_worker; quiet_worker(); from utils.data.keypoints import HolisticExtractor; "
             "import numpy as np; HolisticExtractor().extract_frame(np.zeros((720, 1280, 3), np.uint8))")
     wall, cpu = time.perf_counter(), cpu_seconds()
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])

@@ -9,6 +9,7 @@ import pytest
 
 from utils import paths
 from utils.data import features, keypoints
+from utils.data.features import clip_jobs
 from utils.errors import DatasetError, FeatureFileError
 from utils.data.features import FeatureSet, extract_features, load_features, save_features
 from utils.data.keypoints import FACE, KEYPOINT_DIM, LEFT_HAND, POSE, RIGHT_HAND
@@ -343,7 +344,7 @@ def test_worker_processes_start_mediapipe_without_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = ("from utils.data import features; features._quiet_worker(); import mediapipe, sys; "
+    code = ("from utils.data.features.clip_jobs import quiet_worker; quiet_worker(); import mediapipe, sys; "
             "mediapipe.solutions.holistic.Holistic().close(); print(sorted(m for m in sys.modules "
             "if m.split('.')[0] == 'tensorflow' and sys.modules[m] is not None))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -358,10 +359,10 @@ def test_pool_hands_out_the_largest_clips_first(tmp_path: Path) -> None:
     for name, size in sizes.items():
         (tmp_path / name).write_bytes(b"x" * size)
     (tmp_path / "sequence").mkdir()
-    jobs = [features._ClipJob(source=str(tmp_path / name), relative=name, mode="mediapipe", keypoints_path=None,
-                              num_frames=4, image_size=8, cache_path=str(tmp_path / f"{name}.npz"))
+    jobs = [clip_jobs.ClipJob(source=str(tmp_path / name), relative=name, mode="mediapipe", keypoints_path=None,
+                             num_frames=4, image_size=8, cache_path=str(tmp_path / f"{name}.npz"))
             for name in ["small.mp4", "sequence", "large.mp4", "middle.mp4"]]
-    assert [job.relative for job in features.largest_first(jobs)] == ["large.mp4", "middle.mp4", "small.mp4",
+    assert [job.relative for job in clip_jobs.largest_first(jobs)] == ["large.mp4", "middle.mp4", "small.mp4",
                                                                       "sequence"]
 
 

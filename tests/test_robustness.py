@@ -273,10 +273,11 @@ def _mp_data_folder(root: Path, clips: int = 3) -> Path:
 def test_interrupted_extraction_leaves_no_file_and_resumes(monkeypatch, tmp_path, capsys):
     from utils import paths
     from utils.data import features
+    from utils.data.features import clip_jobs
 
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
     source, out = _mp_data_folder(tmp_path / "MP_Data"), tmp_path / "features.npz"
-    real_run_job, calls = features._run_job, []
+    real_run_job, calls = clip_jobs._run_job, []
 
     def interrupt_second(job, extractors=None):
         calls.append(job.relative)
@@ -284,13 +285,13 @@ def test_interrupted_extraction_leaves_no_file_and_resumes(monkeypatch, tmp_path
             raise KeyboardInterrupt
         return real_run_job(job, extractors)
 
-    monkeypatch.setattr(features, "_run_job", interrupt_second)
+    monkeypatch.setattr(clip_jobs, "_run_job", interrupt_second)
     code, _, err = run_cli(capsys, "extract", source, "--out", out, "--frames", "4")
     assert code == 130 and "run the same command again to resume" in err
     assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
 
     calls.clear()
-    monkeypatch.setattr(features, "_run_job", lambda job, extractors=None: calls.append(job.relative)
+    monkeypatch.setattr(clip_jobs, "_run_job", lambda job, extractors=None: calls.append(job.relative)
                         or real_run_job(job, extractors))
     code, printed, err = run_cli(capsys, "extract", source, "--out", out, "--frames", "4")
     assert code == 0, err
