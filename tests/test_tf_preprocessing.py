@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from utils.data.keypoints import LEFT_HAND, POSE, RIGHT_HAND
 from utils.inputs import preprocessing
 
 ATOL = 1e-5
@@ -46,17 +47,17 @@ def synthetic_keypoints() -> np.ndarray:
     kp = np.stack(clips).astype(np.float32)
     edited = kp[:4].copy()
     for gap, clip in zip((1, 2, 3, 5), edited):  # right-hand gaps of 1..5 frames, and a left hand gone at the end
-        clip[10:10 + gap, preprocessing.RIGHT_HAND] = 0
-        clip[3:4, preprocessing.RIGHT_HAND] = 0
-        clip[-4:, preprocessing.LEFT_HAND] = 0
-    edited[1, :, preprocessing.POSE] = 0  # no pose at all: the fallback shoulders
-    edited[2, :, preprocessing.LEFT_HAND.start:preprocessing.RIGHT_HAND.stop] = 0  # no hands at all
-    edited[3, ::4, preprocessing.POSE] = 0  # some frames without shoulders borrow the clip's mean
+        clip[10:10 + gap, RIGHT_HAND] = 0
+        clip[3:4, RIGHT_HAND] = 0
+        clip[-4:, LEFT_HAND] = 0
+    edited[1, :, POSE] = 0  # no pose at all: the fallback shoulders
+    edited[2, :, LEFT_HAND.start:RIGHT_HAND.stop] = 0  # no hands at all
+    edited[3, ::4, POSE] = 0  # some frames without shoulders borrow the clip's mean
     held = kp[4:5].copy()  # a held sign: one hand seen in one place only, the other never seen
     seen = np.flatnonzero(preprocessing.part_presence(held)[0, :, 2:].any(axis=-1))[0]
-    hand = held[0, seen, preprocessing.LEFT_HAND] if held[0, seen, preprocessing.LEFT_HAND].any() \
-        else held[0, seen, preprocessing.RIGHT_HAND]
-    held[0, :, preprocessing.LEFT_HAND], held[0, :, preprocessing.RIGHT_HAND] = hand, 0
+    hand = held[0, seen, LEFT_HAND] if held[0, seen, LEFT_HAND].any() \
+        else held[0, seen, RIGHT_HAND]
+    held[0, :, LEFT_HAND], held[0, :, RIGHT_HAND] = hand, 0
     return np.concatenate([kp, edited, held])
 
 

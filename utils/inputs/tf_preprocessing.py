@@ -33,7 +33,7 @@ def check_ported(options: Mapping[str, Any] | None) -> dict[str, Any]:
     resolved = P.resolve_options(options)
     missing = sorted(set(resolved) - PORTED_OPTIONS)
     if missing:
-        raise ConfigError(f"preprocessing option(s) {missing} have no TensorFlow port in utils/tf_preprocessing.py: "
+        raise ConfigError(f"preprocessing option(s) {missing} have no TensorFlow port in utils/inputs/tf_preprocessing.py: "
                           "add one (and its parity test) before exporting a model that uses them")
     if resolved["draw_landmarks"]:
         raise ConfigError("preprocessing draw_landmarks=True (landmarks drawn onto the frames with OpenCV) has no "
