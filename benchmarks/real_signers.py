@@ -181,14 +181,14 @@ def fit_neural(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nda
                seed: int) -> Callable[[np.ndarray], np.ndarray]:
     """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches; with
     ``config.ensemble`` N > 1, N networks (seeds seed .. seed + N - 1) in the course's averaging model."""
-    from utils.training import loop as training
+    from utils.inputs.spec import finish_inputs
 
     members = [fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index)
                for index in range(models.check_ensemble("lstm", config))]
     model, spec = models.ensemble_model(members, name="ensemble"), ("lstm", config)
 
     def predict(kp: np.ndarray) -> np.ndarray:
-        inputs = training.finish_inputs({"keypoints": preprocessing.resample_time(kp, config.num_frames)}, spec)
+        inputs = finish_inputs({"keypoints": preprocessing.resample_time(kp, config.num_frames)}, spec)
         return model.predict(inputs, batch_size=256, verbose=0)
 
     return predict
@@ -198,6 +198,7 @@ def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nd
     """One lstm network of this configuration, trained config.epochs epochs with the course's augmented batches."""
     import keras
 
+    from utils.inputs.spec import finish_inputs
     from utils.training import loop as training
 
     training.set_seeds(seed)
@@ -207,7 +208,7 @@ def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nd
     model = models.build_model("lstm", config, num_classes=int(train_y.max()) + 1,
                                keypoint_dim=preprocessing.output_dim(config.preprocessing))
     if models.linear_output_layer(model) is not None:  # a blend: its linear branch first, as `train` does
-        statistics = models.segment_statistics(training.finish_inputs(raw, spec)["keypoints"], config.segments)
+        statistics = models.segment_statistics(finish_inputs(raw, spec)["keypoints"], config.segments)
         training.fit_linear_weights(model, statistics, train_y, config, seed)
     models.compile_model(model, config)
     trained = models.neural_part(model)

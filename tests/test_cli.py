@@ -132,7 +132,7 @@ def test_publish_keeps_figures_small_and_drops_progress_bars(tmp_path):
 def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch, tmp_path):
     """`train --config seed --frames 20` (UCF11 at the original's 20 frames) trains a seed config with T=20."""
     from utils import cli
-    from utils.training import loop as training
+    from utils.training.loop import train_run
 
     seen = {}
 
@@ -140,7 +140,7 @@ def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch,
         seen["config"] = config
         return {"model": model_name, "config": config.name, "test_accuracy": 0.0, "macro_f1": 0.0}
 
-    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(train_run, "train", fake_train)  # what train_from_file (the train command) calls
     base = ["train", "--features", "f.npz", "--model", "fused", "--config", "seed", "--out", str(tmp_path / "r")]
     assert cli.main(base + ["--frames", "20"]) == 0
     assert seen["config"].name == "seed" and seen["config"].num_frames == 20

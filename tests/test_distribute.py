@@ -162,14 +162,14 @@ def test_train_reads_global_batches_and_records_them(monkeypatch, tmp_path):
 WORKER = '''"""`python -m utils train ARGS` that also saves the final weights (and where it wrote) to argv[1]."""
 import json, runpy, sys
 import numpy as np
-from utils import training
+from utils.training.loop import train_run
 result, sys.argv = sys.argv[1], ["utils", *sys.argv[2:]]
-course_write_run = training.write_run
+course_write_run = train_run.write_run
 def write_run(folder, model, *args, **kwargs):
     np.savez(result + ".npz", *model.get_weights())
     open(result + ".json", "w").write(json.dumps({"folder": str(folder)}))
     return course_write_run(folder, model, *args, **kwargs)
-training.write_run = write_run
+train_run.write_run = write_run  # what train() calls to write the run folder
 runpy.run_module("utils", run_name="__main__")
 '''
 
@@ -245,9 +245,12 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from test_training import tiny_config, tiny_features
-from utils import distribute, training
-weights, course_write_run = [], training.write_run
-training.write_run = lambda folder, model, *args: weights.append(model.get_weights()) or course_write_run(folder, model, *args)
+from utils.training import distribute
+from utils.training import loop as training
+from utils.training.loop import train_run
+weights, course_write_run = [], train_run.write_run
+train_run.write_run = lambda folder, model, *args: (weights.append(model.get_weights())
+                                                    or course_write_run(folder, model, *args))
 config = tiny_config(epochs=2).replace(dropout=0.0, augmentation={})  # no per-replica randomness
 runs = []
 for strategy, batch_size in [(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), 4), (tf.distribute.get_strategy(), 8)]:

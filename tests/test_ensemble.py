@@ -80,8 +80,9 @@ def test_members_train_with_their_own_seeds_and_member_one_is_the_single_network
 
 
 class _KillInMember:
-    """Wraps training._callbacks: records (member, epoch) of every epoch trained; raises KeyboardInterrupt at the end
-    of epoch ``epoch`` (0-based) of member ``member`` (1-based; each member's fit calls _callbacks once)."""
+    """Wraps fitting.training_callbacks (where a network's fit gets its callbacks): records (member, epoch) of
+    every epoch trained; raises KeyboardInterrupt at the end of epoch ``epoch`` (0-based) of member ``member``
+    (1-based; each member's fit calls it once)."""
 
     def __init__(self, member: int | None = None, epoch: int = 0) -> None:
         self.member, self.epoch, self.calls, self.trained = member, epoch, 0, []
@@ -114,19 +115,20 @@ class _KillInMember:
 @pytest.mark.slow
 def test_a_run_killed_in_member_two_resumes_without_retraining_member_one(features_file, tmp_path, monkeypatch):
     from utils.training import loop as training
+    from utils.training.loop import fitting
 
     config, options = tiny_config(epochs=3).replace(ensemble=2), dict(seed=0, verbose=0, measure_speed=False)
     whole = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "whole", **options)
-    original = training._callbacks
+    original = fitting.training_callbacks
     killed = _KillInMember(member=2, epoch=0)
-    monkeypatch.setattr(training, "_callbacks", killed(original))
+    monkeypatch.setattr(fitting, "training_callbacks", killed(original))
     with pytest.raises(KeyboardInterrupt):
         training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", **options)
     assert killed.trained == [(1, 0), (1, 1), (1, 2), (2, 0)]
     assert (tmp_path / "cut.partial" / "member1" / training.MEMBER_WEIGHTS).is_file()
 
     resumed = _KillInMember()
-    monkeypatch.setattr(training, "_callbacks", resumed(original))
+    monkeypatch.setattr(fitting, "training_callbacks", resumed(original))
     metrics = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", resume=True, **options)
     assert resumed.trained == [(1, 1), (1, 2)]  # member 1 read back; member 2 goes on at its second epoch
     assert [m["epochs_run"] for m in metrics["members"]] == [3, 3]

@@ -134,6 +134,7 @@ def test_late_fusion_model_saves_and_loads(tmp_path) -> None:
 def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
     from test_training import tiny_config, tiny_features
 
+    from utils.inputs.spec import prepare_inputs
     from utils.training import loop as training
     from utils.training.metrics import classification_metrics
     from utils.training.runs import load_run
@@ -150,7 +151,7 @@ def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
         model, run_info = load_run(tmp_path / f"fold{fold}")
         assert run_info["inputs"] == ["keypoints", "hands"]
         test = np.flatnonzero(features.groups == signer)
-        predicted = model.predict(training.prepare_inputs(features, run_info, test), verbose=0).argmax(axis=1)
+        predicted = model.predict(prepare_inputs(features, run_info, test), verbose=0).argmax(axis=1)
         again = classification_metrics(features.labels[test], predicted, run_info["classes"])
         assert again["accuracy"] == pytest.approx(metrics["test_accuracy"])
 

@@ -191,6 +191,7 @@ def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
 def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_path):
     from utils.training import runs, loop as training
     from utils.data import splits
+    from utils.inputs.spec import prepare_inputs
 
     features = tiny_features(with_frames=False)
     config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,
@@ -201,7 +202,7 @@ def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_p
     model, run_info = runs.load_run(tmp_path / "run")
     train = splits.make_splits(features.labels, groups=features.groups, split=features.split, seed=0,
                                fractions=splits.split_fractions(config.validation)).train  # the split train used
-    stats = models.segment_statistics(training.prepare_inputs(features, run_info, train)["keypoints"], config.segments)
+    stats = models.segment_statistics(prepare_inputs(features, run_info, train)["keypoints"], config.segments)
     scaler, classifier = _fit_sklearn(stats, np.asarray(features.labels)[train])
     dense = model.get_layer(models.LINEAR_OUTPUT)
     np.testing.assert_allclose(model.get_layer("keypoints_standardize").get_weights()[0], scaler.mean_, rtol=1e-5,

@@ -201,8 +201,9 @@ def test_finish_inputs_applies_frame_differences_from_the_spec():
 
 
 class _Interrupt:
-    """Wraps training._callbacks to add a callback that raises KeyboardInterrupt when `after` epochs have ended
-    (like Ctrl-C right after an epoch) and records which epochs the run trained."""
+    """Wraps fitting.training_callbacks (where a network's fit gets its callbacks) to add a callback that raises
+    KeyboardInterrupt when `after` epochs have ended (like Ctrl-C right after an epoch) and records which epochs
+    the run trained."""
 
     def __init__(self, after: int | None = None) -> None:
         self.after, self.epochs = after, []
@@ -240,6 +241,7 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
     Dropout and augmentation are on, so a wrong batch epoch or random state would change them; from epoch 3 the
     learning rate is 100x too high, so the best epoch comes before the interruption and must survive it."""
     from utils.training import loop as training
+    from utils.training.loop import fitting
 
     config = tiny_config(epochs=5).replace(lr_milestones=(2,), lr_decay=100.0)
     assert config.dropout > 0 and any(float(v) > 0 for v in config.augmentation.values())
@@ -247,9 +249,9 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
     whole = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "whole", **options)
     assert whole["best_epoch"] <= 2, whole["history"]  # else this test would not check the best weights' survival
 
-    original = training._callbacks
+    original = fitting.training_callbacks
     killed = _Interrupt(after=2)
-    monkeypatch.setattr(training, "_callbacks", killed(original))
+    monkeypatch.setattr(fitting, "training_callbacks", killed(original))
     with pytest.raises(KeyboardInterrupt):
         training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", **options)
     partial = tmp_path / "cut.partial"
@@ -259,7 +261,7 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
     assert (partial / "checkpoints" / "last.weights.h5").is_file()
 
     resumed = _Interrupt()
-    monkeypatch.setattr(training, "_callbacks", resumed(original))
+    monkeypatch.setattr(fitting, "training_callbacks", resumed(original))
     metrics = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", resume=True, **options)
     assert resumed.epochs == [2, 3, 4], resumed.epochs  # the next epoch, not from scratch
     for key, values in whole["history"].items():
@@ -273,10 +275,11 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
 @pytest.mark.slow
 def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(features_file, tmp_path, monkeypatch):
     from utils.training import loop as training
+    from utils.training.loop import fitting
     from utils.errors import ConfigError
 
-    original = training._callbacks
-    monkeypatch.setattr(training, "_callbacks", _Interrupt(after=1)(original))
+    original = fitting.training_callbacks
+    monkeypatch.setattr(fitting, "training_callbacks", _Interrupt(after=1)(original))
     with pytest.raises(KeyboardInterrupt):
         training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "run", seed=0,
                        verbose=0, measure_speed=False)
@@ -284,7 +287,7 @@ def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(fea
         training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "run", seed=1,
                        verbose=0, measure_speed=False, resume=True)
     fresh = _Interrupt()
-    monkeypatch.setattr(training, "_callbacks", fresh(original))
+    monkeypatch.setattr(fitting, "training_callbacks", fresh(original))
     training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "new", seed=0, verbose=0,
                    measure_speed=False, resume=True)
     assert fresh.epochs == [0, 1]

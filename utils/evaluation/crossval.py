@@ -243,7 +243,7 @@ def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path 
 
     _check_model(model_name)
     folds = parse_folds(folds)
-    features, features_file = training._as_features(features)
+    features, features_file = training.as_features(features)
     config = training.resolve_config(model_name, config)
     fold_groups = make_folds(features.labels, features.groups, folds, seed)
     default_dir = paths.RESULTS_DIR / "crossval" / f"{model_name}_{config.name}"
