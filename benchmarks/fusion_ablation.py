@@ -237,14 +237,13 @@ def single_probe(features, run_dir: Path) -> float:
 
 
 def t_interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 for one value)."""
-    from scipy import stats
+    """Mean and the half-width of its 95% t-interval (:func:`utils.evaluation.crossval.t_interval`; 0 for one
+    value)."""
+    from utils.evaluation import crossval
 
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), 0.0
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
+    stats = crossval.t_interval(values)
+    low, high = stats["ci95"] or (stats["mean"], stats["mean"])
+    return float(stats["mean"]), float(high - low) / 2
 
 
 ROWS = [  # (label, run, key in the fold's result)

@@ -198,10 +198,11 @@ def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nd
     """One lstm network of this configuration, trained config.epochs epochs with the course's augmented batches."""
     import keras
 
+    from utils.config import set_seed
     from utils.inputs.spec import finish_inputs
     from utils.training import loop as training
 
-    training.set_seeds(seed)
+    set_seed(seed)
     spec = ("lstm", config)
     raw = {"keypoints": preprocessing.resample_time(train_kp, config.num_frames)}
     batches = training.training_batches(raw, train_y, spec, config.augmentation or {}, config.batch_size, seed)
@@ -414,14 +415,13 @@ def run_fold(candidate: Candidate, dataset: str, fold: str, clips: ClipSet, trai
 
 
 def t_interval(values: list[float]) -> tuple[float, float]:
-    """The 95% t-interval of the mean of values (Student's t, n - 1 degrees of freedom)."""
-    from scipy import stats
+    """The 95% t-interval of the mean of values (:func:`utils.evaluation.crossval.t_interval`: Student's t,
+    n - 1 degrees of freedom); (mean, mean) for a single value."""
+    from utils.evaluation import crossval
 
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), float(values.mean())
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    stats = crossval.t_interval(values)
+    low, high = stats["ci95"] or (stats["mean"], stats["mean"])
+    return float(low), float(high)
 
 
 def with_extra_signers(clips: ClipSet, train: np.ndarray, test: np.ndarray,

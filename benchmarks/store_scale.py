@@ -93,6 +93,7 @@ def train_steps(folder: str | Path, model_name: str, steps: int) -> dict[str, An
 
     from utils import models
     from utils.inputs import preprocessing
+    from utils.config import set_seed
     from utils.data import splits
     from utils.training import loop as training
     from utils.training.metrics import predict_clips
@@ -104,7 +105,7 @@ def train_steps(folder: str | Path, model_name: str, steps: int) -> dict[str, An
     spec = InputSpec.from_config(model_name, config)
     labels = np.asarray(features.labels, dtype=np.int64)
     split = splits.make_splits(labels, groups=features.groups, split=features.split, seed=0)
-    training.set_seeds(0)
+    set_seed(0)
     batches = training.TrainingBatches(stored_arrays(features, spec), labels[split.train], spec,
                                        config.augmentation or {}, config.batch_size, 0, split.train)
     validation = training.ClipBatches(features, spec, split.val, labels[split.val], config.batch_size)

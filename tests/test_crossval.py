@@ -186,13 +186,17 @@ def test_unknown_model_is_refused_before_any_work(tmp_path, fake_train):
     assert not fake_train.calls and not (tmp_path / "cv").exists()
 
 
-def test_summary_table_compares_folders(tmp_path, fake_train):
+def test_the_results_table_compares_folders(tmp_path, fake_train):
+    from utils.evaluation import evaluate
+
     features = grouped_features()
     crossval.run(features, "lstm", "small", out_dir=tmp_path / "loso", progress=False)
     crossval.run(features, "lstm", "small", out_dir=tmp_path / "two", folds=2, progress=False)
-    table = crossval.summary_table([tmp_path / "loso", tmp_path / "two"])
-    assert list(table["run"]) == ["loso", "two"] and list(table["n_folds"]) == [5, 2]
-    assert table.loc[0, "accuracy (95% CI)"].startswith(f"{table.loc[0, 'accuracy']:.3f} [")
+    table = evaluate.results_table([tmp_path / "loso", tmp_path / "two"])
+    assert list(table["result"]) == ["loso", "two"] and list(table["n"]) == [5, 2]
+    assert table.loc[0, "accuracy 95% interval"].startswith("[")
+    summary = crossval.load_summary(tmp_path / "two")
+    assert crossval.format_interval(summary["accuracy"]).startswith(f"{table.loc[1, 'accuracy']:.3f} [")
     with pytest.raises(ConfigError, match="crossval.json not found"):
         crossval.load_summary(tmp_path / "missing")
 

@@ -296,24 +296,25 @@ def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(fea
 def test_op_determinism_is_a_switch():
     from tensorflow.python.framework import config as tf_config
 
-    from utils.training import loop as training
+    from utils import config
 
     try:
-        training.set_seeds(0, deterministic=False)
+        config.set_seed(0, deterministic=False)
         assert not tf_config.is_op_determinism_enabled()
-        training.set_seeds(0, deterministic=True)
+        config.set_seed(0, deterministic=True)
         assert tf_config.is_op_determinism_enabled()
-        training.set_seeds(0, deterministic=False)
-        training.set_seeds(0)  # default: on without a GPU
-        assert tf_config.is_op_determinism_enabled() == (not training.gpu_available())
+        config.set_seed(0, deterministic=False)
+        config.set_seed(0)  # default: on without a GPU
+        assert tf_config.is_op_determinism_enabled() == (not config.gpu_available())
     finally:
-        training.set_seeds(0, deterministic=True)
+        config.set_seed(0, deterministic=True)
 
 
 def test_mixed_precision_keeps_weights_and_softmax_in_float32():
     import keras
 
     from utils import models
+    from utils.config import gpu_available
     from utils.training import loop as training
 
     with training.precision_policy(True) as name:
@@ -330,7 +331,7 @@ def test_mixed_precision_keeps_weights_and_softmax_in_float32():
     with training.precision_policy(False) as name:
         assert name == "float32"
     with training.precision_policy(None) as name:  # automatic: float16 compute only on a GPU
-        assert name == ("mixed_float16" if training.gpu_available() else "float32")
+        assert name == ("mixed_float16" if gpu_available() else "float32")
 
 
 @pytest.mark.slow

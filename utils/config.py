@@ -100,17 +100,42 @@ def course_settings(dataset: str | None = None, fast: bool | None = None, seed: 
     return settings
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and (if already imported) Keras/TensorFlow."""
+def gpu_count() -> int:
+    """How many GPUs TensorFlow sees (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def gpu_available() -> bool:
+    """True when TensorFlow sees at least one GPU."""
+    return gpu_count() > 0
+
+
+def set_seed(seed: int, deterministic: bool | None = None) -> None:
+    """Seed Python and NumPy and, once Keras is imported, Keras/TensorFlow with its deterministic ops.
+
+    ``deterministic``: TensorFlow's deterministic ops on or off (None: on without a GPU, where they cost
+    little; off with one, where they are slow). A notebook that has not imported Keras yet gets Python and
+    NumPy seeded only, and stays free of TensorFlow; training seeds again after Keras is loaded.
+    """
     import numpy as np
 
     random.seed(seed)
     np.random.seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    if "keras" in __import__("sys").modules:
-        import keras
+    if "keras" not in sys.modules:
+        return
+    import keras
+    from tensorflow.python.framework import config as tf_config
 
-        keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
+    if deterministic is None:
+        deterministic = not gpu_available()
+    if deterministic:
+        tf_config.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
 
 
 @contextlib.contextmanager

@@ -57,21 +57,19 @@ def execute_notebook(path: Path, out_path: Path, timeout: int = 1800) -> float:
 
 
 def summary_table(runs_dir: Path) -> str:
-    """A text table of every run's metrics.json under runs_dir, and the signers each run was tested on."""
-    rows, tested = [], {}
-    for metrics_path in sorted(runs_dir.glob("*/metrics.json")):
-        metrics = json.loads(metrics_path.read_text())
-        rows.append((metrics_path.parent.name, metrics.get("model", "?"), metrics.get("config", {}),
-                     metrics.get("test_accuracy", float("nan")), metrics.get("macro_f1", float("nan")),
-                     metrics.get("params", 0), metrics.get("train_seconds", float("nan"))))
-        signers = ", ".join(metrics.get("test_groups") or []) or "(not recorded)"
-        tested.setdefault(signers, []).append(metrics_path.parent.name)
-    if not rows:
+    """A text table of every run under runs_dir (:func:`utils.evaluation.evaluate.compare_runs`), and the
+    signers each run was tested on."""
+    from utils.evaluation.evaluate import compare_runs
+
+    run_dirs = [path.parent for path in sorted(runs_dir.glob("*/metrics.json"))]
+    if not run_dirs:
         return f"(no runs with metrics.json under {runs_dir})"
+    tested: dict[str, list[str]] = {}
     lines = [f"{'run':<28} {'model':<9} {'config':<12} {'test acc':>8} {'macro-F1':>8} {'params':>10} {'train s':>8}"]
-    for run, model, config, acc, f1, params, seconds in rows:
-        config_name = config.get("name", "?") if isinstance(config, dict) else str(config)
-        lines.append(f"{run:<28} {model:<9} {config_name:<12} {acc:>8.3f} {f1:>8.3f} {params:>10,} {seconds:>8.0f}")
+    for row in compare_runs(run_dirs).fillna({"params": 0}).itertuples():
+        lines.append(f"{row.run:<28} {row.model:<9} {row.config:<12} {row.test_accuracy:>8.3f} {row.macro_f1:>8.3f} "
+                     f"{int(row.params):>10,} {row.train_seconds:>8.0f}")
+        tested.setdefault(row.test_groups or "(not recorded)", []).append(row.run)
     if len(tested) == 1 and "(not recorded)" not in tested:
         lines.append(f"Every run was tested on the same held-out signers: {next(iter(tested))}.")
     else:

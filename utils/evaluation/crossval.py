@@ -290,13 +290,16 @@ def load_summary(crossval_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def format_interval(stats: dict[str, Any]) -> str:
-    """'0.62 [0.45, 0.79]' (mean and 95% interval), or just the mean when there is no interval."""
+def format_interval(stats: dict[str, Any], digits: int = 3) -> str:
+    """'0.620 [0.450, 0.790]': the mean of :func:`t_interval`'s stats with its 95% interval, or the mean alone
+    when there is none (one fold). The bounds have ``digits`` decimals and stay within [0, 1]: every score
+    reported this way (accuracy, macro-F1) is a fraction, which a t-interval near 0 or 1 can run past."""
     if stats.get("mean") is None:
         return "n/a"
     if not stats.get("ci95"):
         return f"{stats['mean']:.3f}"
-    return f"{stats['mean']:.3f} [{stats['ci95'][0]:.3f}, {stats['ci95'][1]:.3f}]"
+    low, high = stats["ci95"]
+    return f"{stats['mean']:.3f} [{max(low, 0.0):.{digits}f}, {min(high, 1.0):.{digits}f}]"
 
 
 def describe(summary: dict[str, Any]) -> str:
@@ -305,20 +308,3 @@ def describe(summary: dict[str, Any]) -> str:
             f"accuracy {format_interval(summary['accuracy'])}, seen classes "
             f"{format_interval(summary['accuracy_seen_classes'])}, macro-F1 {format_interval(summary['macro_f1'])} "
             f"(mean [{CONFIDENCE:.0%} t-interval], n = {summary['num_folds']} folds)")
-
-
-def summary_table(crossval_dirs: Sequence[str | Path]) -> "pandas.DataFrame":  # noqa: F821
-    """Several crossval folders side by side: model, configuration, folds, n, mean and interval of each metric."""
-    import pandas as pd
-
-    rows = []
-    for folder in crossval_dirs:
-        summary = load_summary(folder)
-        row = {"run": Path(folder).name, "model": summary["model"], "config": summary["config"],
-               "folds": summary["folds"], "n_folds": summary["num_folds"], "n_clips": summary["pooled"]["n"]}
-        for metric in FOLD_METRICS:
-            row[metric] = summary[metric]["mean"]
-            row[f"{metric} (95% CI)"] = format_interval(summary[metric])
-        row["worst fold accuracy"] = min(f["accuracy"] for f in summary["per_fold"])
-        rows.append(row)
-    return pd.DataFrame(rows)

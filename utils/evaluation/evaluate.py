@@ -70,7 +70,8 @@ def load_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 
 def compare_runs(run_dirs: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F821
-    """One row per run folder: model, config, test accuracy, macro-F1, params, train seconds, latency (if stored)."""
+    """One row per run folder: model, config, test accuracy, macro-F1, params, train seconds, latency (if stored)
+    and the signers it was tested on (``test_groups``, comma-separated; empty when the run did not record them)."""
     import pandas as pd
 
     rows = []
@@ -91,6 +92,7 @@ def compare_runs(run_dirs: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa:
             "epochs_run": metrics.get("epochs_run", np.nan),
             "ms_per_clip": latency.get("ms_per_clip", np.nan) if isinstance(latency, Mapping) else np.nan,
             "n_test": metrics.get("n_test", np.nan),
+            "test_groups": ", ".join(metrics.get("test_groups") or []),
         })
     return pd.DataFrame(rows)
 

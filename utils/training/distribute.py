@@ -81,7 +81,9 @@ def choose_strategy() -> Any:
     """The tf.distribute strategy for this process (see the module docstring), created once per process."""
     import tensorflow as tf
 
-    kind = strategy_kind(len(tf.config.list_physical_devices("GPU")))
+    from utils.config import gpu_count
+
+    kind = strategy_kind(gpu_count())
     if kind == "default":
         return tf.distribute.get_strategy()
     if kind not in _STRATEGIES:

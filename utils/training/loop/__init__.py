@@ -21,7 +21,8 @@ and export take it like any model. A resumed run reads finished members back and
 
 The steps, one module each, in the order they build on each other:
 
-* :mod:`.settings` - the configuration with the command line's overrides, and the precision policy;
+* :mod:`.settings` - the configuration with the command line's overrides, and the precision policy
+  (seeds and the GPU check: :func:`utils.config.set_seed`, :func:`utils.config.gpu_available`);
 * :mod:`.batches` - training batches (augmented anew each epoch) and clips in order for validation;
 * :mod:`.callbacks` - best-on-validation weights, backups and resuming an interrupted run, the progress bar;
 * :mod:`.staged` - staged training of a late-fusion model (each branch alone, then the fusion weights);
@@ -32,8 +33,7 @@ The steps, one module each, in the order they build on each other:
 ``from utils.training import loop as training`` then ``training.train(features, "lstm")``.
 """
 
-from utils.training.loop.settings import (gpu_available, precision_policy, resolve_config, set_seeds,
-                                          with_ensemble, with_overrides)
+from utils.training.loop.settings import precision_policy, resolve_config, with_ensemble, with_overrides
 from utils.training.loop.batches import ClipBatches, TrainingBatches, training_batches
 from utils.training.loop.callbacks import (CHECKPOINTS, MEMBER_HISTORY, MEMBER_WEIGHTS, EpochBar, KeepBest,
                                            ResumableBackup)
@@ -46,5 +46,5 @@ from utils.training.loop.train_run import as_features, train, train_from_file
 __all__ = ["CHECKPOINTS", "CLASS_WEIGHTS", "ClipBatches", "EpochBar", "FUSION_LEARNING_RATE", "FUSION_STEPS",
            "KeepBest", "MEMBER_HISTORY", "MEMBER_WEIGHTS", "OneInput", "ResumableBackup", "TrainingBatches",
            "as_features", "class_weights", "fit_fusion", "fit_fusion_layer", "fit_linear_weights",
-           "gpu_available", "member_summaries", "precision_policy", "resolve_config", "set_seeds", "train",
-           "train_from_file", "training_batches", "with_ensemble", "with_overrides"]
+           "member_summaries", "precision_policy", "resolve_config", "train", "train_from_file",
+           "training_batches", "with_ensemble", "with_overrides"]

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 
+from utils.config import set_seed
 from utils.training import distribute
 from utils.training.loop.callbacks import CHECKPOINTS, MEMBER_HISTORY, MEMBER_WEIGHTS, best_epoch
 from utils.training.loop.fitting import build_compiled, fit_network
-from utils.training.loop.settings import precision_policy, set_seeds
+from utils.training.loop.settings import precision_policy
 
 
 def fit_model(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
@@ -53,7 +54,7 @@ def fit_ensemble(features: Any, run_info: dict[str, Any], config: Any, split: An
         member_folder = folder / f"{models.MEMBER_PREFIX}{index + 1}"
         if verbose:
             print(f"member {index + 1}/{config.ensemble} (seed {seed + index})", flush=True)
-        set_seeds(seed + index, deterministic=tf_config.is_op_determinism_enabled())
+        set_seed(seed + index, deterministic=tf_config.is_op_determinism_enabled())
         if resume and (member_folder / MEMBER_WEIGHTS).is_file():
             member = build_compiled(run_info, single, mixed_precision)
             member.load_weights(member_folder / MEMBER_WEIGHTS)

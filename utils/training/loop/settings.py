@@ -1,4 +1,7 @@
-"""A run's settings: the model configuration with the command line's overrides, seeds, and the precision policy."""
+"""A run's settings: the model configuration with the command line's overrides, and the precision policy.
+
+Seeds and the GPU check are course-wide: :func:`utils.config.set_seed`, :func:`utils.config.gpu_available`.
+"""
 from __future__ import annotations
 
 
@@ -7,10 +10,11 @@ from typing import Any, Iterator, Mapping
 
 import keras
 
+from utils import config as course_config
 from utils.errors import ConfigError
 
 
-# ----------------------------------------------------------------------------- configuration and seeds
+# ----------------------------------------------------------------------------- configuration
 def resolve_config(model_name: str, config: Any = None) -> Any:
     """A ModelConfig from None (recommended), a configuration name, a dict or a ModelConfig."""
     from utils import models
@@ -36,30 +40,6 @@ def with_overrides(config: Any, ensemble: int | None = None, validation: bool | 
     return config if validation is None else config.replace(validation=bool(validation))
 
 
-def gpu_available() -> bool:
-    """True when TensorFlow sees at least one GPU."""
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def set_seeds(seed: int, deterministic: bool | None = None) -> None:
-    """Seed Python, NumPy and Keras/TensorFlow; deterministic ops on request (None: on without a GPU, where they
-    cost little; off with one, where they are slow)."""
-    from tensorflow.python.framework import config as tf_config
-
-    from utils.config import set_seed
-
-    set_seed(seed)
-    keras.utils.set_random_seed(seed)
-    if deterministic is None:
-        deterministic = not gpu_available()
-    if deterministic:
-        tf_config.enable_op_determinism()
-    elif tf_config.is_op_determinism_enabled():
-        tf_config.disable_op_determinism()
-
-
 @contextlib.contextmanager
 def precision_policy(mixed: bool | None = None) -> Iterator[str]:
     """Build models inside this block under 'mixed_float16' (None: only when a GPU is present), else float32.
@@ -67,7 +47,7 @@ def precision_policy(mixed: bool | None = None) -> Iterator[str]:
     The models' softmax stays float32 either way; the global policy is restored on exit."""
     previous = keras.mixed_precision.global_policy()
     if mixed is None:
-        mixed = gpu_available()
+        mixed = course_config.gpu_available()
     name = "mixed_float16" if mixed else "float32"
     keras.mixed_precision.set_global_policy(name)
     try:

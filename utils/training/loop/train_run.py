@@ -9,6 +9,7 @@ from typing import Any
 
 
 from utils import paths
+from utils.config import set_seed
 from utils.training import distribute
 from utils.errors import ConfigError, FeatureFileError, ensure_writable_folder
 from utils.inputs.spec import features_name, prepare_inputs
@@ -16,7 +17,7 @@ from utils.training.runs import describe_run, write_run
 from utils.training.loop.callbacks import best_epoch, start_partial
 from utils.training.loop.ensembles import fit_model, member_summaries
 from utils.training.loop.fitting import fit_linear, score
-from utils.training.loop.settings import resolve_config, set_seeds, with_overrides
+from utils.training.loop.settings import resolve_config, with_overrides
 
 
 # ----------------------------------------------------------------------------- train
@@ -44,7 +45,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     single-clip latency on a few test clips in metrics["latency"]. ``resume``: continue the interrupted run of
     the same out_dir and settings at its next epoch (same final weights as an uninterrupted run).
     ``tensorboard``: also write TensorBoard logs to ``<out_dir>/tensorboard``. ``deterministic`` and
-    ``mixed_precision``: None = on without / with a GPU respectively (see :func:`set_seeds`, :func:`precision_policy`).
+    ``mixed_precision``: None = on without / with a GPU respectively (see :func:`utils.config.set_seed`, :func:`precision_policy`).
     """
     from utils import models
     from utils.data import splits as splits_module
@@ -62,7 +63,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     out_dir = Path(out_dir) if out_dir is not None else paths.RUNS_DIR / f"{model_name}_{config.name}"
     out_dir = distribute.worker_run_dir(out_dir)  # the chief's is out_dir; other workers write theirs beside it
     ensure_writable_folder(out_dir.expanduser().resolve().parent, "run folder")  # fail before training, not after
-    set_seeds(seed, deterministic)
+    set_seed(seed, deterministic)
     split = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
                                       test_group=test_group, seed=seed,
                                       fractions=splits_module.split_fractions(config.validation))
