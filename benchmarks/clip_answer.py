@@ -29,11 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.data import keypoints as K  # noqa: E402
-from utils.serving import predict  # noqa: E402
-from utils.data import synthetic
-from utils.training import loop as training
+from utils.data import (
+    keypoints as K,  # noqa: E402
+    synthetic,
+)
 from utils.data.features import FeatureSet  # noqa: E402
+from utils.serving import predict  # noqa: E402
+from utils.training import loop as training
 from utils.training.runs import load_run  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"

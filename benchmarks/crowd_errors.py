@@ -35,8 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import real_signers as study  # noqa: E402
 
-from utils.inputs import preprocessing  # noqa: E402
 from utils.data.keypoints import RIGHT_HAND  # noqa: E402
+from utils.inputs import preprocessing  # noqa: E402
 
 MIN_HAND_FRAMES = 10  # of 30
 RARE_SIGNS = ("no", "yes", "please")

@@ -84,8 +84,8 @@ def member_accuracies(cv_dir: Path, features: Any) -> list[dict[str, Any]]:
 def run_dataset(dataset: str, members: int, work: Path) -> dict[str, Any]:
     """Cross-validate the recommended lstm with ``ensemble=members`` on one dataset; per-fold member scores."""
     from utils import models
-    from utils.evaluation import crossval
     from utils.data.features import load_features
+    from utils.evaluation import crossval
 
     path = features_path(dataset, work)
     config = models.get_config("lstm").replace(ensemble=members)

@@ -47,9 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from utils import models, paths  # noqa: E402
-from utils.training import loop as training
 from utils.data.features import load_features  # noqa: E402
 from utils.inputs.spec import prepare_inputs  # noqa: E402
+from utils.training import loop as training
 from utils.training.runs import load_run  # noqa: E402
 
 SEED = 0

@@ -40,8 +40,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.data import keypoints as K  # noqa: E402
-from utils.data import video  # noqa: E402
+from utils.data import (
+    keypoints as K,  # noqa: E402
+    video,  # noqa: E402
+)
 
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "real" / "asl_clips"
 OUT_MD = Path(__file__).with_suffix(".md")
@@ -167,10 +169,11 @@ def measure_agreement(clips: list[Path], sizes: list[int], every_frame: bool) ->
 def agreement_section(clips: list[Path], sizes: list[int], every_frame: bool = True) -> list[str]:
     """The markdown of the agreement tables: the frames extract samples, and every frame (unless every_frame=False)."""
     lines = []
-    for every_frame, title in ((True, "every frame, video mode (predict, webcam)"),
-                               (False, f"{EXTRACT_FRAMES} frames sampled per clip (extract)"))[0 if every_frame else 1:]:
+    modes = ((True, "every frame, video mode (predict, webcam)"),
+             (False, f"{EXTRACT_FRAMES} frames sampled per clip (extract)"))
+    for mode_every_frame, title in modes[0 if every_frame else 1:]:
         print(f"agreement: {title}", flush=True)
-        everything, shrunk = measure_agreement(clips, sizes, every_frame)
+        everything, shrunk = measure_agreement(clips, sizes, mode_every_frame)
         lines += [f"\n### {title}\n", f"All {len(clips)} clips:\n", AGREEMENT_HEADER, *everything.rows(),
                   f"\nOnly the clips whose longer side exceeds {max(sizes)} px (shrunk by every size):\n",
                   AGREEMENT_HEADER, *shrunk.rows()]
@@ -237,8 +240,8 @@ def mediapipe_fps(clips: list[Path], size: int) -> tuple[float, float]:
 def untrained_classifier(name: str):
     """A WindowClassifier of the recommended model `name` with random weights (as fast as a trained one)."""
     from utils import models
-    from utils.serving import predict
     from utils.inputs import preprocessing
+    from utils.serving import predict
 
     config = models.get_config(name, "recommended")
     input_dim = preprocessing.output_dim(preprocessing.resolve_options(config.preprocessing))
@@ -308,7 +311,6 @@ def extract_breakdown(clips: list[Path], size: int = 0) -> dict[str, tuple[float
     """Where a sampled frame's time goes in `extract`, in this process: step -> (wall ms, CPU ms) per sampled
     frame, pooled over the clips: decoding every frame (grab) and converting the 30 kept ones, their thumbnails,
     MediaPipe on them (video mode, as extract), the hand crops; and a worker's start-up (once per process)."""
-    from utils.data import features
 
     totals: dict[str, list[float]] = {}
 
@@ -326,10 +328,13 @@ def extract_breakdown(clips: list[Path], size: int = 0) -> dict[str, tuple[float
             add("decode every frame, keep the sampled ones (RGB)", time.perf_counter() - capture_wall,
                 cpu_seconds() - capture_cpu)
             frames = np.stack([selected[int(i)] for i in indices])
-            add("thumbnails (64x64, INTER_AREA)", *_timed_call(lambda: video.resize_frames(frames, 64))[1:])
-            (vectors, _), wall, cpu = _timed_call(lambda: extractor.extract(frames))
+            # each lambda is called at once, inside this iteration (default arguments bind this clip's arrays)
+            add("thumbnails (64x64, INTER_AREA)",
+                *_timed_call(lambda frames=frames: video.resize_frames(frames, 64))[1:])
+            (vectors, _), wall, cpu = _timed_call(lambda frames=frames: extractor.extract(frames))
             add(f"MediaPipe Holistic ({_size_name(size)}, video mode)", wall, cpu)
-            add("hand crops (32x32)", *_timed_call(lambda: K.hand_crops(frames, vectors, 32))[1:])
+            add("hand crops (32x32)",
+                *_timed_call(lambda frames=frames, vectors=vectors: K.hand_crops(frames, vectors, 32))[1:])
     count = len(clips) * EXTRACT_FRAMES
     out = {step: (1000 * wall / count, 1000 * cpu / count) for step, (wall, cpu) in totals.items()}
     out["sum of the steps"] = tuple(float(sum(values[i] for values in out.values())) for i in range(2))

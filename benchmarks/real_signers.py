@@ -76,9 +76,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -87,8 +88,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from utils import models  # noqa: E402
-from utils.inputs import preprocessing
 from utils.data.keypoints import mp_data_to_original  # noqa: E402
+from utils.inputs import preprocessing  # noqa: E402
 
 REAL = Path(os.environ.get("COURSE_REAL_DIR", ROOT.parent / "shared" / "real"))
 DATA = Path(os.environ.get("COURSE_DATA_DIR", ROOT / "data"))

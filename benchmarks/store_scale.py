@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -92,13 +93,13 @@ def train_steps(folder: str | Path, model_name: str, steps: int) -> dict[str, An
     import keras
 
     from utils import models
-    from utils.inputs import preprocessing
     from utils.config import set_seed
     from utils.data import splits
+    from utils.data.features import load_features
+    from utils.inputs import preprocessing
+    from utils.inputs.spec import InputSpec, stored_arrays
     from utils.training import loop as training
     from utils.training.metrics import predict_clips
-    from utils.data.features import load_features
-    from utils.inputs.spec import InputSpec, stored_arrays
 
     features = load_features(folder)
     config = training.resolve_config(model_name)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.evaluation import crossval
-from utils.errors import ConfigError, SplitError
 from utils.data.features import FeatureSet, save_features
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.errors import ConfigError, SplitError
+from utils.evaluation import crossval
 
 
 def grouped_features(num_frames: int = 4) -> FeatureSet:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.training import distribute
 from utils.errors import ConfigError
+from utils.training import distribute
 
 REPO = Path(__file__).resolve().parents[1]
 TWO_WORKERS_TIMEOUT_S = 240  # per process; the two-worker test took 88-97 s on 2 busy CPU cores
@@ -141,7 +141,6 @@ class _FakeStrategy:
 @pytest.mark.slow
 def test_train_reads_global_batches_and_records_them(monkeypatch, tmp_path):
     from test_training import tiny_config, tiny_features
-
     from utils.training import loop as training
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -186,9 +185,8 @@ def free_ports(count: int) -> list[int]:
 @pytest.mark.slow
 def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     from test_training import tiny_features
-
-    from utils.evaluation.evaluate import evaluate_saved
     from utils.data.features import save_features
+    from utils.evaluation.evaluate import evaluate_saved
     from utils.training.runs import load_run
 
     # each worker reads its own file: same clips, signers and split, different noise. Without gradients summed

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from test_training import features_file, tiny_config, tiny_features  # noqa: F401  (features_file: a fixture)
 
+from test_training import features_file, tiny_config, tiny_features  # noqa: F401  (features_file: a fixture)
 from utils import models
 from utils.errors import ConfigError
 
@@ -57,8 +57,8 @@ def _member_weights(run_dir) -> list[list[np.ndarray]]:
 @pytest.mark.slow
 def test_members_train_with_their_own_seeds_and_member_one_is_the_single_network(features_file, tmp_path):
     """Member i is the network `train` fits with seed + i - 1: the first is the same as a single network's run."""
-    from utils.training import loop as training
     from utils.inputs.spec import prepare_inputs
+    from utils.training import loop as training
     from utils.training.runs import load_run
 
     options = dict(seed=0, verbose=0, measure_speed=False)

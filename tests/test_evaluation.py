@@ -8,9 +8,9 @@ import pytest
 
 from utils import plots
 from utils.data import figures
-from utils.training import metrics
-from utils.evaluation import evaluate as evaluation
 from utils.errors import ModelDirError
+from utils.evaluation import evaluate as evaluation
+from utils.training import metrics
 
 
 def test_classification_metrics_by_hand():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from test_tf_preprocessing import synthetic_keypoints
 from tiny_runs import convlstm_run, features, lstm_run, untrained_run  # noqa: F401  (pytest fixtures)
 

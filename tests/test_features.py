@@ -9,11 +9,10 @@ import pytest
 
 from utils import paths
 from utils.data import features, keypoints
-from utils.data.features import clip_jobs
-from utils.errors import DatasetError, FeatureFileError
-from utils.data.features import FeatureSet, extract_features, load_features, save_features
+from utils.data.features import FeatureSet, clip_jobs, extract_features, load_features, save_features
 from utils.data.keypoints import FACE, KEYPOINT_DIM, LEFT_HAND, POSE, RIGHT_HAND
 from utils.data.video import sample_frame_indices, write_video
+from utils.errors import DatasetError, FeatureFileError
 
 SOURCE_FRAMES, NUM_FRAMES, IMAGE_SIZE = 8, 4, 16
 

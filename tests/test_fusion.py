@@ -133,7 +133,6 @@ def test_late_fusion_model_saves_and_loads(tmp_path) -> None:
 @pytest.mark.slow
 def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
     from test_training import tiny_config, tiny_features
-
     from utils.inputs.spec import prepare_inputs
     from utils.training import loop as training
     from utils.training.metrics import classification_metrics
@@ -159,9 +158,9 @@ def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
 # ----------------------------------------------------------------------------- predict: hand crops from the video
 def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_path) -> None:
     import utils.data.keypoints
-    from utils.serving import predict
-    from utils.inputs.spec import InputSpec
     from utils.data.video import write_video
+    from utils.inputs.spec import InputSpec
+    from utils.serving import predict
 
     frames, vectors = two_hands_clip(num_frames=5, height=96, width=128)
     video = write_video(tmp_path / "clip.mp4", frames)
@@ -172,7 +171,7 @@ def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_pa
         def __init__(self, **kwargs: object) -> None:
             self.count = 0
 
-        def open(self) -> "FixedExtractor":
+        def open(self) -> FixedExtractor:
             return self
 
         def extract_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,8 +222,8 @@ def _ablation():
 
 def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() -> None:
     from utils.data.features import FeatureSet
-    from utils.inputs.spec import InputSpec, prepare_inputs
     from utils.data.splits import make_splits
+    from utils.inputs.spec import InputSpec, prepare_inputs
 
     ablation, rng, count = _ablation(), np.random.default_rng(0), 24
     config = fused_config(frame_input="both", fusion="logits", staged=True)

@@ -63,9 +63,9 @@ def test_classes_absent_from_training_get_no_probability():
 
 
 def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
-    from utils.evaluation import evaluate as evaluation
-    from utils.training import runs, loop as training
     from utils.data.features import save_features
+    from utils.evaluation import evaluate as evaluation
+    from utils.training import loop as training, runs
 
     features_file = tmp_path / "tiny.npz"
     save_features(features_file, tiny_features(with_frames=False))
@@ -152,10 +152,9 @@ def test_study_extra_signers_join_the_training_side_only():
 def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilities(tmp_path, model_name):
     """The linear model and the recommended conv_gru keypoint model survive SavedModel/TFLite export (raw inputs)."""
     from tests.test_export import assert_same_as_keras, keras_probabilities, raw_clips
-    from tests.tiny_runs import NUM_FRAMES as FRAMES
-    from tests.tiny_runs import tiny_features as export_features
-    from utils.training import loop as training
+    from tests.tiny_runs import NUM_FRAMES as FRAMES, tiny_features as export_features
     from utils.serving.export import export_model
+    from utils.training import loop as training
 
     features = export_features()
     config = models.get_config(model_name).replace(num_frames=FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=1,
@@ -189,9 +188,9 @@ def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
 
 
 def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_path):
-    from utils.training import runs, loop as training
     from utils.data import splits
     from utils.inputs.spec import prepare_inputs
+    from utils.training import loop as training, runs
 
     features = tiny_features(with_frames=False)
     config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,

@@ -6,8 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
-from tiny_runs import convlstm_run, features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 
+from tiny_runs import convlstm_run, features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 from utils.errors import ModelDirError
 
 
@@ -35,8 +35,8 @@ def test_window_indices_pad_a_short_clip_and_resample_a_long_window():
 # ----------------------------------------------------------------------------- predict_video
 def test_predict_video_uses_the_training_preprocessing(monkeypatch, tmp_path, features, lstm_run):
     """Windows of known keypoints (two training clips back to back) give exactly the model's training-path output."""
-    from utils.serving import predict
     from utils.inputs.spec import prepare_inputs
+    from utils.serving import predict
     from utils.training.runs import load_run
 
     clip_keypoints = np.concatenate([features.keypoints[0], features.keypoints[1]])  # 16 frames
@@ -102,7 +102,6 @@ def test_short_video_without_person_is_padded_said_so_and_annotated(tmp_path, ls
 
 def test_frame_model_runs_without_mediapipe(monkeypatch, tmp_path, convlstm_run):
     import utils.data.keypoints
-
     from utils.serving.predict import predict_video
 
     def no_mediapipe(*args, **kwargs):

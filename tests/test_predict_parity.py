@@ -135,8 +135,8 @@ def test_default_window_spans_the_training_clips_at_the_videos_frame_rate(monkey
 
 
 def test_window_and_stride_accept_frames_or_seconds(monkeypatch, dataset, runs):
-    from utils.errors import CourseError
     from utils.data.features import load_features
+    from utils.errors import CourseError
 
     source, features_path = dataset
     video = source / load_features(features_path).paths[0]

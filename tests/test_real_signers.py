@@ -21,8 +21,8 @@ MEAN_ACCURACY_BAR = 0.70
 @pytest.mark.real
 def test_default_lstm_recognises_unseen_real_signers(tmp_path: Path, real_dir: Path, monkeypatch) -> None:
     from utils import models, paths
-    from utils.evaluation import crossval
     from utils.data.features import extract_features, load_features
+    from utils.evaluation import crossval
 
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
     expand = real_dir / "mp_data_signers" / "expand.py"

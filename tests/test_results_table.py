@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.evaluation import crossval, evaluate as evaluation
 from utils.data.features import FeatureSet
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.evaluation import crossval, evaluate as evaluation
 
 
 def _features() -> FeatureSet:

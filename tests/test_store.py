@@ -11,9 +11,9 @@ import pytest
 
 from utils import paths
 from utils.data import store
-from utils.errors import FeatureFileError
 from utils.data.features import FeatureSet, load_features, save_features
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.errors import FeatureFileError
 
 NUM_CLIPS, NUM_FRAMES, IMAGE_SIZE, CROP = 6, 4, 8, 4
 
@@ -173,9 +173,8 @@ def test_extract_writes_a_store_equal_to_the_npz(tmp_path: Path, monkeypatch: py
 def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(model_name: str, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from test_training import tiny_config, tiny_features
-
-    from utils.training import loop as training
     from utils.evaluation.evaluate import evaluate_saved
+    from utils.training import loop as training
     from utils.training.runs import load_run
 
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
@@ -194,8 +193,8 @@ def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(mode
 
 
 def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from utils.training import loop as training
     from utils.inputs.spec import InputSpec, clip_inputs
+    from utils.training import loop as training
 
     original = small_features()
     features = load_features(save_features(tmp_path / "clips", original))

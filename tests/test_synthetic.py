@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from utils.data import synthetic
-from utils.data.synthetic import dataset as synthetic_dataset
-from utils.data.synthetic import hands, render
+from utils.data.keypoints import KEYPOINT_DIM, RIGHT_HAND, split_parts
+from utils.data.synthetic import dataset as synthetic_dataset, hands, render
 from utils.data.synthetic.signers import FACE_CHIN, FACE_LEFT_CHEEK, FACE_NOSE_TIP, FACE_RIGHT_CHEEK
 from utils.errors import DatasetError
-from utils.data.keypoints import KEYPOINT_DIM, RIGHT_HAND, split_parts
 
 NUM_FRAMES, IMAGE_SIZE = 16, 128  # small for testing speed (defaults: 30 frames, 128 px)
 

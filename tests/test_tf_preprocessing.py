@@ -99,8 +99,8 @@ def test_every_preprocessing_option_is_enumerated():
 
 
 def test_drawn_landmarks_stop_the_export():
-    from utils.inputs import tf_preprocessing
     from utils.errors import ConfigError
+    from utils.inputs import tf_preprocessing
 
     with pytest.raises(ConfigError, match="draw_landmarks"):
         tf_preprocessing.check_ported({"draw_landmarks": True})
@@ -108,8 +108,8 @@ def test_drawn_landmarks_stop_the_export():
 
 
 def test_an_option_without_a_port_stops_the_export(monkeypatch):
-    from utils.inputs import tf_preprocessing
     from utils.errors import ConfigError
+    from utils.inputs import tf_preprocessing
 
     monkeypatch.setitem(preprocessing.DEFAULT_OPTIONS, "new_option", False)
     with pytest.raises(ConfigError, match="new_option"):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from utils.data import keypoints as K
+from utils.data.features import FeatureSet, save_features
 from utils.errors import ConfigError, FeatureFileError, ModelDirError
 from utils.evaluation.evaluate import evaluate_saved
-from utils.data.features import FeatureSet, save_features
 from utils.inputs.spec import finish_inputs, prepare_inputs
 from utils.training.runs import load_run
 
@@ -44,7 +44,7 @@ def tiny_features(with_frames: bool = True, seed: int = 0) -> FeatureSet:
         frames[clip, ..., labels[clip]] = 200  # the sign is also visible as a colour, for the frame models
     return FeatureSet(keypoints=keypoints, frames=frames if with_frames else None, labels=labels.astype(np.int64),
                       classes=[f"sign_{c}" for c in range(NUM_CLASSES)], groups=np.array([f"s{s}" for s in signers]),
-                      split=np.full(num_clips, ""), paths=np.array([f"sign_{l}/clip{i}.mp4" for i, l in enumerate(labels)]),
+                      split=np.full(num_clips, ""), paths=np.array([f"sign_{label}/clip{i}.mp4" for i, label in enumerate(labels)]),
                       meta={"kind": "test", "num_frames": NUM_FRAMES, "image_size": IMAGE_SIZE})
 
 
@@ -274,9 +274,9 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(features_file, tmp_path, monkeypatch):
+    from utils.errors import ConfigError
     from utils.training import loop as training
     from utils.training.loop import fitting
-    from utils.errors import ConfigError
 
     original = fitting.training_callbacks
     monkeypatch.setattr(fitting, "training_callbacks", _Interrupt(after=1)(original))

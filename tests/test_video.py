@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import frame_level, synthetic_frames
 
+from conftest import frame_level, synthetic_frames
 from utils.data import video
 from utils.errors import CourseError, VideoError
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from tiny_runs import features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 
+from tiny_runs import features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 from utils.errors import CourseError
 
 

@@ -15,7 +15,7 @@ import platform
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from utils import paths
@@ -124,7 +124,7 @@ MAX_IMAGE_SIDE = 1000  # pixels: larger figures are shrunk when published
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _load_average() -> list[float] | None:

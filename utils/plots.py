@@ -5,8 +5,9 @@ with a folder. Works with any matplotlib backend (Agg in tests and ``make run``)
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -125,9 +126,9 @@ def plot_frame_grid(frames: Sequence[np.ndarray], titles: Sequence[str] | None =
 
 def _per_class_table(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path]) -> Any:
     """DataFrame of F1 (rows = class, columns = run) from metrics dicts or run folders."""
-    import pandas as pd
-
     import json
+
+    import pandas as pd
 
 
     if not isinstance(runs, Mapping):

@@ -4,8 +4,9 @@ The general figure helpers (saving, grids, curves, tables) live in :mod:`utils.p
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

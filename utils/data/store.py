@@ -26,8 +26,9 @@ import mmap
 import os
 import shutil
 import struct
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,8 @@ class MappedArray:
                 array = np.load(self.path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as error:
                 raise FeatureFileError(f"{self.path}: unreadable ({type(error).__name__}: {error}). Re-create the "
-                                       f"store with `python -m utils extract <dataset> --out {self.path.parent}`.")
+                                       f"store with `python -m utils extract <dataset> --out {self.path.parent}`."
+                                       ) from error
             if array.shape != self.shape or array.dtype != self.dtype:
                 raise FeatureFileError(f"{self.path}: holds {array.dtype} {array.shape} but {INDEX_FILE} says "
                                        f"{self.dtype} {self.shape}; re-create the store with `python -m utils "

@@ -24,9 +24,10 @@ import hashlib
 import json
 import os
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -273,7 +274,7 @@ def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path 
                           "accuracy_seen_classes leaves them out",
         **_summarise(results, list(features.classes)), "per_fold": results,
         "seconds": round(time.perf_counter() - started, 1),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _write_json_atomically(out_dir / SUMMARY_FILE, summary)
     plots.save_crossval_figures(summary, out_dir)

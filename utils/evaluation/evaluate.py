@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +34,8 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
     from utils.data import splits as splits_module
     from utils.data.features import load_features
     from utils.data.keypoints import KEYPOINT_DIM
-    from utils.training.runs import load_run
     from utils.training.metrics import classification_metrics, predict_clips
+    from utils.training.runs import load_run
 
     model, run_info = load_run(model_dir, inference=True)
     features = load_features(features_path)
@@ -69,7 +70,7 @@ def load_metrics(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def compare_runs(run_dirs: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F821
+def compare_runs(run_dirs: Iterable[str | Path]) -> pandas.DataFrame:  # noqa: F821
     """One row per run folder: model, config, test accuracy, macro-F1, params, train seconds, latency (if stored)
     and the signers it was tested on (``test_groups``, comma-separated; empty when the run did not record them)."""
     import pandas as pd
@@ -97,7 +98,7 @@ def compare_runs(run_dirs: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa:
     return pd.DataFrame(rows)
 
 
-def hardest_examples(run_dir: str | Path, count: int = 8) -> "pandas.DataFrame":  # noqa: F821
+def hardest_examples(run_dir: str | Path, count: int = 8) -> pandas.DataFrame:  # noqa: F821
     """The test clips a run got wrong with the highest confidence (from its predictions.csv)."""
     import pandas as pd
 
@@ -115,8 +116,8 @@ def hardest_examples(run_dir: str | Path, count: int = 8) -> "pandas.DataFrame":
 ORIGINAL_RESULTS = {"asl": 0.901, "ucf11": 0.777}
 
 
-def original_comparison(runs: "pandas.DataFrame", dataset: str, fast: bool = False,  # noqa: F821
-                        run_dirs: Iterable[str | Path] | None = None) -> "pandas.DataFrame":  # noqa: F821
+def original_comparison(runs: pandas.DataFrame, dataset: str, fast: bool = False,  # noqa: F821
+                        run_dirs: Iterable[str | Path] | None = None) -> pandas.DataFrame:  # noqa: F821
     """The original's reported accuracies next to what this course measured, with data and protocol named.
 
     The original kept the checkpoint (epoch 114 for ASL, 73 for UCF11) whose accuracy was best on the very clips
@@ -196,7 +197,7 @@ def _split_row(run_dir: Path) -> dict[str, Any]:
 
 
 def results_table(crossval_dirs: Iterable[str | Path] = (), run_dirs: Iterable[str | Path] = (),
-                  num_classes: int | None = None) -> "pandas.DataFrame":  # noqa: F821
+                  num_classes: int | None = None) -> pandas.DataFrame:  # noqa: F821
     """Cross-validated results (mean, 95% t-interval, n folds), then single-split runs, then chance (1/classes).
 
     ``n`` is the number of folds for a cross-validation and 1 for a run on one split, whose test accuracy has

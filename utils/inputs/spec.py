@@ -13,13 +13,14 @@ Every step here is plain NumPy/OpenCV on whole arrays; :mod:`utils.tf_preprocess
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from utils.inputs import preprocessing
 from utils.errors import FeatureFileError
+from utils.inputs import preprocessing
 
 
 @dataclass(frozen=True)

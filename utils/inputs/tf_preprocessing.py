@@ -13,15 +13,26 @@ An option added to :data:`utils.preprocessing.DEFAULT_OPTIONS` without a port he
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from utils.inputs import preprocessing as P
-from utils.errors import ConfigError
-from utils.data.keypoints import FACE, FACE_POINTS, HAND_POINTS, LEFT_HAND, POSE, POSE_LEFT_SHOULDER, POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND
+from utils.data.keypoints import (
+    FACE,
+    FACE_POINTS,
+    HAND_POINTS,
+    LEFT_HAND,
+    POSE,
+    POSE_LEFT_SHOULDER,
+    POSE_POINTS,
+    POSE_RIGHT_SHOULDER,
+    RIGHT_HAND,
+)
 from utils.data.video import sample_frame_indices
+from utils.errors import ConfigError
+from utils.inputs import preprocessing as P
 
 #: The options of utils.preprocessing.DEFAULT_OPTIONS that have a TensorFlow port here.
 PORTED_OPTIONS = frozenset({"normalize", "face", "mirror", "velocity", "frames", "pose", "z", "hand_shape",

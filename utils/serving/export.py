@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,8 @@ RAW_DTYPES = {"keypoints": "float32", "frames": "uint8", "hands": "uint8"}
 
 def raw_input_shapes(spec: Any, batch_size: int | None = 1) -> dict[str, tuple]:
     """Shapes of the raw inputs an exported model takes: the features file's t frames, thumbnails, crops."""
-    from utils.inputs.spec import as_spec
     from utils.data.keypoints import KEYPOINT_DIM
+    from utils.inputs.spec import as_spec
 
     spec = as_spec(spec)
     t, s, c = spec.clip_frames, spec.thumbnail_size, spec.crop_size

@@ -172,11 +172,10 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
 
     MediaPipe sees each frame shrunk to a longer side of ``mediapipe_size`` (0 = full resolution); frames
     are decoded in a background thread (:func:`utils.video.read_ahead`) while MediaPipe works."""
-    from utils.data.keypoints import hand_crops as cut_hands
-
     from tqdm.auto import tqdm
 
     from utils.data import video as video_module
+    from utils.data.keypoints import hand_crops as cut_hands
 
     started_pass = time.perf_counter()
     info = video_module.video_info(video, count=False)
@@ -364,8 +363,8 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     ends with ONE line for the clip. ``out_path`` (.mp4/.avi) also writes the video with the landmarks,
     the current sign and the top-3 bars; ``json_path`` writes every window and the answer as JSON.
     """
-    from utils.training.runs import load_run
     from utils.data.video import video_info
+    from utils.training.runs import load_run
 
     if answer not in ANSWER_METHODS:
         raise CourseError(f"answer must be one of {', '.join(ANSWER_METHODS)}, got {answer!r}")

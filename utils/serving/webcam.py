@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from utils.errors import CourseError
-from utils.serving.predict import WindowClassifier, WindowPrediction, frames_of, latency_line, mediapipe_size_for
+from utils.serving.predict import (
+    WindowClassifier,
+    WindowPrediction,
+    frames_of,
+    latency_line,
+    mediapipe_size_for,
+)
 
 QUIT_KEYS = (ord("q"), 27)  # q or Esc closes the webcam window
 CAMERA_QUEUE = 2  # frames read ahead from a camera: more would show the signer late when MediaPipe lags
@@ -97,8 +103,8 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
     a window, e.g. in tests. CourseError when there is no display or the camera cannot be opened.
     """
     from utils.data.keypoints import HolisticExtractor, draw_prediction, hand_crops
-    from utils.training.runs import load_run
     from utils.data.video import DEFAULT_FPS, capture_fps, read_ahead, resize_frames, sample_frame_indices
+    from utils.training.runs import load_run
 
     if show:
         check_display()

@@ -8,7 +8,8 @@ accuracies, which over-weights a small last batch). Training writes these scores
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

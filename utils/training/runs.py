@@ -20,14 +20,15 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from utils.inputs import preprocessing
-from utils.errors import ModelDirError
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.errors import ModelDirError
+from utils.inputs import preprocessing
 
 RUN_FILES = ("model.keras", "run.json")
 RUN_KEYS = ("model", "classes", "inputs", "num_frames", "image_size")

@@ -13,10 +13,23 @@ Two steps, one module each:
 
 ``from utils.data import features`` then ``features.load_features(path)``, ``features.extract_features(...)``.
 """
-from utils.data.features.extract import (CACHE_VERSION, DEFAULT_HAND_SIZE, KEYPOINT_SOURCES, ExtractionReport,
-                                         extract_features)
-from utils.data.features.file_format import (CLIP_ARRAYS, CLIP_DTYPES, NUM_PARTS, FeatureSet, detection_rates,
-                                             is_npz_path, load_features, save_features)
+from utils.data.features.extract import (
+                                         CACHE_VERSION,
+                                         DEFAULT_HAND_SIZE,
+                                         KEYPOINT_SOURCES,
+                                         ExtractionReport,
+                                         extract_features,
+)
+from utils.data.features.file_format import (
+                                         CLIP_ARRAYS,
+                                         CLIP_DTYPES,
+                                         NUM_PARTS,
+                                         FeatureSet,
+                                         detection_rates,
+                                         is_npz_path,
+                                         load_features,
+                                         save_features,
+)
 
 __all__ = ["CACHE_VERSION", "CLIP_ARRAYS", "CLIP_DTYPES", "DEFAULT_HAND_SIZE", "KEYPOINT_SOURCES", "NUM_PARTS",
            "ExtractionReport", "FeatureSet", "detection_rates", "extract_features", "is_npz_path", "load_features",

@@ -5,7 +5,6 @@ the clip is done, so an interrupted extraction loses nothing.
 """
 from __future__ import annotations
 
-
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -14,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import FeatureFileError
 from utils.data.features.file_format import write_npz_atomically
 from utils.data.keypoints import KEYPOINT_DIM, hand_crops, mp_data_to_original, parts_present
+from utils.errors import FeatureFileError
 
 
 # ----------------------------------------------------------------------------- one clip

@@ -6,14 +6,13 @@ command again after an interruption and it resumes from the cache (``data/cache/
 """
 from __future__ import annotations
 
-
 import hashlib
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from utils.data.datasets import ClipRecord, discover, resolve_dataset
 from utils.data.features.clip_jobs import ClipJob, run_in_pool, run_in_process, run_in_threads
 from utils.data.features.file_format import CLIP_ARRAYS, CLIP_DTYPES, FeatureSet, is_npz_path, save_features
 from utils.errors import DatasetError, FeatureFileError, ensure_writable_folder
-
 
 CACHE_VERSION = 2  # bump when the content of a cached clip changes, so old caches are not reused
 KEYPOINT_SOURCES = ("auto", "mediapipe", "stored")
@@ -199,7 +197,7 @@ def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord]
                 "keypoints_from": modes[0] if len(modes) == 1 else "mixed",  # a manifest of videos and MP_Data folders
                 "versions": _versions(),
                 "hand_size": int(writer.row_shape("hand_crops")[2]) if "hand_crops" in complete else 0,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "num_padded": num_padded,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"), "num_padded": num_padded,
                 "skipped": skipped,  # the side MediaPipe saw (0 = full resolution), None when it did not run:
                 "mediapipe_size": next((job.mediapipe_size for _, job in kept if job.mode == "mediapipe"), None)}
         columns = {"labels": np.array([classes.index(record.label) for record, _ in kept], dtype=np.int64),

@@ -13,7 +13,6 @@ memory (:mod:`utils.data.store`). :func:`load_features` reads either, and checks
 """
 from __future__ import annotations
 
-
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from utils.errors import FeatureFileError
 from utils.data.keypoints import KEYPOINT_DIM
-
+from utils.errors import FeatureFileError
 
 NUM_PARTS = 4  # face, pose, left hand, right hand (see utils.keypoints.PARTS)
 
@@ -227,7 +225,7 @@ def load_features(path: str | Path) -> FeatureSet:
     return _validated(path, _read_npz(path))
 
 
-def detection_rates(features: FeatureSet) -> "pandas.DataFrame":  # noqa: F821
+def detection_rates(features: FeatureSet) -> pandas.DataFrame:  # noqa: F821
     """Share of frames in which each part (face, pose, left, right hand) was found, per class and overall."""
     import pandas as pd
 

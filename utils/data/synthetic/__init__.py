@@ -32,9 +32,21 @@ The names below are the generator's public interface: ``from utils.data import s
 ``synthetic.make_dataset(...)``, ``synthetic.generate_clip(...)``, and so on.
 """
 from utils.data.synthetic.dataset import GENERATOR_VERSION, make_dataset
-from utils.data.synthetic.motion import (DEFAULT_NUM_FRAMES, MOTIONS, SIGN_DESCRIPTIONS, SIGNS, simulate_detection,
-                                         simulate_keypoints)
-from utils.data.synthetic.render import DEFAULT_IMAGE_SIZE, SyntheticClip, contact_sheet, generate_clip, render_keypoints
+from utils.data.synthetic.motion import (
+                                         DEFAULT_NUM_FRAMES,
+                                         MOTIONS,
+                                         SIGN_DESCRIPTIONS,
+                                         SIGNS,
+                                         simulate_detection,
+                                         simulate_keypoints,
+)
+from utils.data.synthetic.render import (
+                                         DEFAULT_IMAGE_SIZE,
+                                         SyntheticClip,
+                                         contact_sheet,
+                                         generate_clip,
+                                         render_keypoints,
+)
 from utils.data.synthetic.signers import Signer, face_template, make_signers
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_NUM_FRAMES", "GENERATOR_VERSION", "MOTIONS", "SIGNS", "SIGN_DESCRIPTIONS",

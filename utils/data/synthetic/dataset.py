@@ -5,7 +5,6 @@ interrupted one resumes.
 """
 from __future__ import annotations
 
-
 import csv
 import json
 import os
@@ -15,11 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from utils import paths
-from utils.errors import DatasetError
 from utils.data.synthetic.motion import DEFAULT_NUM_FRAMES, SIGNS
 from utils.data.synthetic.render import DEFAULT_IMAGE_SIZE, check_sizes, generate_clip
 from utils.data.synthetic.signers import Signer, face_template, make_signers, set_face_template
-
+from utils.errors import DatasetError
 
 GENERATOR_VERSION = 1
 

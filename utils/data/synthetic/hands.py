@@ -1,12 +1,9 @@
 """Hand shapes: 7 numbers per shape (finger curls, spread, thumb) turned into the 21 MediaPipe hand points."""
 from __future__ import annotations
 
-
-
 import numpy as np
 
 from utils.data.keypoints import HAND_POINTS
-
 
 # ----------------------------------------------------------------------------------------------- hands
 # A handshape is 7 numbers: curl of thumb, index, middle, ring, pinky (0 straight .. 1 fully bent),

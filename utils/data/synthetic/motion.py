@@ -6,18 +6,23 @@ does (jitter, missed hands).
 """
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 
 import numpy as np
 
-from utils.errors import DatasetError
 from utils.config import NUM_FRAMES
 from utils.data.keypoints import POSE_POINTS, join_parts, split_parts
 from utils.data.synthetic.hands import HANDSHAPES, hand_landmarks, rotation_matrices
-from utils.data.synthetic.signers import (FACE_CHIN, FACE_LEFT_CHEEK, FACE_RIGHT_CHEEK, LEFT_BROW, RIGHT_BROW, Signer,
-                                         face_template)
-
+from utils.data.synthetic.signers import (
+    FACE_CHIN,
+    FACE_LEFT_CHEEK,
+    FACE_RIGHT_CHEEK,
+    LEFT_BROW,
+    RIGHT_BROW,
+    Signer,
+    face_template,
+)
+from utils.errors import DatasetError
 
 SIGNS: tuple[str, ...] = ("hello", "thanks", "iloveyou", "me", "father", "mother", "yes", "no", "help", "please")
 

@@ -6,19 +6,29 @@ or textured background; :func:`generate_clip` chains motion, drawing and detecti
 """
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 
 import numpy as np
 
 from utils.config import SYNTHETIC_RENDER_SIZE
-from utils.errors import DatasetError
 from utils.data.keypoints import split_parts
 from utils.data.synthetic.hands import HAND_SIZE_REFERENCE
 from utils.data.synthetic.motion import DEFAULT_NUM_FRAMES, simulate_detection, simulate_keypoints
-from utils.data.synthetic.signers import (FACE_CHIN, FACE_LEFT_CHEEK, FACE_OVAL, FACE_RIGHT_CHEEK, LEFT_BROW, LEFT_EYE,
-                                         LIPS_OUTER, RIGHT_BROW, RIGHT_EYE, Colour, Signer, jitter_colour)
-
+from utils.data.synthetic.signers import (
+    FACE_CHIN,
+    FACE_LEFT_CHEEK,
+    FACE_OVAL,
+    FACE_RIGHT_CHEEK,
+    LEFT_BROW,
+    LEFT_EYE,
+    LIPS_OUTER,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    Colour,
+    Signer,
+    jitter_colour,
+)
+from utils.errors import DatasetError
 
 DEFAULT_IMAGE_SIZE = SYNTHETIC_RENDER_SIZE  # the course's defaults live in utils.config
 MIN_IMAGE_SIZE = 128

@@ -6,16 +6,14 @@ proportions, framing, colours, handedness and personal style.
 """
 from __future__ import annotations
 
-
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from utils import paths
-from utils.errors import DatasetError
 from utils.data.keypoints import FACE_POINTS
-
+from utils.errors import DatasetError
 
 # ----------------------------------------------------------------------------------------------- face mesh
 # Contours of the MediaPipe Face Mesh (indices into its 468 points), used to draw and to anchor motions.

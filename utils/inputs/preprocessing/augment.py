@@ -1,16 +1,20 @@
 """Training-time augmentation of keypoints and frames: mirror, scale, rotate, shift, time warp, drop-outs."""
 from __future__ import annotations
 
-
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from utils.data.keypoints import HAND_POINTS, LEFT_HAND, RIGHT_HAND
-from utils.inputs.preprocessing.hands import (HAND_WRIST, PALM_POINTS, mirror_frames, mirror_hand_crops,
-                                              mirror_keypoints)
+from utils.inputs.preprocessing.hands import (
+    HAND_WRIST,
+    PALM_POINTS,
+    mirror_frames,
+    mirror_hand_crops,
+    mirror_keypoints,
+)
 from utils.inputs.preprocessing.normalise import check_keypoints, join_part_views, part_presence, part_views
-
 
 # ----------------------------------------------------------------------------- augmentation
 #: No augmentation (every value 0).

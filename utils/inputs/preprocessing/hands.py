@@ -1,13 +1,10 @@
 """Hand handling: mirroring and the dominant hand, filling short hand drop-outs, hand shape and finger angles."""
 from __future__ import annotations
 
-
-
 import numpy as np
 
 from utils.data.keypoints import HAND_POINTS, LEFT_HAND, POSE_POINTS, RIGHT_HAND
 from utils.inputs.preprocessing.normalise import check_keypoints, join_part_views, part_presence, part_views
-
 
 #: Hand landmarks: the wrist and the four finger bases (index, middle, ring, pinky MCP) that span the palm.
 HAND_WRIST, PALM_POINTS = 0, (5, 9, 13, 17)

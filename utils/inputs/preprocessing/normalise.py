@@ -1,14 +1,23 @@
 """The options, the 1662 layout in parts, normalisation, and which face and pose points are kept."""
 from __future__ import annotations
 
-
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from utils.data.keypoints import (FACE, FACE_POINTS, HAND_POINTS, KEYPOINT_DIM, LEFT_HAND, POSE, POSE_LEFT_SHOULDER,
-                                  POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND)
-
+from utils.data.keypoints import (
+    FACE,
+    FACE_POINTS,
+    HAND_POINTS,
+    KEYPOINT_DIM,
+    LEFT_HAND,
+    POSE,
+    POSE_LEFT_SHOULDER,
+    POSE_POINTS,
+    POSE_RIGHT_SHOULDER,
+    RIGHT_HAND,
+)
 
 # ----------------------------------------------------------------------------- constants
 #: The faithful setting: raw vectors, exactly what the original model was fed.

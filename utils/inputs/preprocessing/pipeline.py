@@ -1,15 +1,27 @@
 """The pipeline: :func:`preprocess_keypoints` (every option in order), velocities, time and frames."""
 from __future__ import annotations
 
-
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from utils.data.keypoints import HAND_POINTS
-from utils.inputs.preprocessing.hands import HAND_ANGLE_DIM, canonicalize_handedness, fill_hand_gaps, hand_angles, hand_shape
-from utils.inputs.preprocessing.normalise import (check_keypoints, face_indices, part_presence, pose_indices,
-                                                 resolve_options, select_points)
+from utils.inputs.preprocessing.hands import (
+    HAND_ANGLE_DIM,
+    canonicalize_handedness,
+    fill_hand_gaps,
+    hand_angles,
+    hand_shape,
+)
+from utils.inputs.preprocessing.normalise import (
+    check_keypoints,
+    face_indices,
+    part_presence,
+    pose_indices,
+    resolve_options,
+    select_points,
+)
 
 
 # ----------------------------------------------------------------------------- velocities, the pipeline

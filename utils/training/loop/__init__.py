@@ -33,14 +33,25 @@ The steps, one module each, in the order they build on each other:
 ``from utils.training import loop as training`` then ``training.train(features, "lstm")``.
 """
 
-from utils.training.loop.settings import precision_policy, resolve_config, with_ensemble, with_overrides
 from utils.training.loop.batches import ClipBatches, TrainingBatches, training_batches
-from utils.training.loop.callbacks import (CHECKPOINTS, MEMBER_HISTORY, MEMBER_WEIGHTS, EpochBar, KeepBest,
-                                           ResumableBackup)
-from utils.training.loop.staged import (FUSION_LEARNING_RATE, FUSION_STEPS, OneInput, fit_fusion,
-                                        fit_fusion_layer)
-from utils.training.loop.fitting import CLASS_WEIGHTS, class_weights, fit_linear_weights
+from utils.training.loop.callbacks import (
+                                           CHECKPOINTS,
+                                           MEMBER_HISTORY,
+                                           MEMBER_WEIGHTS,
+                                           EpochBar,
+                                           KeepBest,
+                                           ResumableBackup,
+)
 from utils.training.loop.ensembles import member_summaries
+from utils.training.loop.fitting import CLASS_WEIGHTS, class_weights, fit_linear_weights
+from utils.training.loop.settings import precision_policy, resolve_config, with_ensemble, with_overrides
+from utils.training.loop.staged import (
+                                           FUSION_LEARNING_RATE,
+                                           FUSION_STEPS,
+                                           OneInput,
+                                           fit_fusion,
+                                           fit_fusion_layer,
+)
 from utils.training.loop.train_run import as_features, train, train_from_file
 
 __all__ = ["CHECKPOINTS", "CLASS_WEIGHTS", "ClipBatches", "EpochBar", "FUSION_LEARNING_RATE", "FUSION_STEPS",

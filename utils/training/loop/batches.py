@@ -1,15 +1,15 @@
 """Batches for Keras: training batches augmented anew each epoch, and clips read in order for validation."""
 from __future__ import annotations
 
-
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
 
+from utils.data.keypoints import KEYPOINT_DIM
 from utils.inputs import preprocessing
 from utils.inputs.spec import as_spec, finish_inputs, prepare_inputs, sample_clips
-from utils.data.keypoints import KEYPOINT_DIM
 
 
 # ----------------------------------------------------------------------------- batches

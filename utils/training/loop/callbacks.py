@@ -7,21 +7,20 @@ after its last finished one and ends with the same weights as a run that was nev
 """
 from __future__ import annotations
 
-
 import csv
 import json
 import os
 import random
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import keras
 import numpy as np
 
 from utils.errors import ConfigError, ModelDirError
 from utils.training.loop.batches import TrainingBatches
-
 
 CHECKPOINTS = "checkpoints"  # inside <out_dir>.partial while a run trains
 

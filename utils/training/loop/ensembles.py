@@ -10,12 +10,10 @@ export take it like any model. A resumed run reads finished members back and con
 """
 from __future__ import annotations
 
-
 import json
 import time
 from pathlib import Path
 from typing import Any
-
 
 from utils.config import set_seed
 from utils.training import distribute

@@ -1,22 +1,21 @@
 """Fitting one model: a network with its callbacks (or staged), or the linear model with scikit-learn; scoring it."""
 from __future__ import annotations
 
-
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from utils.training import distribute
 from utils.errors import ConfigError
-from utils.training.metrics import predict_clips
 from utils.inputs.spec import prepare_inputs, stored_arrays
+from utils.training import distribute
 from utils.training.loop.batches import ClipBatches, training_batches
 from utils.training.loop.callbacks import read_history_csv, training_callbacks
 from utils.training.loop.settings import precision_policy
 from utils.training.loop.staged import fit_staged
-
+from utils.training.metrics import predict_clips
 
 CLASS_WEIGHTS = (None, "balanced")
 

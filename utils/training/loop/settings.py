@@ -4,9 +4,9 @@ Seeds and the GPU check are course-wide: :func:`utils.config.set_seed`, :func:`u
 """
 from __future__ import annotations
 
-
 import contextlib
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import keras
 

@@ -1,16 +1,14 @@
 """Staged training of a late-fusion model: each branch alone first, then only the fusion weights."""
 from __future__ import annotations
 
-
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
 
 from utils.training.loop.batches import ClipBatches
 from utils.training.loop.callbacks import EpochBar, KeepBest
-
-
 
 FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: full-batch steps on the fusion weights
 

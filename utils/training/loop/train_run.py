@@ -1,23 +1,21 @@
 """:func:`train`: one whole run, from a features file to a run folder with its model, metrics and figures."""
 from __future__ import annotations
 
-
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-
 from utils import paths
 from utils.config import set_seed
-from utils.training import distribute
 from utils.errors import ConfigError, FeatureFileError, ensure_writable_folder
 from utils.inputs.spec import features_name, prepare_inputs
-from utils.training.runs import describe_run, write_run
+from utils.training import distribute
 from utils.training.loop.callbacks import best_epoch, start_partial
 from utils.training.loop.ensembles import fit_model, member_summaries
 from utils.training.loop.fitting import fit_linear, score
 from utils.training.loop.settings import resolve_config, with_overrides
+from utils.training.runs import describe_run, write_run
 
 
 # ----------------------------------------------------------------------------- train
