@@ -1,4 +1,5 @@
-"""Tests of utils.tf_preprocessing: the TensorFlow input preparation gives the NumPy one's values (within 1e-5).
+"""Tests of utils.tf_preprocessing: the TensorFlow input preparation gives the NumPy one's values (within
+1e-5).
 
 Every option of utils.preprocessing.DEFAULT_OPTIONS is enumerated here (an option added later without a
 TensorFlow port fails :func:`test_every_preprocessing_option_is_enumerated`), each value on its own and every
@@ -42,11 +43,13 @@ def synthetic_keypoints() -> np.ndarray:
     rng = np.random.default_rng(3)
     signers = synthetic.make_signers(4, rng)
     assert {s.handedness for s in signers} == {"left", "right"}
-    clips = [synthetic.simulate_detection(synthetic.simulate_keypoints(sign, signer, rng, 1.0, NUM_FRAMES), rng)[0]
+    clips = [synthetic.simulate_detection(synthetic.simulate_keypoints(sign, signer, rng, 1.0, NUM_FRAMES),
+                                          rng)[0]
              for signer, sign in zip(signers * 2, synthetic.SIGNS[:8])]
     kp = np.stack(clips).astype(np.float32)
     edited = kp[:4].copy()
-    for gap, clip in zip((1, 2, 3, 5), edited):  # right-hand gaps of 1..5 frames, and a left hand gone at the end
+    # right-hand gaps of 1..5 frames, and a left hand gone at the end
+    for gap, clip in zip((1, 2, 3, 5), edited):
         clip[10:10 + gap, RIGHT_HAND] = 0
         clip[3:4, RIGHT_HAND] = 0
         clip[-4:, LEFT_HAND] = 0
@@ -160,7 +163,9 @@ def test_everything_at_once_matches_numpy(clips):
 def test_real_webcam_sequences_match_numpy(real_dir):
     """Real MediaPipe keypoints (hands missing in many frames): every option and every configuration."""
     kp = real_keypoints(real_dir)
-    assert (preprocessing.part_presence(kp)[..., 2:] == 0).any(), "the real sequences should miss hands somewhere"
+    assert (preprocessing.part_presence(kp)[..., 2:] == 0).any(), (
+        "the real sequences should miss hands somewhere"
+    )
     for option, value in KEYPOINT_CASES:
         assert_tf_matches_numpy(kp, {option: value, "normalize": True})
     for _, options in CONFIG_OPTIONS:
@@ -205,4 +210,5 @@ def test_clip_inputs_match_numpy(mode):
     assert sorted(got) == sorted(expected)
     for name, value in expected.items():
         assert got[name].shape == value.shape
-        np.testing.assert_allclose(got[name].numpy(), np.asarray(value, np.float32), atol=ATOL, rtol=0, err_msg=name)
+        np.testing.assert_allclose(got[name].numpy(), np.asarray(value, np.float32), atol=ATOL, rtol=0,
+                                   err_msg=name)

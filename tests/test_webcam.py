@@ -1,4 +1,5 @@
-"""Tests of utils.webcam: clear errors without a display or a camera, and the live loop run on a video file."""
+"""Tests of utils.webcam: clear errors without a display or a camera, and the live loop run on a video
+file."""
 from __future__ import annotations
 
 import pytest

@@ -40,7 +40,8 @@ EXTRACT_PARALLEL = "threads"
 # The synthetic default: 10 signs x 40 clips by 10 signers (400 clips). FAST=1 shrinks it for smoke tests.
 SYNTHETIC_DEFAULT = dict(clips_per_class=SYNTHETIC_CLIPS_PER_CLASS, num_signers=SYNTHETIC_SIGNERS,
                          num_frames=NUM_FRAMES, image_size=SYNTHETIC_RENDER_SIZE)
-SYNTHETIC_FAST = dict(clips_per_class=8, num_signers=4, num_frames=NUM_FRAMES, image_size=SYNTHETIC_RENDER_SIZE)
+SYNTHETIC_FAST = dict(clips_per_class=8, num_signers=4, num_frames=NUM_FRAMES,
+                      image_size=SYNTHETIC_RENDER_SIZE)
 
 
 @dataclass
@@ -140,7 +141,8 @@ def set_seed(seed: int, deterministic: bool | None = None) -> None:
 
 @contextlib.contextmanager
 def _stderr_hidden():
-    """Send the process's standard error (file descriptor 2, where C++ libraries write) to /dev/null meanwhile."""
+    """Send the process's standard error (file descriptor 2, where C++ libraries write) to /dev/null
+    meanwhile."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -179,7 +181,8 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
 
 
 def quiet_tensorflow() -> None:
-    """Have TensorFlow load without its start-up lines, whoever imports it first (Keras, the course's modules).
+    """Have TensorFlow load without its start-up lines, whoever imports it first (Keras, the course's
+    modules).
 
     ``TF_CPP_MIN_LOG_LEVEL=3`` (set in ``utils/__init__.py``) hides TensorFlow's own log lines, but a few are
     written while TensorFlow loads, before its logging is set up ("Unable to register cuDNN factory", "All log

@@ -31,6 +31,6 @@ from utils.data.features.file_format import (
                                          save_features,
 )
 
-__all__ = ["CACHE_VERSION", "CLIP_ARRAYS", "CLIP_DTYPES", "DEFAULT_HAND_SIZE", "KEYPOINT_SOURCES", "NUM_PARTS",
-           "ExtractionReport", "FeatureSet", "detection_rates", "extract_features", "is_npz_path", "load_features",
-           "save_features"]
+__all__ = ["CACHE_VERSION", "CLIP_ARRAYS", "CLIP_DTYPES", "DEFAULT_HAND_SIZE", "KEYPOINT_SOURCES",
+           "NUM_PARTS", "ExtractionReport", "FeatureSet", "detection_rates", "extract_features",
+           "is_npz_path", "load_features", "save_features"]

@@ -69,14 +69,17 @@ def _mp_data_frames(folder: Path) -> np.ndarray:
     frames = [np.load(f, allow_pickle=False).reshape(-1) for f in files]
     wrong = [f.name for f, frame in zip(files, frames) if frame.shape != (KEYPOINT_DIM,)]
     if wrong:
-        raise FeatureFileError(f"{folder}: frame(s) {', '.join(wrong[:3])} do not hold {KEYPOINT_DIM} numbers")
+        raise FeatureFileError(
+            f"{folder}: frame(s) {', '.join(wrong[:3])} do not hold {KEYPOINT_DIM} numbers"
+        )
     return np.stack(frames)
 
 
 def _stored_keypoints(keypoints_path: str | None, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints and detected flags stored beside a synthetic clip, at the sampled frame indices."""
     if keypoints_path is None or not Path(keypoints_path).is_file():
-        raise FeatureFileError(f"{keypoints_path}: stored keypoints not found (use keypoints_from='mediapipe')")
+        raise FeatureFileError(f"{keypoints_path}: stored keypoints not found (use "
+                               "keypoints_from='mediapipe')")
     with np.load(keypoints_path, allow_pickle=False) as data:
         keypoints = data["keypoints"]
         detected = data["detected"] if "detected" in data.files else parts_present(keypoints)
@@ -100,9 +103,10 @@ def _extract_clip(job: ClipJob, extractors: _ExtractorHolder) -> dict[str, np.nd
         keypoints, detected = _stored_keypoints(job.keypoints_path, clip.indices)
     else:
         keypoints, detected = extractors.get(job.mediapipe_size).extract(clip.frames)
-    arrays = {"keypoints": np.asarray(keypoints, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
-              "frames": clip.thumbnails, "padded": np.asarray(clip.padded),
-              "source_frames": np.asarray(clip.num_source_frames), "source_fps": np.asarray(clip.fps)}
+    arrays = {"keypoints": np.asarray(keypoints, dtype=np.float32),
+              "detected": np.asarray(detected, dtype=bool), "frames": clip.thumbnails,
+              "padded": np.asarray(clip.padded), "source_frames": np.asarray(clip.num_source_frames),
+              "source_fps": np.asarray(clip.fps)}
     if job.hand_size > 0:  # from the full-resolution frames, where the hand has most pixels
         arrays["hand_crops"] = hand_crops(clip.frames, arrays["keypoints"], job.hand_size)
     return arrays
@@ -164,7 +168,8 @@ def largest_first(jobs: list[ClipJob]) -> list[ClipJob]:
 
 
 def _collect(pending: dict, bar) -> dict[str, str]:
-    """Wait for the submitted clip jobs ({future: job}) as they finish, ticking the bar; return the failures."""
+    """Wait for the submitted clip jobs ({future: job}) as they finish, ticking the bar; return the
+    failures."""
     failures: dict[str, str] = {}
     while pending:
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -196,12 +201,14 @@ def run_in_pool(jobs: list[ClipJob], workers: int, bar) -> dict[str, str]:
 
 
 def run_in_threads(jobs: list[ClipJob], threads: int, bar) -> dict[str, str]:
-    """Run jobs in `threads` threads of this process, each thread with its own MediaPipe graph; return the failures.
+    """Run jobs in `threads` threads of this process, each thread with its own MediaPipe graph; return the
+    failures.
 
-    A thread takes a whole clip (decode, MediaPipe on its frames in order, thumbnails, crops), so each graph sees
-    one clip's frames in order, reset at the clip's start: the same landmarks as one graph running the clips one
-    after the other. OpenCV and MediaPipe's ``process`` release Python's lock, so the threads overlap; unlike worker
-    processes they share one MediaPipe import and start-up, and no extra copy of the libraries in memory."""
+    A thread takes a whole clip (decode, MediaPipe on its frames in order, thumbnails, crops), so each graph
+    sees one clip's frames in order, reset at the clip's start: the same landmarks as one graph running the
+    clips one after the other. OpenCV and MediaPipe's ``process`` release Python's lock, so the threads
+    overlap; unlike worker processes they share one MediaPipe import and start-up, and no extra copy of the
+    libraries in memory."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 

@@ -51,12 +51,14 @@ def _cache_path(root: Path, record: ClipRecord, num_frames: int, image_size: int
     extra = _signature(stored) if stored is not None and stored.is_file() else ()
     key = json.dumps([CACHE_VERSION, str(root.resolve()), _relative(root, record.path), size, mtime,
                       num_frames, image_size, mode, list(extra), int(hand_size)]
-                     + ([int(mediapipe_size)] if mode == "mediapipe" and mediapipe_size else []))  # 0: old key
+                     # 0: old key
+                     + ([int(mediapipe_size)] if mode == "mediapipe" and mediapipe_size else []))
     return paths.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 
 def _relative(root: Path, path: Path) -> str:
-    """A clip's path relative to the dataset folder, as posix text (with '..' when a manifest points outside)."""
+    """A clip's path relative to the dataset folder, as posix text (with '..' when a manifest points
+    outside)."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
@@ -64,7 +66,8 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _clip_mode(record: ClipRecord, video_mode: str) -> str:
-    """Where one clip's keypoints come from: 'mp_data' for a sequence folder, else the dataset's video mode."""
+    """Where one clip's keypoints come from: 'mp_data' for a sequence folder, else the dataset's video
+    mode."""
     return "mp_data" if record.source == "mp_data" else video_mode
 
 
@@ -128,7 +131,8 @@ class ExtractionReport:
 
 
 class _StackingWriter:
-    """The .npz counterpart of :class:`utils.store.StoreWriter`: keeps every clip, stacks and saves them at the end."""
+    """The .npz counterpart of :class:`utils.store.StoreWriter`: keeps every clip, stacks and saves them at
+    the end."""
 
     def __init__(self, path: Path) -> None:
         self.path, self.rows = path, {}
@@ -157,21 +161,25 @@ class _StackingWriter:
         stacked = {name: np.stack([self.rows[name][row] for row in range(num_rows)])
                    for name in self.complete(num_rows)}
         return save_features(self.path, FeatureSet(
-            keypoints=stacked["keypoints"], frames=stacked.get("frames"), labels=columns["labels"], classes=classes,
-            groups=columns["groups"], split=columns["split"], paths=columns["paths"], detected=stacked["detected"],
-            meta=meta, hand_crops=stacked.get("hand_crops"), source_frames=columns["source_frames"],
-            source_fps=columns["source_fps"]))
+            keypoints=stacked["keypoints"], frames=stacked.get("frames"), labels=columns["labels"],
+            classes=classes, groups=columns["groups"], split=columns["split"], paths=columns["paths"],
+            detected=stacked["detected"], meta=meta, hand_crops=stacked.get("hand_crops"),
+            source_frames=columns["source_frames"], source_fps=columns["source_fps"]))
 
 
-def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord], jobs: list[ClipJob], num_frames: int,
-                     image_size: int, failures: dict[str, str]) -> tuple[Path, int, list[tuple[str, str]]]:
-    """Write the cached clips, one at a time, into the .npz or the store at out; return (path, clips, skipped)."""
+def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord], jobs: list[ClipJob],
+                     num_frames: int, image_size: int,
+                     failures: dict[str, str]) -> tuple[Path, int, list[tuple[str, str]]]:
+    """Write the cached clips, one at a time, into the .npz or the store at out; return (path, clips,
+    skipped)."""
     from utils.data import store
 
     candidates = [(record, job) for record, job in zip(records, jobs) if job.relative not in failures]
     skipped = [(job.relative, failures[job.relative]) for job in jobs if job.relative in failures]
     kept, lengths, num_padded = [], [], 0
-    writer = _StackingWriter(out) if is_npz_path(out) else store.StoreWriter(out, len(candidates), CLIP_DTYPES)
+    writer = (
+        _StackingWriter(out) if is_npz_path(out) else store.StoreWriter(out, len(candidates), CLIP_DTYPES)
+    )
     with writer:
         for record, job in candidates:
             try:
@@ -194,12 +202,14 @@ def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord]
         modes = sorted({job.mode for _, job in kept})
         meta = {"source": str(root.resolve()), "kind": kind, "num_frames": num_frames,
                 "image_size": image_size if "frames" in complete else None,
-                "keypoints_from": modes[0] if len(modes) == 1 else "mixed",  # a manifest of videos and MP_Data folders
+                # a manifest of videos and MP_Data folders
+                "keypoints_from": modes[0] if len(modes) == 1 else "mixed",
                 "versions": _versions(),
                 "hand_size": int(writer.row_shape("hand_crops")[2]) if "hand_crops" in complete else 0,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"), "num_padded": num_padded,
                 "skipped": skipped,  # the side MediaPipe saw (0 = full resolution), None when it did not run:
-                "mediapipe_size": next((job.mediapipe_size for _, job in kept if job.mode == "mediapipe"), None)}
+                "mediapipe_size": next((job.mediapipe_size for _, job in kept if job.mode == "mediapipe"),
+                                       None)}
         columns = {"labels": np.array([classes.index(record.label) for record, _ in kept], dtype=np.int64),
                    "groups": np.array([record.group for record, _ in kept], dtype=str),
                    "split": np.array([record.split for record, _ in kept], dtype=str),
@@ -211,24 +221,28 @@ def _write_extracted(out: Path, root: Path, kind: str, records: list[ClipRecord]
 
 
 def _source_length(part: dict[str, np.ndarray], job: ClipJob) -> tuple[int, float]:
-    """Frames and frame rate of a clip's source; for a clip cached before they were stored, read from the source
-    (the container's frame count and fps; the number of .npy frames of an MP_Data sequence, fps unknown)."""
+    """Frames and frame rate of a clip's source; for a clip cached before they were stored, read from the
+    source (the container's frame count and fps; the number of .npy frames of an MP_Data sequence, fps
+    unknown)."""
     if "source_frames" in part:
         return int(part["source_frames"]), float(part["source_fps"])
     if job.mode == "mp_data":
-        return sum(1 for f in Path(job.source).iterdir() if f.suffix == ".npy" and f.stem.isdigit()), float("nan")
+        return sum(1 for f in Path(job.source).iterdir() if f.suffix == ".npy" and f.stem.isdigit()), float(
+            "nan"
+        )
     from utils.data.video import video_info
 
     info = video_info(job.source, count=False)
     return int(info.num_frames), float(info.fps)
 
 
-def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE,
-                     workers: int | None = None, keypoints_from: str = "auto", limit: int | None = None,
-                     progress: bool = True, hand_size: int = DEFAULT_HAND_SIZE,
-                     mediapipe_size: int = MEDIAPIPE_SIZE, parallel: str = EXTRACT_PARALLEL) -> ExtractionReport:
-    """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz (``out`` ends
-    in .npz) or a features store folder (any other name; written clip by clip, see :mod:`utils.store`).
+def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_FRAMES,
+                     image_size: int = IMAGE_SIZE, workers: int | None = None, keypoints_from: str = "auto",
+                     limit: int | None = None, progress: bool = True, hand_size: int = DEFAULT_HAND_SIZE,
+                     mediapipe_size: int = MEDIAPIPE_SIZE,
+                     parallel: str = EXTRACT_PARALLEL) -> ExtractionReport:
+    """Extract every clip of a dataset folder (or 'synthetic', 'asl', 'ucf11') into one features .npz (``out``
+    ends in .npz) or a features store folder (any other name; written clip by clip, see :mod:`utils.store`).
 
     ``hand_size``: side in pixels of the crops around each hand (``hand_crops``), 0 for none.
     ``mediapipe_size``: longer side of the frames MediaPipe sees (0 = full resolution), recorded in the
@@ -242,7 +256,8 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
     if int(num_frames) < 1 or int(image_size) < 1:
         raise DatasetError(f"num_frames and image_size must be positive, got {num_frames} and {image_size}")
     if int(hand_size) < 0:
-        raise DatasetError(f"hand_size must be 0 (no hand crops) or a positive number of pixels, got {hand_size}")
+        raise DatasetError("hand_size must be 0 (no hand crops) or a positive number of pixels, got "
+                           f"{hand_size}")
     if int(mediapipe_size) < 0:
         raise DatasetError(f"mediapipe_size must be 0 (full resolution) or a positive number of pixels, "
                            f"got {mediapipe_size}")
@@ -253,12 +268,15 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
     kind, records = discover(root)
     video_mode = _keypoint_mode(kind, keypoints_from)
     records = _take_balanced(records, limit)
-    jobs = [ClipJob(source=str(r.path.resolve()), relative=_relative(root, r.path), mode=_clip_mode(r, video_mode),
-                     keypoints_path=str(r.keypoints_path) if r.keypoints_path else None, num_frames=int(num_frames),
+    jobs = [ClipJob(source=str(r.path.resolve()), relative=_relative(root, r.path),
+                    mode=_clip_mode(r, video_mode),
+                     keypoints_path=str(r.keypoints_path) if r.keypoints_path else None,
+                    num_frames=int(num_frames),
                      image_size=int(image_size), hand_size=_clip_hand_size(r, video_mode, hand_size),
                      mediapipe_size=int(mediapipe_size),
                      cache_path=str(_cache_path(root, r, num_frames, image_size, _clip_mode(r, video_mode),
-                                                _clip_hand_size(r, video_mode, hand_size), int(mediapipe_size))))
+                                                _clip_hand_size(r, video_mode, hand_size),
+                                                int(mediapipe_size))))
             for r in records]
     todo = [job for job in jobs if not Path(job.cache_path).is_file()]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo) or 1))
@@ -270,7 +288,8 @@ def extract_features(source: str | Path, out: str | Path, num_frames: int = NUM_
             failures = run_in_threads(todo, workers, bar)
         else:
             failures = run_in_pool(todo, workers, bar)
-    path, num_clips, skipped = _write_extracted(Path(out), root, kind, records, jobs, num_frames, image_size, failures)
+    path, num_clips, skipped = _write_extracted(Path(out), root, kind, records, jobs, num_frames, image_size,
+                                                failures)
     if skipped:
         print(f"skipped {len(skipped)} of {len(jobs)} clips:", *(f"  {p}: {r}" for p, r in skipped),
               sep="\n", file=sys.stderr)

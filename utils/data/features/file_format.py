@@ -68,9 +68,10 @@ class FeatureSet:
         """The clips at indices (same classes, so labels keep their meaning)."""
         indices = np.asarray(indices, dtype=np.int64)
         pick = lambda array: None if array is None else array[indices]  # noqa: E731
-        return FeatureSet(keypoints=self.keypoints[indices], frames=pick(self.frames), labels=self.labels[indices],
-                          classes=list(self.classes), groups=self.groups[indices], split=self.split[indices],
-                          paths=self.paths[indices], detected=pick(self.detected), meta=dict(self.meta),
+        return FeatureSet(keypoints=self.keypoints[indices], frames=pick(self.frames),
+                          labels=self.labels[indices], classes=list(self.classes),
+                          groups=self.groups[indices], split=self.split[indices], paths=self.paths[indices],
+                          detected=pick(self.detected), meta=dict(self.meta),
                           hand_crops=pick(self.hand_crops), source_frames=pick(self.source_frames),
                           source_fps=pick(self.source_fps))
 
@@ -98,7 +99,8 @@ def is_npz_path(path: str | Path) -> bool:
 
 def _columns(features: FeatureSet) -> dict[str, np.ndarray]:
     """The (N,) arrays of a FeatureSet that describe each clip, with their file dtypes."""
-    columns = {"labels": np.asarray(features.labels, dtype=np.int64), "groups": np.asarray(features.groups, dtype=str),
+    columns = {"labels": np.asarray(features.labels, dtype=np.int64),
+               "groups": np.asarray(features.groups, dtype=str),
                "split": np.asarray(features.split, dtype=str), "paths": np.asarray(features.paths, dtype=str)}
     if features.source_frames is not None:
         columns["source_frames"] = np.asarray(features.source_frames, dtype=np.int64)
@@ -108,7 +110,8 @@ def _columns(features: FeatureSet) -> dict[str, np.ndarray]:
 
 
 def _finite_clip(path: Path, row: int, clip: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The clip unchanged; FeatureFileError when its keypoints hold NaN/inf (a store is checked as it is written)."""
+    """The clip unchanged; FeatureFileError when its keypoints hold NaN/inf (a store is checked as it is
+    written)."""
     if not np.isfinite(clip["keypoints"]).all():
         raise FeatureFileError(f"{path}: keypoints of clip {row} hold NaN/inf values; fix or drop that clip")
     return clip
@@ -120,7 +123,8 @@ def save_features(path: str | Path, features: FeatureSet) -> Path:
     from utils.data import store
 
     path = Path(path)
-    clip_arrays = {name: getattr(features, name) for name in CLIP_ARRAYS if getattr(features, name) is not None}
+    clip_arrays = {name: getattr(features,
+                                 name) for name in CLIP_ARRAYS if getattr(features, name) is not None}
     if not is_npz_path(path):
         clips = (_finite_clip(path, row, {name: values[row] for name, values in clip_arrays.items()})
                  for row in range(len(features)))
@@ -137,7 +141,8 @@ def save_features(path: str | Path, features: FeatureSet) -> Path:
 # ----------------------------------------------------------------------------- loading with checks
 def _problem(path: Path, text: str) -> FeatureFileError:
     """A FeatureFileError naming the file, the problem and the way out."""
-    return FeatureFileError(f"{path}: {text}. Re-create it with `python -m utils extract <dataset> --out {path}`.")
+    return FeatureFileError(f"{path}: {text}. Re-create it with `python -m utils extract <dataset> --out "
+                            f"{path}`.")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -149,7 +154,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except Exception as error:  # BadZipFile, ValueError (pickled object), OSError ...
-        raise _problem(path, f"not a readable .npz features file ({type(error).__name__}: {error})") from error
+        raise _problem(path,
+                       f"not a readable .npz features file ({type(error).__name__}: {error})") from error
 
 
 def _check_shape(path: Path, arrays: dict[str, np.ndarray], name: str, shape: tuple) -> None:
@@ -166,13 +172,16 @@ def _as_dtype(array: Any, dtype: Any) -> Any:
 
 
 def _validated(path: Path, arrays: dict[str, Any], check_values: bool = True) -> FeatureSet:
-    """A FeatureSet from raw arrays, after checking names, shapes, label range and (check_values) finite keypoints."""
+    """A FeatureSet from raw arrays, after checking names, shapes, label range and (check_values) finite
+    keypoints."""
     missing = [name for name in ("keypoints", "labels", "classes") if name not in arrays]
     if missing:
-        raise _problem(path, f"missing array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
+        raise _problem(path,
+                       f"missing array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
     keypoints = arrays["keypoints"]
     if keypoints.ndim != 3 or keypoints.shape[2] != KEYPOINT_DIM:
-        raise _problem(path, f"array 'keypoints' has shape {keypoints.shape}, expected (N, T, {KEYPOINT_DIM})")
+        raise _problem(path,
+                       f"array 'keypoints' has shape {keypoints.shape}, expected (N, T, {KEYPOINT_DIM})")
     num_clips, num_frames = keypoints.shape[:2]
     _check_shape(path, arrays, "labels", (num_clips,))
     _check_shape(path, arrays, "classes", (None,))
@@ -191,29 +200,38 @@ def _validated(path: Path, arrays: dict[str, Any], check_values: bool = True) ->
     if not np.issubdtype(labels.dtype, np.integer):
         raise _problem(path, f"labels must be integers, got {labels.dtype}")
     if num_clips and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise _problem(path, f"labels range over {labels.min()}..{labels.max()} but there are {len(classes)} classes")
+        raise _problem(path,
+                       f"labels range over {labels.min()}..{labels.max()} but there are {len(classes)} "
+                       "classes")
     bad = ~np.isfinite(keypoints) if check_values else np.zeros(1, dtype=bool)
     if bad.any():
         clip = int(np.argwhere(bad)[0][0])
         raise _problem(path, f"keypoints hold {int(bad.sum())} NaN/inf values (first in clip {clip})")
     empty = np.full(num_clips, "", dtype=str)
     meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
-    return FeatureSet(keypoints=_as_dtype(keypoints, np.float32), frames=arrays.get("frames"),
-                      labels=labels.astype(np.int64), classes=[str(c) for c in classes],
-                      groups=arrays.get("groups", empty).astype(str), split=arrays.get("split", empty).astype(str),
-                      paths=arrays.get("paths", empty).astype(str),
-                      detected=None if "detected" not in arrays else _as_dtype(arrays["detected"], bool), meta=meta,
-                      hand_crops=arrays.get("hand_crops"),
-                      source_frames=arrays["source_frames"].astype(np.int64) if "source_frames" in arrays else None,
-                      source_fps=arrays["source_fps"].astype(np.float32) if "source_fps" in arrays else None)
+    return FeatureSet(
+        keypoints=_as_dtype(keypoints, np.float32),
+        frames=arrays.get("frames"),
+        labels=labels.astype(np.int64),
+        classes=[str(c) for c in classes],
+        groups=arrays.get("groups", empty).astype(str),
+        split=arrays.get("split", empty).astype(str),
+        paths=arrays.get("paths", empty).astype(str),
+        detected=None if "detected" not in arrays else _as_dtype(arrays["detected"], bool),
+        meta=meta,
+        hand_crops=arrays.get("hand_crops"),
+        source_frames=arrays["source_frames"].astype(np.int64) if "source_frames" in arrays else None,
+        source_fps=arrays["source_fps"].astype(np.float32) if "source_fps" in arrays else None,
+    )
 
 
 def load_features(path: str | Path) -> FeatureSet:
-    """Read a features .npz, or open a features store folder, and check it; FeatureFileError names the problem.
+    """Read a features .npz, or open a features store folder, and check it; FeatureFileError names the
+    problem.
 
-    From a store, the clip arrays (keypoints, frames, hand crops, detected) are :class:`utils.store.MappedArray`:
-    nothing of them is read until clips are indexed, and only those clips are (see :mod:`utils.store`). Their
-    keypoints were checked finite when the store was written.
+    From a store, the clip arrays (keypoints, frames, hand crops, detected) are
+    :class:`utils.store.MappedArray`: nothing of them is read until clips are indexed, and only those clips
+    are (see :mod:`utils.store`). Their keypoints were checked finite when the store was written.
     """
     from utils.data import store
 

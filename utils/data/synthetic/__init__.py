@@ -49,6 +49,6 @@ from utils.data.synthetic.render import (
 )
 from utils.data.synthetic.signers import Signer, face_template, make_signers
 
-__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_NUM_FRAMES", "GENERATOR_VERSION", "MOTIONS", "SIGNS", "SIGN_DESCRIPTIONS",
-           "Signer", "SyntheticClip", "contact_sheet", "face_template", "generate_clip", "make_dataset", "make_signers",
-           "render_keypoints", "simulate_detection", "simulate_keypoints"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_NUM_FRAMES", "GENERATOR_VERSION", "MOTIONS", "SIGNS",
+           "SIGN_DESCRIPTIONS", "Signer", "SyntheticClip", "contact_sheet", "face_template", "generate_clip",
+           "make_dataset", "make_signers", "render_keypoints", "simulate_detection", "simulate_keypoints"]

@@ -30,8 +30,9 @@ def _dataset_params(clips_per_class: int, num_signers: int, difficulty: float, s
                     image_size: int) -> dict:
     """The parameters that define a synthetic dataset folder."""
     return {"kind": "synthetic", "signs": list(SIGNS), "seed": int(seed), "difficulty": float(difficulty),
-            "clips_per_class": int(clips_per_class), "num_signers": int(num_signers), "num_frames": int(num_frames),
-            "image_size": int(image_size), "generator_version": GENERATOR_VERSION}
+            "clips_per_class": int(clips_per_class), "num_signers": int(num_signers),
+            "num_frames": int(num_frames), "image_size": int(image_size),
+            "generator_version": GENERATOR_VERSION}
 
 
 def _check_folder(out_dir: Path, params: dict) -> bool:
@@ -42,7 +43,9 @@ def _check_folder(out_dir: Path, params: dict) -> bool:
             try:
                 found = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as error:
-                raise DatasetError(f"{path} is unreadable ({error}): delete {out_dir} or pick another --out") from error
+                raise DatasetError(
+                    f"{path} is unreadable ({error}): delete {out_dir} or pick another --out"
+                ) from error
             if found != params:
                 changed = sorted(k for k in set(found) | set(params) if found.get(k) != params.get(k))
                 raise DatasetError(
@@ -51,7 +54,9 @@ def _check_folder(out_dir: Path, params: dict) -> bool:
                     "Pick another --out folder or delete that one.")
             return name == "dataset.json"
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise DatasetError(f"{out_dir} is not empty and is not a synthetic dataset folder: pick another --out")
+        raise DatasetError(
+            f"{out_dir} is not empty and is not a synthetic dataset folder: pick another --out"
+        )
     return False
 
 
@@ -84,8 +89,8 @@ def _write_clip(out_dir: Path, sign_index: int, clip_index: int, signer: Signer,
 
     sign = SIGNS[sign_index]
     video_path, keypoint_path = _clip_paths(out_dir, sign, signer.id, clip_index)
-    clip = generate_clip(sign, signer, _clip_rng(params["seed"], sign_index, clip_index), params["difficulty"],
-                         params["num_frames"], params["image_size"])
+    clip = generate_clip(sign, signer, _clip_rng(params["seed"], sign_index, clip_index),
+                         params["difficulty"], params["num_frames"], params["image_size"])
     keypoint_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = keypoint_path.with_name(f".{keypoint_path.name}.tmp")
     with open(tmp, "wb") as handle:

@@ -21,7 +21,8 @@ HANDSHAPES: dict[str, np.ndarray] = {name: np.array(values, dtype=np.float64) fo
 }.items()}
 
 # Hand model in hand lengths, for a hand on its own side of the body: x points outward (away from the
-# body's midline), y down, z away from the camera; palm facing the camera, fingers up, thumb toward the midline.
+# body's midline), y down, z away from the camera; palm facing the camera, fingers up, thumb toward the
+# midline.
 _FINGER_BASES = np.array([[-0.11, -0.45], [-0.02, -0.47], [0.07, -0.44], [0.15, -0.39]])  # index..pinky MCP
 _FINGER_LENGTHS = np.array([[0.21, 0.13, 0.10], [0.24, 0.15, 0.11], [0.22, 0.14, 0.10], [0.17, 0.10, 0.09]])
 _FINGER_SPREAD = np.array([-0.22, -0.06, 0.10, 0.28])  # radians at full spread, + = outward
@@ -50,11 +51,21 @@ def _chain(start: np.ndarray, direction: np.ndarray, bend_toward: np.ndarray, le
 def rotation_matrices(roll: np.ndarray, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     """(T, 3, 3) rotations Rz(roll) @ Ry(yaw) @ Rx(pitch), angles in radians."""
     count = len(roll)
-    cr, sr, cy, sy, cp, sp = np.cos(roll), np.sin(roll), np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    cr, sr, cy, sy, cp, sp = (
+        np.cos(roll),
+        np.sin(roll),
+        np.cos(yaw),
+        np.sin(yaw),
+        np.cos(pitch),
+        np.sin(pitch),
+    )
     one, zero = np.ones(count), np.zeros(count)
-    rz = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], 1)
-    ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], 1)
-    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], 1)
+    rz = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1),
+                   np.stack([zero, zero, one], -1)], 1)
+    ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1),
+                   np.stack([-sy, zero, cy], -1)], 1)
+    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1),
+                   np.stack([zero, sp, cp], -1)], 1)
     return rz @ ry @ rx
 
 
@@ -73,7 +84,8 @@ def hand_landmarks(shape: np.ndarray, roll: np.ndarray, yaw: np.ndarray, pitch: 
     thumb_direction = np.stack([np.sin(thumb_angle), -np.cos(thumb_angle), np.zeros(count)], -1)
     thumb_start = np.tile(np.append(_THUMB_BASE, 0.0), (count, 1))
     points[:, 1] = thumb_start
-    thumb = _chain(thumb_start, thumb_direction, _THUMB_BEND_TOWARD, _THUMB_LENGTHS, curls[:, :1] * _THUMB_JOINT_BEND)
+    thumb = _chain(thumb_start, thumb_direction, _THUMB_BEND_TOWARD, _THUMB_LENGTHS,
+                   curls[:, :1] * _THUMB_JOINT_BEND)
     points[:, 2:5] = np.stack(thumb, 1)
     for finger in range(4):
         angle = -0.03 + spread * _FINGER_SPREAD[finger]
@@ -81,6 +93,7 @@ def hand_landmarks(shape: np.ndarray, roll: np.ndarray, yaw: np.ndarray, pitch: 
         base = np.tile(np.append(_FINGER_BASES[finger], 0.0), (count, 1))
         first = 5 + 4 * finger
         points[:, first] = base
-        joints = _chain(base, direction, toward_palm, _FINGER_LENGTHS[finger], curls[:, finger + 1:finger + 2] * _FINGER_JOINT_BEND)
+        joints = _chain(base, direction, toward_palm, _FINGER_LENGTHS[finger],
+                        curls[:, finger + 1:finger + 2] * _FINGER_JOINT_BEND)
         points[:, first + 1:first + 4] = np.stack(joints, 1)
     return np.einsum("tij,tpj->tpi", rotation_matrices(roll, yaw, pitch), points)

@@ -24,7 +24,8 @@ from utils.data.synthetic.signers import (
 )
 from utils.errors import DatasetError
 
-SIGNS: tuple[str, ...] = ("hello", "thanks", "iloveyou", "me", "father", "mother", "yes", "no", "help", "please")
+SIGNS: tuple[str, ...] = ("hello", "thanks", "iloveyou", "me", "father", "mother", "yes", "no", "help",
+                          "please")
 
 SIGN_DESCRIPTIONS: dict[str, str] = {
     "hello": "flat hand starts at the temple (a salute) and moves outward",
@@ -64,7 +65,8 @@ def _track(count: int, target: np.ndarray, contact: int, roll, yaw, pitch, shape
     """A HandTrack with scalars broadcast to ``count`` frames."""
     full = lambda value: np.broadcast_to(np.asarray(value, dtype=np.float64), (count,)).copy()  # noqa: E731
     shape = np.broadcast_to(np.asarray(shape, dtype=np.float64), (count, 7)).copy()
-    return HandTrack(np.asarray(target, dtype=np.float64), contact, full(roll), full(yaw), full(pitch), shape, full(depth))
+    return HandTrack(np.asarray(target, dtype=np.float64), contact, full(roll), full(yaw), full(pitch), shape,
+                     full(depth))
 
 
 def _ease(u: np.ndarray) -> np.ndarray:
@@ -85,7 +87,8 @@ def _hello(u: np.ndarray, at: dict[str, np.ndarray], a: float, v: np.ndarray) ->
     """Flat hand from the temple outward (a salute)."""
     e = _ease(u)
     target = at["temple"] + [0.02, 0.0] + np.outer(e, a * np.array([0.42 + 0.05 * v[0], 0.06 + 0.05 * v[1]]))
-    return _track(len(u), target, 8, -40 + 45 * e, 45 - 25 * e, 5 * v[2], HANDSHAPES["flat"], -0.2 - 0.15 * e), None
+    return _track(len(u), target, 8, -40 + 45 * e, 45 - 25 * e, 5 * v[2], HANDSHAPES["flat"],
+                  -0.2 - 0.15 * e), None
 
 
 def _thanks(u: np.ndarray, at: dict[str, np.ndarray], a: float, v: np.ndarray) -> Tracks:
@@ -202,8 +205,9 @@ def _draw_setup(signer: Signer, rng: np.random.Generator, difficulty: float) -> 
     start_phase = float(rng.uniform(0, 0.2) * d) if rng.uniform() < 0.25 * d else 0.0
     return _ClipSetup(
         offset=rng.normal(0, 0.025 * d, 2), scale=float(np.exp(rng.normal(0, 0.06 * d))),
-        rotation=float(np.clip(rng.normal(0, 4.0 * d), -12, 12)), lead_in=lead_in, core=min(core, 1.0 - 0.5 * lead_in),
-        start_phase=start_phase, warp=float(np.clip(rng.normal(0, 0.3 * d), -0.8, 0.8)),
+        rotation=float(np.clip(rng.normal(0, 4.0 * d), -12, 12)), lead_in=lead_in,
+        core=min(core, 1.0 - 0.5 * lead_in), start_phase=start_phase,
+        warp=float(np.clip(rng.normal(0, 0.3 * d), -0.8, 0.8)),
         amplitude=float(signer.amplitude * np.exp(rng.normal(0, 0.1 * d))),
         variation=rng.normal(0, 1.0, 4) * min(d, 1.5), location=rng.normal(0, [0.1 * d, 0.22 * d]),
         laxness=np.clip(signer.laxness + rng.normal(0, 0.05 * d, 5), 0, 0.4),
@@ -247,7 +251,8 @@ def _anchors(face: np.ndarray, side: int, signer: Signer, setup: _ClipSetup) -> 
     brow = (np.array(RIGHT_BROW if side < 0 else LEFT_BROW))
     points = {
         "forehead": 0.5 * (face[:, 151, :2] + face[:, 9, :2]),
-        "temple": 0.5 * (face[:, temple_index, :2] + face[:, brow[:3], :2].mean(axis=1)) - [0, 0.1 * signer.face_width],
+        "temple": 0.5 * (face[:, temple_index, :2] + face[:, brow[:3], :2].mean(axis=1))
+        - [0, 0.1 * signer.face_width],
         "mouth": face[:, 13, :2],
         "chin": 0.5 * (face[:, 17, :2] + face[:, FACE_CHIN, :2]),
     }
@@ -260,7 +265,8 @@ def _anchors(face: np.ndarray, side: int, signer: Signer, setup: _ClipSetup) -> 
 
 
 def _elbow(shoulder: np.ndarray, wrist: np.ndarray, upper: float, lower: float) -> np.ndarray:
-    """Elbow positions (T, 3) joining shoulder and wrist (T, 3), bent down, outward and back (own-side frame)."""
+    """Elbow positions (T, 3) joining shoulder and wrist (T, 3), bent down, outward and back (own-side
+    frame)."""
     delta = wrist - shoulder
     length = np.linalg.norm(delta, axis=1)
     distance = np.clip(length, abs(upper - lower) + 1e-3, upper + lower - 1e-3)
@@ -275,8 +281,10 @@ def _elbow(shoulder: np.ndarray, wrist: np.ndarray, upper: float, lower: float) 
     return shoulder + along[:, None] * unit + across[:, None] * normal
 
 
-def _blend(rest: HandTrack, sign: HandTrack, weight: np.ndarray, signer: Signer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Wrist (T, 2), depth (T,) and landmarks (T, 21, 3) of a hand moving from rest (weight 0) to the sign (1)."""
+def _blend(rest: HandTrack, sign: HandTrack, weight: np.ndarray,
+           signer: Signer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wrist (T, 2), depth (T,) and landmarks (T, 21, 3) of a hand moving from rest (weight 0) to the sign
+    (1)."""
     lengths = signer.hand_length
 
     def placed(track: HandTrack) -> tuple[np.ndarray, np.ndarray]:
@@ -312,10 +320,12 @@ def _arm_and_hand(track: HandTrack | None, side: int, signer: Signer, weight: np
     wrist, depth, local = _blend(rest, sign, weight if track is not None else np.zeros(count), signer)
     mirror = np.array([side, 1.0, 1.0])
     with_depth = lambda xy, z: np.concatenate([xy, np.asarray(z).reshape(count, 1)], axis=1)  # noqa: E731
-    shoulder_3d, wrist_3d = with_depth(np.tile(shoulder, (count, 1)), np.zeros(count)), with_depth(wrist, depth)
+    shoulder_3d, wrist_3d = with_depth(np.tile(shoulder, (count, 1)),
+                                       np.zeros(count)), with_depth(wrist, depth)
     elbow = _elbow(shoulder_3d, wrist_3d, signer.upper_arm, signer.forearm)
     return {"shoulder": shoulder_3d * mirror, "elbow": elbow * mirror, "wrist": wrist_3d * mirror,
-            "hand": (np.concatenate([wrist[:, None, :], depth.reshape(count, 1, 1)], axis=2) + local) * mirror}
+            "hand": (np.concatenate([wrist[:, None, :], depth.reshape(count, 1, 1)],
+                                    axis=2) + local) * mirror}
 
 
 _POSE_PAIRS_FROM_FACE = {0: (1,), 1: (362,), 2: (362, 263), 3: (263,), 4: (133,), 5: (133, 33), 6: (33,),
@@ -396,7 +406,8 @@ def simulate_keypoints(sign: str, signer: Signer, rng: np.random.Generator, diff
 # ----------------------------------------------------------------------------------------------- detector
 def simulate_detection(keypoints: np.ndarray, rng: np.random.Generator,
                        difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """What a Holistic detector would report: jittered keypoints, parts it missed zeroed, and ``detected`` (T, 4).
+    """What a Holistic detector would report: jittered keypoints, parts it missed zeroed, and ``detected`` (T,
+    4).
 
     A hand is missed when a third of it is outside the picture, and now and then at random (runs of 1-4
     frames, more often at higher ``difficulty``); the face rarely; the pose never.
@@ -409,9 +420,11 @@ def simulate_detection(keypoints: np.ndarray, rng: np.random.Generator,
     detected = np.ones((count, 4), dtype=bool)
     for column, (part, (shared, own)) in enumerate(jitter.items()):
         values = parts[part]
-        values[..., :3] += d * (rng.normal(0, shared, (count, 1, 3)) + rng.normal(0, own, values[..., :3].shape))
+        values[..., :3] += d * (rng.normal(0, shared,
+                                           (count, 1, 3)) + rng.normal(0, own, values[..., :3].shape))
         if part == "pose":
-            values[..., 3] = np.clip(values[..., 3] - np.abs(rng.normal(0, 0.02 * d, values[..., 3].shape)), 0, 1)
+            values[..., 3] = np.clip(values[..., 3] - np.abs(rng.normal(0, 0.02 * d, values[..., 3].shape)),
+                                     0, 1)
             continue
         outside = ((values[..., :2] < 0) | (values[..., :2] > 1)).any(axis=-1).mean(axis=-1)
         rate = (0.002 if part == "face" else 0.03) * d

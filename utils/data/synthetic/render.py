@@ -85,10 +85,12 @@ def _draw_head(canvas: np.ndarray, face: np.ndarray, signer: Signer, size: int) 
     centre = px[list(FACE_OVAL)].mean(axis=0)
     scale = 1 << _SHIFT
 
-    def ellipse(c: np.ndarray, axes: tuple[float, float], colour: Colour, start: float = 0, end: float = 360) -> None:
+    def ellipse(c: np.ndarray, axes: tuple[float, float], colour: Colour, start: float = 0,
+                end: float = 360) -> None:
         """A filled ellipse tilted like the face."""
-        cv2.ellipse(canvas, tuple(int(v) for v in np.round(c * scale)), tuple(int(round(a * scale)) for a in axes),
-                    angle, start, end, colour, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(canvas, tuple(int(v) for v in np.round(c * scale)),
+                    tuple(int(round(a * scale)) for a in axes), angle, start, end, colour, -1, cv2.LINE_AA,
+                    _SHIFT)
 
     ellipse(centre + 0.2 * width * up, (0.62 * width, 0.74 * width), signer.hair)
     ellipse(centre + 0.1 * width * up, (0.56 * width, 0.76 * width), signer.skin)
@@ -101,13 +103,16 @@ def _draw_head(canvas: np.ndarray, face: np.ndarray, signer: Signer, size: int) 
         cv2.fillPoly(canvas, [pts[list(eye)]], eye_colour, cv2.LINE_AA, _SHIFT)
     thickness = max(1, int(round(width * 0.04)))
     for brow in (RIGHT_BROW, LEFT_BROW):
-        cv2.polylines(canvas, [pts[list(brow)]], False, _darker(signer.hair, 0.8), thickness, cv2.LINE_AA, _SHIFT)
+        cv2.polylines(canvas, [pts[list(brow)]], False, _darker(signer.hair, 0.8), thickness, cv2.LINE_AA,
+                      _SHIFT)
     cv2.line(canvas, tuple(pts[6]), tuple(pts[4]), _darker(signer.skin, 0.75), thickness, cv2.LINE_AA, _SHIFT)
     cv2.fillPoly(canvas, [pts[list(LIPS_OUTER)]], signer.lips, cv2.LINE_AA, _SHIFT)
 
 
-def _draw_body(canvas: np.ndarray, pose: np.ndarray, face: np.ndarray | None, signer: Signer, size: int) -> float:
-    """Torso and neck (up to the face mesh's chin, or the nose without a face); returns the shoulder width in pixels."""
+def _draw_body(canvas: np.ndarray, pose: np.ndarray, face: np.ndarray | None, signer: Signer,
+               size: int) -> float:
+    """Torso and neck (up to the face mesh's chin, or the nose without a face); returns the shoulder width in
+    pixels."""
     import cv2
 
     pts = _fixed(pose, size)
@@ -121,9 +126,11 @@ def _draw_body(canvas: np.ndarray, pose: np.ndarray, face: np.ndarray | None, si
     else:
         neck_top = pts[0]
     neck_thickness = max(2, int(0.16 * shoulder_px * signer.build))
-    cv2.line(canvas, tuple(neck_base), tuple(neck_top), _darker(signer.skin, 0.9), neck_thickness, cv2.LINE_AA, _SHIFT)
+    cv2.line(canvas, tuple(neck_base), tuple(neck_top), _darker(signer.skin, 0.9), neck_thickness,
+             cv2.LINE_AA, _SHIFT)
     cv2.fillPoly(canvas, [np.array([pts[11] + outward, pts[12] - outward,
-                                    neck_base + (neck_top - neck_base) // 5])], signer.shirt, cv2.LINE_AA, _SHIFT)
+                                    neck_base + (neck_top - neck_base) // 5])], signer.shirt, cv2.LINE_AA,
+                 _SHIFT)
     return shoulder_px
 
 
@@ -217,7 +224,8 @@ def _camera_effects(frames: np.ndarray, rng: np.random.Generator, difficulty: fl
 # ----------------------------------------------------------------------------------------------- clips
 @dataclass
 class SyntheticClip:
-    """One generated clip: frames (T, S, S, 3) uint8 RGB, keypoints (T, 1662) float32, detected (T, 4) bool."""
+    """One generated clip: frames (T, S, S, 3) uint8 RGB, keypoints (T, 1662) float32, detected (T, 4)
+    bool."""
 
     frames: np.ndarray
     keypoints: np.ndarray
@@ -227,7 +235,8 @@ class SyntheticClip:
 
 
 def generate_clip(sign: str, signer: Signer, rng: np.random.Generator, difficulty: float = 1.0,
-                  num_frames: int = DEFAULT_NUM_FRAMES, image_size: int = DEFAULT_IMAGE_SIZE) -> SyntheticClip:
+                  num_frames: int = DEFAULT_NUM_FRAMES,
+                  image_size: int = DEFAULT_IMAGE_SIZE) -> SyntheticClip:
     """``signer`` performing ``sign``: rendered frames plus the keypoints a detector would report."""
     check_sizes(num_frames, image_size, difficulty)
     exact = simulate_keypoints(sign, signer, rng, difficulty, num_frames)
@@ -242,10 +251,11 @@ def check_sizes(num_frames: int, image_size: int, difficulty: float) -> None:
     if num_frames < MIN_NUM_FRAMES:
         raise DatasetError(f"num_frames={num_frames} is too short: use at least {MIN_NUM_FRAMES}")
     if image_size < MIN_IMAGE_SIZE:
-        raise DatasetError(f"image_size={image_size} is too small to draw fingers: use at least {MIN_IMAGE_SIZE} "
-                           "(features are resized later, e.g. to 64)")
+        raise DatasetError(f"image_size={image_size} is too small to draw fingers: use at least "
+                           f"{MIN_IMAGE_SIZE} (features are resized later, e.g. to 64)")
     if not 0.0 <= difficulty <= 3.0:
-        raise DatasetError(f"difficulty={difficulty} is out of range: use 0 (clean) .. 1 (default) .. 2 (hard)")
+        raise DatasetError(f"difficulty={difficulty} is out of range: use 0 (clean) .. 1 (default) .. 2 "
+                           "(hard)")
 
 
 def contact_sheet(clips: list[SyntheticClip], frames_per_clip: int = 6) -> np.ndarray:

@@ -81,7 +81,8 @@ def face_template() -> np.ndarray:
             np.save(tmp, template)
             os.replace(tmp, cache_file)
         if template.shape != (FACE_POINTS, 3):
-            raise DatasetError(f"{cache_file} holds shape {template.shape}, expected ({FACE_POINTS}, 3): delete it")
+            raise DatasetError(f"{cache_file} holds shape {template.shape}, expected ({FACE_POINTS}, 3): "
+                               "delete it")
         _face_template_memory = template
     return _face_template_memory
 
@@ -94,7 +95,8 @@ def set_face_template(template: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------------------------- signers
 Colour = tuple[int, int, int]
-_SKIN_TONES = ((255, 224, 196), (241, 194, 160), (224, 172, 130), (198, 134, 96), (161, 102, 70), (112, 72, 48))
+_SKIN_TONES = ((255, 224, 196), (241, 194, 160), (224, 172, 130), (198, 134, 96), (161, 102, 70),
+               (112, 72, 48))
 _HAIR_COLOURS = ((30, 24, 20), (70, 45, 30), (120, 80, 40), (200, 170, 110), (150, 60, 30), (170, 170, 170))
 BACKGROUND_KINDS = ("plain", "gradient", "texture")
 
@@ -140,7 +142,8 @@ class Signer:
         return -1 if self.handedness == "right" else 1
 
 
-def _random_colour(rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]) -> Colour:
+def _random_colour(rng: np.random.Generator, saturation: tuple[float, float],
+                   value: tuple[float, float]) -> Colour:
     """A random RGB colour from hue, saturation and value ranges."""
     import colorsys
 
@@ -150,7 +153,8 @@ def _random_colour(rng: np.random.Generator, saturation: tuple[float, float], va
 
 def jitter_colour(colour: Colour, rng: np.random.Generator, amount: float) -> Colour:
     """A colour moved by up to ``amount`` per channel."""
-    return tuple(int(np.clip(c + rng.uniform(-amount, amount), 0, 255)) for c in colour)  # type: ignore[return-value]
+    # type: ignore[return-value]
+    return tuple(int(np.clip(c + rng.uniform(-amount, amount), 0, 255)) for c in colour)
 
 
 def _make_signer(signer_id: str, handedness: str, rng: np.random.Generator) -> Signer:
@@ -159,16 +163,17 @@ def _make_signer(signer_id: str, handedness: str, rng: np.random.Generator) -> S
     return Signer(
         id=signer_id, handedness=handedness,
         face_width=rng.uniform(0.34, 0.42), neck_length=rng.uniform(0.12, 0.22),
-        upper_arm=rng.uniform(0.68, 0.80), forearm=rng.uniform(0.60, 0.70), hand_length=rng.uniform(0.48, 0.56),
-        torso_length=rng.uniform(1.1, 1.3), hip_width=rng.uniform(0.7, 0.9), build=rng.uniform(0.85, 1.2),
-        center_x=rng.uniform(0.42, 0.58), center_y=rng.uniform(0.42, 0.5), scale=rng.uniform(0.33, 0.42),
-        head_roll=rng.normal(0, 4),
+        upper_arm=rng.uniform(0.68, 0.80), forearm=rng.uniform(0.60, 0.70),
+        hand_length=rng.uniform(0.48, 0.56), torso_length=rng.uniform(1.1, 1.3),
+        hip_width=rng.uniform(0.7, 0.9), build=rng.uniform(0.85, 1.2), center_x=rng.uniform(0.42, 0.58),
+        center_y=rng.uniform(0.42, 0.5), scale=rng.uniform(0.33, 0.42), head_roll=rng.normal(0, 4),
         skin=skin, shirt=_random_colour(rng, (0.3, 0.9), (0.25, 0.9)),
         hair=jitter_colour(_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))], rng, 15),
         lips=jitter_colour((int(skin[0] * 0.8), int(skin[1] * 0.5), int(skin[2] * 0.5)), rng, 10),
         long_sleeves=bool(rng.uniform() < 0.6),
         background_kind=BACKGROUND_KINDS[rng.integers(len(BACKGROUND_KINDS))],
-        background_colours=(_random_colour(rng, (0.0, 0.5), (0.3, 0.95)), _random_colour(rng, (0.0, 0.5), (0.3, 0.95))),
+        background_colours=(_random_colour(rng, (0.0, 0.5), (0.3, 0.95)),
+                            _random_colour(rng, (0.0, 0.5), (0.3, 0.95))),
         speed=rng.uniform(0.55, 0.85), amplitude=rng.uniform(0.8, 1.2),
         location_bias=(float(rng.normal(0, 0.06)), float(rng.normal(0, 0.12))),
         laxness=rng.uniform(0.0, 0.3), rest_style=("side", "front")[rng.integers(2)],
@@ -176,10 +181,12 @@ def _make_signer(signer_id: str, handedness: str, rng: np.random.Generator) -> S
 
 
 def make_signers(num_signers: int, rng: np.random.Generator) -> list[Signer]:
-    """``num_signers`` distinct signers ``s01``, ``s02``, ...; about a quarter (at least one of two+) left-handed."""
+    """``num_signers`` distinct signers ``s01``, ``s02``, ...; about a quarter (at least one of two+)
+    left-handed."""
     if num_signers < 1:
         raise DatasetError(f"num_signers must be at least 1, got {num_signers}")
     width = max(2, len(str(num_signers)))
     num_left = 0 if num_signers < 2 else max(1, round(0.25 * num_signers))
     left = set(rng.choice(num_signers, size=num_left, replace=False).tolist()) if num_left else set()
-    return [_make_signer(f"s{i + 1:0{width}d}", "left" if i in left else "right", rng) for i in range(num_signers)]
+    return [_make_signer(f"s{i + 1:0{width}d}", "left" if i in left else "right",
+                         rng) for i in range(num_signers)]

@@ -23,11 +23,14 @@ option         effect
 ``hand_shape`` append each hand in wrist-local coordinates divided by the palm size
                (:func:`hand_shape`): the hand's shape, whatever its position, size and the signer's distance
 ``presence``   append two flags per frame: left hand seen, right hand seen
-``fill_gaps``  fill hand drop-outs of at most this many frames by linear interpolation (:func:`fill_hand_gaps`)
+``fill_gaps``  fill hand drop-outs of at most this many frames by linear interpolation
+               (:func:`fill_hand_gaps`)
 ``hand_angles`` append each hand's finger joint bends and fingertip distances (:func:`hand_angles`):
                hand shape that does not change when the hand turns in the image plane
-``draw_landmarks``  frame models: draw the clip's landmarks onto its frames first (:func:`draw_clip_landmarks`),
-               as the original's ``keypoint_generation.py`` saved them (it can leak the skeleton into the pixels)
+``draw_landmarks`` frame models: draw the clip's landmarks onto its frames first
+(:func:`draw_clip_landmarks`),
+               as the original's ``keypoint_generation.py`` saved them (it can leak the skeleton into the
+               pixels)
 =============  =====================================================================================
 
 ``mirror`` takes ``False``, ``"motion"`` (the hand that travels further is the dominant one, see
@@ -42,7 +45,8 @@ through every step, so the model can still tell "not seen" from "seen at the ori
 
 One module per concern, in the order they build on each other:
 
-* :mod:`.normalise` - the options, the 1662 layout in parts, normalisation, which face and pose points are kept;
+* :mod:`.normalise` - the options, the 1662 layout in parts, normalisation, which face and pose points are
+kept;
 * :mod:`.hands` - hand handling: mirroring and the dominant hand, gap filling, hand shape and finger angles;
 * :mod:`.pipeline` - :func:`preprocess_keypoints` and :func:`preprocess_frames`, velocities, resampling time;
 * :mod:`.augment` - training-time augmentation (:func:`augment_clips`, :func:`augment_batch`).

@@ -35,8 +35,8 @@ def jitter_colors(frames: np.ndarray, rng: np.random.Generator, strength: float)
 
 
 def random_crops(frames: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """Per clip: one random square window (side 1 - up to ``strength`` of the image, anywhere inside it) cut out of
-    every frame and resized back to the frame size, i.e. a random zoom and shift; same dtype out."""
+    """Per clip: one random square window (side 1 - up to ``strength`` of the image, anywhere inside it) cut
+    out of every frame and resized back to the frame size, i.e. a random zoom and shift; same dtype out."""
     import cv2
 
     out = np.empty_like(frames)
@@ -60,7 +60,8 @@ def resolve_augmentation(options: Mapping[str, Any] | None) -> dict[str, float]:
     return merged
 
 
-def _affine(kp: np.ndarray, rng: np.random.Generator, scale: float, rotate: float, shift: float) -> np.ndarray:
+def _affine(kp: np.ndarray, rng: np.random.Generator, scale: float, rotate: float,
+            shift: float) -> np.ndarray:
     """Random per-clip scale (x and y separately), rotation (degrees) and shift about the image centre."""
     n = len(kp)
     sx, sy = (1 + rng.uniform(-scale, scale, size=(2, n))).astype(np.float32)
@@ -87,7 +88,8 @@ def _time_warp_indices(num_frames: int, strength: float, rng: np.random.Generato
     return np.clip(np.round(positions * (num_frames - 1)), 0, num_frames - 1).astype(np.int64)
 
 
-def _drop_indices(num_frames: int, probability: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _drop_indices(num_frames: int, probability: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Frame order with dropped frames repeating their predecessor, and a mask of frames to zero out."""
     dropped = rng.random(num_frames) < probability
     dropped[0] = False
@@ -99,8 +101,8 @@ def _drop_indices(num_frames: int, probability: float, rng: np.random.Generator)
 
 
 def drop_hand_spans(kp: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
-    """With this probability per clip, one hand (left or right at random) goes missing (zeros) for a random span
-    of 1 to T/2 frames: what MediaPipe does when it loses a hand. Everything else is unchanged."""
+    """With this probability per clip, one hand (left or right at random) goes missing (zeros) for a random
+    span of 1 to T/2 frames: what MediaPipe does when it loses a hand. Everything else is unchanged."""
     kp = check_keypoints(kp).copy()
     num_frames = kp.shape[1]
     for clip in np.flatnonzero(rng.random(len(kp)) < probability):
@@ -112,18 +114,20 @@ def drop_hand_spans(kp: np.ndarray, rng: np.random.Generator, probability: float
 
 
 def jitter_fingers(kp: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """Move each hand's points 1-20 (not the wrist) by a random offset per clip and point, x and y, of standard
-    deviation ``strength`` palm sizes (:func:`hand_shape`'s palm): another hand's proportions, the same sign.
-    Only frames where the hand is present change."""
+    """Move each hand's points 1-20 (not the wrist) by a random offset per clip and point, x and y, of
+    standard deviation ``strength`` palm sizes (:func:`hand_shape`'s palm): another hand's proportions, the
+    same sign. Only frames where the hand is present change."""
     kp = check_keypoints(kp).copy()
     present = part_presence(kp)
     for hand, index in ((LEFT_HAND, 2), (RIGHT_HAND, 3)):
         points = kp[..., hand].reshape(*kp.shape[:2], HAND_POINTS, 3)
-        palm = np.linalg.norm(points[..., PALM_POINTS, :2] - points[..., HAND_WRIST:HAND_WRIST + 1, :2], axis=-1).mean(-1)
+        palm = np.linalg.norm(points[..., PALM_POINTS, :2] - points[..., HAND_WRIST:HAND_WRIST + 1, :2],
+                              axis=-1).mean(-1)
         offset = rng.normal(0, strength, size=(len(kp), 1, HAND_POINTS - 1, 2)).astype(np.float32)
         moved = points.copy()
         moved[..., 1:, :2] += offset * palm[..., None, None]
-        kp[..., hand] = np.where(present[..., index][..., None], moved.reshape(*kp.shape[:2], -1), kp[..., hand])
+        kp[..., hand] = np.where(present[..., index][..., None], moved.reshape(*kp.shape[:2], -1),
+                                 kp[..., hand])
     return kp
 
 
@@ -131,18 +135,18 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
                   options: Mapping[str, Any] | None, hand_crops: np.ndarray | None = None) -> tuple:
     """Augment raw keypoints (N, T, 1662) and, consistently, their frames (N, T, S, S, 3) or None.
 
-    Given ``hand_crops`` (N, T, 2, C, C, 3), returns (keypoints, frames, hand_crops), else (keypoints, frames):
-    a flip mirrors each crop and swaps left and right, as it swaps the hands' keypoints; crops follow the
-    time warp and colour jitter of their frames.
+    Given ``hand_crops`` (N, T, 2, C, C, 3), returns (keypoints, frames, hand_crops), else (keypoints,
+    frames): a flip mirrors each crop and swaps left and right, as it swaps the hands' keypoints; crops follow
+    the time warp and colour jitter of their frames.
 
     Per clip: mirror with hand swap (probability ``mirror``; frames flipped too), scale by up to
     ``scale`` (fraction), rotate by up to ``rotate`` degrees, shift by up to ``shift`` (image fraction),
     warp time by ``time_warp`` and drop frames with probability ``drop_frames`` (half of them zeroed as
     a missed detection, half repeating the previous frame); frames only: colour jitter of strength
     ``color`` (:func:`jitter_colors`) and a random zoom and shift, the window's side shrunk by up to ``crop``
-    (:func:`random_crops`; hand crops too). Keypoints only: ``finger_jitter`` (:func:`jitter_fingers`, palm sizes)
-    and ``hand_drop`` (probability of losing one hand for a span, :func:`drop_hand_spans`). Keypoints only change
-    where parts are present.
+    (:func:`random_crops`; hand crops too). Keypoints only: ``finger_jitter`` (:func:`jitter_fingers`, palm
+    sizes) and ``hand_drop`` (probability of losing one hand for a span, :func:`drop_hand_spans`). Keypoints
+    only change where parts are present.
     """
     options = resolve_augmentation(options)
     kp = check_keypoints(kp).copy()
@@ -160,11 +164,13 @@ def augment_clips(kp: np.ndarray, frames: np.ndarray | None, rng: np.random.Gene
     if options["color"] > 0 and frames is not None:
         frames = jitter_colors(frames, rng, options["color"])
     if options["color"] > 0 and crops is not None:
-        crops = jitter_colors(crops.reshape(num_clips, -1, *crops.shape[3:]), rng, options["color"]).reshape(crops.shape)
+        crops = jitter_colors(crops.reshape(num_clips, -1, *crops.shape[3:]), rng,
+                              options["color"]).reshape(crops.shape)
     if options["crop"] > 0 and frames is not None:
         frames = random_crops(frames, rng, options["crop"])
     if options["crop"] > 0 and crops is not None:
-        crops = random_crops(crops.reshape(num_clips, -1, *crops.shape[3:]), rng, options["crop"]).reshape(crops.shape)
+        crops = random_crops(crops.reshape(num_clips, -1, *crops.shape[3:]), rng,
+                             options["crop"]).reshape(crops.shape)
     if options["scale"] > 0 or options["rotate"] > 0 or options["shift"] > 0:
         kp = _affine(kp, rng, options["scale"], options["rotate"], options["shift"])
     for clip in range(num_clips):

@@ -1,4 +1,5 @@
-"""Hand handling: mirroring and the dominant hand, filling short hand drop-outs, hand shape and finger angles."""
+"""Hand handling: mirroring and the dominant hand, filling short hand drop-outs, hand shape and finger
+angles."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,8 @@ def mirror_frames(frames: np.ndarray) -> np.ndarray:
 
 
 def mirror_hand_crops(crops: np.ndarray) -> np.ndarray:
-    """Hand crops (N, T, 2, S, S, C) flipped left/right and swapped: the left hand's crop becomes the right one's."""
+    """Hand crops (N, T, 2, S, S, C) flipped left/right and swapped: the left hand's crop becomes the right
+    one's."""
     return crops[:, :, ::-1, :, ::-1]
 
 
@@ -103,7 +105,8 @@ def left_dominant(kp: np.ndarray, method: str = "motion") -> np.ndarray:
 
 
 def canonicalize_handedness(kp: np.ndarray, normalized: bool = False, method: str = "motion") -> np.ndarray:
-    """Mirror the clips whose dominant hand is the left one (:func:`left_dominant`), so every clip looks right-handed.
+    """Mirror the clips whose dominant hand is the left one (:func:`left_dominant`), so every clip looks
+    right-handed.
 
     Mirroring a whole clip never turns one sign into another: a left-handed signer signs the mirror image.
     """
@@ -118,7 +121,8 @@ def canonicalize_handedness(kp: np.ndarray, normalized: bool = False, method: st
 
 # ----------------------------------------------------------------------------- hands
 def fill_hand_gaps(kp: np.ndarray, max_gap: int) -> np.ndarray:
-    """Fill each hand's drop-outs of at most max_gap frames by linear interpolation between the frames around them.
+    """Fill each hand's drop-outs of at most max_gap frames by linear interpolation between the frames around
+    them.
 
     Gaps at the start or end of a clip (no frame on one side) and longer gaps stay missing (zeros).
     """
@@ -158,14 +162,16 @@ def hand_shape(kp: np.ndarray, use_z: bool = True) -> np.ndarray:
     shapes = []
     for hand, index in ((left, 2), (right, 3)):
         local = hand[..., 1:, :dims] - hand[..., HAND_WRIST:HAND_WRIST + 1, :dims]
-        palm = np.linalg.norm(hand[..., PALM_POINTS, :2] - hand[..., HAND_WRIST:HAND_WRIST + 1, :2], axis=-1).mean(-1)
+        palm = np.linalg.norm(hand[..., PALM_POINTS, :2] - hand[..., HAND_WRIST:HAND_WRIST + 1, :2],
+                              axis=-1).mean(-1)
         scaled = local / np.maximum(palm, MIN_PALM_SIZE)[..., None, None]
         shapes.append(np.where(present[..., index][..., None, None], scaled, 0).reshape(*kp.shape[:2], -1))
     return np.concatenate(shapes, axis=-1).astype(np.float32)
 
 
 #: Each finger's chain of landmarks from the wrist: thumb, index, middle, ring, pinky.
-FINGER_CHAINS = ((0, 1, 2, 3, 4), (0, 5, 6, 7, 8), (0, 9, 10, 11, 12), (0, 13, 14, 15, 16), (0, 17, 18, 19, 20))
+FINGER_CHAINS = ((0, 1, 2, 3, 4), (0, 5, 6, 7, 8), (0, 9, 10, 11, 12), (0, 13, 14, 15, 16),
+                 (0, 17, 18, 19, 20))
 FINGERTIPS = (4, 8, 12, 16, 20)
 HAND_ANGLE_DIM = 15 + 10  # per hand: 3 joint bends per finger, 10 fingertip distances
 
@@ -189,8 +195,10 @@ def hand_angles(kp: np.ndarray) -> np.ndarray:
             length = np.maximum(np.linalg.norm(bones, axis=-1), 1e-6)
             unit = bones / length[..., None]
             bends.append(np.sum(unit[..., 1:, :] * unit[..., :-1, :], axis=-1))  # (N, T, 3)
-        palm = np.linalg.norm(hand[..., PALM_POINTS, :2] - hand[..., HAND_WRIST:HAND_WRIST + 1, :2], axis=-1).mean(-1)
-        tips = np.stack([np.linalg.norm(hand[..., a, :2] - hand[..., b, :2], axis=-1) for a, b in pairs], axis=-1)
+        palm = np.linalg.norm(hand[..., PALM_POINTS, :2] - hand[..., HAND_WRIST:HAND_WRIST + 1, :2],
+                              axis=-1).mean(-1)
+        tips = np.stack([np.linalg.norm(hand[..., a, :2] - hand[..., b, :2], axis=-1) for a, b in pairs],
+                        axis=-1)
         values = np.concatenate(bends + [tips / np.maximum(palm, MIN_PALM_SIZE)[..., None]], axis=-1)
         out.append(np.where(present[..., index][..., None], values, 0))
     return np.concatenate(out, axis=-1).astype(np.float32)

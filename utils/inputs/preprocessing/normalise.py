@@ -46,7 +46,9 @@ THIN_FACE_BROWS = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107,  # right eyebrow (t
 THIN_FACE_EYES = (33, 133, 159, 145,  # right eye: outer corner, inner corner, upper lid, lower lid
                   263, 362, 386, 374)  # left eye: the same
 THIN_FACE_NOSE = (1,)  # nose tip
-THIN_FACE_POINTS: tuple[int, ...] = tuple(sorted(THIN_FACE_LIPS + THIN_FACE_BROWS + THIN_FACE_EYES + THIN_FACE_NOSE))
+THIN_FACE_POINTS: tuple[int, ...] = tuple(
+    sorted(THIN_FACE_LIPS + THIN_FACE_BROWS + THIN_FACE_EYES + THIN_FACE_NOSE)
+)
 
 
 #: Used to normalise a clip in which no frame has a pose: the image centre and a typical shoulder width
@@ -68,7 +70,8 @@ def check_keypoints(kp: np.ndarray, name: str = "keypoints") -> np.ndarray:
 
 
 def resolve_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Preprocessing options with defaults filled in (``mirror=True`` becomes "motion"); ValueError if unknown."""
+    """Preprocessing options with defaults filled in (``mirror=True`` becomes "motion"); ValueError if
+    unknown."""
     merged = dict(DEFAULT_OPTIONS)
     merged.update(dict(options or {}))
     unknown = set(merged) - set(DEFAULT_OPTIONS)
@@ -76,12 +79,14 @@ def resolve_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown preprocessing options {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
     if merged["mirror"] is True:
         merged["mirror"] = "motion"
-    for key, modes in (("face", FACE_MODES), ("frames", FRAME_MODES), ("pose", POSE_MODES), ("mirror", MIRROR_MODES)):
+    for key, modes in (("face", FACE_MODES), ("frames", FRAME_MODES), ("pose", POSE_MODES),
+                       ("mirror", MIRROR_MODES)):
         if merged[key] not in modes:
             raise ValueError(f"preprocessing {key} must be one of {modes}, got {merged[key]!r}")
     if not isinstance(merged["fill_gaps"], (int, np.integer)) or isinstance(merged["fill_gaps"], bool) \
             or merged["fill_gaps"] < 0:
-        raise ValueError(f"preprocessing fill_gaps must be a whole number of frames >= 0, got {merged['fill_gaps']!r}")
+        raise ValueError("preprocessing fill_gaps must be a whole number of frames >= 0, got "
+                         f"{merged['fill_gaps']!r}")
     return merged
 
 
@@ -89,33 +94,38 @@ def part_views(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     """Views of (N, T, 1662) as face (N,T,468,3), pose (N,T,33,4), left and right hands (N,T,21,3)."""
     lead = kp.shape[:-1]
     return (kp[..., FACE].reshape(*lead, FACE_POINTS, 3), kp[..., POSE].reshape(*lead, POSE_POINTS, 4),
-            kp[..., LEFT_HAND].reshape(*lead, HAND_POINTS, 3), kp[..., RIGHT_HAND].reshape(*lead, HAND_POINTS, 3))
+            kp[..., LEFT_HAND].reshape(*lead, HAND_POINTS, 3),
+            kp[..., RIGHT_HAND].reshape(*lead, HAND_POINTS, 3))
 
 
 def join_part_views(face: np.ndarray, pose: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Inverse of :func:`part_views` (any number of face points)."""
     lead = pose.shape[:-2]
-    return np.concatenate([p.reshape(*lead, -1) for p in (face, pose, left, right)], axis=-1).astype(np.float32)
+    return np.concatenate([p.reshape(*lead, -1) for p in (face, pose, left, right)],
+                          axis=-1).astype(np.float32)
 
 
 def part_presence(kp: np.ndarray) -> np.ndarray:
     """Which parts (face, pose, left hand, right hand) are non-zero in each frame: bool (N, T, 4)."""
     face, pose, left, right = part_views(check_keypoints(kp))
     # a found part has (practically) no point at exactly (0, 0, 0): its first PRESENCE_POINTS points decide
-    return np.stack([np.any(p[..., :PRESENCE_POINTS, :3] != 0, axis=(-1, -2)) for p in (face, pose, left, right)],
+    return np.stack([np.any(p[..., :PRESENCE_POINTS, :3] != 0,
+                            axis=(-1, -2)) for p in (face, pose, left, right)],
                     axis=-1)
 
 
 # ----------------------------------------------------------------------------- normalisation
 def shoulder_reference(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame shoulder midpoint (N, T, 2) and width (N, T); frames without shoulders borrow the clip mean."""
+    """Per-frame shoulder midpoint (N, T, 2) and width (N, T); frames without shoulders borrow the clip
+    mean."""
     _, pose, _, _ = part_views(check_keypoints(kp))
     left, right = pose[..., POSE_LEFT_SHOULDER, :2], pose[..., POSE_RIGHT_SHOULDER, :2]
     width = np.linalg.norm(left - right, axis=-1)
     valid = np.any(left != 0, axis=-1) & np.any(right != 0, axis=-1) & (width > MIN_SHOULDER_WIDTH)
     centre = (left + right) / 2
     count = valid.sum(axis=1)  # (N,)
-    clip_centre = np.where(count[:, None] > 0, (centre * valid[..., None]).sum(1) / np.maximum(count, 1)[:, None],
+    clip_centre = np.where(count[:, None] > 0,
+                           (centre * valid[..., None]).sum(1) / np.maximum(count, 1)[:, None],
                            np.asarray(FALLBACK_CENTRE, dtype=np.float32))
     clip_width = np.where(count > 0, (width * valid).sum(1) / np.maximum(count, 1), FALLBACK_SHOULDER_WIDTH)
     centre = np.where(valid[..., None], centre, clip_centre[:, None, :])
@@ -128,7 +138,8 @@ def normalize_keypoints(kp: np.ndarray) -> np.ndarray:
 
     The signer's left shoulder lands at (+0.5, 0) and the right one at (-0.5, 0) when the shoulders are
     level. Pose visibility is kept as is. Missing parts stay zeros. A frame without a pose uses the clip's
-    average shoulders; a clip without any pose uses :data:`FALLBACK_CENTRE` and :data:`FALLBACK_SHOULDER_WIDTH`.
+    average shoulders; a clip without any pose uses :data:`FALLBACK_CENTRE` and
+    :data:`FALLBACK_SHOULDER_WIDTH`.
     """
     kp = check_keypoints(kp)
     return join_part_views(*_normalize_parts(part_views(kp), part_presence(kp), *shoulder_reference(kp)))
@@ -136,12 +147,14 @@ def normalize_keypoints(kp: np.ndarray) -> np.ndarray:
 
 def _normalize_parts(parts: tuple[np.ndarray, ...], present: np.ndarray, centre: np.ndarray,
                      width: np.ndarray) -> list[np.ndarray]:
-    """:func:`normalize_keypoints` on (face, pose, left, right) point arrays (any subset of points), copies."""
+    """:func:`normalize_keypoints` on (face, pose, left, right) point arrays (any subset of points),
+    copies."""
     out = []
     for index, part in enumerate(parts):
         part = part.copy()
         mask = present[..., index][:, :, None]  # (N, T, 1): only parts that are there
-        part[..., :2] = np.where(mask[..., None], (part[..., :2] - centre[:, :, None, :]) / width[:, :, None, None], 0)
+        part[..., :2] = np.where(mask[..., None],
+                                 (part[..., :2] - centre[:, :, None, :]) / width[:, :, None, None], 0)
         part[..., 2] = np.where(mask, part[..., 2] / width[:, :, None], 0)
         out.append(part)
     return out

@@ -26,7 +26,8 @@ from utils.inputs.preprocessing.normalise import (
 
 # ----------------------------------------------------------------------------- velocities, the pipeline
 def add_velocity(features: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
-    """Append frame differences (first frame 0) to each frame's vector; zero where a value is missing in either frame."""
+    """Append frame differences (first frame 0) to each frame's vector; zero where a value is missing in
+    either frame."""
     features = np.asarray(features, dtype=np.float32)
     velocity = np.zeros_like(features)
     velocity[:, 1:] = np.diff(features, axis=1)
@@ -37,11 +38,12 @@ def add_velocity(features: np.ndarray, present: np.ndarray | None = None) -> np.
 
 
 def _presence_per_value(kp: np.ndarray, options: Mapping[str, Any]) -> np.ndarray:
-    """Bool (N, T, D) saying which values of :func:`select_points`'s vector belong to parts that are present."""
+    """Bool (N, T, D) saying which values of :func:`select_points`'s vector belong to parts that are
+    present."""
     present = part_presence(kp)
     xyz = 3 if options["z"] else 2
-    sizes = (len(face_indices(options["face"])) * xyz, len(pose_indices(options["pose"])) * (xyz + options["z"]),
-             HAND_POINTS * xyz, HAND_POINTS * xyz)
+    sizes = (len(face_indices(options["face"])) * xyz,
+             len(pose_indices(options["pose"])) * (xyz + options["z"]), HAND_POINTS * xyz, HAND_POINTS * xyz)
     return np.repeat(present, sizes, axis=-1)
 
 
@@ -49,7 +51,8 @@ def preprocess_keypoints(kp: np.ndarray, options: Mapping[str, Any] | None = Non
     """Raw (N, T, 1662) keypoints -> model input (N, T, output_dim(options)).
 
     In order: fill short hand gaps, canonical handedness (mirror), normalise, keep the chosen points and
-    coordinates, append hand shapes, finger angles and hand-presence flags, append velocities. Vectorised over clips.
+    coordinates, append hand shapes, finger angles and hand-presence flags, append velocities. Vectorised over
+    clips.
     """
     options = resolve_options(options)
     kp = check_keypoints(kp)
@@ -79,8 +82,11 @@ def output_dim(options: Mapping[str, Any] | None = None) -> int:
     """Length of each frame's vector after :func:`preprocess_keypoints` with these options."""
     options = resolve_options(options)
     xyz = 3 if options["z"] else 2
-    dim = (len(face_indices(options["face"])) * xyz + len(pose_indices(options["pose"])) * (xyz + options["z"])
-           + 2 * HAND_POINTS * xyz)
+    dim = (
+        len(face_indices(options["face"])) * xyz
+        + len(pose_indices(options["pose"])) * (xyz + options["z"])
+        + 2 * HAND_POINTS * xyz
+    )
     dim += 2 * (HAND_POINTS - 1) * xyz if options["hand_shape"] else 0
     dim += 2 * HAND_ANGLE_DIM if options["hand_angles"] else 0
     dim += 2 if options["presence"] else 0
@@ -98,7 +104,8 @@ def resample_time(array: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def resize_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
-    """Resize (N, T, S, S, 3) uint8 frames to image_size (cv2.INTER_AREA); unchanged when already that size."""
+    """Resize (N, T, S, S, 3) uint8 frames to image_size (cv2.INTER_AREA); unchanged when already that
+    size."""
     if frames.shape[2] == image_size and frames.shape[3] == image_size:
         return frames
     from utils.data import video
@@ -122,12 +129,14 @@ def preprocess_frames(frames: np.ndarray, options: Mapping[str, Any] | None = No
 
 
 def draw_clip_landmarks(frames: np.ndarray, kp: np.ndarray) -> np.ndarray:
-    """Frames (N, T, H, W, 3) uint8 with each frame's raw (1662,) landmarks drawn on them, 1 px lines (a copy)."""
+    """Frames (N, T, H, W, 3) uint8 with each frame's raw (1662,) landmarks drawn on them, 1 px lines (a
+    copy)."""
     from utils.data.keypoints import draw_landmarks
 
     frames, kp = np.asarray(frames, dtype=np.uint8), check_keypoints(kp)
     if frames.shape[:2] != kp.shape[:2]:
-        raise ValueError(f"frames {frames.shape[:2]} and keypoints {kp.shape[:2]} must have the same clips and frames")
+        raise ValueError(f"frames {frames.shape[:2]} and keypoints {kp.shape[:2]} must have the same clips "
+                         "and frames")
     out = np.ascontiguousarray(frames).copy()
     for clip in range(len(out)):
         for t in range(out.shape[1]):

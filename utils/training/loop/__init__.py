@@ -11,12 +11,13 @@ While training, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finish
 ``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch
 after its last finished one and ends with the same weights as a run that was never interrupted.
 
-Seed ensembles (``ModelConfig.ensemble`` = N > 1, ``--ensemble N``): the N networks are fitted one after another,
-member i with seed ``seed + i - 1`` (its own initial weights, batch order and augmentation; member 1 is the network
-a single run of that seed trains), each with its own early stopping on the same validation signers and the same
-class weights, in ``<out_dir>.partial/member<i>/``. They are then saved as ONE Keras model whose output is the mean
-of their probabilities (:func:`utils.models.ensemble_model`), so evaluation, cross-validation, prediction, the webcam
-and export take it like any model. A resumed run reads finished members back and continues the unfinished one.
+Seed ensembles (``ModelConfig.ensemble`` = N > 1, ``--ensemble N``): the N networks are fitted one after
+another, member i with seed ``seed + i - 1`` (its own initial weights, batch order and augmentation; member 1
+is the network a single run of that seed trains), each with its own early stopping on the same validation
+signers and the same class weights, in ``<out_dir>.partial/member<i>/``. They are then saved as ONE Keras
+model whose output is the mean of their probabilities (:func:`utils.models.ensemble_model`), so evaluation,
+cross-validation, prediction, the webcam and export take it like any model. A resumed run reads finished
+members back and continues the unfinished one.
 ``history.csv`` and the curves are member 1's; ``metrics.json`` keeps every member's under ``"members"``.
 
 The steps, one module each, in the order they build on each other:

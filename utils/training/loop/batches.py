@@ -16,13 +16,14 @@ from utils.inputs.spec import as_spec, finish_inputs, prepare_inputs, sample_cli
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled, augmented (raw keypoints and frames), then preprocessed training batches.
 
-    ``raw``: the stored arrays ({"keypoints", "frames", "hands"}), whole (``rows``: the training clips' rows in
-    them) or already the training clips (``rows`` None). Each batch indexes only its clips, so from a features
-    store (memory maps) the training split is never in memory, and samples (T, S), augments and preprocesses
-    just them (:mod:`utils.inputs`).
-    Batch ``index`` is drawn from (seed, :attr:`epoch`, index) only, so a run gives the same batches every time.
-    :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras also
-    calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
+    ``raw``: the stored arrays ({"keypoints", "frames", "hands"}), whole (``rows``: the training clips' rows
+    in them) or already the training clips (``rows`` None). Each batch indexes only its clips, so from a
+    features store (memory maps) the training split is never in memory, and samples (T, S), augments and
+    preprocesses just them (:mod:`utils.inputs`).
+    Batch ``index`` is drawn from (seed, :attr:`epoch`, index) only, so a run gives the same batches every
+    time.
+    :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras
+    also calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
     """
 
     def __init__(self, raw: Mapping[str, Any], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
@@ -45,11 +46,15 @@ class TrainingBatches(keras.utils.PyDataset):
         if any(float(v) > 0 for v in self.augmentation.values()):
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])
             some_frames = batch.get("frames", batch.get("hands"))
-            augmented = preprocessing.augment_clips(batch["keypoints"] if "keypoints" in batch
-                                                    else _frames_only_keypoints(some_frames),
-                                                    batch.get("frames"), rng, self.augmentation,
-                                                    **({"hand_crops": batch["hands"]} if "hands" in batch else {}))
-            for name, value in zip(("keypoints", "frames", "hands"), augmented):  # flipped and warped together
+            augmented = preprocessing.augment_clips(
+                batch["keypoints"] if "keypoints" in batch else _frames_only_keypoints(some_frames),
+                batch.get("frames"),
+                rng,
+                self.augmentation,
+                **({"hand_crops": batch["hands"]} if "hands" in batch else {}),
+            )
+            # flipped and warped together
+            for name, value in zip(("keypoints", "frames", "hands"), augmented):
                 if name in batch:
                     batch[name] = value
         return finish_inputs(batch, self.spec), self.labels[chosen]
@@ -60,13 +65,15 @@ class TrainingBatches(keras.utils.PyDataset):
 
 def training_batches(raw: Mapping[str, Any], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
                      batch_size: int, seed: int, rows: np.ndarray | None = None) -> TrainingBatches:
-    """A keras.utils.PyDataset of shuffled, augmented (raw keypoints and frames), then preprocessed batches."""
+    """A keras.utils.PyDataset of shuffled, augmented (raw keypoints and frames), then preprocessed
+    batches."""
     return TrainingBatches(raw, labels, spec, augmentation, batch_size, seed, rows)
 
 
 class ClipBatches(keras.utils.PyDataset):
-    """The clips at ``rows`` in order, in batches, prepared for the model (no augmentation): validation and scoring
-    read one batch at a time, never the whole split. Batch i is (inputs, labels), or inputs without labels."""
+    """The clips at ``rows`` in order, in batches, prepared for the model (no augmentation): validation and
+    scoring read one batch at a time, never the whole split. Batch i is (inputs, labels), or inputs without
+    labels."""
 
     def __init__(self, features: Any, spec: Any, rows: np.ndarray, labels: np.ndarray | None,
                  batch_size: int) -> None:

@@ -1,7 +1,7 @@
 """What runs beside ``fit``, and resuming: best-on-validation weights, backups, the progress bar.
 
-While a run trains, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finished epoch) and ``checkpoints/``
-(``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs):
+While a run trains, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finished epoch) and
+``checkpoints/`` (``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs):
 ``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch
 after its last finished one and ends with the same weights as a run that was never interrupted.
 """
@@ -25,16 +25,18 @@ from utils.training.loop.batches import TrainingBatches
 CHECKPOINTS = "checkpoints"  # inside <out_dir>.partial while a run trains
 
 
-MEMBER_WEIGHTS, MEMBER_HISTORY = "member.weights.h5", "member_history.json"  # a finished member, in member<i>/
+# a finished member, in member<i>/
+MEMBER_WEIGHTS, MEMBER_HISTORY = "member.weights.h5", "member_history.json"
 
 
 # ----------------------------------------------------------------------------- callbacks
 class KeepBest(keras.callbacks.Callback):
-    """Remember the weights of the best val_accuracy epoch (ties: lower val_loss), stop after ``patience`` epochs
-    without progress, and restore the best weights at the end. With ``folder``, the best weights are also saved
-    there as ``best.weights.h5`` whenever they change. Without validation clips (no ``val_accuracy`` in the logs:
-    ``ModelConfig.validation=False``) there is nothing to select on: the last epoch counts as best and its weights,
-    already in the model, stay (nothing is copied or written)."""
+    """Remember the weights of the best val_accuracy epoch (ties: lower val_loss), stop after ``patience``
+    epochs without progress, and restore the best weights at the end. With ``folder``, the best weights are
+    also saved there as ``best.weights.h5`` whenever they change. Without validation clips (no
+    ``val_accuracy`` in the logs:
+    ``ModelConfig.validation=False``) there is nothing to select on: the last epoch counts as best and its
+    weights, already in the model, stay (nothing is copied or written)."""
 
     def __init__(self, patience: int | None = None, folder: Path | None = None) -> None:
         super().__init__()
@@ -43,7 +45,8 @@ class KeepBest(keras.callbacks.Callback):
         self.best_epoch, self.weights, self.wait, self.last_epoch = -1, None, 0, -1
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if epoch <= self.last_epoch:  # an epoch already judged before an interruption, trained again identically
+        # an epoch already judged before an interruption, trained again identically
+        if epoch <= self.last_epoch:
             return
         self.last_epoch = epoch
         logs = logs or {}
@@ -67,8 +70,8 @@ class KeepBest(keras.callbacks.Callback):
 
     def state(self) -> dict[str, Any]:
         """Everything needed to continue after an interruption (the best weights as a list of arrays)."""
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "last_epoch": self.last_epoch,
-                "weights": self.weights}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "last_epoch": self.last_epoch, "weights": self.weights}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Continue from :meth:`state` of an interrupted run."""
@@ -78,13 +81,14 @@ class KeepBest(keras.callbacks.Callback):
 
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore (weights, optimizer state, epoch) plus what it leaves out and an exact resume needs:
-    the dropout random state, Python's random state (Keras shuffles the order of the batches with it), KeepBest's
-    best weights and score, and the epoch counter the training batches are drawn with.
+    """Keras's BackupAndRestore (weights, optimizer state, epoch) plus what it leaves out and an exact resume
+    needs: the dropout random state, Python's random state (Keras shuffles the order of the batches with it),
+    KeepBest's best weights and score, and the epoch counter the training batches are drawn with.
 
-    The extra state of epoch ``e`` is written before Keras's backup of that epoch and read back for the epoch the
-    backup names, so an interruption between the two writes still resumes consistently; Keras keeps the previous
-    backup too (a kill in the middle of writing one falls back to it), so the previous extra state is kept as well.
+    The extra state of epoch ``e`` is written before Keras's backup of that epoch and read back for the epoch
+    the backup names, so an interruption between the two writes still resumes consistently; Keras keeps the
+    previous backup too (a kill in the middle of writing one falls back to it), so the previous extra state is
+    kept as well.
     """
 
     def __init__(self, backup_dir: Path, keep_best: KeepBest, batches: TrainingBatches | None = None) -> None:
@@ -117,11 +121,13 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return [v for v in self.model.variables if v.name == "seed_generator_state"]
 
     def _save_extra(self, path: Path) -> None:
-        """Write the seed states, Python's random state, the batches' epoch and KeepBest's state (atomically)."""
+        """Write the seed states, Python's random state, the batches' epoch and KeepBest's state
+        (atomically)."""
         state = self.keep_best.state()
         arrays = {f"seed_{i}": np.asarray(v.numpy()) for i, v in enumerate(self._seed_states())}
         arrays.update({f"best_{i}": w for i, w in enumerate(state.pop("weights") or [])})
-        batches_epoch = None if self.batches is None else self.batches.epoch  # already counts this epoch's end
+        # already counts this epoch's end
+        batches_epoch = None if self.batches is None else self.batches.epoch
         arrays["state"] = np.array(json.dumps({**state, "python_random": random.getstate(),
                                                "batches_epoch": batches_epoch}))
         temporary = path.with_name(path.name + ".tmp.npz")
@@ -131,8 +137,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     def _restore_extra(self, path: Path) -> None:
         """Read back what :meth:`_save_extra` wrote; a missing file means a backup from another version."""
         if not path.is_file():
-            raise ModelDirError(f"{path} is missing: the checkpoint in {self.folder} cannot be resumed exactly; "
-                                "train again without --resume")
+            raise ModelDirError(f"{path} is missing: the checkpoint in {self.folder} cannot be resumed "
+                                f"exactly; train again without --resume")
         with np.load(path) as data:
             for i, variable in enumerate(self._seed_states()):
                 variable.assign(data[f"seed_{i}"])
@@ -166,10 +172,11 @@ class EpochBar(keras.callbacks.Callback):
         self.bar.close()
 
 
-def training_callbacks(config: Any, verbose: int, epochs: int, folder: Path, batches: TrainingBatches, resume: bool,
+def training_callbacks(config: Any, verbose: int, epochs: int, folder: Path, batches: TrainingBatches,
+                       resume: bool,
                tensorboard_dir: Path | None = None) -> tuple[list[Any], ResumableBackup]:
-    """Best-on-validation weights (with early stopping), history.csv, checkpoints and a backup to resume from, the
-    LR schedule, TensorBoard and a progress bar; returns (callbacks, the backup callback)."""
+    """Best-on-validation weights (with early stopping), history.csv, checkpoints and a backup to resume from,
+    the LR schedule, TensorBoard and a progress bar; returns (callbacks, the backup callback)."""
     from utils import models
 
     checkpoints = folder / CHECKPOINTS
@@ -180,7 +187,8 @@ def training_callbacks(config: Any, verbose: int, epochs: int, folder: Path, bat
     # the CSV row and the last weights of an epoch are written before its backup
     callbacks: list[Any] = []
     if config.lr_milestones:
-        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
     callbacks += [
         keep_best,
         keras.callbacks.CSVLogger(str(folder / "history.csv"), append=resume),
@@ -207,21 +215,23 @@ def read_history_csv(path: Path) -> dict[str, list[float]]:
 
 
 def _has_progress(partial: Path) -> bool:
-    """Whether ``<out>.partial`` holds a finished epoch to resume from (an ensemble: of any member, or a member)."""
+    """Whether ``<out>.partial`` holds a finished epoch to resume from (an ensemble: of any member, or a
+    member)."""
     backups = [partial / CHECKPOINTS / "backup", *partial.glob(f"member*/{CHECKPOINTS}/backup")]
     return (any((backup / "training_metadata.json").is_file() for backup in backups)
             or any(partial.glob(f"member*/{MEMBER_WEIGHTS}")))
 
 
 def start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> bool:
-    """Prepare ``<out>.partial`` for training: keep it when resuming an interrupted run of the same settings, else
-    start empty; return whether training resumes."""
+    """Prepare ``<out>.partial`` for training: keep it when resuming an interrupted run of the same settings,
+    else start empty; return whether training resumes."""
     stamp = partial / CHECKPOINTS / "run.json"
     current = json.loads(json.dumps(run_info, default=str, sort_keys=True))
     if resume and _has_progress(partial) and stamp.is_file():
         if json.loads(stamp.read_text(encoding="utf-8")) != current:
-            raise ConfigError(f"{partial} holds an interrupted run with other settings (model, configuration, data, "
-                              "split or seed): repeat the interrupted command with --resume, or drop --resume")
+            raise ConfigError(f"{partial} holds an interrupted run with other settings (model, "
+                              "configuration, data, split or seed): repeat the interrupted command with "
+                              "--resume, or drop --resume")
         print(f"resuming the interrupted run in {partial}", flush=True)
         return True
     if resume:
@@ -234,8 +244,8 @@ def start_partial(partial: Path, run_info: Mapping[str, Any], resume: bool) -> b
 
 
 def best_epoch(history: Mapping[str, list[float]]) -> int:
-    """1-based epoch of the best validation accuracy (ties: lower val_loss), as KeepBest chose it; the last epoch
-    when the run had no validation clips."""
+    """1-based epoch of the best validation accuracy (ties: lower val_loss), as KeepBest chose it; the last
+    epoch when the run had no validation clips."""
     accuracy = history.get("val_accuracy") or []
     losses = history.get("val_loss") or [0.0] * len(accuracy)
     if not accuracy:

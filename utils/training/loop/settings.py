@@ -29,12 +29,14 @@ def resolve_config(model_name: str, config: Any = None) -> Any:
 def with_ensemble(config: Any, members: int) -> Any:
     """The configuration with ``ensemble=members`` (``--ensemble N``); ConfigError unless N is at least 1."""
     if int(members) < 1:
-        raise ConfigError(f"--ensemble {members}: give the number of networks to average, 1 (one network) or more")
+        raise ConfigError(f"--ensemble {members}: give the number of networks to average, 1 (one network) or "
+                          "more")
     return config.replace(ensemble=int(members))
 
 
 def with_overrides(config: Any, ensemble: int | None = None, validation: bool | None = None) -> Any:
-    """The configuration with the command line's ``--ensemble N`` and ``--[no-]validation`` (None: as it is)."""
+    """The configuration with the command line's ``--ensemble N`` and ``--[no-]validation`` (None: as it
+    is)."""
     if ensemble is not None:
         config = with_ensemble(config, ensemble)
     return config if validation is None else config.replace(validation=bool(validation))

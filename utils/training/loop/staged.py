@@ -10,12 +10,14 @@ import numpy as np
 from utils.training.loop.batches import ClipBatches
 from utils.training.loop.callbacks import EpochBar, KeepBest
 
-FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05  # stage 2 of staged training: full-batch steps on the fusion weights
+# stage 2 of staged training: full-batch steps on the fusion weights
+FUSION_STEPS, FUSION_LEARNING_RATE = 100, 0.05
 
 
 def fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config: Any, epochs: int,
                 verbose: int, class_weight: dict[int, float] | None = None) -> dict[str, list[float]]:
-    """Staged training: each branch alone with its own head (best on validation), then only the fusion weights.
+    """Staged training: each branch alone with its own head (best on validation), then only the fusion
+    weights.
 
     The fusion is fit on the validation clips, whose signers no branch trained on: a branch that memorised
     the training signers earns little weight there. Returns the stages' histories one after the other.
@@ -27,11 +29,13 @@ def fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config:
         models.compile_model(branch, config)
         branch_validation = None if validation is None else OneInput(validation, name)
         fit = branch.fit(OneInput(batches, name), epochs=epochs, verbose=2 if verbose >= 2 else 0,
-                         validation_data=branch_validation, callbacks=_branch_callbacks(config, verbose, epochs),
-                         class_weight=class_weight)
+                         validation_data=branch_validation,
+                         callbacks=_branch_callbacks(config, verbose, epochs), class_weight=class_weight)
         for key in history:
-            history[key] += [float(v) for v in fit.history.get(key, fit.history.get(key.replace("val_", ""), []))]
-    # the fusion is fit on the validation clips (read batch by batch); without validation signers, a training batch
+            values = fit.history.get(key, fit.history.get(key.replace("val_", ""), []))
+            history[key] += [float(v) for v in values]
+    # the fusion is fit on the validation clips (read batch by batch); without validation signers, a training
+    # batch
     inputs, labels = (validation, validation.labels) if validation is not None else batches[0]
     fusion = fit_fusion(model, inputs, labels)
     for key in history:  # stage 2 (one row): it trains on the validation clips, so its loss is also theirs
@@ -40,12 +44,14 @@ def fit_staged(model: Any, batches: Any, validation: ClipBatches | None, config:
 
 
 def _branch_callbacks(config: Any, verbose: int, epochs: int) -> list[Any]:
-    """Stage 1 of staged training, one branch: best-on-validation weights with early stopping, the LR schedule."""
+    """Stage 1 of staged training, one branch: best-on-validation weights with early stopping, the LR
+    schedule."""
     from utils import models
 
     callbacks: list[Any] = [KeepBest(config.patience)]
     if config.lr_milestones:
-        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch)))
     if verbose == 1:
         callbacks.append(EpochBar(epochs))
     return callbacks
@@ -53,7 +59,8 @@ def _branch_callbacks(config: Any, verbose: int, epochs: int) -> list[Any]:
 
 def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray] | keras.utils.PyDataset,
                labels: np.ndarray) -> dict[str, list[float]]:
-    """Stage 2 of staged training: fit only the fusion weights of a late-fusion model (full batch); its history.
+    """Stage 2 of staged training: fit only the fusion weights of a late-fusion model (full batch); its
+    history.
 
     ``inputs``: the clips' model inputs, or a PyDataset of their batches (e.g. :class:`ClipBatches`) in order.
     The branches are frozen, so their outputs are computed once (inference mode) and only the fusion layer
@@ -76,14 +83,14 @@ def fit_fusion(model: Any, inputs: Mapping[str, np.ndarray] | keras.utils.PyData
 
 
 def fit_fusion_layer(fusion: Any, fed: list[np.ndarray], labels: np.ndarray) -> dict[str, list[float]]:
-    """Fit only a fusion layer's weights on its inputs computed beforehand (e.g. branch log-probabilities), full
-    batch; its history. The layer is the model's own, so the model's fusion changes with it."""
+    """Fit only a fusion layer's weights on its inputs computed beforehand (e.g. branch log-probabilities),
+    full batch; its history. The layer is the model's own, so the model's fusion changes with it."""
     import keras
 
     heads = [keras.Input(value.shape[1:], dtype="float32") for value in fed]
     head = keras.Model(heads, fusion(heads))
-    head.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE), loss="sparse_categorical_crossentropy",
-                 metrics=["accuracy"], jit_compile=False)
+    head.compile(optimizer=keras.optimizers.Adam(FUSION_LEARNING_RATE),
+                 loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
     fit = head.fit(fed, np.asarray(labels), batch_size=len(labels), epochs=FUSION_STEPS, verbose=0)
     return {key: [float(v) for v in values] for key, values in fit.history.items()}
 
