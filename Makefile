@@ -22,11 +22,12 @@ export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 export GLOG_minloglevel ?= 2
 
-.PHONY: run test test-fast lab bench setup clean help
+.PHONY: run test test-fast lint lab bench setup clean help
 
 help:
 	@echo "make run    - set up and run the whole course on the synthetic default data (results/)"
-	@echo "make test   - set up and run all tests (unit + notebooks under nbval)"
+	@echo "make test   - set up, check the code with ruff, and run all tests (unit + notebooks under nbval)"
+	@echo "make lint   - check the code with ruff (style, imports, likely bugs; settings in pyproject.toml)"
 	@echo "make lab    - set up and open the course in JupyterLab"
 	@echo "make bench  - speed and memory of the models on this machine"
 
@@ -57,8 +58,13 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(PY) -m utils course
 
-# Unit tests, then the notebooks under nbval (lax: outputs are not compared) in FAST mode.
-test: $(STAMP)
+# ruff: pycodestyle, pyflakes, import order, bugbear and pyupgrade rules ([tool.ruff] in pyproject.toml).
+# A second or two, so `make test` runs it first.
+lint: $(STAMP)
+	$(PY) -m ruff check utils tests benchmarks
+
+# Lint, then the unit tests, then the notebooks under nbval (lax: outputs are not compared) in FAST mode.
+test: lint
 	FAST=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 --durations=15
 
 test-fast: $(STAMP)

@@ -125,8 +125,8 @@ def test_fast_and_stock_models_agree_with_same_weights() -> None:
     stock = models.build_model("fused", config, NUM_CLASSES, KEYPOINT_DIM, convlstm_impl="stock")
     stock.set_weights(fast.get_weights())
     inputs = tiny_inputs(config)
-    np.testing.assert_allclose(np.asarray(fast(inputs, training=False)), np.asarray(stock(inputs, training=False)),
-                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fast(inputs, training=False)),
+                               np.asarray(stock(inputs, training=False)), atol=1e-5)
 
 
 def test_fast_convlstm_gradients_equal_stock() -> None:
@@ -192,7 +192,8 @@ def test_uint8_and_float_frames_give_the_same_prediction() -> None:
     model = models.build_model("convlstm", config, NUM_CLASSES)
     frames = tiny_inputs(config)["frames"]
     np.testing.assert_allclose(np.asarray(model.predict_on_batch({"frames": frames})),
-                               np.asarray(model.predict_on_batch({"frames": frames.astype("float32")})), atol=1e-6)
+                               np.asarray(model.predict_on_batch({"frames": frames.astype("float32")})),
+                               atol=1e-6)
 
 
 def test_l2_matches_pytorch_weight_decay_gradient() -> None:
@@ -239,12 +240,14 @@ def test_label_smoothing_loss_equals_keras_categorical_with_smoothing_and_differ
     one_hot = np.eye(3, dtype="float32")[labels]
     smoothed = models.classification_loss(tiny_config(label_smoothing=0.1))
     expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
-    assert float(smoothed(labels, probabilities)) == pytest.approx(float(expected(one_hot, probabilities)), rel=1e-5)
+    assert float(smoothed(labels,
+                          probabilities)) == pytest.approx(float(expected(one_hot, probabilities)), rel=1e-5)
     assert float(smoothed(labels, probabilities, sample_weight=weights)) == pytest.approx(
         float(expected(one_hot, probabilities, sample_weight=weights)), rel=1e-5)  # class weights still apply
     plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
     assert abs(float(smoothed(labels, probabilities)) - plain) > 1e-3
-    assert float(smoothed(labels[:, None], probabilities)) == pytest.approx(float(smoothed(labels, probabilities)))
+    assert float(smoothed(labels[:, None],
+                          probabilities)) == pytest.approx(float(smoothed(labels, probabilities)))
 
 
 def test_no_label_smoothing_is_the_plain_sparse_loss() -> None:
@@ -252,7 +255,8 @@ def test_no_label_smoothing_is_the_plain_sparse_loss() -> None:
     assert models.ModelConfig.label_smoothing == 0.0
     assert models.classification_loss(tiny_config()) == "sparse_categorical_crossentropy"
     plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
-    assert float(models.SparseSmoothedCrossentropy(0.0)(labels, probabilities)) == pytest.approx(plain, rel=1e-5)
+    assert float(models.SparseSmoothedCrossentropy(0.0)(labels,
+                                                        probabilities)) == pytest.approx(plain, rel=1e-5)
     with pytest.raises(ValueError, match="label_smoothing 1.0"):
         models.classification_loss(tiny_config(label_smoothing=1.0))
 
@@ -261,7 +265,8 @@ def test_label_smoothing_reaches_the_compiled_model_and_survives_saving(tmp_path
     config = tiny_config(label_smoothing=0.2)
     model = models.compile_model(models.build_model("lstm", config, NUM_CLASSES, KEYPOINT_DIM), config)
     assert isinstance(model.loss, models.SparseSmoothedCrossentropy) and model.loss.label_smoothing == 0.2
-    assert np.isfinite(np.ravel(model.train_on_batch(feed("lstm", tiny_inputs(config, batch=3)), np.array([0, 1, 4])))[0])
+    assert np.isfinite(np.ravel(model.train_on_batch(feed("lstm", tiny_inputs(config, batch=3)),
+                                                     np.array([0, 1, 4])))[0])
     model.save(tmp_path / "model.keras")
     assert keras.models.load_model(tmp_path / "model.keras").loss.label_smoothing == 0.2
 
@@ -273,7 +278,9 @@ def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -
     assert model.get_layer("keypoints_gru").units == 6
     probabilities = np.asarray(model.predict_on_batch(feed(model_name, tiny_inputs(config))))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
+    assert models.count_params(model) == models.formula_param_count(
+        model_name, config, NUM_CLASSES, KEYPOINT_DIM
+    )
     with pytest.raises(ValueError, match="conv_gru"):
         models.build_model(model_name, config.replace(keypoint_encoder="mamba"), NUM_CLASSES, KEYPOINT_DIM)
 
@@ -288,8 +295,12 @@ def test_strided_stem_shrinks_frames_before_the_convlstm(pooling: str) -> None:
     assert tuple(model.get_layer("frames_convlstm1").output.shape) == (None, 4, 4, 4, 5)
     assert model.get_layer("frames_convlstm1").kernel_size == (3, 3)  # frame_kernel_size, not kernel_size
     features = {"flatten": 4 * 4 * 2, "average": 5}[pooling]
-    assert model.get_layer("frames_dropout" if config.dropout else f"frames_{'flatten' if pooling == 'flatten' else 'pool'}"
-                           ).output.shape[-1] == features
+    assert (
+        model.get_layer(
+            "frames_dropout" if config.dropout else f"frames_{'flatten' if pooling == 'flatten' else 'pool'}"
+        ).output.shape[-1]
+        == features
+    )
     probabilities = np.asarray(model.predict_on_batch(tiny_inputs(config)["frames"]))
     assert probabilities.shape == (3, NUM_CLASSES)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -310,7 +321,9 @@ def test_bfloat16_copy_keeps_the_weights_computes_in_bfloat16_and_answers_in_flo
     convlstm = next(layer for layer in copy.layers if isinstance(layer, models.ConvLSTM))
     assert convlstm.compute_dtype == "bfloat16" and convlstm.variable_dtype == "float32"
     assert copy.get_layer("probabilities").compute_dtype == "float32"
-    assert all(layer.compute_dtype == "float32" for layer in model.layers), "the model itself is left as it was"
+    assert all(layer.compute_dtype == "float32" for layer in model.layers), (
+        "the model itself is left as it was"
+    )
     answer = copy.predict_on_batch(inputs)
     assert answer.dtype == np.float32 and np.allclose(answer.sum(axis=1), 1, atol=1e-5)
     difference = np.abs(answer - reference).max()
@@ -319,10 +332,11 @@ def test_bfloat16_copy_keeps_the_weights_computes_in_bfloat16_and_answers_in_flo
         models.with_compute_dtype(model, "float16")
 
 
-# ----------------------------------------------------------------------------- the inference copy (ConvLSTMStack)
+# ----------------------------------------------------------------------------- the inference copy
+# (ConvLSTMStack)
 def _perturbed(model: keras.Model, seed: int = 5) -> keras.Model:
-    """The model with every weight moved and batch norms given non-trivial statistics (a shift that, folded wrongly
-    at the zero-padded border or not at all, shows in the outputs)."""
+    """The model with every weight moved and batch norms given non-trivial statistics (a shift that, folded
+    wrongly at the zero-padded border or not at all, shows in the outputs)."""
     rng = np.random.default_rng(seed)
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -330,7 +344,8 @@ def _perturbed(model: keras.Model, seed: int = 5) -> keras.Model:
             layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.5, channels),
                                rng.normal(0, 0.3, channels), rng.uniform(0.2, 2.0, channels)])
         elif layer.weights and not isinstance(layer, keras.Model):
-            layer.set_weights([w + rng.normal(scale=0.2, size=w.shape).astype(w.dtype) for w in layer.get_weights()])
+            layer.set_weights([w + rng.normal(scale=0.2,
+                                              size=w.shape).astype(w.dtype) for w in layer.get_weights()])
     return model
 
 
@@ -343,8 +358,8 @@ def _perturbed(model: keras.Model, seed: int = 5) -> keras.Model:
 ])
 def test_inference_model_computes_the_same_function(changes: dict, compiled: bool,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ConvLSTM stack (layers step by step together, batch norms folded, no forget gate at step 1) gives the
-    model's outputs within 1e-5, and no ConvLSTM or batch norm of the frame branch is left in the copy."""
+    """The ConvLSTM stack (layers step by step together, batch norms folded, no forget gate at step 1) gives
+    the model's outputs within 1e-5, and no ConvLSTM or batch norm of the frame branch is left in the copy."""
     if compiled:
         monkeypatch.setattr(fast, "FUSED_GATES_MIN_ELEMENTS", 0)
     config = tiny_config(**changes)
@@ -356,8 +371,10 @@ def test_inference_model_computes_the_same_function(changes: dict, compiled: boo
     assert not any(isinstance(layer, models.ConvLSTM) for layer in layers)
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in layers) == \
         len(config.frame_stem) * config.ensemble  # only the stem's batch norms remain
-    np.testing.assert_allclose(copy.predict_on_batch(inputs), model.predict_on_batch(inputs), atol=1e-5, rtol=1e-5)
-    if config.ensemble == 1:  # the frame features themselves, before the head's softmax compresses differences
+    np.testing.assert_allclose(copy.predict_on_batch(inputs), model.predict_on_batch(inputs), atol=1e-5,
+                               rtol=1e-5)
+    # the frame features themselves, before the head's softmax compresses differences
+    if config.ensemble == 1:
         features = [keras.Model(m.inputs, m.get_layer("frames_flatten").output).predict_on_batch(inputs)
                     for m in (model, copy)]
         assert np.abs(features[0]).max() > 0.1
@@ -365,10 +382,12 @@ def test_inference_model_computes_the_same_function(changes: dict, compiled: boo
 
 
 def test_inference_model_leaves_models_without_a_convlstm_chain_and_copies_weights() -> None:
-    """The LSTM and the stock ConvLSTM2D come back as they are; the copy's other layers hold the same weights."""
+    """The LSTM and the stock ConvLSTM2D come back as they are; the copy's other layers hold the same
+    weights."""
     lstm = models.build_model("lstm", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
     assert models.inference_model(lstm) is lstm
-    stock = models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM, convlstm_impl="stock")
+    stock = models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM,
+                               convlstm_impl="stock")
     assert models.inference_model(stock) is stock
     model = _perturbed(models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM))
     copy = models.inference_model(model)

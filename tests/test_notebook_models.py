@@ -1,4 +1,5 @@
-"""What notebooks 03-05 build in view is the network utils.models builds: same layers, shapes, sizes, settings."""
+"""What notebooks 03-05 build in view is the network utils.models builds: same layers, shapes, sizes,
+settings."""
 from pathlib import Path
 
 import keras
@@ -10,8 +11,8 @@ from utils.inputs import preprocessing
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Layer settings that change what a layer computes without changing its type, shape or parameter count.
-COMPARED_SETTINGS = ("activation", "recurrent_activation", "return_sequences", "kernel_size", "padding", "momentum",
-                     "epsilon", "rate", "scale", "offset")
+COMPARED_SETTINGS = ("activation", "recurrent_activation", "return_sequences", "kernel_size", "padding",
+                     "momentum", "epsilon", "rate", "scale", "offset")
 
 
 def cell_source(notebook: str, cell_id: str) -> str:
@@ -45,7 +46,8 @@ def test_notebook_03_lstm_is_utils_lstm(config_name):
     keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
     cfg = models.get_config("lstm", config_name)
     dim = preprocessing.output_dim(cfg.preprocessing)
-    assert signature(keypoint_lstm(cfg, 7, dim)) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
+    assert signature(keypoint_lstm(cfg, 7,
+                                   dim)) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
 
 
 def test_notebook_03_seed_ensemble_is_utils_ensemble():
@@ -55,7 +57,8 @@ def test_notebook_03_seed_ensemble_is_utils_ensemble():
     in_view = keypoint_lstm(cfg, 7, dim)
     assert [m.name for m in models.ensemble_members(in_view)] == ["member1", "member2"]
     assert signature(in_view) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
-    assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(ensemble=3), 7, keypoint_dim=dim))
+    assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(ensemble=3), 7,
+                                                              keypoint_dim=dim))
 
 
 @pytest.mark.parametrize("config_name", models.config_names())

@@ -1,4 +1,5 @@
-"""What the course prints is the course's own: TensorFlow's start-up lines stay out of notebooks and commands."""
+"""What the course prints is the course's own: TensorFlow's start-up lines stay out of notebooks and
+commands."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 # Lines TensorFlow and Keras print that say nothing to a student (and how to recognise them).
 NOISE = ("Unable to register", "absl::InitializeLog", "failed call to cuInit", "computation placer",
-         "use_unbounded_threadpool", "triggered tf.function retracing", "doesn't match the expected structure")
+         "use_unbounded_threadpool", "triggered tf.function retracing",
+         "doesn't match the expected structure")
 
 
 def noise_in(text: str) -> list[str]:

@@ -73,12 +73,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from utils.training import loop as training
 
-    metrics = training.train_from_file(features_path=args.features, model_name=args.model, config_name=args.config,
-                                       out_dir=args.out, epochs=args.epochs, seed=args.seed,
-                                       test_group=args.test_group, batch_size=args.batch_size,
-                                       num_frames=args.frames, ensemble=args.ensemble, validation=args.validation,
-                                       resume=args.resume, tensorboard=args.tensorboard,
-                                       deterministic=args.deterministic, mixed_precision=args.mixed_precision)
+    metrics = training.train_from_file(features_path=args.features, model_name=args.model,
+                                       config_name=args.config, out_dir=args.out, epochs=args.epochs,
+                                       seed=args.seed, test_group=args.test_group, batch_size=args.batch_size,
+                                       num_frames=args.frames, ensemble=args.ensemble,
+                                       validation=args.validation, resume=args.resume,
+                                       tensorboard=args.tensorboard, deterministic=args.deterministic,
+                                       mixed_precision=args.mixed_precision)
     print(f"{metrics['model']} ({metrics['config']}): test accuracy {metrics['test_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} -> {args.out}")
     return 0
@@ -88,7 +89,8 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     from utils.evaluation import crossval
     from utils.training import loop as training
 
-    config = training.with_overrides(training.resolve_config(args.model, args.config), args.ensemble, args.validation)
+    config = training.with_overrides(training.resolve_config(args.model, args.config), args.ensemble,
+                                     args.validation)
     summary = crossval.run(args.features, args.model, config, out_dir=args.out, folds=args.folds,
                            seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     print(f"{crossval.describe(summary)} -> {Path(args.out) / crossval.SUMMARY_FILE}")
@@ -98,10 +100,10 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 def _add_validation(parser: Any) -> None:
     """--[no-]validation: override the configuration's ``validation`` (train and crossval)."""
     parser.add_argument("--validation", action=argparse.BooleanOptionalAction, default=None,
-                        help="override the configuration's choice: --validation carves validation signers from "
-                             "the training side (early stopping, best epoch); --no-validation trains every "
-                             "training signer for the configuration's epochs and keeps the last weights (the "
-                             "recommended lstm's own setting)")
+                        help="override the configuration's choice: --validation carves validation signers "
+                             "from the training side (early stopping, best epoch); --no-validation trains "
+                             "every training signer for the configuration's epochs and keeps the last "
+                             "weights (the recommended lstm's own setting)")
 
 
 def _add_fast(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +129,8 @@ def _pixels(value: str) -> int:
     except ValueError:
         size = -1
     if size < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 (full resolution) or a positive number of pixels, got {value!r}")
+        raise argparse.ArgumentTypeError("expected 0 (full resolution) or a positive number of pixels, got "
+                                         f"{value!r}")
     return size
 
 
@@ -220,15 +223,17 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _data_parser(sub: Any) -> None:
     p = sub.add_parser("data", formatter_class=_formatter,
                        help="generate the synthetic default dataset or download a real one",
-                       description="Generate the embedded synthetic dataset (offline) or download the Kaggle ASL "
-                                   "dataset or UCF11 (needs internet; Kaggle credentials for the kaggle client).")
+                       description="Generate the embedded synthetic dataset (offline) or download the Kaggle "
+                                   "ASL dataset or UCF11 (needs internet; Kaggle credentials for the kaggle "
+                                   "client).")
     p.add_argument("dataset", choices=["synthetic", "asl", "ucf11"])
     p.add_argument("--out", help="destination folder (default: data/synthetic or data/raw/<dataset>)")
     p.add_argument("--clips-per-class", type=int, default=defaults.SYNTHETIC_CLIPS_PER_CLASS,
                    help="synthetic: clips per sign")
     p.add_argument("--signers", type=int, default=defaults.SYNTHETIC_SIGNERS,
                    help="synthetic: number of distinct signers")
-    p.add_argument("--difficulty", type=float, default=1.0, help="synthetic: 0 = clean, 1 = default, 2 = hard")
+    p.add_argument("--difficulty", type=float, default=1.0,
+                   help="synthetic: 0 = clean, 1 = default, 2 = hard")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="synthetic: frames per clip")
     p.add_argument("--image-size", type=int, default=defaults.SYNTHETIC_RENDER_SIZE,
@@ -287,27 +292,31 @@ def _extract_parser(sub: Any) -> None:
     p = sub.add_parser("extract", formatter_class=_formatter,
                        help="turn a dataset folder into one features .npz (or a features store folder)",
                        description="Extract frames and MediaPipe keypoints from a video folder "
-                                   "(<root>/<class>/*.mp4, Kaggle ASL, UCF11, synthetic) or import an MP_Data "
-                                   "folder (<root>/<class>/<seq>/<frame>.npy) into one .npz. Resumable.")
+                                   "(<root>/<class>/*.mp4, Kaggle ASL, UCF11, synthetic) or import an "
+                                   "MP_Data folder (<root>/<class>/<seq>/<frame>.npy) into one .npz. "
+                                   "Resumable.")
     p.add_argument("source", help="dataset folder")
     p.add_argument("--out", required=True,
-                   help="output: a name ending in .npz writes one compressed file; any other name a features store "
-                        "folder (one .npy per array, memory-mapped when read: for datasets larger than memory)")
+                   help="output: a name ending in .npz writes one compressed file; any other name a features "
+                        "store folder (one .npy per array, memory-mapped when read: for datasets larger than "
+                        "memory)")
     p.add_argument("--frames", type=int, default=defaults.NUM_FRAMES, help="frames sampled per clip (T)")
     p.add_argument("--image-size", type=int, default=defaults.IMAGE_SIZE,
                    help="frame thumbnail size S for the ConvLSTM")
     p.add_argument("--workers", type=int, default=None, help="clips extracted at once (default: all cores)")
-    p.add_argument("--parallel", choices=list(defaults.EXTRACT_PARALLEL_MODES), default=defaults.EXTRACT_PARALLEL,
-                   help="run those clips as threads of one process (each its own MediaPipe graph; less CPU per "
-                        "frame, see benchmarks/keypoint_speed.md) or as worker processes")
+    p.add_argument("--parallel", choices=list(defaults.EXTRACT_PARALLEL_MODES),
+                   default=defaults.EXTRACT_PARALLEL,
+                   help="run those clips as threads of one process (each its own MediaPipe graph; less CPU "
+                        "per frame, see benchmarks/keypoint_speed.md) or as worker processes")
     p.add_argument("--keypoints-from", choices=["auto", "mediapipe", "stored"], default="auto",
                    help="synthetic clips carry exact keypoints: 'stored' uses them, 'mediapipe' re-extracts")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips (for a quick look)")
     p.add_argument("--hand-size", type=int, default=32,
-                   help="side in pixels of the crops around each hand, cut from full-resolution frames (0 = none)")
+                   help="side in pixels of the crops around each hand, cut from full-resolution frames (0 = "
+                        "none)")
     p.add_argument("--mediapipe-size", type=_pixels, default=defaults.MEDIAPIPE_SIZE,
-                   help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); recorded in "
-                        "the features file, and predict uses the same")
+                   help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); recorded "
+                        "in the features file, and predict uses the same")
     p.set_defaults(func=cmd_extract)
 
 
@@ -321,13 +330,19 @@ def _train_parser(sub: Any) -> None:
                    help="override the configuration's frames per clip T (e.g. --config original --frames 20 for UCF11)")
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--out", required=True, help="output folder of the run")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run of the same --out at the epoch after its last checkpoint")
-    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs into <out>/tensorboard")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run of the same --out at the epoch after its last checkpoint",
+    )
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard logs into <out>/tensorboard")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
-                   help="deterministic TensorFlow ops (default: on without a GPU, off with one, where they are slow)")
+                   help="deterministic TensorFlow ops (default: on without a GPU, off with one, where they "
+                        "are slow)")
     p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
-                   help="float16 compute with float32 weights and softmax (default: on with a GPU, off on CPU)")
+                   help="float16 compute with float32 weights and softmax (default: on with a GPU, off on "
+                        "CPU)")
     p.set_defaults(func=cmd_train)
 
 
@@ -357,8 +372,8 @@ def _evaluate_parser(sub: Any) -> None:
 def _report_parser(sub: Any) -> None:
     p = sub.add_parser("report", formatter_class=_formatter,
                        help="rewrite the result tables of the README and docs/ from the results files",
-                       description="Every table between <!-- table: NAME --> and <!-- end table --> in README.md "
-                                   "and docs/*.md is written from the JSON files of benchmarks/.")
+                       description="Every table between <!-- table: NAME --> and <!-- end table --> in "
+                                   "README.md and docs/*.md is written from the JSON files of benchmarks/.")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table differs")
     p.set_defaults(func=cmd_report)
 
@@ -366,18 +381,19 @@ def _report_parser(sub: Any) -> None:
 def _predict_parser(sub: Any) -> None:
     p = sub.add_parser("predict", formatter_class=_formatter,
                        help="recognise signs in a video or from a webcam with a trained model",
-                       description="Slide windows over a video (each sampled like a training clip), print one "
-                                   "line per window and end with ONE line: the answer for the clip.")
+                       description="Slide windows over a video (each sampled like a training clip), print "
+                                   "one line per window and end with ONE line: the answer for the clip.")
     p.add_argument("video", nargs="?", help="input video")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--out", default=None, help="annotated output video (.mp4)")
     p.add_argument("--json", default=None, help="write every window and the clip's answer to this JSON file")
     p.add_argument("--window", default=None,
                    help="frames per window (30) or seconds (1.5s); None: as long as the training clips")
-    p.add_argument("--stride", default=None, help="frames (5) or seconds (0.2s) between windows; None: a quarter of the window")
+    p.add_argument("--stride", default=None,
+                   help="frames (5) or seconds (0.2s) between windows; None: a quarter of the window")
     p.add_argument("--answer", choices=["mean", "whole"], default="mean",
-                   help="clip answer: the mean of the window probabilities, or the whole clip as one window when "
-                        "it is at most two training clips long")
+                   help="clip answer: the mean of the window probabilities, or the whole clip as one window "
+                        "when it is at most two training clips long")
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
     p.add_argument("--mediapipe-size", type=_pixels, default=None,
                    help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); None: as the "
@@ -407,9 +423,11 @@ def _course_parser(sub: Any) -> None:
                                    "metrics go under results/). DATASET and FAST environment variables apply.")
     p.add_argument("--dataset", default=None, help="synthetic | asl | ucf11 | a folder (default: $DATASET or synthetic)")
     p.add_argument("--fast", action="store_true", help="quick smoke run (small data, few epochs)")
-    p.add_argument("--only", nargs="+", default=None, help="run only notebooks whose names start with these, e.g. 01 03")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="run only notebooks whose names start with these, e.g. 01 03")
     p.add_argument("--publish", action="store_true",
-                   help="instead: copy the executed notebooks of the last run into docs/notebooks/ for GitHub readers")
+                   help="instead: copy the executed notebooks of the last run into docs/notebooks/ for "
+                        "GitHub readers")
     p.set_defaults(func=cmd_course)
 
 

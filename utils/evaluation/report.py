@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from utils import paths
 from utils.errors import ConfigError
+from utils.evaluation.crossval import format_interval
 
 BENCHMARKS_DIR = paths.PROJECT_DIR / "benchmarks"
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
@@ -32,16 +34,6 @@ def _load(name: str, folder: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} not found: it is written by benchmarks/{Path(name).stem}.py "
                           "(see benchmarks/README.md)")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def interval(stats: dict[str, Any]) -> str:
-    """'0.953 [0.91, 0.99]': a mean with its 95% interval (two decimals), or the mean alone."""
-    if stats.get("mean") is None:
-        return "n/a"
-    if not stats.get("ci95"):
-        return f"{stats['mean']:.3f}"
-    low, high = stats["ci95"]
-    return f"{stats['mean']:.3f} [{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
 
 
 # ----------------------------------------------------------------------------- the tables
@@ -66,7 +58,7 @@ def same_people_table(folder: Path = BENCHMARKS_DIR) -> str:
         if entry is None:
             continue
         lowest = min(fold["accuracy"] for fold in entry["per_fold"])
-        lines.append(f"| {label} | {interval(entry['accuracy'])} | {lowest:.3f} |")
+        lines.append(f"| {label} | {format_interval(entry['accuracy'], digits=2)} | {lowest:.3f} |")
     return "\n".join(lines)
 
 
