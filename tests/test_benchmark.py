@@ -143,7 +143,8 @@ def test_torch_original_has_the_originals_parameter_count() -> None:
     from utils import models
 
     original = torch_original.OriginalFused(num_classes=11)
-    assert torch_original.count_params(original) == models.ORIGINAL_PARAM_COUNT == models.original_param_count(11)
+    assert torch_original.count_params(original) == models.ORIGINAL_PARAM_COUNT
+    assert models.ORIGINAL_PARAM_COUNT == models.original_param_count(11)
     keras_seed = models.build_model("fused", models.get_config("fused", "original"), 11).count_params()
     # the difference is the peepholes (3 x 16 x 64 x 64 per ConvLSTM), PyTorch's second LSTM bias, minus the
     # batch-norm moving statistics Keras counts: 393,216 + 4,096 - 64 = 397,248, 5.9% of the Keras model

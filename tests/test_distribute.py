@@ -190,7 +190,6 @@ def free_ports(count: int) -> list[int]:
 def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     from test_training import tiny_features
     from utils.data.features import save_features
-    from utils.evaluation.evaluate import evaluate_saved
     from utils.training.runs import load_run
 
     # each worker reads its own file: same clips, signers and split, different noise. Without gradients summed
@@ -235,8 +234,10 @@ def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     assert (metrics["strategy"], metrics["workers"],
             metrics["replicas"]) == ("MultiWorkerMirroredStrategy", 2, 2)
     assert (metrics["batch_size"], metrics["global_batch_size"], metrics["epochs_run"]) == (4, 8, 2)
-    # the test clips were predicted by both workers, each its slice of its own file, then gathered: in the clips'
-    # own order? Every gathered answer must be what one process answers for that clip from one of the two files.
+    # the test clips were predicted by both workers, each its slice of its own file, then gathered: in the
+    # clips'
+    # own order? Every gathered answer must be what one process answers for that clip from one of the two
+    # files.
     import csv
 
     rows = list(csv.DictReader((out_dir / "predictions.csv").open()))
@@ -245,11 +246,13 @@ def test_two_workers_on_loopback_end_with_the_same_weights(tmp_path):
     assert len(rows) == metrics["n_test"] == len(alone[0])
     for row in rows:
         assert row["predicted"] in {alone[0][int(row["index"])], alone[1][int(row["index"])]}, row
-    assert sum(row["predicted"] == row["true"] for row in rows) == round(metrics["test_accuracy"] * metrics["n_test"])
+    correct = sum(row["predicted"] == row["true"] for row in rows)
+    assert correct == round(metrics["test_accuracy"] * metrics["n_test"])
 
 
 def predicted_per_clip(run_dir: Path, features_path: Path, indices: list[int]) -> dict[int, str]:
-    """{clip index: predicted sign} for the run's test clips, predicted in one process from one features file."""
+    """{clip index: predicted sign} for the run's test clips, predicted in one process from one features
+    file."""
     from utils.data.features import load_features
     from utils.training.metrics import predict_clips
     from utils.training.runs import load_run

@@ -129,7 +129,8 @@ def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
 
     features = tiny_features()
     features.hand_crops = np.repeat(features.frames[:, :, None, 4:12, 4:12], 2, axis=2)  # where the colour is
-    config = tiny_config("fused", epochs=6).replace(fusion="logits", frame_input="hands", hand_size=8, staged=True)
+    config = tiny_config("fused", epochs=6).replace(fusion="logits", frame_input="hands", hand_size=8,
+                                                    staged=True)
     for fold, signer in enumerate(("s0", "s1")):
         metrics = training.train(features, "fused", config, out_dir=tmp_path / f"fold{fold}",
                                  test_group=signer, verbose=0, measure_speed=False)

@@ -118,7 +118,8 @@ def test_study_cache_keys_and_cached_probabilities(tmp_path):
                   study.cache_keys(config.replace(epochs=3), False, "four", "0:a", 0)):
         assert not set(other) & set(keys)
     assert study.cache_keys(config.replace(name="x", description="y"), False, "four", "0:a", 0) == keys
-    assert not set(study.cache_keys(config.replace(class_weight="balanced"), False, "four", "0:a", 0)) & set(keys)
+    balanced = study.cache_keys(config.replace(class_weight="balanced"), False, "four", "0:a", 0)
+    assert not set(balanced) & set(keys)
     for later in ({"label_smoothing": 0.1}, {"keypoint_encoder": "lstm"}):
         assert not set(study.cache_keys(config.replace(**later), False, "four", "0:a", 0)) & set(keys)
     stored = np.array([[0.2, 0.8]], np.float32)

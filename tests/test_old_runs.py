@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: The last commit with the flat package (utils/models.py, utils/training.py, ...), whose runs must keep loading.
+# : The last commit with the flat package (utils/models.py, utils/training.py, ...), whose runs must keep
+# loading.
 EARLIER = "c3df3a2"
 
 TRAIN_WITH_THE_EARLIER_VERSION = '''
@@ -37,13 +38,13 @@ for name in ("lstm", "fused", "linear"):
 
 @pytest.fixture(scope="module")
 def earlier_runs(tmp_path_factory) -> Path:
-    """Three run folders (lstm, fused with the ConvLSTM, linear) written by the earlier version of the course."""
-    archive = subprocess.run(["git", "archive", "--format=tar", EARLIER, "utils"], cwd=REPO, capture_output=True)
+    """Three run folders (lstm, fused with the ConvLSTM, linear) written by the earlier version."""
+    archive = subprocess.run(["git", "archive", "--format=tar", EARLIER, "utils"], cwd=REPO,
+                             capture_output=True)
     if archive.returncode != 0:
         pytest.skip(f"the repository's history has no commit {EARLIER} (a shallow clone?): "
                     f"{archive.stderr.decode(errors='replace').strip()[:200]}")
     from test_training import tiny_features
-
     from utils.data.features import save_features
 
     folder = tmp_path_factory.mktemp("earlier")
@@ -60,7 +61,8 @@ def earlier_runs(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["lstm", "fused", "linear"])
-def test_a_run_of_the_earlier_version_loads_and_answers_as_it_did(earlier_runs: Path, model_name: str) -> None:
+def test_a_run_of_the_earlier_version_loads_and_answers_as_it_did(earlier_runs: Path,
+                                                                   model_name: str) -> None:
     from utils.data.features import load_features
     from utils.training.metrics import predict_clips
     from utils.training.runs import load_run
@@ -69,7 +71,8 @@ def test_a_run_of_the_earlier_version_loads_and_answers_as_it_did(earlier_runs: 
     model, run_info = load_run(run)
     rows = list(csv.DictReader((run / "predictions.csv").open()))
     indices = np.array([int(row["index"]) for row in rows])
-    probabilities = predict_clips(model, load_features(earlier_runs / "tiny.npz"), run_info, indices, batch_size=16)
+    features = load_features(earlier_runs / "tiny.npz")
+    probabilities = predict_clips(model, features, run_info, indices, batch_size=16)
     answers = [run_info["classes"][int(p.argmax())] for p in probabilities]
     assert answers == [row["predicted"] for row in rows]
     confidences = np.array([float(row["confidence"]) for row in rows])

@@ -59,7 +59,8 @@ def test_published_notebooks_carry_no_framework_noise() -> None:
 
     published = sorted((PROJECT_DIR / "docs" / "notebooks").glob("*.ipynb"))
     if not published:
-        pytest.skip("docs/notebooks holds no executed chapter yet (make run, then python -m utils course --publish)")
+        pytest.skip("docs/notebooks holds no executed chapter yet (make run, then python -m utils course "
+                    "--publish)")
     found = {}
     for path in published:
         for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:

@@ -299,7 +299,8 @@ def test_record_extract_train_from_the_command_line(tmp_path, camera_file):
     features = tmp_path / "mine.npz"
     done = command("extract", out, "--out", features, "--workers", 1)
     assert done.returncode == 0, done.stderr
-    done = command("train", "--features", features, "--model", "linear", "--epochs", 2, "--out", tmp_path / "run")
+    done = command("train", "--features", features, "--model", "linear", "--epochs", 2,
+                   "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "metrics.json").is_file()
 

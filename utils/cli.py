@@ -108,7 +108,8 @@ def _add_validation(parser: Any) -> None:
 
 def _add_fast(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true",
-                        help="run the fast inference copy of the model (utils/models/fast.py: the same answers "
+                        help="run the fast inference copy of the model (utils/models/fast.py: the same "
+                             "answers "
                              "within rounding, less work on a CPU); the output says when it was used")
 
 
@@ -140,7 +141,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluation.evaluate_saved(model_dir=args.model, features_path=args.features, split=args.split,
                                         fast=args.fast)
     used = f" ({metrics['inference']})" if "inference" in metrics else ""
-    print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} clips{used}")
+    print(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} "
+          f"clips{used}")
     return 0
 
 
@@ -179,7 +181,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from utils.serving import export
 
-    export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16, fast=args.fast)  # prints each file and its size
+    # prints each file and its size
+    export.export_model(args.model, args.out, formats=args.formats, fp16=args.fp16, fast=args.fast)
     return 0
 
 
@@ -205,18 +208,23 @@ def program_name(argv0: str | None = None) -> str:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    """What to train and how, shared by train and crossval: the data, the model, its configuration and overrides."""
+    """What to train and how, shared by train and crossval: the data, the model, its configuration and
+    overrides."""
     group = p.add_argument_group("model and training")
     group.add_argument("--features", required=True,
-                       help="features .npz or store folder from 'extract' (with signers, for folds by signer)")
+                       help="features .npz or store folder from 'extract' (with signers, for folds by "
+                            "signer)")
     group.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
     group.add_argument("--config", default=None,
-                       help="configuration: recommended (default), small, or original (the 2022 project's, for GPUs)")
+                       help="configuration: recommended (default), small, or original (the 2022 project's, "
+                            "for GPUs)")
     group.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
     group.add_argument("--batch-size", type=int, default=None, help="override the configuration's batch size")
     group.add_argument("--ensemble", type=int, default=None, metavar="N",
-                       help="override the configuration's number of networks averaged (seeds seed .. seed+N-1)")
-    group.add_argument("--seed", type=int, default=0, help="training seed (and, for crossval, the fold assignment)")
+                       help="override the configuration's number of networks averaged (seeds seed .. "
+                            "seed+N-1)")
+    group.add_argument("--seed", type=int, default=0, help="training seed (and, for crossval, the fold "
+                                                           "assignment)")
     _add_validation(group)
 
 
@@ -252,7 +260,8 @@ def _record_parser(sub: Any) -> None:
                    help="the signs to record, e.g. hello thanks iloveyou")
     p.add_argument("--signer", required=True, help="your name or a pseudonym (letters, digits, _ and -)")
     p.add_argument("--clips", type=int, default=5,
-                   help="clips of each sign wanted for this signer: in total, or in --session when one is named")
+                   help="clips of each sign wanted for this signer: in total, or in --session when one is "
+                        "named")
     p.add_argument("--out", default=None, help="recordings folder (default: data/raw/mine)")
     p.add_argument("--camera", default=None,
                    help="camera index, or a video file standing in for a camera (default: tries 0, 1, 2)")
@@ -321,13 +330,16 @@ def _extract_parser(sub: Any) -> None:
 
 
 def _train_parser(sub: Any) -> None:
-    p = sub.add_parser("train", formatter_class=_formatter, help="train lstm / convlstm / fused on a features file",
-                       description="Split, train (best-on-validation weights, or the last with --no-validation), "
+    p = sub.add_parser("train", formatter_class=_formatter, help="train lstm / convlstm / fused on a "
+                                                                 "features file",
+                       description="Split, train (best-on-validation weights, or the last with "
+                                   "--no-validation), "
                                    "evaluate once on test, and "
                                    "write metrics.json, model.keras, history.csv and figures into --out.")
     _add_model_options(p)
     p.add_argument("--frames", type=int, default=None,
-                   help="override the configuration's frames per clip T (e.g. --config original --frames 20 for UCF11)")
+                   help="override the configuration's frames per clip T (e.g. --config original --frames 20 "
+                        "for UCF11)")
     p.add_argument("--test-group", default=None, help="hold out this group (signer) as the test set")
     p.add_argument("--out", required=True, help="output folder of the run")
     p.add_argument(
@@ -348,11 +360,15 @@ def _train_parser(sub: Any) -> None:
 
 def _crossval_parser(sub: Any) -> None:
     p = sub.add_parser("crossval", formatter_class=_formatter,
-                       help="cross-validate a model by signer (group): one run per fold, mean and 95%% interval",
-                       description="Leave-one-group-out (or K group-disjoint folds): each fold trains with its "
-                                   "signers held out as test and, where the configuration uses them, validation "
+                       help="cross-validate a model by signer (group): one run per fold, mean and 95%% "
+                            "interval",
+                       description="Leave-one-group-out (or K group-disjoint folds): each fold trains with "
+                                   "its "
+                                   "signers held out as test and, where the configuration uses them, "
+                                   "validation "
                                    "signers taken from the training side. "
-                                   "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run folders "
+                                   "Writes crossval.json, folds.png, confusion_matrix.png and fold_<k>/ run "
+                                   "folders "
                                    "into --out. Resumable: finished folds are not retrained.")
     _add_model_options(p)
     p.add_argument("--folds", type=_folds, default="loso", help="'loso' (one fold per group) or K folds")
@@ -361,7 +377,8 @@ def _crossval_parser(sub: Any) -> None:
 
 
 def _evaluate_parser(sub: Any) -> None:
-    p = sub.add_parser("evaluate", formatter_class=_formatter, help="re-score a saved model on a features file")
+    p = sub.add_parser("evaluate", formatter_class=_formatter, help="re-score a saved model on a features "
+                                                                    "file")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--features", required=True, help="features .npz or store folder")
     p.add_argument("--split", default="all", help="which clips: all, or train/val/test as the run split them")
@@ -396,7 +413,8 @@ def _predict_parser(sub: Any) -> None:
                         "when it is at most two training clips long")
     p.add_argument("--webcam", nargs="?", type=int, const=0, default=None, help="use camera INDEX instead")
     p.add_argument("--mediapipe-size", type=_pixels, default=None,
-                   help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); None: as the "
+                   help="longer side in pixels of the frames MediaPipe sees (0 = full resolution); None: as "
+                        "the "
                         "run's training features were extracted")
     _add_fast(p)
     p.set_defaults(func=cmd_predict)
@@ -404,9 +422,12 @@ def _predict_parser(sub: Any) -> None:
 
 def _export_parser(sub: Any) -> None:
     p = sub.add_parser("export", formatter_class=_formatter,
-                       help="export a trained model to TFLite and SavedModel, taking raw keypoints and frames",
-                       description="The exported files take raw MediaPipe keypoints (1, T, 1662) float32 and uint8 "
-                                   "thumbnails; the run's preprocessing is inside. export.json says what to feed.")
+                       help="export a trained model to TFLite and SavedModel, taking raw keypoints and "
+                            "frames",
+                       description="The exported files take raw MediaPipe keypoints (1, T, 1662) float32 and "
+                                   "uint8 "
+                                   "thumbnails; the run's preprocessing is inside. export.json says what to "
+                                   "feed.")
     p.add_argument("--model", required=True, help="run folder written by 'train'")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", default=["tflite", "savedmodel"], choices=["tflite", "savedmodel"])
@@ -420,8 +441,10 @@ def _course_parser(sub: Any) -> None:
     p = sub.add_parser("course", formatter_class=_formatter,
                        help="the main job: run notebooks 01-07 in order and print a summary of the models",
                        description="Execute the course notebooks in order (executed copies, figures and "
-                                   "metrics go under results/). DATASET and FAST environment variables apply.")
-    p.add_argument("--dataset", default=None, help="synthetic | asl | ucf11 | a folder (default: $DATASET or synthetic)")
+                                   "metrics go under results/). DATASET and FAST environment variables "
+                                   "apply.")
+    p.add_argument("--dataset", default=None, help="synthetic | asl | ucf11 | a folder (default: $DATASET or "
+                                                   "synthetic)")
     p.add_argument("--fast", action="store_true", help="quick smoke run (small data, few epochs)")
     p.add_argument("--only", nargs="+", default=None,
                    help="run only notebooks whose names start with these, e.g. 01 03")
@@ -434,7 +457,8 @@ def _course_parser(sub: Any) -> None:
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command line: one sub-parser per command, each built by its own function below."""
     parser = argparse.ArgumentParser(prog=prog or program_name(), formatter_class=_formatter,
-                                     description="Skeleton-based sign-language and action recognition course.")
+                                     description="Skeleton-based sign-language and action recognition "
+                                                 "course.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_data_parser, _record_parser, _merge_parser, _extract_parser, _train_parser, _crossval_parser,

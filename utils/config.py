@@ -176,8 +176,10 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
                 def exec_module(self, module: Any) -> None:
                     with _stderr_hidden():
                         loader.exec_module(module)
-                    # TensorFlow's Python warnings (e.g. "triggered tf.function retracing" when a notebook builds
-                    # and predicts with many small models in a row) say nothing a student can act on; errors stay
+                    # TensorFlow's Python warnings (e.g. "triggered tf.function retracing" when a notebook
+                    # builds
+                    # and predicts with many small models in a row) say nothing a student can act on; errors
+                    # stay
                     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
             spec.loader = QuietLoader()

@@ -25,7 +25,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +148,7 @@ class RecordingFolder:
                     json.dumps(
                         {
                             "kind": "recordings",
-                            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            "created": datetime.now(UTC).isoformat(timespec="seconds"),
                             "layout": "manifest.csv, <sign>/<signer>_<session>_<nnn>.mp4",
                         },
                         indent=1,
@@ -253,7 +253,7 @@ class RecordingFolder:
             "label": info.label,
             "signer": info.signer,
             "session": info.session,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "camera": info.camera,
             "width": frames.shape[2],
             "height": frames.shape[1],

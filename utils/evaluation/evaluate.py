@@ -54,7 +54,8 @@ def evaluate_saved(model_dir: str | Path, features_path: str | Path, split: str 
         params = run_info.get("split", {})
         validation = bool(run_info.get("config", {}).get("validation", True))
         indices = splits_module.make_splits(features.labels, groups=features.groups, split=features.split,
-                                            test_group=params.get("test_group"), seed=int(params.get("seed", 0)),
+                                            test_group=params.get("test_group"),
+                                            seed=int(params.get("seed", 0)),
                                             fractions=splits_module.split_fractions(validation))[split]
     else:
         raise ConfigError(f"--split must be 'all', 'train', 'val' or 'test', got {split!r}")

@@ -111,19 +111,20 @@ def real_signers_table(folder: Path = BENCHMARKS_DIR) -> str:
              "|---" * (len(sets) + 1) + "|"]
     chance = results.get("chance")
     if chance:
-        lines.append("| chance (a uniform guess) | " + " | ".join(_real_signer_cell(chance.get(key)) for key, _ in sets)
-                     + " |")
+        cells = " | ".join(_real_signer_cell(chance.get(key)) for key, _ in sets)
+        lines.append(f"| chance (a uniform guess) | {cells} |")
     for row, label in REAL_SIGNER_STEPS:
         if row in results:
-            lines.append(f"| {label} | " + " | ".join(_real_signer_cell(results[row].get(key)) for key, _ in sets)
-                         + " |")
+            cells = " | ".join(_real_signer_cell(results[row].get(key)) for key, _ in sets)
+            lines.append(f"| {label} | {cells} |")
     return "\n".join(lines)
 
 
 def real_signers_source(folder: Path = BENCHMARKS_DIR) -> str:
     """Where the real-signer figures come from."""
     result = _load("real_signers.json", folder)
-    return ("Mean accuracy over folds by signer [95% t-interval]; the 24 ASL videos are one test, no interval. "
+    return ("Mean accuracy over folds by signer [95% t-interval]; the 24 ASL videos are one test, no "
+            "interval. "
             "Written by `python benchmarks/real_signers.py` (every row, fold and command in "
             "[benchmarks/real_signers.md](../benchmarks/real_signers.md)); "
             f"{len(result['results'])} rows in the results file, {len(REAL_SIGNER_STEPS)} shown here.")
@@ -141,7 +142,7 @@ CHAPTERS = {  # what each chapter teaches, in one line (its title comes from the
 
 
 def chapters_table(folder: Path = BENCHMARKS_DIR) -> str:
-    """The chapter table of the README: title, what it teaches, time on the reference machine, executed copy."""
+    """The README's chapter table: title, what it teaches, time on the reference machine, executed copy."""
     import nbformat
 
     project = folder.parent

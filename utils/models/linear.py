@@ -1,6 +1,8 @@
-"""The linear baseline as a Keras model: segment statistics of the keypoints, standardised, then one softmax layer
+"""The linear baseline as a Keras model: segment statistics of the keypoints, standardised, then one softmax
+layer
 whose weights scikit-learn's LogisticRegression fits (:func:`set_linear_weights`). Being a Keras model, it is
 saved, evaluated, exported and served like the networks."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,9 +12,11 @@ from keras import ops
 
 from utils.models.config import ModelConfig
 
+
 @keras.saving.register_keras_serializable(package="course")
 class SegmentStatistics(keras.layers.Layer):
-    """(B, T, D) -> (B, (segments + 1) * D): the mean of each of ``segments`` equal time segments, then the std over T.
+    """(B, T, D) -> (B, (segments + 1) * D): the mean of each of ``segments`` equal time segments, then the
+    std over T.
 
     Segment s covers frames ``[round(s * T / segments), round((s + 1) * T / segments))``; T must be known.
     """
@@ -43,8 +47,12 @@ class Standardize(keras.layers.Layer):
 
     def build(self, input_shape: tuple) -> None:
         """Create mean (zeros) and scale (ones); :func:`set_linear_weights` fills them."""
-        self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
-        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", trainable=False, name="scale")
+        self.mean = self.add_weight(
+            shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean"
+        )
+        self.scale = self.add_weight(
+            shape=(input_shape[-1],), initializer="ones", trainable=False, name="scale"
+        )
 
     def call(self, inputs: Any) -> Any:
         """Standardise."""
@@ -63,7 +71,8 @@ def linear_model(config: ModelConfig, num_classes: int, keypoint_dim: int) -> ke
 
 
 def linear_output_layer(model: keras.Model) -> keras.layers.Layer | None:
-    """The Dense layer a scikit-learn fit goes into ("probabilities" of a linear model); None for other models."""
+    """The Dense layer a scikit-learn fit goes into ("probabilities" of a linear model); None for other
+    models."""
     if not any(layer.name == "keypoints_standardize" for layer in model.layers):
         return None
     return model.get_layer("probabilities")
@@ -73,12 +82,16 @@ def segment_statistics(keypoints: Any, segments: int = 3) -> Any:
     """NumPy (N, T, D) -> (N, (segments + 1) * D): what the linear model's first layer computes."""
     import numpy as np
 
-    return np.asarray(ops.convert_to_numpy(SegmentStatistics(segments)(ops.convert_to_tensor(keypoints, "float32"))))
+    return np.asarray(
+        ops.convert_to_numpy(SegmentStatistics(segments)(ops.convert_to_tensor(keypoints, "float32")))
+    )
 
 
-def set_linear_weights(model: keras.Model, mean: Any, scale: Any, coef: Any, intercept: Any,
-                       classes: Any = None) -> keras.Model:
-    """Copy a fitted StandardScaler (mean, scale) and LogisticRegression (coef_, intercept_) into a linear model.
+def set_linear_weights(
+    model: keras.Model, mean: Any, scale: Any, coef: Any, intercept: Any, classes: Any = None
+) -> keras.Model:
+    """Copy a fitted StandardScaler (mean, scale) and LogisticRegression (coef_, intercept_) into a linear
+    model.
 
     ``classes``: the model outputs that scikit-learn's rows belong to (its ``classes_``; default all). Outputs
     of classes absent from the training clips get zero weights and a bias of -30 (probability ~1e-13).
@@ -89,7 +102,10 @@ def set_linear_weights(model: keras.Model, mean: Any, scale: Any, coef: Any, int
 
     coef, intercept = np.asarray(coef, np.float32), np.asarray(intercept, np.float32)
     if coef.shape[0] == 1:
-        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+        coef, intercept = (
+            np.concatenate([-coef / 2, coef / 2]),
+            np.concatenate([-intercept / 2, intercept / 2]),
+        )
     dense = linear_output_layer(model)
     if dense is None:
         raise ValueError(f"model {model.name} has no linear branch to set")
@@ -100,6 +116,8 @@ def set_linear_weights(model: keras.Model, mean: Any, scale: Any, coef: Any, int
     kernel = np.zeros((coef.shape[1], num_classes), np.float32)
     bias = np.full(num_classes, -30.0, np.float32)
     kernel[:, classes], bias[classes] = coef.T, intercept
-    model.get_layer("keypoints_standardize").set_weights([np.asarray(mean, np.float32), np.asarray(scale, np.float32)])
+    model.get_layer("keypoints_standardize").set_weights(
+        [np.asarray(mean, np.float32), np.asarray(scale, np.float32)]
+    )
     dense.set_weights([kernel, bias])
     return model

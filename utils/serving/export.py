@@ -147,9 +147,11 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
         "window": {"seconds": sampling.get("source_seconds"), "fps": sampling.get("source_fps"),
                    "frames": spec.window_frames(sampling.get("source_fps") or 0.0),
                    "how": f"a window spans what one training clip spanned: 'seconds' of video (or 'frames' "
-                          f"video frames when seconds are unknown); feed {spec.clip_frames} frames spread evenly "
+                          f"video frames when seconds are unknown); feed {spec.clip_frames} frames spread "
+                          f"evenly "
                           "over it"},
-        "preprocessing": spec.options, "model": run_info.get("model"), "config_name": run_info.get("config_name"),
+        "preprocessing": spec.options, "model": run_info.get("model"),
+        "config_name": run_info.get("config_name"),
         "tflite": tflite_name, "tflite_weights": "float16" if fp16 else "float32",
         "preprocessing_inside": True,
     }
@@ -166,7 +168,8 @@ def _size(path: Path) -> int:
 
 def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[str] = EXPORT_FORMATS,
                  verbose: bool = True, fp16: bool = False, fast: bool = False) -> list[Path]:
-    """Export a trained run to TensorFlow Lite (batch 1) and/or a SavedModel taking raw inputs; return the paths.
+    """Export a trained run to TensorFlow Lite (batch 1) and/or a SavedModel taking raw inputs; return the
+    paths.
 
     ``fp16``: the TFLite file (``model_fp16.tflite``) stores float16 weights. export.json, labels.txt (one
     class per line, in output order) and run.json are written beside them; with ``verbose`` every file's size

@@ -355,8 +355,10 @@ class VideoPrediction:
 def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path | None = None,
                   stride: int | str | None = None, progress: bool = True, window: int | str | None = None,
                   verbose: bool = True, json_path: str | Path | None = None,
-                  answer: str = CLIP_ANSWER, mediapipe_size: int | None = None, fast: bool = False) -> VideoPrediction:
-    """Recognise the sign in a video with a trained run: one prediction per window, and one answer for the clip.
+                  answer: str = CLIP_ANSWER, mediapipe_size: int | None = None,
+                  fast: bool = False) -> VideoPrediction:
+    """Recognise the sign in a video with a trained run: one prediction per window, and one answer for the
+    clip.
 
     ``window`` (default: the median duration of the run's training clips, at this video's frame rate)
     and ``stride`` (default: a quarter of the window) are frames (``30``) or seconds (``"1.5s"``). Each
@@ -381,8 +383,10 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
         raise CourseError(f"answer must be one of {', '.join(ANSWER_METHODS)}, got {answer!r}")
     out_path = _check_video_out(out_path)
     json_path = _check_json_out(json_path)
-    info = video_info(video, count=False)  # a missing, empty or non-video file fails here, before the model loads
-    window_frames, stride_frames = frames_of(window, info.fps, "window"), frames_of(stride, info.fps, "stride")
+    # a missing, empty or non-video file fails here, before the model loads
+    info = video_info(video, count=False)
+    window_frames = frames_of(window, info.fps, "window")
+    stride_frames = frames_of(stride, info.fps, "stride")
     model, run_info = load_run(model_dir, fast=fast)
     if verbose and fast:
         print(f"model: {run_info['inference']}")

@@ -151,7 +151,8 @@ FAST_COPY_NOTE = "fast inference copy (utils.models.fast: batch norms folded, ga
 def load_run(model_dir: str | Path, fast: bool = False) -> tuple[Any, dict[str, Any]]:
     """The trained model and its run.json from a folder written by :func:`train`; ModelDirError if incomplete,
     damaged, or mixed from two runs. ``fast``: the model as :func:`utils.models.inference_model` gives it (the
-    same function, less work; ``run_info["inference"]`` then says so, and so does every output made with it)."""
+    same function, less work; ``run_info["inference"]`` then says so, and so does every output made with
+    it)."""
     import keras
 
     from utils import models  # registers the custom layers before loading
@@ -181,7 +182,8 @@ def load_run(model_dir: str | Path, fast: bool = False) -> tuple[Any, dict[str, 
                             f"{first_line}); train the model again with this version of the course") from None
     _check_model_matches_run(model, run_info, model_dir)
     if isinstance(model, keras.Model) and not isinstance(model.input, (list, tuple, dict)):
-        # a one-input model saved by an earlier version takes a bare tensor: rewrap it (same layers, same weights)
+        # a one-input model saved by an earlier version takes a bare tensor: rewrap it (same layers, same
+        # weights)
         # to take its input by name like every other model, so that feeding {"keypoints": x} does not warn
         model = keras.Model([model.input], model.output, name=model.name)
     if not fast:
