@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make run    set up, then run the whole course (notebooks 01-06) on the embedded synthetic data
+#   make run    set up, then run the whole course (notebooks 01-07) on the embedded synthetic data
 #   make test   set up, then run the whole test suite (unit tests + notebooks under nbval)
 # Set-up creates .venv with python3.11 unless a virtual or conda environment is already active.
 # Python 3.12 works too, in its own environment:  PYTHON_SYSTEM=python3.12 VENV=.venv312 make test
@@ -22,11 +22,12 @@ export PYTHONHASHSEED ?= 0
 export MPLBACKEND ?= Agg
 export GLOG_minloglevel ?= 2
 
-.PHONY: run test test-fast lab bench web setup clean help
+.PHONY: run test test-fast lint lab bench web setup clean help
 
 help:
 	@echo "make run    - set up and run the whole course on the synthetic default data (results/)"
-	@echo "make test   - set up and run all tests (unit + notebooks under nbval)"
+	@echo "make test   - set up, check the code with ruff, and run all tests (unit + notebooks under nbval)"
+	@echo "make lint   - check the code with ruff (style, imports, likely bugs; settings in pyproject.toml)"
 	@echo "make lab    - set up and open the course in JupyterLab"
 	@echo "make bench  - speed and memory of the models on this machine"
 	@echo "make web RUN=<run folder>  - the browser page of a trained keypoint model, in web_build/ (needs npm)"
@@ -58,8 +59,13 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(PY) -m utils course
 
-# Unit tests, then the notebooks under nbval (lax: outputs are not compared) in FAST mode.
-test: $(STAMP)
+# ruff: pycodestyle, pyflakes, import order, bugbear and pyupgrade rules ([tool.ruff] in pyproject.toml).
+# A second or two, so `make test` runs it first.
+lint: $(STAMP)
+	$(PY) -m ruff check utils tests benchmarks
+
+# Lint, then the unit tests, then the notebooks under nbval (lax: outputs are not compared) in FAST mode.
+test: lint
 	FAST=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 --durations=15
 
 test-fast: $(STAMP)

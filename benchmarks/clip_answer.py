@@ -1,4 +1,5 @@
-"""Which clip answer should `predict` give: the whole clip as one window, or the mean of the window probabilities?
+"""Which clip answer should `predict` give: the whole clip as one window, or the mean of the window
+probabilities?
 
 Runs predict's own code (:func:`utils.predict.predict_clip`) on clips of ONE sign whose keypoints are
 known, so only the answer rule differs:
@@ -29,11 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.data import keypoints as K  # noqa: E402
-from utils.serving import predict  # noqa: E402
-from utils.data import synthetic
-from utils.training import loop as training
+from utils.data import (
+    keypoints as K,  # noqa: E402
+    synthetic,
+)
 from utils.data.features import FeatureSet  # noqa: E402
+from utils.serving import predict  # noqa: E402
+from utils.training import loop as training
 from utils.training.runs import load_run  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
@@ -49,7 +52,8 @@ def answers(classify: predict.WindowClassifier, keypoints: np.ndarray, fps: floa
     stride = max(1, window // 4)
     return {"whole": predict.predict_clip(classify, clip, window, stride, "whole").answer.label,
             "mean": predict.predict_clip(classify, clip, window, stride, "mean").answer.label,
-            "whole always": predict.predict_clip(classify, clip, len(keypoints), len(keypoints), "whole").answer.label}
+            "whole always": predict.predict_clip(classify, clip, len(keypoints), len(keypoints),
+                                                 "whole").answer.label}
 
 
 def table(title: str, rows: dict[str, list[tuple[str, dict[str, str]]]]) -> None:
@@ -107,12 +111,16 @@ def real_study(out: Path, epochs: int, keypoint_dir: Path) -> None:
         sign = path.name.split("__")[0]
         with np.load(path) as data:
             keypoints, fps = data["keypoints"], float(data["fps"])
-        group = "up to 2 spans" if len(keypoints) <= predict.ONE_SIGN_SPANS * classify.spec.window_frames(fps) \
+        group = (
+            "up to 2 spans"
+            if len(keypoints) <= predict.ONE_SIGN_SPANS * classify.spec.window_frames(fps)
             else "longer"
+        )
         result = answers(classify, keypoints, fps)
         rows.setdefault(group, []).append((sign, result))
         rows.setdefault("all 24", []).append((sign, result))
-    table(f"real ASL videos (7 signs), model trained on real MP_Data signers ({len(run_info['classes'])} signs)",
+    table(f"real ASL videos (7 signs), model trained on real MP_Data signers ({len(run_info['classes'])} "
+          "signs)",
           rows)
 
 

@@ -4,13 +4,14 @@
     python -m utils extract synthetic --out data/features/synthetic_T30_S64_H32.npz --hand-size 32
     python benchmarks/compare.py --features data/features/synthetic_T30_S64_H32.npz
 
-For each model (the linear baseline, the recommended keypoint model, the ConvLSTM and the fused model, each with
-its ``recommended`` configuration) this runs the course's own ``crossval`` (:func:`utils.evaluation.crossval.run`,
-what ``python -m utils crossval`` does) with the same folds: the folds depend only on the clips' labels, their
-signers and the seed, never on the model. Finished folds are kept under ``--work`` and skipped when the command is
-repeated. It writes ``benchmarks/compare.json`` (per model: the mean accuracy over folds, its 95% t-interval,
-every fold's accuracy and test signers, training seconds) and ``benchmarks/compare.md``; ``python -m utils report``
-turns the JSON into the tables of the README and the docs.
+For each model (the linear baseline, the recommended keypoint model, the ConvLSTM and the fused model, each
+with its ``recommended`` configuration) this runs the course's own ``crossval``
+(:func:`utils.evaluation.crossval.run`, what ``python -m utils crossval`` does) with the same folds: the folds
+depend only on the clips' labels, their signers and the seed, never on the model. Finished folds are kept
+under ``--work`` and skipped when the command is repeated. It writes ``benchmarks/compare.json`` (per model:
+the mean accuracy over folds, its 95% t-interval, every fold's accuracy and test signers, training seconds)
+and ``benchmarks/compare.md``; ``python
+-m utils report`` turns the JSON into the tables of the README and the docs.
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ MD_PATH = BENCHMARKS_DIR / "compare.md"
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCHMARKS_DIR, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCHMARKS_DIR,
+                              capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -55,19 +56,21 @@ def _entry(summary: dict) -> dict:
 
 def markdown(result: dict) -> str:
     lines = ["# Every model on the same people", "",
-             f"Written by `{result['command']}` (commit {result['commit']}, {result['machine']}). Do not edit: "
-             "rerun the command.", "",
+             f"Written by `{result['command']}` (commit {result['commit']}, {result['machine']}). Do not "
+             f"edit: rerun the command.", "",
              f"Cross-validation by signer on `{result['features']}`: {result['num_folds']} folds, seed "
              f"{result['seed']}, the same folds for every model; mean accuracy over folds [95% t-interval], "
-             f"n = folds; chance = {result['chance']:.3f} (a uniform guess over {result['num_classes']} signs).", "",
+             f"n = folds; chance = {result['chance']:.3f} (a uniform guess over {result['num_classes']} "
+             "signs).", "",
              "| model | configuration | accuracy [95% interval] | n | per fold | training seconds per fold |",
              "|---|---|---|---|---|---|"]
     for entry in result["models"].values():
         folds = ", ".join(f"{fold['accuracy']:.3f}" for fold in entry["per_fold"])
         seconds = [s for s in entry["train_seconds"] if s is not None]
         spent = f"{min(seconds):.0f}-{max(seconds):.0f}" if seconds else "n/a"
-        lines.append(f"| {entry['model']} | {entry['config']} | {crossval.format_interval(entry['accuracy'])} | "
-                     f"{len(entry['per_fold'])} | {folds} | {spent} |")
+        lines.append(f"| {entry['model']} | {entry['config']} | "
+                     f"{crossval.format_interval(entry['accuracy'])} | {len(entry['per_fold'])} | {folds} | "
+                     f"{spent} |")
     lines += ["", "Test signers of each fold: " + "; ".join(
         ", ".join(fold["test_groups"]) for fold in next(iter(result["models"].values()))["per_fold"]), ""]
     return "\n".join(lines)
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
         if name not in models.MODEL_NAMES:
             print(f"{name}: not a model of this version of the course, skipped")
             continue
-        summary = crossval.run(features, name, folds=args.folds, seed=args.seed, out_dir=Path(args.work) / name)
+        summary = crossval.run(features, name, folds=args.folds, seed=args.seed,
+                               out_dir=Path(args.work) / name)
         done[name] = _entry(summary)
         print(crossval.describe(summary), flush=True)
     result = {

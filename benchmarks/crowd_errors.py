@@ -1,18 +1,20 @@
-"""Why the crowd stays near 0.73: where the conv + GRU model's cross-validation errors come from, with evidence.
+"""Why the crowd stays near 0.73: where the conv + GRU model's cross-validation errors come from, with
+evidence.
 
-    python benchmarks/crowd_errors.py                      # reads the study's cached fits (trains missing ones)
-    python benchmarks/crowd_errors.py --oracle             # + an upper bound: folds by clip, not by signer
+    python benchmarks/crowd_errors.py                # reads the study's cached fits (trains missing ones)
+    python benchmarks/crowd_errors.py --oracle       # + an upper bound: folds by clip, not by signer
     python benchmarks/crowd_errors.py --cache /tmp/cache --out /tmp/crowd_errors.md --figure /tmp/fingers.png
 
 Reads ../shared/real/mp_data_signers/crowd.npz in place (never copied) and the test probabilities that
-``benchmarks/real_signers.py`` caches for its ``crowd`` folds (5 folds of 8 signers; a fold that is not cached is
-trained, as the study would). Every clip is put in one of four groups, from its keypoints alone:
+``benchmarks/real_signers.py`` caches for its ``crowd`` folds (5 folds of 8 signers; a fold that is not cached
+is trained, as the study would). Every clip is put in one of four groups, from its keypoints alone:
 
-* **hand mostly missing**: the dominant hand (the one the canonicalisation puts on the right) is found in fewer
+* **hand mostly missing**: the dominant hand (the one the canonicalisation puts on the right) is found in
+fewer
   than ``MIN_HAND_FRAMES`` of the clip's 30 frames;
 * **label contradicts the hand shape**: ``iloveyou`` is signed with the ILY hand (index and little finger out,
-  middle and ring finger folded, :func:`ily_hand_shape`); a clip in an ``iloveyou`` folder without that shape, or in
-  a ``hello`` / ``thanks`` folder with it, is either a different way of signing it or a swapped folder;
+  middle and ring finger folded, :func:`ily_hand_shape`); a clip in an ``iloveyou`` folder without that shape,
+  or in a ``hello`` / ``thanks`` folder with it, is either a different way of signing it or a swapped folder;
 * **rare sign**: ``no``, ``yes``, ``please`` (each recorded by at most four of the forty signers);
 * **the rest**: hand seen, shape and label agree, one of the three main signs.
 """
@@ -35,25 +37,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import real_signers as study  # noqa: E402
 
-from utils.inputs import preprocessing  # noqa: E402
 from utils.data.keypoints import RIGHT_HAND  # noqa: E402
+from utils.inputs import preprocessing  # noqa: E402
 
 MIN_HAND_FRAMES = 10  # of 30
 RARE_SIGNS = ("no", "yes", "please")
-#: the recommended lstm before class weights (whose errors are analysed), the recommended lstm now, the linear baseline
+#: the recommended lstm before class weights (whose errors are analysed), the recommended lstm now, the linear
+#: baseline
 ROWS = ("conv_gru, hand angles", "conv_gru, hand angles, balanced classes", "linear")
 ORACLE_ROWS = ("conv_gru, hand angles", "linear")
 FOLDED, EXTENDED = 1.2, 1.5  # fingertip-to-wrist distance in palm sizes: below = folded, above = out
 
 
 def finger_extension(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fingertip-to-wrist distance (x, y) in palm sizes of the dominant hand, (N, T, 5) thumb to little finger,
-    and where that hand is found (N, T); clips are first made right-handed as the models see them."""
+    """Fingertip-to-wrist distance (x, y) in palm sizes of the dominant hand, (N, T, 5) thumb to little
+    finger, and where that hand is found (N, T); clips are first made right-handed as the models see them."""
     kp = preprocessing.canonicalize_handedness(kp, method="motion")
     hand = kp[..., RIGHT_HAND].reshape(*kp.shape[:2], 21, 3)[..., :2]
     palm = np.linalg.norm(hand[..., (5, 9, 13, 17), :] - hand[..., :1, :], axis=-1).mean(-1)
     tips = np.linalg.norm(hand[..., (4, 8, 12, 16, 20), :] - hand[..., :1, :], axis=-1)
-    return tips / np.maximum(palm, preprocessing.MIN_PALM_SIZE)[..., None], preprocessing.part_presence(kp)[..., 3]
+    return tips / np.maximum(palm,
+                             preprocessing.MIN_PALM_SIZE)[..., None], preprocessing.part_presence(kp)[..., 3]
 
 
 def ily_hand_shape(extension: np.ndarray, seen: np.ndarray) -> np.ndarray:
@@ -69,29 +73,38 @@ def error_groups(clips: study.ClipSet) -> dict[str, np.ndarray]:
     extension, seen = finger_extension(clips.keypoints)
     missing = seen.sum(axis=1) < MIN_HAND_FRAMES
     ily = ily_hand_shape(extension, seen)
-    contradicts = ~missing & (((clips.labels == "iloveyou") & ~ily) | (np.isin(clips.labels, ["hello", "thanks"]) & ily))
+    contradicts = ~missing & (
+        ((clips.labels == "iloveyou") & ~ily) | (np.isin(clips.labels, ["hello", "thanks"]) & ily)
+    )
     rare = ~missing & ~contradicts & np.isin(clips.labels, RARE_SIGNS)
-    return {"hand mostly missing": missing, "label contradicts the hand shape": contradicts, "rare sign": rare,
-            "the rest": ~(missing | contradicts | rare)}
+    return {"hand mostly missing": missing, "label contradicts the hand shape": contradicts,
+            "rare sign": rare, "the rest": ~(missing | contradicts | rare)}
 
 
-def faster_at_start(kp: np.ndarray, head: int = 5, middle: tuple[int, int] = (10, 25)) -> tuple[np.ndarray, np.ndarray]:
-    """Per clip: is the dominant wrist's speed measured (found in two frames in a row) both in the first ``head``
-    frames and in frames ``middle``, and is its median speed (shoulder widths per frame) higher at the start?
-    A fast start is the tail of the previous sign, or the hand coming up, at the start of a recording."""
+def faster_at_start(kp: np.ndarray, head: int = 5,
+                    middle: tuple[int, int] = (10, 25)) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip: is the dominant wrist's speed measured (found in two frames in a row) both in the first
+    ``head`` frames and in frames ``middle``, and is its median speed (shoulder widths per frame) higher at
+    the start? A fast start is the tail of the previous sign, or the hand coming up, at the start of a
+    recording."""
     canonical = preprocessing.canonicalize_handedness(kp, method="motion")
     seen = preprocessing.part_presence(canonical)[..., 3]
-    wrist = preprocessing.normalize_keypoints(canonical)[..., RIGHT_HAND].reshape(*kp.shape[:2], 21, 3)[..., 0, :2]
+    wrist = preprocessing.normalize_keypoints(canonical)[..., RIGHT_HAND].reshape(*kp.shape[:2], 21, 3)[
+        ..., 0, :2
+    ]
     steps = np.where(seen[:, 1:] & seen[:, :-1], np.linalg.norm(np.diff(wrist, axis=1), axis=-1), np.nan)
-    with warnings.catch_warnings():  # all-NaN slices (hand never found there) give NaN, counted as not measured
+    # all-NaN slices (hand never found there) give NaN, counted as not measured
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        start, mid = np.nanmedian(steps[:, :head], axis=1), np.nanmedian(steps[:, middle[0]:middle[1]], axis=1)
+        start, mid = np.nanmedian(steps[:, :head],
+                                  axis=1), np.nanmedian(steps[:, middle[0]:middle[1]], axis=1)
     measured = ~np.isnan(start) & ~np.isnan(mid)
     return measured, measured & (start > mid)
 
 
 def crowd_predictions(row: str, cache: Path | None) -> np.ndarray:
-    """The class each crowd clip gets from a study row when its signer is in the test fold (5 folds of 8 signers)."""
+    """The class each crowd clip gets from a study row when its signer is in the test fold (5 folds of 8
+    signers)."""
     candidate = {c.name: c for c in study.candidates(False)}[row]
     tasks = study.fold_tasks("crowd")
     clips = tasks[0][1]
@@ -107,8 +120,8 @@ def crowd_predictions(row: str, cache: Path | None) -> np.ndarray:
 
 def oracle_predictions(clips: study.ClipSet, row: str, cache: Path | None, folds: int = 5,
                        seed: int = 0) -> np.ndarray:
-    """Predictions when every signer's OTHER clips are in training: folds by clip, stratified by signer and sign
-    (fits cached as the study's, under the dataset name "crowd by clip")."""
+    """Predictions when every signer's OTHER clips are in training: folds by clip, stratified by signer and
+    sign (fits cached as the study's, under the dataset name "crowd by clip")."""
     from sklearn.model_selection import StratifiedKFold
 
     candidate = {c.name: c for c in study.candidates(False)}[row]
@@ -121,8 +134,9 @@ def oracle_predictions(clips: study.ClipSet, row: str, cache: Path | None, folds
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, strata))
     for index, (train, test) in enumerate(splits):
         keys = study.cache_keys(candidate.config, candidate.linear, "crowd by clip", str(index), seed)
-        probabilities, _ = study.fit_and_predict(candidate.config, candidate.linear, seed, clips.keypoints[train],
-                                                 labels[train], clips.keypoints[test], cache, keys)
+        probabilities, _ = study.fit_and_predict(candidate.config, candidate.linear, seed,
+                                                 clips.keypoints[train], labels[train], clips.keypoints[test],
+                                                 cache, keys)
         predicted[test] = np.asarray(classes)[probabilities.argmax(axis=1)]
     return predicted.astype(str)
 
@@ -170,51 +184,89 @@ def report(clips: study.ClipSet, predictions: dict[str, np.ndarray], oracle: dic
              "## Accuracy by group (cross-validation by signer, pooled over the 5 folds)", "",
              "| group | clips | " + " | ".join(rows) + " |", "|---|---|" + "---|" * len(rows)]
     for name, mask in groups.items():
-        lines.append(f"| {name} | {mask.sum()} | " + " | ".join(
-            f"{np.mean(predictions[r][mask] == labels[mask]):.3f} ({np.sum(predictions[r][mask] != labels[mask])} wrong)"
-            for r in rows) + " |")
-    lines.append(f"| all | {len(labels)} | " + " | ".join(
-        f"{np.mean(predictions[r] == labels):.3f} ({np.sum(predictions[r] != labels)} wrong)" for r in rows) + " |")
+        lines.append(
+            f"| {name} | {mask.sum()} | "
+            + " | ".join(
+                f"{np.mean(predictions[r][mask] == labels[mask]):.3f} "
+                f"({np.sum(predictions[r][mask] != labels[mask])} wrong)"
+                for r in rows
+            )
+            + " |"
+        )
+    lines.append(
+        f"| all | {len(labels)} | "
+        + " | ".join(
+            f"{np.mean(predictions[r] == labels):.3f} ({np.sum(predictions[r] != labels)} wrong)"
+            for r in rows
+        )
+        + " |"
+    )
     first = rows[0]
     classes = sorted(set(labels))
     lines += ["", f"Pooled confusion of {first} (rows: folder label, columns: prediction):", "",
               "| | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
-    lines += [f"| {c} | " + " | ".join(str(int(np.sum((labels == c) & (predictions[first] == d)))) for d in classes)
-              + " |" for c in classes]
+    lines += [
+        f"| {c} | "
+        + " | ".join(str(int(np.sum((labels == c) & (predictions[first] == d)))) for d in classes)
+        + " |"
+        for c in classes
+    ]
     measured, early = faster_at_start(clips.keypoints)
-    lines += ["", f"Clips whose dominant wrist moves faster in frames 0-4 than in frames 10-24 (the end of the "
-              f"previous sign or the hand coming up at the start of a recording): {early.sum()} of {measured.sum()} "
-              f"measured ({early.sum() / max(measured.sum(), 1):.0%})."]
+    lines += ["",
+              f"Clips whose dominant wrist moves faster in frames 0-4 than in frames 10-24 (the end of the "
+              f"previous sign or the hand coming up at the start of a recording): {early.sum()} of "
+              f"{measured.sum()} measured ({early.sum() / max(measured.sum(), 1):.0%})."]
     extension, seen = finger_extension(clips.keypoints)
     ily = ily_hand_shape(extension, seen)
     accuracy = {r: per_signer(clips, predictions[r]) for r in rows}
     oracle_accuracy = {r: per_signer(clips, p) for r, p in oracle.items()}
-    lines += ["", "## Per signer (lowest first)", "",
-              "ILY = share of the signer's iloveyou / thanks clips whose dominant hand shows the ILY shape; "
-              "hand = share of frames where the dominant hand is found" +
-              ("; oracle = the same model with the signer's other clips in training (5 folds by clip)." if oracle
-               else "."), "",
-              "| signer | clips | " + " | ".join(rows) + "".join(f" | oracle {r}" for r in oracle) +
-              " | ILY in iloveyou | ILY in thanks | hand | errors of " + first + " (folder -> predicted) |",
-              "|---|---|" + "---|" * (len(rows) + len(oracle) + 4)]
+    lines += [
+        "",
+        "## Per signer (lowest first)",
+        "",
+        "ILY = share of the signer's iloveyou / thanks clips whose dominant hand shows the ILY shape; "
+        "hand = share of frames where the dominant hand is found"
+        + (
+            "; oracle = the same model with the signer's other clips in training (5 folds by clip)."
+            if oracle
+            else "."
+        ),
+        "",
+        "| signer | clips | "
+        + " | ".join(rows)
+        + "".join(f" | oracle {r}" for r in oracle)
+        + " | ILY in iloveyou | ILY in thanks | hand | errors of "
+        + first
+        + " (folder -> predicted) |",
+        "|---|---|" + "---|" * (len(rows) + len(oracle) + 4),
+    ]
     for signer in sorted(set(signers), key=lambda s: (accuracy[first][s], s)):
         mine = signers == signer
-        share = {sign: (f"{ily[mine & (labels == sign)].mean():.1f}" if np.any(mine & (labels == sign)) else "-")
-                 for sign in ("iloveyou", "thanks")}
+        share = {
+            sign: (f"{ily[mine & (labels == sign)].mean():.1f}" if np.any(mine & (labels == sign)) else "-")
+            for sign in ("iloveyou", "thanks")
+        }
         wrong = Counter(f"{t} -> {p}" for t, p in zip(labels[mine], predictions[first][mine]) if t != p)
-        lines.append(f"| {signer} | {mine.sum()} | " + " | ".join(f"{accuracy[r][signer]:.2f}" for r in rows) +
-                     "".join(f" | {oracle_accuracy[r][signer]:.2f}" for r in oracle) +
-                     f" | {share['iloveyou']} | {share['thanks']} | {seen[mine].mean():.2f} | " +
-                     ", ".join(f"{k} {v}" for k, v in wrong.most_common()) + " |")
+        lines.append(
+            f"| {signer} | {mine.sum()} | "
+            + " | ".join(f"{accuracy[r][signer]:.2f}" for r in rows)
+            + "".join(f" | {oracle_accuracy[r][signer]:.2f}" for r in oracle)
+            + f" | {share['iloveyou']} | {share['thanks']} | {seen[mine].mean():.2f} | "
+            + ", ".join(f"{k} {v}" for k, v in wrong.most_common())
+            + " |"
+        )
     if oracle:
-        lines += ["", "Oracle, pooled: " + ", ".join(f"{r} {np.mean(p == labels):.3f}" for r, p in oracle.items()) +
+        lines += ["",
+                  "Oracle, pooled: " + ", ".join(f"{r} {np.mean(p == labels):.3f}" for r,
+                                                 p in oracle.items()) +
                   " (signer-independent: " + ", ".join(f"{r} {np.mean(predictions[r] == labels):.3f}"
                                                        for r in rows if r in oracle) + ")."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Group the crowd's clips, score the study's rows on each group, optionally the oracle; write the markdown."""
+    """Group the crowd's clips, score the study's rows on each group, optionally the oracle; write the
+    markdown."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", default=str(ROOT / "results" / "real_signers_cache"),
                         help="the study's cache of fitted probabilities ('' = train every fold afresh)")

@@ -14,10 +14,10 @@ Two measurements, written to ``benchmarks/keypoint_speed.md`` (and printed):
 2. **Speed** (frames/s): decoding alone, MediaPipe per size, the model per window, and end-to-end
    ``predict`` (decode in a thread + MediaPipe + windows) per size, on the real clips of 720p and up, or on
    a synthetic 1080p video when ``../shared/real`` is absent (then agreement is skipped with the reason).
-   ``extract`` gives sampled (MediaPipe) frames/s and video frames consumed/s (every frame is decoded), with its
-   clips in threads (the default) and in worker processes, alternated, with the CPU ms per sampled frame and the
-   rate that implies on idle cores (a projection, labelled), and a table of where a sampled frame's time goes
-   (decode, thumbnails, MediaPipe, hand crops, worker start-up).
+   ``extract`` gives sampled (MediaPipe) frames/s and video frames consumed/s (every frame is decoded), with
+   its clips in threads (the default) and in worker processes, alternated, with the CPU ms per sampled frame
+   and the rate that implies on idle cores (a projection, labelled), and a table of where a sampled frame's
+   time goes (decode, thumbnails, MediaPipe, hand crops, worker start-up).
 
 The machine may be shared: the load average is printed with every figure; the speed measurement is
 repeated ``--repeats`` times and the best and median are reported. Usage::
@@ -40,8 +40,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.data import keypoints as K  # noqa: E402
-from utils.data import video  # noqa: E402
+from utils.data import (
+    keypoints as K,  # noqa: E402
+    video,  # noqa: E402
+)
 
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "real" / "asl_clips"
 OUT_MD = Path(__file__).with_suffix(".md")
@@ -73,8 +75,8 @@ def _noisy(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def run_settings(frames, settings: list, longest: int, seed: int = 0) -> dict:
-    """Keypoints (N, 1662) and detected (N, 4) of a clip's frames for each setting (a size, 0 = full, or NOISE),
-    every setting its own extractor in video mode, fed frame by frame (the frames are read only once).
+    """Keypoints (N, 1662) and detected (N, 4) of a clip's frames for each setting (a size, 0 = full, or
+    NOISE), every setting its own extractor in video mode, fed frame by frame (the frames are read only once).
 
     A size at least the clip's ``longest`` side leaves its frames as they are, so it gets the full-resolution
     result without running MediaPipe again."""
@@ -140,16 +142,20 @@ class Agreement:
             cells = ([f"{d:.1%}" for d in detected] + [f"{f:.1%}" for f in flips] +
                      [("–" if not np.isfinite(m).any() else f"{np.nanmean(m):.4f}") for m in means])
             name = "full" if setting == 0 else setting
-            rows.append(f"| {name} | {len(np.concatenate(self.flips[setting]))} | " + " | ".join(cells) + " |")
+            rows.append(
+                f"| {name} | {len(np.concatenate(self.flips[setting]))} | " + " | ".join(cells) + " |"
+            )
         return rows
 
 
-AGREEMENT_HEADER = ("| MediaPipe input (longer side) | frames | face | pose | left | right | face flips | pose flips "
-                    "| left flips | right flips | face dist | pose dist | left dist | right dist |\n|" + "---|" * 14)
+AGREEMENT_HEADER = ("| MediaPipe input (longer side) | frames | face | pose | left | right | face flips | "
+                    "pose flips | left flips | right flips | face dist | pose dist | left dist | right dist "
+                    "|\n|" + "---|" * 14)
 
 
 def measure_agreement(clips: list[Path], sizes: list[int], every_frame: bool) -> tuple[Agreement, Agreement]:
-    """Agreement over all clips, and over the clips larger than the largest size (those every size shrinks)."""
+    """Agreement over all clips, and over the clips larger than the largest size (those every size
+    shrinks)."""
     settings = [0, NOISE, *sizes]
     everything, shrunk = Agreement(), Agreement()
     for number, path in enumerate(clips, start=1):
@@ -165,12 +171,14 @@ def measure_agreement(clips: list[Path], sizes: list[int], every_frame: bool) ->
 
 
 def agreement_section(clips: list[Path], sizes: list[int], every_frame: bool = True) -> list[str]:
-    """The markdown of the agreement tables: the frames extract samples, and every frame (unless every_frame=False)."""
+    """The markdown of the agreement tables: the frames extract samples, and every frame (unless
+    every_frame=False)."""
     lines = []
-    for every_frame, title in ((True, "every frame, video mode (predict, webcam)"),
-                               (False, f"{EXTRACT_FRAMES} frames sampled per clip (extract)"))[0 if every_frame else 1:]:
+    modes = ((True, "every frame, video mode (predict, webcam)"),
+             (False, f"{EXTRACT_FRAMES} frames sampled per clip (extract)"))
+    for mode_every_frame, title in modes[0 if every_frame else 1:]:
         print(f"agreement: {title}", flush=True)
-        everything, shrunk = measure_agreement(clips, sizes, every_frame)
+        everything, shrunk = measure_agreement(clips, sizes, mode_every_frame)
         lines += [f"\n### {title}\n", f"All {len(clips)} clips:\n", AGREEMENT_HEADER, *everything.rows(),
                   f"\nOnly the clips whose longer side exceeds {max(sizes)} px (shrunk by every size):\n",
                   AGREEMENT_HEADER, *shrunk.rows()]
@@ -187,7 +195,8 @@ def speed_clips(folder: Path = REAL_CLIPS, max_clips: int | None = None) -> tupl
     """The 720p-1080p real clips (at most max_clips: the longest of each frame size first), else one synthetic
     1080p video of a person (written under a temp folder)."""
     infos = [video.video_info(p, count=False) for p in real_clips(folder)]
-    infos = sorted((i for i in infos if min(i.width, i.height) >= SPEED_MIN_SIDE), key=lambda i: -i.num_frames)
+    infos = sorted((i for i in infos if min(i.width, i.height) >= SPEED_MIN_SIDE),
+                   key=lambda i: -i.num_frames)
     sizes = {(i.width, i.height) for i in infos}
     longest_of_each = [next(i for i in infos if (i.width, i.height) == size) for size in sorted(sizes)]
     chosen = (longest_of_each + [i for i in infos if i not in longest_of_each])[:max_clips or len(infos)]
@@ -220,7 +229,8 @@ def decode_fps(clips: list[Path]) -> tuple[float, float]:
 
 
 def mediapipe_fps(clips: list[Path], size: int) -> tuple[float, float]:
-    """Frames per second of MediaPipe alone (shrinking included), video mode, per wall-clock and per CPU second."""
+    """Frames per second of MediaPipe alone (shrinking included), video mode, per wall-clock and per CPU
+    second."""
     elapsed, cpu, count = 0.0, 0.0, 0
     with K.HolisticExtractor(warn_small_frames=False, max_side=size) as extractor:
         for path in clips:
@@ -237,8 +247,8 @@ def mediapipe_fps(clips: list[Path], size: int) -> tuple[float, float]:
 def untrained_classifier(name: str):
     """A WindowClassifier of the recommended model `name` with random weights (as fast as a trained one)."""
     from utils import models
-    from utils.serving import predict
     from utils.inputs import preprocessing
+    from utils.serving import predict
 
     config = models.get_config(name, "recommended")
     input_dim = preprocessing.output_dim(preprocessing.resolve_options(config.preprocessing))
@@ -252,8 +262,9 @@ def untrained_classifier(name: str):
 
 
 def predict_fps(clips: list[Path], size: int, classify) -> tuple[float, float, float, float]:
-    """End-to-end frames/s of predict's path (decode in a thread + MediaPipe + thumbnails/crops + every window)
-    per wall-clock and per CPU second, frames/s of the reading pass alone, and the model's mean ms per window."""
+    """End-to-end frames/s of predict's path (decode in a thread + MediaPipe + thumbnails/crops + every
+    window) per wall-clock and per CPU second, frames/s of the reading pass alone, and the model's mean ms per
+    window."""
     from utils.serving import predict
 
     spec = classify.spec
@@ -272,11 +283,13 @@ def predict_fps(clips: list[Path], size: int, classify) -> tuple[float, float, f
     return count / elapsed, count / (cpu_seconds() - cpu), count / reading, float(np.mean(model_ms))
 
 
-def extract_fps(clips: list[Path], size: int, workers: int, parallel: str = "threads") -> tuple[float, float, float]:
-    """Sampled frames per wall-clock and per CPU second of `extract` (fresh cache; ``workers`` clips at once as
-    threads or worker processes, whose CPU time is included) on the clips, linked into a class-folder dataset, and
-    the video frames it decoded (consumed) per wall second."""
+def extract_fps(clips: list[Path], size: int, workers: int,
+                parallel: str = "threads") -> tuple[float, float, float]:
+    """Sampled frames per wall-clock and per CPU second of `extract` (fresh cache; ``workers`` clips at once
+    as threads or worker processes, whose CPU time is included) on the clips, linked into a class-folder
+    dataset, and the video frames it decoded (consumed) per wall second."""
     from utils import paths
+    from utils.config import NUM_FRAMES
     from utils.data import features
 
     consumed = sum(video.video_info(path, count=False).num_frames for path in clips)
@@ -289,10 +302,11 @@ def extract_fps(clips: list[Path], size: int, workers: int, parallel: str = "thr
         cache, paths.CACHE_DIR = paths.CACHE_DIR, Path(tmp) / "cache"
         try:
             report = features.extract_features(root, Path(tmp) / "f.npz", workers=workers, progress=False,
-                                               mediapipe_size=size, keypoints_from="mediapipe", parallel=parallel)
+                                               mediapipe_size=size, keypoints_from="mediapipe",
+                                               parallel=parallel)
         finally:
             paths.CACHE_DIR = cache
-    frames = report.num_clips * features.NUM_FRAMES
+    frames = report.num_clips * NUM_FRAMES
     return frames / report.seconds, frames / (cpu_seconds() - cpu), consumed / report.seconds
 
 
@@ -305,9 +319,9 @@ def _timed_call(function) -> tuple[object, float, float]:
 
 def extract_breakdown(clips: list[Path], size: int = 0) -> dict[str, tuple[float, float]]:
     """Where a sampled frame's time goes in `extract`, in this process: step -> (wall ms, CPU ms) per sampled
-    frame, pooled over the clips: decoding every frame (grab) and converting the 30 kept ones, their thumbnails,
-    MediaPipe on them (video mode, as extract), the hand crops; and a worker's start-up (once per process)."""
-    from utils.data import features
+    frame, pooled over the clips: decoding every frame (grab) and converting the 30 kept ones, their
+    thumbnails, MediaPipe on them (video mode, as extract), the hand crops; and a worker's start-up (once per
+    process)."""
 
     totals: dict[str, list[float]] = {}
 
@@ -317,18 +331,23 @@ def extract_breakdown(clips: list[Path], size: int = 0) -> dict[str, tuple[float
         totals[step][1] += cpu
 
     with K.HolisticExtractor(max_side=size) as extractor:
-        extractor.extract_frame(np.zeros((720, 1280, 3), np.uint8))  # the graph's first frame: start-up, below
+        # the graph's first frame: start-up, below
+        extractor.extract_frame(np.zeros((720, 1280, 3), np.uint8))
         for path in clips:
             capture_wall, capture_cpu = time.perf_counter(), cpu_seconds()
-            indices, _ = video.sample_frame_indices(video.video_info(path, count=False).num_frames, EXTRACT_FRAMES)
+            indices, _ = video.sample_frame_indices(video.video_info(path, count=False).num_frames,
+                                                    EXTRACT_FRAMES)
             selected, _ = video._read_selected_frames(path, set(indices.tolist()))
             add("decode every frame, keep the sampled ones (RGB)", time.perf_counter() - capture_wall,
                 cpu_seconds() - capture_cpu)
             frames = np.stack([selected[int(i)] for i in indices])
-            add("thumbnails (64x64, INTER_AREA)", *_timed_call(lambda: video.resize_frames(frames, 64))[1:])
-            (vectors, _), wall, cpu = _timed_call(lambda: extractor.extract(frames))
+            # each lambda is called at once, inside this iteration (default arguments bind this clip's arrays)
+            add("thumbnails (64x64, INTER_AREA)",
+                *_timed_call(lambda frames=frames: video.resize_frames(frames, 64))[1:])
+            (vectors, _), wall, cpu = _timed_call(lambda frames=frames: extractor.extract(frames))
             add(f"MediaPipe Holistic ({_size_name(size)}, video mode)", wall, cpu)
-            add("hand crops (32x32)", *_timed_call(lambda: K.hand_crops(frames, vectors, 32))[1:])
+            add("hand crops (32x32)",
+                *_timed_call(lambda frames=frames, vectors=vectors: K.hand_crops(frames, vectors, 32))[1:])
     count = len(clips) * EXTRACT_FRAMES
     out = {step: (1000 * wall / count, 1000 * cpu / count) for step, (wall, cpu) in totals.items()}
     out["sum of the steps"] = tuple(float(sum(values[i] for values in out.values())) for i in range(2))
@@ -338,13 +357,16 @@ def extract_breakdown(clips: list[Path], size: int = 0) -> dict[str, tuple[float
 
 
 def _worker_startup_seconds() -> tuple[float, float]:
-    """(wall, CPU) seconds for a fresh process to start as an extract worker: import, MediaPipe graph, first frame."""
+    """(wall, CPU) seconds for a fresh process to start as an extract worker: import, MediaPipe graph, first
+    frame."""
     import subprocess
 
-    code = ("from utils.data import features; features._quiet_worker(); from utils.data.keypoints import HolisticExtractor; "
-            "import numpy as np; HolisticExtractor().extract_frame(np.zeros((720, 1280, 3), np.uint8))")
+    code = ("from utils.data.features.clip_jobs import quiet_worker; quiet_worker(); from "
+            "utils.data.keypoints import HolisticExtractor; import numpy as np; "
+            "HolisticExtractor().extract_frame(np.zeros((720, 1280, 3), np.uint8))")
     wall, cpu = time.perf_counter(), cpu_seconds()
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   cwd=Path(__file__).resolve().parents[1])
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
@@ -373,8 +395,9 @@ def speed_section(clips: list[Path], description: str, sizes: list[int], repeats
     add("decode (OpenCV -> RGB)", "–", lambda: decode_fps(clips))
     for size in [0, *sizes]:
         add("MediaPipe Holistic", _size_name(size), lambda size=size: mediapipe_fps(clips, size))
-    model_rows = ["| model | MediaPipe input | end-to-end frames/s best / median | end-to-end frames per CPU-second "
-                  "(median) | reading pass frames/s (median) | model ms per window (median) | load average during |",
+    model_rows = ["| model | MediaPipe input | end-to-end frames/s best / median | end-to-end frames per "
+                  "CPU-second (median) | reading pass frames/s (median) | model ms per window (median) | "
+                  "load average during |",
                   "|---|---|---|---|---|---|---|"]
     for name in MODELS:
         classify = untrained_classifier(name)
@@ -384,9 +407,9 @@ def speed_section(clips: list[Path], description: str, sizes: list[int], repeats
                 results.append(predict_fps(clips, size, classify))
                 loads.append(os.getloadavg()[0])
             e2e, cpu, read, model = (np.array(column) for column in zip(*results))
-            model_rows.append(f"| {name} (recommended) | {_size_name(size)} | {e2e.max():.1f} / {np.median(e2e):.1f} "
-                              f"| {np.median(cpu):.1f} | {np.median(read):.1f} | {np.median(model):.1f} "
-                              f"| {min(loads):.1f}-{max(loads):.1f} |")
+            model_rows.append(f"| {name} (recommended) | {_size_name(size)} | {e2e.max():.1f} / "
+                              f"{np.median(e2e):.1f} | {np.median(cpu):.1f} | {np.median(read):.1f} | "
+                              f"{np.median(model):.1f} | {min(loads):.1f}-{max(loads):.1f} |")
             print(model_rows[-1], flush=True)
     extract_rows = []
     if extract_workers:
@@ -403,14 +426,16 @@ def speed_section(clips: list[Path], description: str, sizes: list[int], repeats
             *extract_rows]
 
 
-EXTRACT_MODES = ("threads", "processes")  # extract's two ways to run clips at once (features.extract_features)
+# extract's two ways to run clips at once (features.extract_features)
+EXTRACT_MODES = ("threads", "processes")
 
 
 def extract_table(clips: list[Path], sizes: list[int], repeats: int, workers: int,
                   modes: tuple[str, ...] = EXTRACT_MODES) -> list[str]:
-    """Markdown rows of extract's speed per mode and size; the modes alternate within each repeat (paired, about the
-    same load). The projection is the cores divided by the CPU time per sampled frame: what an idle machine would
-    give if the work spread over all cores, labelled as such (the load decides the measured figure)."""
+    """Markdown rows of extract's speed per mode and size; the modes alternate within each repeat (paired,
+    about the same load). The projection is the cores divided by the CPU time per sampled frame: what an idle
+    machine would give if the work spread over all cores, labelled as such (the load decides the measured
+    figure)."""
     rows = ["| extract, 30 frames sampled per clip, whole video decoded | MediaPipe input "
             "| sampled (MediaPipe) frames/s best / median | CPU ms per sampled frame (median) "
             f"| projected on {os.cpu_count()} idle cores (cores / CPU s per frame) "
@@ -440,17 +465,18 @@ def _size_name(size: int) -> str:
 
 # ----------------------------------------------------------------------------- the report
 DECISION_RULE = """How a MediaPipe input size is adopted: on the clips it
-shrinks, every part's detection rate within 2 percentage points of full resolution, and every part's mean landmark
-distance at most 0.005 of the frame (about 3 px at 640, 10 px at 1920; a hand spans about 0.1) or twice the
-`full + noise` row, whichever is larger — MediaPipe's own response to noise nobody can see is not a loss. Among
-the sizes that pass, the one with the largest gain in frames per CPU-second (the machine is shared, so wall-clock
-frames/s move with the load); no size is adopted when none gains more than the spread between repeats. Hand crops
-and thumbnails are cut from the full-resolution frames whatever MediaPipe sees."""
+shrinks, every part's detection rate within 2 percentage points of full resolution, and every part's mean
+landmark distance at most 0.005 of the frame (about 3 px at 640, 10 px at 1920; a hand spans about 0.1) or
+twice the `full + noise` row, whichever is larger — MediaPipe's own response to noise nobody can see is not a
+loss. Among the sizes that pass, the one with the largest gain in frames per CPU-second (the machine is
+shared, so wall-clock frames/s move with the load); no size is adopted when none gains more than the spread
+between repeats. Hand crops and thumbnails are cut from the full-resolution frames whatever MediaPipe sees."""
 
 def _section(lines: list[str], title: str, command: str) -> str:
     """One section of the markdown report, headed by the command and the machine's state."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return "\n".join([f"## {title}", "", f"`{command}` — {when}, {load_average()} at the end.", "", *lines, ""])
+    return "\n".join([f"## {title}", "", f"`{command}` — {when}, {load_average()} at the end.", "", *lines,
+                      ""])
 
 
 def write_report(sections: dict[str, str], out: Path = OUT_MD) -> Path:
@@ -463,7 +489,9 @@ def write_report(sections: dict[str, str], out: Path = OUT_MD) -> Path:
     kept.update(sections)
     header = ("# Keypoint path speed and MediaPipe input size\n\nWritten by `benchmarks/keypoint_speed.py` "
               "(see its docstring for what each figure means).\n\n" + DECISION_RULE + "\n")
-    body = "".join(f"\n<!-- section: {name} -->\n{kept[name]}" for name in ("agreement", "speed") if name in kept)
+    body = "".join(
+        f"\n<!-- section: {name} -->\n{kept[name]}" for name in ("agreement", "speed") if name in kept
+    )
     out.write_text(header + body)
     return out
 
@@ -471,18 +499,21 @@ def write_report(sections: dict[str, str], out: Path = OUT_MD) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Measure agreement (real clips) and speed, print them and write benchmarks/keypoint_speed.md."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="longer sides to compare with full")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+                        help="longer sides to compare with full")
     parser.add_argument("--speed-sizes", type=int, nargs="+", default=None,
                         help="sizes timed (default: --sizes); full resolution is always timed")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of every speed measurement")
     parser.add_argument("--only", choices=["agreement", "speed"], default=None, help="run one part only")
-    parser.add_argument("--max-clips", type=int, default=None, help="time at most this many clips (default: all "
+    parser.add_argument("--max-clips", type=int, default=None,
+                        help="time at most this many clips (default: all "
                         "720p-1080p real clips)")
     parser.add_argument("--extract-workers", type=int, default=2,
                         help="clips at once in the extract timing, as threads and as processes (0 = skip)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"for make bench: full resolution and {QUICK_SIZE} px only, agreement on extract's {EXTRACT_FRAMES} frames "
-                             "per clip, speed on 2 clips, 1 repeat, no extract timing (a few minutes)")
+                        help=f"for make bench: full resolution and {QUICK_SIZE} px only, agreement on "
+                             f"extract's {EXTRACT_FRAMES} frames per clip, speed on 2 clips, 1 repeat, no "
+                             "extract timing (a few minutes)")
     parser.add_argument("--out", type=Path, default=OUT_MD, help="markdown report")
     args = parser.parse_args(argv)
     if args.quick:
@@ -496,11 +527,14 @@ def main(argv: list[str] | None = None) -> int:
             sections["agreement"] = _section(agreement_section(clips, args.sizes, every_frame=not args.quick),
                                              "Agreement with full resolution", command)
         else:
-            print(f"agreement skipped: {REAL_CLIPS} is absent (the real clips are not part of the repository)")
+            print(
+                f"agreement skipped: {REAL_CLIPS} is absent (the real clips are not part of the repository)"
+            )
     if args.only != "agreement":
         speed, description = speed_clips(max_clips=args.max_clips)
-        sections["speed"] = _section(speed_section(speed, description, args.speed_sizes or args.sizes, args.repeats,
-                                                   args.extract_workers), "Speed on this machine", command)
+        sections["speed"] = _section(speed_section(speed, description, args.speed_sizes or args.sizes,
+                                                   args.repeats, args.extract_workers),
+                                     "Speed on this machine", command)
     path = write_report(sections, args.out)
     print(f"-> {path}")
     return 0

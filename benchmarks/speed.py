@@ -47,14 +47,16 @@ SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
     "keras": ("course fused model, course defaults (XLA off, oneDNN on)", {}),
     "keras-xla": ("the same with XLA on (jit_compile=True)", {}),
     "keras-no-onednn": ("the same with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    "keras-bf16": ("the same computing in bfloat16 (models.with_compute_dtype; weights float32): lower precision",
+    "keras-bf16": ("the same computing in bfloat16 (models.with_compute_dtype; weights float32): lower "
+                   "precision",
                    {}),
     "tflite": ("course fused model exported to TensorFlow Lite, batch 1 (inference)", {}),
 }
 DEFAULT_SETTINGS = tuple(SETTINGS)
 ONCE_SETTINGS = ("keras-xla", "keras-no-onednn")  # several times slower: timed in the first round only
 REFERENCE = "pytorch"
-SETTING_TIMEOUT_S = 1800.0  # a setting's process is stopped after this long (XLA on a loaded CPU can take that)
+# a setting's process is stopped after this long (XLA on a loaded CPU can take that)
+SETTING_TIMEOUT_S = 1800.0
 
 
 @dataclass
@@ -125,7 +127,8 @@ def _timed(function: Any, steps: int) -> tuple[float, float]:
 
 def measure(model_name: str, config_name: str = "small", batch_size: int | None = None, steps: int = 3,
             convlstm_impl: str = "fast", jit_compile: bool | str | None = None) -> Measurement:
-    """Train and inference clips/s (mean of ``steps`` batches after a warm-up) and peak memory of one model."""
+    """Train and inference clips/s (mean of ``steps`` batches after a warm-up) and peak memory of one
+    model."""
     import keras
 
     from utils import models
@@ -134,7 +137,8 @@ def measure(model_name: str, config_name: str = "small", batch_size: int | None 
     batch_size = batch_size or config.batch_size
     keras.backend.clear_session()
     _reset_peak_memory()
-    model = models.compile_model(models.build_model(model_name, config, NUM_CLASSES, convlstm_impl=convlstm_impl),
+    model = models.compile_model(models.build_model(model_name, config, NUM_CLASSES,
+                                                    convlstm_impl=convlstm_impl),
                                  config, jit_compile=jit_compile)
     inputs = random_batch(model_name, config.num_frames, config.image_size, batch_size)
     labels = np.random.default_rng(1).integers(0, NUM_CLASSES, batch_size)
@@ -149,8 +153,8 @@ def plan(quick: bool = False) -> list[tuple[str, str, int | None, str]]:
     """(model, config, batch size, convlstm impl) of every row of the model table, in order.
 
     The fused model at the seed shapes is not here: :func:`compare` times it under every setting."""
-    rows = [("lstm", "small", None, "fast"), ("convlstm", "small", None, "fast"), ("fused", "small", None, "fast"),
-            ("fused", "small", None, "stock")]
+    rows = [("lstm", "small", None, "fast"), ("convlstm", "small", None, "fast"),
+            ("fused", "small", None, "fast"), ("fused", "small", None, "stock")]
     if not quick:
         rows += [("lstm", "seed", SEED_BATCH_SIZE, "fast"), ("convlstm", "seed", SEED_BATCH_SIZE, "fast")]
     return rows
@@ -162,8 +166,9 @@ def format_table(rows: list[Measurement]) -> str:
              f"{'infer clips/s':>14} {'peak MB':>8}"
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row.model:9} {row.config:7} {row.convlstm_impl:8} {row.batch_size:5d} {row.params:10,d} "
-                     f"{row.train_clips_per_s:14.2f} {row.infer_clips_per_s:14.2f} {row.peak_memory_mb:8.0f}")
+        lines.append(f"{row.model:9} {row.config:7} {row.convlstm_impl:8} {row.batch_size:5d} "
+                     f"{row.params:10,d} {row.train_clips_per_s:14.2f} {row.infer_clips_per_s:14.2f} "
+                     f"{row.peak_memory_mb:8.0f}")
     return "\n".join(lines)
 
 
@@ -195,8 +200,8 @@ def environment_line() -> str:
     intra = tf.config.threading.get_intra_op_parallelism_threads() or "all cores"
     inter = tf.config.threading.get_inter_op_parallelism_threads() or "all cores"
     return (f"{os.cpu_count()} CPU cores, load average {load_average():.1f}, TensorFlow {tf.__version__}, "
-            f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}, threads: intra-op {intra}, "
-            f"inter-op {inter}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+            f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}, threads: intra-op "
+            f"{intra}, inter-op {inter}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
 def run(quick: bool = False, steps: int = 3) -> list[Measurement]:
@@ -209,7 +214,8 @@ def run(quick: bool = False, steps: int = 3) -> list[Measurement]:
     return rows
 
 
-# ----------------------------------------------------------------------------- the comparison (one process per setting)
+# ----------------------------------------------------------------------------- the comparison (one process
+# per setting)
 def _tf_threads() -> str:
     """TensorFlow's intra-/inter-op thread settings ('default' = as many as cores)."""
     import tensorflow as tf
@@ -219,11 +225,12 @@ def _tf_threads() -> str:
     return f"TF intra {intra}, inter {inter}"
 
 
-COMPARISON_CONFIG = "seed"  # the configuration the comparison builds (the tests shrink it)
+COMPARISON_CONFIG = "original"  # the configuration the comparison builds (the tests shrink it)
 
 
 def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
-    """The fused model at :data:`COMPARISON_CONFIG`, random weights (seed 0), compiled; and its configuration."""
+    """The fused model at :data:`COMPARISON_CONFIG`, random weights (seed 0), compiled; and its
+    configuration."""
     import keras
 
     from utils import models
@@ -231,12 +238,14 @@ def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
     keras.utils.set_random_seed(0)
     config = COMPARISON_CONFIG if isinstance(COMPARISON_CONFIG, models.ModelConfig) else \
         models.get_config("fused", COMPARISON_CONFIG)
-    model = models.compile_model(models.build_model("fused", config, NUM_CLASSES), config, jit_compile=jit_compile)
+    model = models.compile_model(models.build_model("fused", config, NUM_CLASSES), config,
+                                 jit_compile=jit_compile)
     return model, config
 
 
 def _inference_copy(model: Any, config: Any, jit_compile: bool | None = None) -> Any:
-    """What ``predict``, ``evaluate`` and ``export`` run (``runs.load_run(..., inference=True)``): the trained model as
+    """What ``predict``, ``evaluate`` and ``export`` run with ``--fast`` (``runs.load_run(..., fast=True)``):
+    the model as
     :func:`utils.models.inference_model` gives it, compiled like the model."""
     from utils import models
 
@@ -244,8 +253,8 @@ def _inference_copy(model: Any, config: Any, jit_compile: bool | None = None) ->
 
 
 def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
-    """Train and inference speed of the comparison's fused model in this process (XLA on for 'keras-xla'); inference
-    times the model's inference copy (:func:`_inference_copy`), as ``predict`` runs it."""
+    """Train and inference speed of the comparison's fused model in this process (XLA on for 'keras-xla');
+    inference times the model's inference copy (:func:`_inference_copy`), as ``predict`` runs it."""
     import tensorflow as tf
 
     if threads:
@@ -261,13 +270,15 @@ def _keras_setting(name: str, batch_size: int, steps: int, threads: int | None =
     train_wall, train_cpu = _timed(lambda: model.train_on_batch(inputs, labels), steps)
     infer = _inference_copy(model, config, jit_compile=True if name == "keras-xla" else None)
     infer_wall, infer_cpu = _timed(lambda: infer.predict_on_batch(inputs), steps)
-    return {"framework": f"TensorFlow {tf.__version__}", "params": model.count_params(), "threads": _tf_threads(),
-            "train_clips_per_s": batch_size / train_wall, "infer_clips_per_s": batch_size / infer_wall,
-            "train_cpu_s_per_clip": train_cpu / batch_size, "infer_cpu_s_per_clip": infer_cpu / batch_size}
+    return {"framework": f"TensorFlow {tf.__version__}", "params": model.count_params(),
+            "threads": _tf_threads(), "train_clips_per_s": batch_size / train_wall,
+            "infer_clips_per_s": batch_size / infer_wall, "train_cpu_s_per_clip": train_cpu / batch_size,
+            "infer_cpu_s_per_clip": infer_cpu / batch_size}
 
 
 def _write_run(folder: Path) -> tuple[Path, Any]:
-    """A run folder (model.keras + run.json) of the comparison's fused model with random weights, for export_model."""
+    """A run folder (model.keras + run.json) of the comparison's fused model with random weights, for
+    export_model."""
     from utils import models
     from utils.training.runs import write_json
 
@@ -276,13 +287,15 @@ def _write_run(folder: Path) -> tuple[Path, Any]:
     model.save(folder / "model.keras")
     write_json(folder / "run.json", {
         "model": "fused", "config_name": config.name, "config": config.to_dict(),
-        "classes": [f"class{i}" for i in range(NUM_CLASSES)], "inputs": list(models.model_inputs("fused", config)),
-        "num_frames": config.num_frames, "image_size": config.image_size, "input_dim": 1662})
+        "classes": [f"class{i}" for i in range(NUM_CLASSES)],
+        "inputs": list(models.model_inputs("fused", config)), "num_frames": config.num_frames,
+        "image_size": config.image_size, "input_dim": 1662})
     return folder, config
 
 
 def _tflite_setting(batch_size: int, steps: int, threads: int | None = None) -> dict[str, Any]:
-    """Inference speed of the exported fused model in TensorFlow Lite: ``steps`` x ``batch_size`` single clips."""
+    """Inference speed of the exported fused model in TensorFlow Lite: ``steps`` x ``batch_size`` single
+    clips."""
     import tensorflow as tf
 
     from utils.serving import export
@@ -330,8 +343,10 @@ def torch_available() -> bool:
 
 
 def setting_command(name: str, batch_size: int, steps: int, threads: int | None = None) -> list[str]:
-    """The command line of the process that measures one setting (``threads``: None = each framework's default)."""
-    options = ["--batch-size", str(batch_size), "--steps", str(steps)] + (["--threads", str(threads)] if threads else [])
+    """The command line of the process that measures one setting (``threads``: None = each framework's
+    default)."""
+    options = ["--batch-size", str(batch_size), "--steps",
+               str(steps)] + (["--threads", str(threads)] if threads else [])
     if name == "pytorch":
         return [sys.executable, str(TORCH_SCRIPT), "--json", *options]
     return [sys.executable, "-m", "benchmarks.speed", "--setting", name, *options]
@@ -343,8 +358,8 @@ def run_setting(name: str, batch_size: int, steps: int, timeout: float | None = 
     env = {**os.environ, **SETTINGS[name][1]}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCHMARKS_DIR.parent), env.get("PYTHONPATH")]))
     try:
-        done = subprocess.run(setting_command(name, batch_size, steps, threads), env=env, capture_output=True, text=True,
-                              timeout=timeout, cwd=str(BENCHMARKS_DIR.parent))
+        done = subprocess.run(setting_command(name, batch_size, steps, threads), env=env, capture_output=True,
+                              text=True, timeout=timeout, cwd=str(BENCHMARKS_DIR.parent))
     except subprocess.TimeoutExpired:
         return {"setting": name, "error": f"stopped after {timeout:g} s"}
     for line in reversed(done.stdout.splitlines()):
@@ -356,7 +371,8 @@ def run_setting(name: str, batch_size: int, steps: int, timeout: float | None = 
 
 @dataclass
 class Comparison:
-    """Every round's result of every setting of :func:`compare` (None where a setting was skipped or failed)."""
+    """Every round's result of every setting of :func:`compare` (None where a setting was skipped or
+    failed)."""
 
     settings: list[str]
     rounds: list[dict[str, dict[str, Any]]] = field(default_factory=list)
@@ -372,8 +388,8 @@ class Comparison:
                 if r.get(setting, {}).get(key) is not None and r.get(reference, {}).get(key)]
 
     def cpu_ratios(self, setting: str, key: str, reference: str = REFERENCE) -> list[float]:
-        """reference / setting of the CPU seconds per clip ``key`` within each round: the speed per CPU second,
-        which the load changes less than the clips/s of the wall clock."""
+        """reference / setting of the CPU seconds per clip ``key`` within each round: the speed per CPU
+        second, which the load changes less than the clips/s of the wall clock."""
         return [r[reference][key] / r[setting][key] for r in self.rounds
                 if r.get(setting, {}).get(key) and r.get(reference, {}).get(key)]
 
@@ -381,7 +397,8 @@ class Comparison:
 def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, steps: int = 4,
             batch_size: int = SEED_BATCH_SIZE, progress: bool = True, once: tuple[str, ...] = ONCE_SETTINGS,
             timeout: float | None = SETTING_TIMEOUT_S, threads: int | None = None) -> Comparison:
-    """Time each setting in its own process, one after the other, ``repeats`` rounds (``once``: the first only)."""
+    """Time each setting in its own process, one after the other, ``repeats`` rounds (``once``: the first
+    only)."""
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:
         raise ConfigError(f"unknown benchmark setting(s) {unknown}; choose from {', '.join(SETTINGS)}")
@@ -405,7 +422,8 @@ def compare(settings: tuple[str, ...] = DEFAULT_SETTINGS, repeats: int = 3, step
 
 
 def _result_line(result: dict[str, Any]) -> str:
-    """One process's figures in a line (shown as each setting finishes, so a stopped run keeps what it measured)."""
+    """One process's figures in a line (shown as each setting finishes, so a stopped run keeps what it
+    measured)."""
     if "error" in result:
         return f"{result['setting']} failed: {result['error']}"
     train = result.get("train_clips_per_s")
@@ -426,8 +444,8 @@ def _ratio_text(values: list[float]) -> str:
 
 
 def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str:
-    """The comparison table: best / median clips/s per setting, the median ratio to the reference in clips/s, and
-    per CPU second (training / inference; the figure to read on a shared machine)."""
+    """The comparison table: best / median clips/s per setting, the median ratio to the reference in clips/s,
+    and per CPU second (training / inference; the figure to read on a shared machine)."""
     header = (f"{'setting':16} {'train clips/s':>15} {'infer clips/s':>15} {'CPU s/clip':>11} "
               f"{'train vs ' + reference:>17} {'infer vs ' + reference:>17} {'per CPU s':>11}  what")
     lines = [header, "-" * len(header)]
@@ -440,11 +458,15 @@ def format_comparison(comparison: Comparison, reference: str = REFERENCE) -> str
             lines.append(f"{name:16} failed: {errors[0]}")
             continue
         cpu_text = "/".join(f"{min(values):.2f}" if values else "-" for values in
-                            (comparison.values(name, "train_cpu_s_per_clip"), comparison.values(name, "infer_cpu_s_per_clip")))
-        train_ratio = _ratio_text(comparison.ratios(name, "train_clips_per_s", reference)) if name != reference else "1"
-        infer_ratio = _ratio_text(comparison.ratios(name, "infer_clips_per_s", reference)) if name != reference else "1"
+                            (comparison.values(name, "train_cpu_s_per_clip"),
+                             comparison.values(name, "infer_cpu_s_per_clip")))
+        train_ratio = _ratio_text(comparison.ratios(name, "train_clips_per_s",
+                                                    reference)) if name != reference else "1"
+        infer_ratio = _ratio_text(comparison.ratios(name, "infer_clips_per_s",
+                                                    reference)) if name != reference else "1"
         cpu_ratio = "/".join(_ratio_text(comparison.cpu_ratios(name, key, reference)).removesuffix("x")
-                             for key in ("train_cpu_s_per_clip", "infer_cpu_s_per_clip")) if name != reference else "1"
+                             for key in ("train_cpu_s_per_clip",
+                                         "infer_cpu_s_per_clip")) if name != reference else "1"
         lines.append(f"{name:16} {_best_median(comparison.values(name, 'train_clips_per_s')):>15} "
                      f"{_best_median(comparison.values(name, 'infer_clips_per_s')):>15} {cpu_text:>11} "
                      f"{train_ratio:>17} {infer_ratio:>17} {cpu_ratio:>11}  {SETTINGS[name][0]}")
@@ -473,7 +495,8 @@ def load_keypoint_speed() -> Any:
 
 
 def keypoint_speed_args(quick: bool) -> list[str]:
-    """The arguments make bench passes to keypoint_speed.main(): its own quick mode (a few minutes) or everything."""
+    """The arguments make bench passes to keypoint_speed.main(): its own quick mode (a few minutes) or
+    everything."""
     return ["--quick"] if quick else []
 
 
@@ -485,10 +508,10 @@ def _keypoint_speed(quick: bool) -> None:
 def main(quick: bool = False, steps: int = 4, repeats: int = 3, settings: tuple[str, ...] = DEFAULT_SETTINGS,
          threads: int | None = None, model_table: bool = True) -> Comparison:
     """Print the comparison at the seed shapes, the model table and the keypoint path's speed."""
-    print(f"Fused model at the original's shapes (T=30, 64x64, batch {SEED_BATCH_SIZE}): each setting in its own "
-          f"process, {1 if quick else repeats} round(s) ({', '.join(ONCE_SETTINGS)}: the first only), mean of {steps} "
-          "batches after a warm-up; best / median over rounds, ratios = median of the same round's ratios; threads: "
-          f"{threads or 'each framework default'}", flush=True)
+    print(f"Fused model at the original's shapes (T=30, 64x64, batch {SEED_BATCH_SIZE}): each setting in its "
+          f"own process, {1 if quick else repeats} round(s) ({', '.join(ONCE_SETTINGS)}: the first only), "
+          f"mean of {steps} batches after a warm-up; best / median over rounds, ratios = median of the same "
+          f"round's ratios; threads: {threads or 'each framework default'}", flush=True)
     comparison = compare(settings, repeats=1 if quick else repeats, steps=steps, threads=threads)
     print(format_comparison(comparison))
     print(comparison_notes(comparison))
@@ -509,7 +532,8 @@ def _setting_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    print(RESULT_PREFIX + json.dumps(measure_setting(args.setting, args.batch_size, args.steps, args.threads)),
+    print(RESULT_PREFIX + json.dumps(measure_setting(args.setting, args.batch_size, args.steps,
+                                                     args.threads)),
           flush=True)
 
 
@@ -521,21 +545,28 @@ def cli(argv: list[str] | None = None) -> int:
         return 0
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.speed",
-                                description="Time the fused model at the original's shapes under each setting (PyTorch "
-                                   "original, Keras defaults, XLA on, oneDNN off, TensorFlow Lite), each in its own "
-                                   "process, and print ratios to PyTorch; then every model's speed and memory.")
-    p.add_argument("--quick", action="store_true", help="one round of the comparison; small configuration only")
-    p.add_argument("--steps", type=int, default=4, help="timed batches per measurement, after one warm-up batch")
-    p.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (best and median reported)")
+                                description="Time the fused model at the original's shapes under each "
+                                   "setting (PyTorch original, Keras defaults, XLA on, oneDNN off, "
+                                   "TensorFlow Lite), each in its own process, and print ratios to PyTorch; "
+                                   "then every model's speed and memory.")
+    p.add_argument("--quick", action="store_true",
+                   help="one round of the comparison; small configuration only")
+    p.add_argument("--steps", type=int, default=4,
+                   help="timed batches per measurement, after one warm-up batch")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="rounds of the comparison (best and median reported)")
     p.add_argument("--settings", nargs="+", default=None, metavar="NAME",
-                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn tflite")
+                   help="settings of the comparison (default: all): pytorch keras keras-xla keras-no-onednn "
+                        "tflite")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads of every framework in the comparison (default: each one's own, all cores); 1 "
-                        "measures the work per core, steadier on a shared machine")
-    p.add_argument("--comparison-only", action="store_true", help="skip the model table and the keypoint path")
+                   help="threads of every framework in the comparison (default: each one's own, all cores); "
+                        "1 measures the work per core, steadier on a shared machine")
+    p.add_argument("--comparison-only", action="store_true",
+                   help="skip the model table and the keypoint path")
     p.add_argument("--scale", action="store_true",
-                   help="instead: peak memory of writing, reading and training from a features store of --clips "
-                        "synthetic clips (tiled from data/features/synthetic_T30_S64.npz; ~0.57 MB per clip on disk)")
+                   help="instead: peak memory of writing, reading and training from a features store of "
+                        "--clips synthetic clips (tiled from data/features/synthetic_T30_S64.npz; ~0.57 MB "
+                        "per clip on disk)")
     p.add_argument("--clips", type=int, nargs="+", default=[2000, 10000, 20000], help="--scale: store sizes")
     p.add_argument("--train-steps", type=int, default=10, help="--scale: training steps per measurement")
     p.add_argument("--workdir", default=None,

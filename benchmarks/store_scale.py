@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,8 @@ TARGET_MB = 3 * 1024
 
 # ----------------------------------------------------------------------------- the synthetic store
 def tiled_clip(base: Any, row: int) -> dict[str, np.ndarray]:
-    """Clip ``row`` of a tiled dataset: base clip row % n with its keypoints jittered and its frames shifted."""
+    """Clip ``row`` of a tiled dataset: base clip row % n with its keypoints jittered and its frames
+    shifted."""
     source, copy = row % len(base), row // len(base)
     rng = np.random.default_rng([row, 7])
     keypoints = np.array(base.keypoints[source], dtype=np.float32)
@@ -50,7 +52,8 @@ def tiled_clip(base: Any, row: int) -> dict[str, np.ndarray]:
 
 
 def tiled_columns(base: Any, num_clips: int) -> dict[str, np.ndarray]:
-    """The (N,) columns of the tiled dataset: labels, signers (groups) and paths of the base clips, repeated."""
+    """The (N,) columns of the tiled dataset: labels, signers (groups) and paths of the base clips,
+    repeated."""
     source = np.arange(num_clips) % len(base)
     copies = np.arange(num_clips) // len(base)
     return {"labels": np.asarray(base.labels)[source], "groups": np.asarray(base.groups)[source],
@@ -68,11 +71,12 @@ def build_store(base_path: str | Path, folder: str | Path, num_clips: int) -> Pa
         raise SystemExit(f"{base_path} has no frames; use a features file extracted from videos")
     clips: Iterator[dict[str, np.ndarray]] = (tiled_clip(base, row) for row in range(num_clips))
     meta = {**base.meta, "tiled_from": str(base_path), "num_base_clips": len(base)}
-    return store.write_store(folder, clips, num_clips, tiled_columns(base, num_clips), list(base.classes), meta,
-                             CLIP_DTYPES)
+    return store.write_store(folder, clips, num_clips, tiled_columns(base, num_clips), list(base.classes),
+                             meta, CLIP_DTYPES)
 
 
-# ----------------------------------------------------------------------------- what each child process measures
+# ----------------------------------------------------------------------------- what each child process
+# measures
 def read_all(folder: str | Path) -> int:
     """Read every clip's keypoints and frames once, in batches; return the clips read."""
     from utils.data.features import load_features
@@ -92,24 +96,26 @@ def train_steps(folder: str | Path, model_name: str, steps: int) -> dict[str, An
     import keras
 
     from utils import models
-    from utils.inputs import preprocessing
+    from utils.config import set_seed
     from utils.data import splits
+    from utils.data.features import load_features
+    from utils.inputs import preprocessing
+    from utils.inputs.spec import InputSpec, stored_arrays
     from utils.training import loop as training
     from utils.training.metrics import predict_clips
-    from utils.data.features import load_features
-    from utils.inputs.spec import InputSpec, stored_arrays
 
     features = load_features(folder)
     config = training.resolve_config(model_name)
     spec = InputSpec.from_config(model_name, config)
     labels = np.asarray(features.labels, dtype=np.int64)
     split = splits.make_splits(labels, groups=features.groups, split=features.split, seed=0)
-    training.set_seeds(0)
+    set_seed(0)
     batches = training.TrainingBatches(stored_arrays(features, spec), labels[split.train], spec,
                                        config.augmentation or {}, config.batch_size, 0, split.train)
     validation = training.ClipBatches(features, spec, split.val, labels[split.val], config.batch_size)
     keypoint_dim = preprocessing.output_dim(preprocessing.resolve_options(config.preprocessing))
-    model = models.build_model(model_name, config, num_classes=len(features.classes), keypoint_dim=keypoint_dim)
+    model = models.build_model(model_name, config, num_classes=len(features.classes),
+                               keypoint_dim=keypoint_dim)
     models.compile_model(model, config)
     fit = model.fit(batches, epochs=1, steps_per_epoch=min(steps, len(batches)), validation_data=validation,
                     validation_steps=min(2, len(validation)), verbose=0)
@@ -150,7 +156,8 @@ def measure(task: str, store: Path, **options: Any) -> dict[str, Any]:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env,
                                    cwd=Path(__file__).resolve().parents[1])
         output = process.stdout.read()
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS, not the maximum over all children
+        # this child's own peak RSS, not the maximum over all children
+        _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         process.stdout.close()
         if process.returncode != 0:
@@ -204,8 +211,10 @@ def format_row(row: dict[str, Any]) -> str:
             f"{row['seconds']:6.1f} s{extra}")
 
 
-def main(sizes: tuple[int, ...] = SIZES, steps: int = TRAIN_STEPS, workdir: str | Path | None = None) -> list[dict]:
-    """Print peak memory of writing, reading and training at each size, and whether it stays under the target."""
+def main(sizes: tuple[int, ...] = SIZES, steps: int = TRAIN_STEPS,
+         workdir: str | Path | None = None) -> list[dict]:
+    """Print peak memory of writing, reading and training at each size, and whether it stays under the
+    target."""
     print(f"peak resident memory per process; store tiled from {BASE_FILE}; {steps} training steps; "
           f"target < {TARGET_MB} MB, flat in N")
     rows = run(tuple(sizes), steps, workdir)

@@ -4,7 +4,8 @@
     python benchmarks/torch_original.py        # one timing, batch 16 at the seed shapes
     python benchmarks/torch_original.py --json # the same as one JSON line (what benchmarks.speed reads)
 
-The layers are the original's (Kaushik 2022, see the docstring of ``utils/models.py``): two ``LSTMCell`` (1662 -> 512
+The layers are the original's (Kaushik 2022, see the docstring of ``utils/models.py``): two ``LSTMCell`` (1662
+-> 512
 -> 512) over the keypoints; two ConvLSTM cells (16 filters, 5x5, one convolution of [frame, hidden], ReLU cell
 activation, peephole weights per channel and pixel), each followed by ``BatchNorm3d``; the last step; a 5x5
 convolution to 3 channels; the two flattened and concatenated under one ``Linear``. Adam(lr 1e-4,
@@ -33,7 +34,8 @@ SEED_SHAPES = {"num_frames": 30, "image_size": 64, "keypoint_dim": 1662}
 class ConvLSTMCell(nn.Module):
     """One ConvLSTM step: a convolution of [input, hidden] to the four gates, with peephole weights."""
 
-    def __init__(self, in_channels: int, filters: int, kernel_size: int, image_size: int, peepholes: bool = True) -> None:
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, image_size: int,
+                 peepholes: bool = True) -> None:
         super().__init__()
         self.filters = filters
         self.conv = nn.Conv2d(in_channels + filters, 4 * filters, kernel_size, padding=kernel_size // 2)
@@ -42,7 +44,8 @@ class ConvLSTMCell(nn.Module):
         if peepholes:  # the original left these uninitialised (torch.Tensor); small random values here
             self.w_ci, self.w_cf, self.w_co = (nn.Parameter(0.01 * torch.randn(shape)) for _ in range(3))
 
-    def forward(self, x: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, hidden: torch.Tensor,
+                cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(hidden, cell) after one step; ReLU as the cell activation, as in the original."""
         gate_i, gate_f, gate_c, gate_o = torch.chunk(self.conv(torch.cat([x, hidden], dim=1)), 4, dim=1)
         if self.peepholes:
@@ -56,7 +59,8 @@ class ConvLSTMCell(nn.Module):
 class ConvLSTM(nn.Module):
     """A ConvLSTM cell unrolled over time: (B, C, T, H, W) -> (B, F, T, H, W), zero initial state."""
 
-    def __init__(self, in_channels: int, filters: int, kernel_size: int, image_size: int, peepholes: bool = True) -> None:
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, image_size: int,
+                 peepholes: bool = True) -> None:
         super().__init__()
         self.cell = ConvLSTMCell(in_channels, filters, kernel_size, image_size, peepholes)
 
@@ -75,9 +79,10 @@ class ConvLSTM(nn.Module):
 class OriginalFused(nn.Module):
     """The original fused model: keypoint LSTMCells + frame ConvLSTMs, concatenated under one Linear."""
 
-    def __init__(self, num_classes: int = 11, num_frames: int = 30, image_size: int = 64, keypoint_dim: int = 1662,
-                 lstm_units: tuple[int, ...] = (512, 512), filters: tuple[int, ...] = (16, 16), kernel_size: int = 5,
-                 reduce_channels: int = 3, peepholes: bool = True) -> None:
+    def __init__(self, num_classes: int = 11, num_frames: int = 30, image_size: int = 64,
+                 keypoint_dim: int = 1662, lstm_units: tuple[int, ...] = (512, 512),
+                 filters: tuple[int, ...] = (16, 16), kernel_size: int = 5, reduce_channels: int = 3,
+                 peepholes: bool = True) -> None:
         super().__init__()
         sizes = (keypoint_dim, *lstm_units)
         self.lstm_cells = nn.ModuleList(nn.LSTMCell(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -100,7 +105,8 @@ class OriginalFused(nn.Module):
         return x
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) scaled to 0..1 -> ConvLSTM + BatchNorm3d per layer, last step, reduce conv, flat."""
+        """(B, C, T, H, W) scaled to 0..1 -> ConvLSTM + BatchNorm3d per layer, last step, reduce conv,
+        flat."""
         x = frames
         for convlstm, norm in zip(self.convlstms, self.norms):
             x = norm(convlstm(x))
@@ -136,8 +142,10 @@ def _timed(function: Any, steps: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / max(1, steps), (time.process_time() - cpu) / max(1, steps)
 
 
-def measure(batch_size: int = 16, steps: int = 4, num_classes: int = 10, threads: int | None = None) -> dict[str, Any]:
-    """Training and inference clips/s of the original at the seed shapes: one warm-up, then the mean of ``steps``."""
+def measure(batch_size: int = 16, steps: int = 4, num_classes: int = 10,
+            threads: int | None = None) -> dict[str, Any]:
+    """Training and inference clips/s of the original at the seed shapes: one warm-up, then the mean of
+    ``steps``."""
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -172,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=4, help="timed batches after one warm-up batch")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's own)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: PyTorch's own)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
     result = measure(args.batch_size, args.steps, threads=args.threads)

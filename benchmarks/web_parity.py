@@ -75,7 +75,7 @@ def train_synthetic(out: Path, epochs: int) -> Path:
     rng = np.random.default_rng(0)
     keypoints, labels, groups = [], [], []
     for signer in synthetic.make_signers(12, rng):
-        for repeat in range(3):
+        for _ in range(3):
             for label, sign in enumerate(SIGNS):
                 exact = synthetic.simulate_keypoints(sign, signer, rng, 1.0, 30)
                 keypoints.append(synthetic.simulate_detection(exact, rng, 1.0)[0])

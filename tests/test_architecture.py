@@ -1,4 +1,5 @@
-"""The package's layout is its architecture: stages in folders, imports only downward, no cycle, small modules.
+"""The package's layout is its architecture: stages in folders, imports only downward, no cycle, small
+modules.
 
 Imports are read from the source with ``ast`` (nothing is imported), every one of them: at module level and
 inside functions alike, since an import inside a function hides a dependency but does not remove it.
@@ -92,8 +93,8 @@ def stage_of(name: str) -> int:
         return STAGES.index("commands")
     stage = name.split(".")[1]
     if stage not in STAGES:
-        raise ValueError(f"{name} belongs to no stage: put it in one of the folders {STAGES[1:-1]}, or list it "
-                         "in FOUNDATION or COMMANDS of tests/test_architecture.py")
+        raise ValueError(f"{name} belongs to no stage: put it in one of the folders {STAGES[1:-1]}, or list "
+                         f"it in FOUNDATION or COMMANDS of tests/test_architecture.py")
     return STAGES.index(stage)
 
 

@@ -57,10 +57,13 @@ def test_comparison_table_gives_best_median_and_paired_ratios() -> None:
     assert "1.00/1.00" in keras_line  # per CPU second: every process here took 0.5 CPU s per clip
     comparison.rounds[0]["keras"]["infer_cpu_s_per_clip"] = 0.25  # twice PyTorch's 0.5 in round 1 only
     comparison.rounds[1]["keras"]["infer_cpu_s_per_clip"] = 0.2
-    keras_line = next(line for line in benchmark.format_comparison(comparison).splitlines() if line.startswith("keras "))
+    keras_line = next(
+        line for line in benchmark.format_comparison(comparison).splitlines() if line.startswith("keras ")
+    )
     assert "1.00/2.00" in keras_line  # the median of the rounds' 2.0, 2.5 and 1.0
     tflite_line = next(line for line in table.splitlines() if line.startswith("tflite "))
-    assert "10.00 / 6.00" in tflite_line and "2.50x" in tflite_line and " - " in tflite_line  # no training figure
+    # no training figure
+    assert "10.00 / 6.00" in tflite_line and "2.50x" in tflite_line and " - " in tflite_line
     assert "keras-xla        failed: exit status 1: boom" in table
     notes = benchmark.comparison_notes(comparison)
     assert "round 1: 0.5" in notes and "round 2: 7.5" in notes and "pytorch: X 1.0, threads 2" in notes
@@ -71,9 +74,10 @@ def test_compare_skips_pytorch_without_torch_and_runs_each_round(monkeypatch: py
     monkeypatch.setattr(benchmark, "torch_available", lambda: False)
     monkeypatch.setattr(benchmark, "run_setting", lambda name, batch_size, steps, timeout, threads:
                         calls.append((name, batch_size, steps)) or _result(1.0, 2.0))
-    comparison = benchmark.compare(("pytorch", "keras", "keras-xla", "tflite"), repeats=2, steps=3, batch_size=4,
-                                   progress=False)
-    assert calls == [("keras", 4, 3), ("keras-xla", 4, 3), ("tflite", 4, 3), ("keras", 4, 3), ("tflite", 4, 3)]
+    comparison = benchmark.compare(("pytorch", "keras", "keras-xla", "tflite"), repeats=2, steps=3,
+                                   batch_size=4, progress=False)
+    assert calls == [("keras", 4, 3), ("keras-xla", 4, 3), ("tflite", 4, 3), ("keras", 4, 3),
+                     ("tflite", 4, 3)]
     table = benchmark.format_comparison(comparison)
     assert "pytorch          skipped: PyTorch is not installed" in table
     assert benchmark._result_line({"setting": "tflite", **_result(None, 2.345, load=3.0)}) == \
@@ -94,15 +98,17 @@ def test_each_setting_runs_in_its_own_process_with_its_environment(monkeypatch: 
     monkeypatch.setattr(benchmark, "setting_command", lambda *args: failing)
     result = benchmark.run_setting("keras", 4, 1)
     assert result["error"].startswith("exit status 1") and "no model here" in result["error"]
-    monkeypatch.setattr(benchmark, "setting_command", lambda *args: [sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(benchmark, "setting_command",
+                        lambda *args: [sys.executable, "-c", "import time; time.sleep(30)"])
     assert benchmark.run_setting("keras", 4, 1, timeout=0.5)["error"] == "stopped after 0.5 s"
 
 
 def test_setting_commands() -> None:
-    assert benchmark.setting_command("pytorch", 16, 4)[1:] == [str(benchmark.TORCH_SCRIPT), "--json", "--batch-size",
-                                                               "16", "--steps", "4"]
-    assert benchmark.setting_command("keras-xla", 8, 2)[1:] == ["-m", "benchmarks.speed", "--setting", "keras-xla",
-                                                                "--batch-size", "8", "--steps", "2"]
+    assert benchmark.setting_command("pytorch", 16, 4)[1:] == [str(benchmark.TORCH_SCRIPT), "--json",
+                                                               "--batch-size", "16", "--steps", "4"]
+    assert benchmark.setting_command("keras-xla", 8, 2)[1:] == ["-m", "benchmarks.speed", "--setting",
+                                                                "keras-xla", "--batch-size", "8", "--steps",
+                                                                "2"]
     assert benchmark.setting_command("tflite", 8, 2, threads=1)[-2:] == ["--threads", "1"]
     assert benchmark.SETTINGS["keras-no-onednn"][1] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
@@ -110,7 +116,8 @@ def test_setting_commands() -> None:
 @pytest.mark.parametrize("quick", [True, False])
 def test_make_bench_calls_the_real_keypoint_speed_with_arguments_it_accepts(monkeypatch: pytest.MonkeyPatch,
                                                                            quick: bool) -> None:
-    """The real script loads (its dataclasses need it registered) and its parser takes what make bench passes."""
+    """The real script loads (its dataclasses need it registered) and its parser takes what make bench
+    passes."""
     module = benchmark.load_keypoint_speed()
     monkeypatch.setattr(module, "real_clips", lambda *args: [])  # no agreement part
 
@@ -136,8 +143,9 @@ def test_torch_original_has_the_originals_parameter_count() -> None:
     from utils import models
 
     original = torch_original.OriginalFused(num_classes=11)
-    assert torch_original.count_params(original) == models.ORIGINAL_PARAM_COUNT == models.original_param_count(11)
-    keras_seed = models.build_model("fused", models.get_config("fused", "seed"), 11).count_params()
+    assert torch_original.count_params(original) == models.ORIGINAL_PARAM_COUNT
+    assert models.ORIGINAL_PARAM_COUNT == models.original_param_count(11)
+    keras_seed = models.build_model("fused", models.get_config("fused", "original"), 11).count_params()
     # the difference is the peepholes (3 x 16 x 64 x 64 per ConvLSTM), PyTorch's second LSTM bias, minus the
     # batch-norm moving statistics Keras counts: 393,216 + 4,096 - 64 = 397,248, 5.9% of the Keras model
     assert torch_original.count_params(original) - keras_seed == 397_248
@@ -151,7 +159,8 @@ def test_torch_original_trains_and_predicts_at_tiny_shapes() -> None:
     import torch
 
     shapes = {"num_frames": 3, "image_size": 8, "keypoint_dim": 7}
-    model = torch_original.OriginalFused(num_classes=4, lstm_units=(5, 6), filters=(2, 3), kernel_size=3, **shapes)
+    model = torch_original.OriginalFused(num_classes=4, lstm_units=(5, 6), filters=(2, 3), kernel_size=3,
+                                         **shapes)
     keypoints, frames, labels = torch_original.random_batch(2, 4, **shapes)
     logits = model(keypoints, frames)
     assert logits.shape == (2, 4)
@@ -170,7 +179,7 @@ def _tiny_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink the comparison's model so one setting is measured in seconds."""
     from utils import models
 
-    tiny = models.get_config("fused", "seed").replace(num_frames=3, image_size=8, lstm_units=(4,),
+    tiny = models.get_config("fused", "original").replace(num_frames=3, image_size=8, lstm_units=(4,),
                                                       convlstm_filters=(2,), kernel_size=3)
     monkeypatch.setattr(benchmark, "COMPARISON_CONFIG", tiny)
 
@@ -186,7 +195,7 @@ def test_keras_setting_measures_training_and_inference(monkeypatch: pytest.Monke
 
 
 def test_keras_setting_times_inference_on_the_copy_predict_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inference is timed on models.inference_model's copy (what runs.load_run(..., inference=True) gives predict)."""
+    """Inference is timed on models.inference_model's copy (what predict --fast runs)."""
     from utils import models
 
     _tiny_comparison(monkeypatch)
@@ -205,7 +214,8 @@ def test_bfloat16_setting_times_the_bfloat16_copy(monkeypatch: pytest.MonkeyPatc
     _tiny_comparison(monkeypatch)
     made = []
     original = models.with_compute_dtype
-    monkeypatch.setattr(models, "with_compute_dtype", lambda model, dtype: made.append(dtype) or original(model, dtype))
+    monkeypatch.setattr(models, "with_compute_dtype", lambda model,
+                        dtype: made.append(dtype) or original(model, dtype))
     result = benchmark.measure_setting("keras-bf16", batch_size=2, steps=1)
     assert made == ["bfloat16"] and result["setting"] == "keras-bf16" and result["infer_clips_per_s"] > 0
 
@@ -241,8 +251,10 @@ class _CountingExtractor:
         return np.zeros((len(frames), 1662), np.float32), np.zeros((len(frames), 4), bool)
 
 
-def test_extract_breakdown_times_every_step_per_sampled_frame(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """The breakdown runs MediaPipe on the 30 sampled frames of each clip and its sum row is the sum of the steps."""
+def test_extract_breakdown_times_every_step_per_sampled_frame(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path) -> None:
+    """The breakdown runs MediaPipe on the 30 sampled frames of each clip and its sum row is the sum of the
+    steps."""
     from utils.data import video
 
     ks = benchmark.load_keypoint_speed()
@@ -252,21 +264,24 @@ def test_extract_breakdown_times_every_step_per_sampled_frame(monkeypatch: pytes
     monkeypatch.setattr(ks, "_worker_startup_seconds", lambda: (1.5, 0.7))
     table = ks.extract_breakdown(clips)
     assert _CountingExtractor.frames_seen == 2 * ks.EXTRACT_FRAMES
-    steps = [step for step in table if step not in ("sum of the steps", "worker start-up (once per process, seconds)")]
+    steps = [step for step in table if step not in ("sum of the steps",
+                                                    "worker start-up (once per process, seconds)")]
     assert len(steps) == 4 and all(cpu >= 0 and wall > 0 for wall, cpu in (table[s] for s in steps))
     for index in range(2):
         assert table["sum of the steps"][index] == pytest.approx(sum(table[s][index] for s in steps))
     assert table["worker start-up (once per process, seconds)"] == (1.5, 0.7)
 
 
-def test_extract_table_times_both_modes_alternately_and_projects_the_idle_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extract_table_times_both_modes_alternately_and_projects_the_idle_rate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Threads and processes alternate within each repeat; the projection is cores / CPU seconds per frame."""
     ks = benchmark.load_keypoint_speed()
     calls = []
 
     def fake_extract_fps(clips, size, workers, parallel):
         calls.append(parallel)
-        return (10.0, 20.0, 40.0) if parallel == "threads" else (5.0, 12.5, 20.0)  # wall fps, fps per CPU-s, consumed
+        # wall fps, fps per CPU-s, consumed
+        return (10.0, 20.0, 40.0) if parallel == "threads" else (5.0, 12.5, 20.0)
 
     monkeypatch.setattr(ks, "extract_fps", fake_extract_fps)
     monkeypatch.setattr(ks.os, "cpu_count", lambda: 2)

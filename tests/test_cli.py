@@ -47,7 +47,8 @@ def test_mediapipe_size_argument_of_extract_and_predict(capsys):
     parse = cli.build_parser().parse_args
     assert parse(["extract", "data", "--out", "f.npz"]).mediapipe_size == config.MEDIAPIPE_SIZE
     assert parse(["extract", "data", "--out", "f.npz", "--mediapipe-size", "0"]).mediapipe_size == 0
-    assert parse(["predict", "v.mp4", "--model", "run"]).mediapipe_size is None  # as the run's features were made
+    # as the run's features were made
+    assert parse(["predict", "v.mp4", "--model", "run"]).mediapipe_size is None
     assert parse(["predict", "v.mp4", "--model", "run", "--mediapipe-size", "480"]).mediapipe_size == 480
     with pytest.raises(SystemExit):
         cli.main(["predict", "v.mp4", "--model", "run", "--mediapipe-size", "-1"])
@@ -68,9 +69,9 @@ def test_course_settings_follow_the_environment(monkeypatch):
     assert settings.source_dir.name == "synthetic"
 
 
-def test_course_finds_the_six_notebooks_in_order():
+def test_course_finds_the_seven_notebooks_in_order():
     names = [path.name for path in course.course_notebooks()]
-    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05", "06"]
+    assert [name[:2] for name in names] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 def test_summary_table_lists_every_run(tmp_path):
@@ -104,7 +105,8 @@ def test_publish_keeps_figures_small_and_drops_progress_bars(tmp_path):
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray((np.random.default_rng(0).random((1600, 1200, 3)) * 255).astype(np.uint8)).save(buffer, "PNG")
+    Image.fromarray((np.random.default_rng(0).random((1600, 1200,
+                                                      3)) * 255).astype(np.uint8)).save(buffer, "PNG")
     png = base64.b64encode(buffer.getvalue()).decode("ascii")
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 · Title"),
                                                nbformat.v4.new_code_cell("plot()")])
@@ -130,9 +132,9 @@ def test_publish_keeps_figures_small_and_drops_progress_bars(tmp_path):
 
 
 def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch, tmp_path):
-    """`train --config seed --frames 20` (UCF11 at the original's 20 frames) trains a seed config with T=20."""
+    """`train --config original --frames 20` (UCF11 at the original's 20 frames) trains it with T=20."""
     from utils import cli
-    from utils.training import loop as training
+    from utils.training.loop import train_run
 
     seen = {}
 
@@ -140,10 +142,11 @@ def test_train_frames_overrides_the_configurations_number_of_frames(monkeypatch,
         seen["config"] = config
         return {"model": model_name, "config": config.name, "test_accuracy": 0.0, "macro_f1": 0.0}
 
-    monkeypatch.setattr(training, "train", fake_train)
-    base = ["train", "--features", "f.npz", "--model", "fused", "--config", "seed", "--out", str(tmp_path / "r")]
+    monkeypatch.setattr(train_run, "train", fake_train)  # what train_from_file (the train command) calls
+    base = ["train", "--features", "f.npz", "--model", "fused", "--config", "original", "--out",
+            str(tmp_path / "r")]
     assert cli.main(base + ["--frames", "20"]) == 0
-    assert seen["config"].name == "seed" and seen["config"].num_frames == 20
+    assert seen["config"].name == "original" and seen["config"].num_frames == 20
     assert seen["config"].lstm_units == (512, 512)  # everything else stays the original's
     assert cli.main(base) == 0 and seen["config"].num_frames == 30
     assert cli.main(base + ["--frames", "0"]) == 2

@@ -1,4 +1,5 @@
-"""benchmarks/crowd_errors.py: the hand-shape rule that finds crowd clips whose folder label contradicts the sign."""
+"""benchmarks/crowd_errors.py: the hand-shape rule that finds crowd clips whose folder label contradicts the
+sign."""
 from __future__ import annotations
 
 import importlib.util
@@ -41,8 +42,8 @@ def test_ily_shape_and_groups_follow_the_fingers_not_the_label():
     module = _module()
     ily = {4: 1.5, 8: 2.0, 12: 0.6, 16: 0.6, 20: 1.8}  # index and little finger out, middle and ring folded
     flat = {4: 1.5, 8: 2.0, 12: 2.1, 16: 2.0, 20: 1.8}
-    kp = np.stack([_right_hand_clip(ily), _right_hand_clip(flat), _right_hand_clip(flat), _right_hand_clip(ily),
-                   _right_hand_clip(ily, seen=3), _right_hand_clip(flat)])
+    kp = np.stack([_right_hand_clip(ily), _right_hand_clip(flat), _right_hand_clip(flat),
+                   _right_hand_clip(ily), _right_hand_clip(ily, seen=3), _right_hand_clip(flat)])
     extension, seen = module.finger_extension(kp)
     np.testing.assert_allclose(extension[0, 0], [1.5, 2.0, 0.6, 0.6, 1.8], atol=0.02)
     assert module.ily_hand_shape(extension, seen).tolist() == [True, False, False, True, True, False]

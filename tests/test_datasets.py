@@ -100,7 +100,8 @@ def test_ucf11_nesting_groups_and_annotation_folders(tmp_path: Path) -> None:
     assert kind == "ucf11"
     assert len(records) == 5
     assert datasets.class_names(records) == ["shooting", "walk_dog"]
-    assert [r.group for r in records] == ["shooting_01", "shooting_01", "shooting_02", "shooting_02", "walk_dog_03"]
+    assert [r.group for r in records] == ["shooting_01", "shooting_01", "shooting_02", "shooting_02",
+                                          "walk_dog_03"]
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -297,15 +298,19 @@ def test_synthetic_manifest_is_checked_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize("lines, message", [
     (["file,label", "a.mp4,hello"], r"needs the columns path, label.*found file, label"),
     (["path,label,signer", "a.mp4,,s1"], r"row 1 \(line 2\): the label is empty"),
-    (["path,label,signer", "a.mp4,hello,s1", "gone.mp4,hello,s1"], r"row 2 \(line 3\): .*gone.mp4 does not exist"),
-    (["path,label,signer", "empty_seq,hello,s1"], r"row 1 \(line 2\): the sequence folder .*empty_seq holds no"),
+    (["path,label,signer", "a.mp4,hello,s1", "gone.mp4,hello,s1"],
+     r"row 2 \(line 3\): .*gone.mp4 does not exist"),
+    (["path,label,signer", "empty_seq,hello,s1"],
+     r"row 1 \(line 2\): the sequence folder .*empty_seq holds no"),
     (["path,label,signer", "notes.txt,hello,s1"], r"row 1 \(line 2\): notes.txt is neither a video"),
-    (["path,label,split", "a.mp4,hello,holdout"], r"row 1 \(line 2\): split 'holdout' is not one of train, val, test"),
+    (["path,label,split", "a.mp4,hello,holdout"],
+     r"row 1 \(line 2\): split 'holdout' is not one of train, val, test"),
     (["path,label", "a.mp4,hello", "a.mp4,hello"], r"row 2 \(line 3\): a.mp4 is listed twice \(also row 1\)"),
     (["path,label", ",hello"], r"row 1 \(line 2\): the path is empty"),
     (["path,label"], r"lists no clips"),
 ])
-def test_bad_manifests_raise_one_error_naming_the_file_and_row(tmp_path: Path, lines: list[str], message: str) -> None:
+def test_bad_manifests_raise_one_error_naming_the_file_and_row(tmp_path: Path, lines: list[str],
+                                                               message: str) -> None:
     touch(tmp_path / "a.mp4")
     touch(tmp_path / "notes.txt")
     (tmp_path / "empty_seq").mkdir()

@@ -1,5 +1,6 @@
-"""Seed ensembles (``ModelConfig.ensemble``): one Keras model whose output is the mean of its members' probabilities,
-members fitted one after another with their own seeds, saved, resumed, exported and cross-validated like any model.
+"""Seed ensembles (``ModelConfig.ensemble``): one Keras model whose output is the mean of its members'
+probabilities, members fitted one after another with their own seeds, saved, resumed, exported and
+cross-validated like any model.
 """
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from test_training import features_file, tiny_config, tiny_features  # noqa: F401  (features_file: a fixture)
 
+from test_training import features_file, tiny_config, tiny_features  # noqa: F401  (features_file: a fixture)
 from utils import models
 from utils.errors import ConfigError
 
@@ -21,7 +22,8 @@ def _clips(count: int = 6) -> np.ndarray:
 
 def test_the_ensemble_answers_the_mean_of_its_members():
     config = models.get_config("lstm").replace(ensemble=1)
-    members = [models.build_model("lstm", config, num_classes=CLASSES, keypoint_dim=INPUT_DIM) for _ in range(2)]
+    members = [models.build_model("lstm", config, num_classes=CLASSES,
+                                  keypoint_dim=INPUT_DIM) for _ in range(2)]
     ensemble = models.ensemble_model(members, name="pair")
     clips = _clips()
     own = [member.predict(clips, verbose=0) for member in members]
@@ -29,7 +31,10 @@ def test_the_ensemble_answers_the_mean_of_its_members():
     np.testing.assert_allclose(ensemble.predict(clips, verbose=0), np.mean(own, axis=0), rtol=0, atol=1e-6)
     assert [t.name for t in ensemble.inputs] == ["keypoints"] and ensemble.layers[-1].name == "probabilities"
     assert [m.name for m in models.ensemble_members(ensemble)] == ["member1", "member2"]
-    assert models.ensemble_members(members[0]) == [members[0]] and models.ensemble_model(members[:1]) is members[0]
+    assert (
+        models.ensemble_members(members[0]) == [members[0]]
+        and models.ensemble_model(members[:1]) is members[0]
+    )
 
 
 def test_build_model_makes_the_configured_number_of_members_and_counts_their_parameters():
@@ -41,8 +46,8 @@ def test_build_model_makes_the_configured_number_of_members_and_counts_their_par
     assert models.count_params(model)["total"] == 3 * single["total"] == model.count_params()
 
 
-@pytest.mark.parametrize("model_name, size, message", [("lstm", 0, "whole number"), ("lstm", 1.5, "whole number"),
-                                                       ("linear", 2, "same")])
+@pytest.mark.parametrize("model_name, size, message", [("lstm", 0, "whole number"),
+                                                       ("lstm", 1.5, "whole number"), ("linear", 2, "same")])
 def test_nonsense_ensembles_are_refused(model_name, size, message):
     with pytest.raises(ConfigError, match=message):
         models.build_model(model_name, models.get_config(model_name).replace(ensemble=size), num_classes=3)
@@ -56,15 +61,17 @@ def _member_weights(run_dir) -> list[list[np.ndarray]]:
 
 @pytest.mark.slow
 def test_members_train_with_their_own_seeds_and_member_one_is_the_single_network(features_file, tmp_path):
-    """Member i is the network `train` fits with seed + i - 1: the first is the same as a single network's run."""
-    from utils.training import loop as training
+    """Member i is the network `train` fits with seed + i - 1: the first is the same as a single network's
+    run."""
     from utils.inputs.spec import prepare_inputs
+    from utils.training import loop as training
     from utils.training.runs import load_run
 
     options = dict(seed=0, verbose=0, measure_speed=False)
     metrics = training.train(str(features_file), "lstm", tiny_config(epochs=3).replace(ensemble=2),
                              out_dir=tmp_path / "pair", **options)
-    single = training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "one", **options)
+    single = training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "one",
+                            **options)
     assert metrics["ensemble"] == 2 and [m["seed"] for m in metrics["members"]] == [0, 1]
     assert metrics["history"] == metrics["members"][0]["history"] and metrics["epochs_run"] == 3
     first, second = _member_weights(tmp_path / "pair")
@@ -75,13 +82,15 @@ def test_members_train_with_their_own_seeds_and_member_one_is_the_single_network
 
     model, run_info = load_run(tmp_path / "pair")  # the saved model is the average of its saved members
     inputs = prepare_inputs(tiny_features(), run_info, np.arange(8))
-    expected = np.mean([member.predict(inputs, verbose=0) for member in models.ensemble_members(model)], axis=0)
+    expected = np.mean([member.predict(inputs, verbose=0) for member in models.ensemble_members(model)],
+                       axis=0)
     np.testing.assert_allclose(model.predict(inputs, verbose=0), expected, rtol=0, atol=1e-6)
 
 
 class _KillInMember:
-    """Wraps training._callbacks: records (member, epoch) of every epoch trained; raises KeyboardInterrupt at the end
-    of epoch ``epoch`` (0-based) of member ``member`` (1-based; each member's fit calls _callbacks once)."""
+    """Wraps fitting.training_callbacks (where a network's fit gets its callbacks): records (member, epoch) of
+    every epoch trained; raises KeyboardInterrupt at the end of epoch ``epoch`` (0-based) of member ``member``
+    (1-based; each member's fit calls it once)."""
 
     def __init__(self, member: int | None = None, epoch: int = 0) -> None:
         self.member, self.epoch, self.calls, self.trained = member, epoch, 0, []
@@ -112,22 +121,25 @@ class _KillInMember:
 
 
 @pytest.mark.slow
-def test_a_run_killed_in_member_two_resumes_without_retraining_member_one(features_file, tmp_path, monkeypatch):
+def test_a_run_killed_in_member_two_resumes_without_retraining_member_one(features_file, tmp_path,
+                                                                          monkeypatch):
     from utils.training import loop as training
+    from utils.training.loop import fitting
 
     config, options = tiny_config(epochs=3).replace(ensemble=2), dict(seed=0, verbose=0, measure_speed=False)
     whole = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "whole", **options)
-    original = training._callbacks
+    original = fitting.training_callbacks
     killed = _KillInMember(member=2, epoch=0)
-    monkeypatch.setattr(training, "_callbacks", killed(original))
+    monkeypatch.setattr(fitting, "training_callbacks", killed(original))
     with pytest.raises(KeyboardInterrupt):
         training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", **options)
     assert killed.trained == [(1, 0), (1, 1), (1, 2), (2, 0)]
     assert (tmp_path / "cut.partial" / "member1" / training.MEMBER_WEIGHTS).is_file()
 
     resumed = _KillInMember()
-    monkeypatch.setattr(training, "_callbacks", resumed(original))
-    metrics = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", resume=True, **options)
+    monkeypatch.setattr(fitting, "training_callbacks", resumed(original))
+    metrics = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", resume=True,
+                             **options)
     assert resumed.trained == [(1, 1), (1, 2)]  # member 1 read back; member 2 goes on at its second epoch
     assert [m["epochs_run"] for m in metrics["members"]] == [3, 3]
     for ours, theirs in zip(_member_weights(tmp_path / "cut"), _member_weights(tmp_path / "whole")):
@@ -137,7 +149,8 @@ def test_a_run_killed_in_member_two_resumes_without_retraining_member_one(featur
 
 
 def test_an_ensemble_exports_with_the_same_probabilities(tmp_path):
-    """Keras vs SavedModel vs TFLite within 1e-4 on raw clips, preprocessing inside, for a 2-member ensemble."""
+    """Keras vs SavedModel vs TFLite within 1e-4 on raw clips, preprocessing inside, for a 2-member
+    ensemble."""
     from test_export import _check_export, signer_features
     from tiny_runs import untrained_run
 
@@ -153,8 +166,8 @@ def test_crossval_of_an_ensemble_writes_ensembles_per_fold(tmp_path):
     from utils.training.runs import load_run
 
     features = tiny_features(with_frames=False)
-    summary = crossval.run(features, "lstm", tiny_config(epochs=2).replace(ensemble=2), out_dir=tmp_path / "cv",
-                           folds=2, progress=False)
+    summary = crossval.run(features, "lstm", tiny_config(epochs=2).replace(ensemble=2),
+                           out_dir=tmp_path / "cv", folds=2, progress=False)
     assert summary["num_folds"] == 2 and summary["config_full"]["ensemble"] == 2
     for fold in summary["per_fold"]:
         metrics = json.loads((tmp_path / "cv" / fold["run_dir"] / "metrics.json").read_text())
@@ -173,10 +186,14 @@ def test_ensemble_option_of_the_train_and_crossval_commands(monkeypatch, tmp_pat
     assert cli.main(["train", "--features", "f.npz", "--model", "lstm", "--out", str(tmp_path / "r"),
                      "--ensemble", "3"]) == 0
     assert seen["ensemble"] == 3
-    monkeypatch.setattr(crossval, "run", lambda features, model, config, **kw: seen.update(config=config) or {})
+    monkeypatch.setattr(crossval, "run", lambda features, model, config,
+                        **kw: seen.update(config=config) or {})
     monkeypatch.setattr(crossval, "describe", lambda summary: "")
     assert cli.main(["crossval", "--features", "f.npz", "--model", "lstm", "--out", str(tmp_path / "c"),
                      "--ensemble", "2"]) == 0
-    assert seen["config"].ensemble == 2 and seen["config"].keypoint_encoder == models.get_config("lstm").keypoint_encoder
+    assert (
+        seen["config"].ensemble == 2
+        and seen["config"].keypoint_encoder == models.get_config("lstm").keypoint_encoder
+    )
     with pytest.raises(ConfigError, match="--ensemble 0"):
         training.with_ensemble(models.get_config("lstm"), 0)

@@ -8,9 +8,9 @@ import pytest
 
 from utils import plots
 from utils.data import figures
-from utils.training import metrics
-from utils.evaluation import evaluate as evaluation
 from utils.errors import ModelDirError
+from utils.evaluation import evaluate as evaluation
+from utils.training import metrics
 
 
 def test_classification_metrics_by_hand():
@@ -21,7 +21,8 @@ def test_classification_metrics_by_hand():
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["n"] == 6
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]  # rows = true class
-    assert m["per_class"]["a"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
+    assert m["per_class"]["a"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3,
+                                                 "support": 3})
     assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3) and m["per_class"]["b"]["recall"] == 1.0
     assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 0) / 3)
@@ -96,7 +97,8 @@ def test_every_plot_returns_a_figure_and_saves_it(tmp_path, monkeypatch):
         "cm": plots.plot_confusion_matrix([[2, 1], [0, 3]], ["a", "b"], save_as="cm"),
         "counts": plots.plot_class_counts(report, save_as="counts"),
         "grid": plots.plot_frame_grid([np.zeros((8, 8, 3), np.uint8)] * 3, ["x", "y", "z"], save_as="grid"),
-        "hands": figures.plot_hand_crops([np.zeros((40, 60, 3), np.uint8)], [np.full(1662, 0.5, np.float32)], 8,
+        "hands": figures.plot_hand_crops([np.zeros((40, 60, 3), np.uint8)], [np.full(1662, 0.5, np.float32)],
+                                         8,
                                        save_as="hands"),
         "f1": plots.plot_per_class_f1(runs, save_as="f1"),
         "comparison": plots.plot_model_comparison(evaluation.compare_runs(runs), save_as="comparison"),

@@ -1,4 +1,5 @@
-"""Tests of utils.export: the exported SavedModel and TFLite take RAW clips and give the Keras model's probabilities.
+"""Tests of utils.export: the exported SavedModel and TFLite take RAW clips and give the Keras model's
+probabilities.
 
 Keras is fed the NumPy input path (utils.inputs.prepare_inputs); the exported files get the stored clips
 (raw keypoints, uint8 64x64 thumbnails, 30 frames) and prepare them inside their graph. Models are built from
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from test_tf_preprocessing import synthetic_keypoints
 from tiny_runs import convlstm_run, features, lstm_run, untrained_run  # noqa: F401  (pytest fixtures)
 
@@ -41,7 +43,8 @@ def signers():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, signers):
-    """runs(model_name, config_name): an untrained run folder of a registered configuration, made once per module."""
+    """runs(model_name, config_name): an untrained run folder of a registered configuration, made once per
+    module."""
     from utils import models
 
     made: dict[tuple[str, str], Path] = {}
@@ -52,7 +55,8 @@ def runs(tmp_path_factory, signers):
             import keras
 
             keras.utils.set_random_seed(0)  # the same random weights whichever tests built other models first
-            made[model_name, config_name] = untrained_run(root / f"{model_name}_{config_name}", signers, model_name,
+            made[model_name, config_name] = untrained_run(root / f"{model_name}_{config_name}", signers,
+                                                          model_name,
                                                           models.get_config(model_name, config_name))
         return made[model_name, config_name]
 
@@ -77,7 +81,8 @@ def raw_clips(run: Path, features, indices: np.ndarray) -> dict:
 
 
 def assert_same_as_keras(expected: np.ndarray, exported: Path, raw: dict, atol: float = ATOL) -> None:
-    """The exported file's probabilities on raw clips equal Keras's (within atol) and pick the same classes."""
+    """The exported file's probabilities on raw clips equal Keras's (within atol) and pick the same
+    classes."""
     from utils.serving.export import predict_exported
 
     got = predict_exported(exported, raw)
@@ -91,7 +96,8 @@ def _check_export(tmp_path: Path, features, run: Path) -> dict:
     from utils.serving.export import export_model
 
     written = export_model(run, tmp_path / "export", verbose=False)
-    assert [p.name for p in written] == ["savedmodel", "model.tflite", "labels.txt", "run.json", "export.json"]
+    assert [p.name for p in written] == ["savedmodel", "model.tflite", "labels.txt", "run.json",
+                                         "export.json"]
     expected = keras_probabilities(run, features, CLIPS)
     assert expected.max(axis=1).min() < 0.99, "outputs saturated: the parity check would see nothing"
     raw = raw_clips(run, features, CLIPS)
@@ -119,7 +125,8 @@ def test_recommended_models_export_with_the_preprocessing_inside(tmp_path, signe
 
     runner = load_tflite(tmp_path / "export" / "model.tflite")
     assert list(runner.get_output_details()) == [info["output"]["name"]] == ["probabilities"]
-    assert {name: (list(d["shape"]), d["dtype"].__name__) for name, d in runner.get_input_details().items()} == \
+    assert {name: (list(d["shape"]), d["dtype"].__name__) for name,
+            d in runner.get_input_details().items()} == \
         {name: (shape, dtype) for name, (shape, dtype) in shapes.items()}
 
 
@@ -153,8 +160,8 @@ def test_hand_crop_model_exports_with_the_resizing_inside(tmp_path, signers):
 def test_fp16_export_is_smaller_and_agrees(tmp_path, signers, runs, capsys):
     """float16 weights: 2 bytes per weight instead of float32's 4, same answers within FP16_ATOL.
 
-    Compared with the float32 file, not with 4 bytes per weight: the recommended models are small enough that the
-    graph (input preparation, the unrolled ConvLSTM) is a large part of the file."""
+    Compared with the float32 file, not with 4 bytes per weight: the recommended models are small enough that
+    the graph (input preparation, the unrolled ConvLSTM) is a large part of the file."""
     from utils.serving.export import export_model
     from utils.training.runs import load_run
 
@@ -197,7 +204,8 @@ def test_parity_check_sees_a_skipped_step(signers, runs, monkeypatch, step):
     model_name, skip = SKIPPED_STEPS[step]
     run = runs(model_name, "recommended")
     model, run_info = load_run(run)
-    raw = {name: tf.constant(value) for name, value in raw_clips(run, signers, np.arange(len(signers))).items()}
+    raw = {name: tf.constant(value) for name,
+           value in raw_clips(run, signers, np.arange(len(signers))).items()}
     expected = keras_probabilities(run, signers, np.arange(len(signers)))
     right = serving_function(model, run_info)(raw)["probabilities"].numpy()
     np.testing.assert_allclose(right, expected, atol=ATOL, rtol=0)
@@ -215,10 +223,12 @@ def test_an_exported_file_that_skips_a_step_fails_the_parity_check(tmp_path, sig
     from utils.serving.export import export_model
 
     run = runs("fused", "recommended")
-    monkeypatch.setattr(tf_preprocessing, "preprocess_frames", _float_frames(tf_preprocessing.preprocess_frames))
+    monkeypatch.setattr(tf_preprocessing, "preprocess_frames",
+                        _float_frames(tf_preprocessing.preprocess_frames))
     written = export_model(run, tmp_path / "export", formats=["savedmodel"], verbose=False)
     with pytest.raises(AssertionError):
-        assert_same_as_keras(keras_probabilities(run, signers, CLIPS), written[0], raw_clips(run, signers, CLIPS))
+        assert_same_as_keras(keras_probabilities(run, signers, CLIPS), written[0],
+                             raw_clips(run, signers, CLIPS))
 
 
 # ----------------------------------------------------------------------------- the tiny trained runs
@@ -249,32 +259,36 @@ def test_frame_model_exports_to_tflite(tmp_path, features, convlstm_run):
 
 
 def test_cli_export_fp16_prints_the_sizes(tmp_path, features, lstm_run, capsys):
-    """`python -m utils export --fp16` writes model_fp16.tflite taking raw keypoints and prints every file's size."""
+    """`python -m utils export --fp16` writes model_fp16.tflite taking raw keypoints and prints every file's
+    size."""
     from utils import cli
 
-    assert cli.main(["export", "--model", str(lstm_run), "--out", str(tmp_path / "out"), "--formats", "tflite",
-                     "--fp16"]) == 0
+    assert cli.main(["export", "--model", str(lstm_run), "--out", str(tmp_path / "out"), "--formats",
+                     "tflite", "--fp16"]) == 0
     printed = capsys.readouterr().out
     for name in ("model_fp16.tflite", "labels.txt", "run.json", "export.json"):
         assert f"MB  {tmp_path / 'out' / name}" in printed
     info = json.loads((tmp_path / "out" / "export.json").read_text())
     assert info["inputs"] == [{"name": "keypoints", "shape": [1, 8, 1662], "dtype": "float32",
-                               "description": "raw MediaPipe Holistic vectors, zeros where a part was not found"}]
+                               "description": "raw MediaPipe Holistic vectors, zeros where a part was not "
+                                              "found"}]
     expected = keras_probabilities(lstm_run, features, np.arange(3))
-    assert_same_as_keras(expected, tmp_path / "out" / "model_fp16.tflite", raw_clips(lstm_run, features, np.arange(3)),
-                         atol=FP16_ATOL)
+    assert_same_as_keras(expected, tmp_path / "out" / "model_fp16.tflite",
+                         raw_clips(lstm_run, features, np.arange(3)), atol=FP16_ATOL)
 
 
 def test_load_run_for_inference_runs_the_convlstm_stack_with_the_same_answers(signers, runs):
-    """predict, evaluate, export and the webcam load a run with inference=True: the ConvLSTM layers and batch norms
-    as one ConvLSTMStack, the same probabilities as the saved model."""
+    """--fast (load_run(fast=True)): the ConvLSTM layers and batch norms as one ConvLSTMStack, the same
+    probabilities
+    as the saved model, and the run's description says the copy was used; by default the saved model runs."""
     from utils import models
     from utils.inputs.spec import prepare_inputs
     from utils.training.runs import load_run
 
     run = runs("fused", "recommended")
     saved, run_info = load_run(run)
-    fast, _ = load_run(run, inference=True)
+    fast, fast_info = load_run(run, fast=True)
+    assert "inference" not in run_info and "fast inference copy" in fast_info["inference"]
     assert not any(isinstance(layer, models.ConvLSTMStack) for layer in saved.layers)
     assert any(isinstance(layer, models.ConvLSTMStack) for layer in fast.layers)
     inputs = prepare_inputs(signers, run_info, CLIPS)

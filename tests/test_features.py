@@ -9,10 +9,10 @@ import pytest
 
 from utils import paths
 from utils.data import features, keypoints
-from utils.errors import DatasetError, FeatureFileError
-from utils.data.features import FeatureSet, extract_features, load_features, save_features
+from utils.data.features import FeatureSet, clip_jobs, extract_features, load_features, save_features
 from utils.data.keypoints import FACE, KEYPOINT_DIM, LEFT_HAND, POSE, RIGHT_HAND
 from utils.data.video import sample_frame_indices, write_video
+from utils.errors import DatasetError, FeatureFileError
 
 SOURCE_FRAMES, NUM_FRAMES, IMAGE_SIZE = 8, 4, 16
 
@@ -74,7 +74,8 @@ class FakeExtractor:
         if FakeExtractor.interrupt_at == len(FakeExtractor.calls):
             raise KeyboardInterrupt
         levels = frames.reshape(len(frames), -1).mean(axis=1, dtype=np.float64) / 255
-        return np.repeat(levels[:, None], KEYPOINT_DIM, axis=1).astype(np.float32), np.ones((len(frames), 4), bool)
+        return np.repeat(levels[:, None], KEYPOINT_DIM,
+                         axis=1).astype(np.float32), np.ones((len(frames), 4), bool)
 
     def close(self) -> None:
         pass
@@ -102,7 +103,8 @@ def test_synthetic_uses_stored_keypoints_at_the_sampled_frames(tmp_path: Path) -
     assert loaded.classes == ["circle", "wave"] and loaded.labels.tolist() == [0, 0, 1, 1]
     assert loaded.groups.tolist() == ["s01", "s02", "s01", "s02"]
     assert loaded.paths.tolist()[0] == "circle/s01_000.mp4"
-    assert loaded.frames.shape == (4, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3) and loaded.frames.dtype == np.uint8
+    assert loaded.frames.shape == (4, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE,
+                                   3) and loaded.frames.dtype == np.uint8
     indices, _ = sample_frame_indices(SOURCE_FRAMES, NUM_FRAMES)
     assert np.array_equal(loaded.keypoints[3, :, 0], 100 + 10 + indices)  # wave, s02
     assert loaded.detected.shape == (4, NUM_FRAMES, 4)
@@ -139,7 +141,8 @@ def test_no_readable_clip_raises_feature_file_error(tmp_path: Path, fake_mediapi
     assert not (tmp_path / "bad.npz").exists()
 
 
-def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, fake_mediapipe, cache_in_tmp) -> None:
+def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, fake_mediapipe,
+                                                            cache_in_tmp) -> None:
     root = make_video_folder(tmp_path / "videos", per_class=3)
     fake_mediapipe.interrupt_at = 4
     with pytest.raises(KeyboardInterrupt):
@@ -164,17 +167,20 @@ def test_changed_settings_are_not_served_from_the_cache(tmp_path: Path, fake_med
     assert len(fake_mediapipe.calls) == 4 and report.cache_hits == 0
 
 
-def test_mediapipe_size_reaches_the_extractor_the_file_and_the_cache_key(tmp_path: Path, fake_mediapipe) -> None:
+def test_mediapipe_size_reaches_the_extractor_the_file_and_the_cache_key(tmp_path: Path,
+                                                                         fake_mediapipe) -> None:
     root = make_video_folder(tmp_path / "videos")
     shrunk = load_features(extract(root, tmp_path / "a.npz", mediapipe_size=320).path)
     assert fake_mediapipe.sizes == [320] and len(fake_mediapipe.calls) == 4
     assert shrunk.meta["mediapipe_size"] == 320
     fake_mediapipe.calls = []
     full = extract(root, tmp_path / "b.npz", mediapipe_size=0)
-    assert len(fake_mediapipe.calls) == 4 and full.cache_hits == 0  # another size is not served from the cache
+    # another size is not served from the cache
+    assert len(fake_mediapipe.calls) == 4 and full.cache_hits == 0
     assert load_features(full.path).meta["mediapipe_size"] == 0
     fake_mediapipe.calls = []
-    assert extract(root, tmp_path / "c.npz", mediapipe_size=320).cache_hits == 4 and fake_mediapipe.calls == []
+    assert extract(root, tmp_path / "c.npz",
+                   mediapipe_size=320).cache_hits == 4 and fake_mediapipe.calls == []
     with pytest.raises(DatasetError, match="mediapipe_size"):
         extract(root, tmp_path / "d.npz", mediapipe_size=-1)
 
@@ -197,7 +203,8 @@ def test_keypoint_source_that_the_dataset_lacks_is_refused(tmp_path: Path) -> No
 
 
 def make_mp_data(root: Path, num_frames: int) -> Path:
-    """MP_Data/<sign>/<seq>/<frame>.npy whose parts hold distinct constants (pose 1, face 2, left 3, right 4)."""
+    """MP_Data/<sign>/<seq>/<frame>.npy whose parts hold distinct constants (pose 1, face 2, left 3, right
+    4)."""
     vector = np.concatenate([np.full(132, 1.0), np.full(1404, 2.0), np.full(63, 3.0), np.full(63, 4.0)])
     for sign in ("hello", "no"):
         for sequence in range(2):
@@ -224,7 +231,8 @@ def test_extract_command(tmp_path: Path, capsys) -> None:
     from utils import cli
 
     out = tmp_path / "features" / "mp.npz"
-    assert cli.main(["extract", str(make_mp_data(tmp_path / "mp", 6)), "--out", str(out), "--frames", "6"]) == 0
+    assert cli.main(["extract", str(make_mp_data(tmp_path / "mp", 6)), "--out", str(out), "--frames",
+                     "6"]) == 0
     assert capsys.readouterr().out.strip() == str(out) and len(load_features(out)) == 4
     (tmp_path / "empty").mkdir()
     assert cli.main(["extract", str(tmp_path / "empty"), "--out", str(out)]) == 2
@@ -256,7 +264,9 @@ def test_real_mp_data_sample_lands_in_our_order(tmp_path: Path, real_dir: Path) 
 def test_real_asl_clips_through_mediapipe(tmp_path: Path, real_dir: Path) -> None:
     for sign in ("help", "yes"):  # the two smallest real clips, linked into a class-folder dataset
         (tmp_path / "asl" / sign).mkdir(parents=True)
-        (tmp_path / "asl" / sign / "kirichovka.mp4").symlink_to(real_dir / "asl_clips" / sign / "kirichovka.mp4")
+        (tmp_path / "asl" / sign / "kirichovka.mp4").symlink_to(
+            real_dir / "asl_clips" / sign / "kirichovka.mp4"
+        )
     loaded = load_features(extract(tmp_path / "asl", tmp_path / "asl.npz", image_size=32).path)
     assert loaded.classes == ["help", "yes"] and loaded.frames.shape == (2, NUM_FRAMES, 32, 32, 3)
     assert loaded.meta["keypoints_from"] == "mediapipe"
@@ -269,11 +279,13 @@ def test_worker_processes_give_the_same_file(tmp_path: Path) -> None:
     root = make_synthetic(tmp_path / "synthetic")
     parallel = load_features(extract(root, tmp_path / "parallel.npz", workers=2, parallel="processes").path)
     serial = load_features(extract(root, tmp_path / "serial.npz", workers=1).path)  # cache hits now
-    assert np.array_equal(parallel.keypoints, serial.keypoints) and np.array_equal(parallel.frames, serial.frames)
+    assert np.array_equal(parallel.keypoints,
+                          serial.keypoints) and np.array_equal(parallel.frames, serial.frames)
 
 
 def astronaut_videos(root: Path) -> Path:
-    """<root>/<class>/clip.mp4: three short 192x192 clips of a person (skimage's astronaut), each moving differently."""
+    """<root>/<class>/clip.mp4: three short 192x192 clips of a person (skimage's astronaut), each moving
+    differently."""
     from skimage import data
 
     from utils.data import video
@@ -281,21 +293,26 @@ def astronaut_videos(root: Path) -> Path:
     still = data.astronaut()
     clips = {"zoom": video.pan_zoom_clip(still, num_frames=10, output_size=192),
              "mirror": video.pan_zoom_clip(still[:, ::-1], num_frames=8, zoom=1.1, output_size=192),
-             "dark": (video.pan_zoom_clip(still, num_frames=12, zoom=1.5, output_size=192) * 0.7).astype(np.uint8)}
+             "dark": (video.pan_zoom_clip(still, num_frames=12, zoom=1.5,
+                                          output_size=192) * 0.7).astype(np.uint8)}
     for label, frames in clips.items():
         write_video(root / label / "clip.mp4", frames)
     return root
 
 
-def test_threads_give_the_file_of_one_process_with_mediapipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two MediaPipe graphs in two threads, each on whole clips in order: the same landmarks as one graph alone."""
+def test_threads_give_the_file_of_one_process_with_mediapipe(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two MediaPipe graphs in two threads, each on whole clips in order: the same landmarks as one graph
+    alone."""
     pytest.importorskip("mediapipe")
     root = astronaut_videos(tmp_path / "videos")
     options = dict(keypoints_from="mediapipe", hand_size=8, num_frames=6)
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache_one")
     one = load_features(extract(root, tmp_path / "one.npz", workers=1, **options).path)
-    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache_threads")  # computed again, not read from the cache
-    threads = load_features(extract(root, tmp_path / "threads.npz", workers=2, parallel="threads", **options).path)
+    # computed again, not read from the cache
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache_threads")
+    threads = load_features(extract(root, tmp_path / "threads.npz", workers=2, parallel="threads",
+                                    **options).path)
     assert one.detected[..., :2].mean() > 0.8, "MediaPipe should find the astronaut's face and pose"
     for name in ("keypoints", "detected", "frames", "hand_crops"):
         assert np.array_equal(getattr(one, name), getattr(threads, name)), name
@@ -321,14 +338,17 @@ class RecordingExtractor(FakeExtractor):
         RecordingExtractor.closed.append(id(self))
 
 
-def test_threads_hand_each_extractor_whole_clips_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_hand_each_extractor_whole_clips_in_order(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(keypoints, "HolisticExtractor", RecordingExtractor)
     RecordingExtractor.seen, RecordingExtractor.closed = [], []
     root = make_video_folder(tmp_path / "videos", classes=("a", "b", "c"), per_class=2)
     extract(root, tmp_path / "threads.npz", workers=2, parallel="threads", num_frames=SOURCE_FRAMES)
     extractors = {owner for owner, _ in RecordingExtractor.seen}
     assert len(RecordingExtractor.seen) == 6 and len(extractors) == 2, "two threads, each its own extractor"
-    assert sorted(RecordingExtractor.closed) == sorted(extractors), "every thread's graph is closed at the end"
+    assert sorted(RecordingExtractor.closed) == sorted(extractors), (
+        "every thread's graph is closed at the end"
+    )
     for _, levels in RecordingExtractor.seen:  # one clip's 8 frames, in order: the frame-number bar grows
         assert len(levels) == SOURCE_FRAMES and levels == sorted(levels)
 
@@ -339,11 +359,12 @@ def test_unknown_parallel_mode_is_refused(tmp_path: Path) -> None:
 
 
 def test_worker_processes_start_mediapipe_without_tensorflow() -> None:
-    """The pool's initializer keeps TensorFlow out of the workers (run in a child: it would break this process)."""
+    """The pool's initializer keeps TensorFlow out of the workers (run in a child: it would break this
+    process)."""
     import subprocess
     import sys
 
-    code = ("from utils.data import features; features._quiet_worker(); import mediapipe, sys; "
+    code = ("from utils.data.features.clip_jobs import quiet_worker; quiet_worker(); import mediapipe, sys; "
             "mediapipe.solutions.holistic.Holistic().close(); print(sorted(m for m in sys.modules "
             "if m.split('.')[0] == 'tensorflow' and sys.modules[m] is not None))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -358,10 +379,11 @@ def test_pool_hands_out_the_largest_clips_first(tmp_path: Path) -> None:
     for name, size in sizes.items():
         (tmp_path / name).write_bytes(b"x" * size)
     (tmp_path / "sequence").mkdir()
-    jobs = [features._ClipJob(source=str(tmp_path / name), relative=name, mode="mediapipe", keypoints_path=None,
-                              num_frames=4, image_size=8, cache_path=str(tmp_path / f"{name}.npz"))
+    jobs = [clip_jobs.ClipJob(source=str(tmp_path / name), relative=name, mode="mediapipe",
+                              keypoints_path=None,
+                             num_frames=4, image_size=8, cache_path=str(tmp_path / f"{name}.npz"))
             for name in ["small.mp4", "sequence", "large.mp4", "middle.mp4"]]
-    assert [job.relative for job in features.largest_first(jobs)] == ["large.mp4", "middle.mp4", "small.mp4",
+    assert [job.relative for job in clip_jobs.largest_first(jobs)] == ["large.mp4", "middle.mp4", "small.mp4",
                                                                       "sequence"]
 
 
@@ -381,9 +403,11 @@ def test_save_load_round_trip_and_subset(tmp_path: Path) -> None:
     original = small_feature_set()
     loaded = load_features(save_features(tmp_path / "f.npz", original))
     assert loaded.classes == ["привет", "你好"] and loaded.meta == {"kind": "test"}
-    assert np.array_equal(loaded.keypoints, original.keypoints) and np.array_equal(loaded.frames, original.frames)
+    assert np.array_equal(loaded.keypoints,
+                          original.keypoints) and np.array_equal(loaded.frames, original.frames)
     part = loaded.subset([1, 4])
-    assert len(part) == 2 and part.paths.tolist() == ["clip1.mp4", "clip4.mp4"] and part.classes == loaded.classes
+    assert len(part) == 2 and part.paths.tolist() == ["clip1.mp4",
+                                                      "clip4.mp4"] and part.classes == loaded.classes
     assert part.frames.shape == (2, 3, 8, 8, 3) and part.detected.shape == (2, 3, 4)
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left
 
@@ -440,10 +464,12 @@ def frame_vector(left: np.ndarray | None = None, right: np.ndarray | None = None
     """One frame's (1662,) vector with the given parts (the others missing, i.e. zeros)."""
     zeros = lambda shape: np.zeros(shape, np.float32)  # noqa: E731
     return keypoints.join_parts(zeros((468, 3)), zeros((33, 4)) if pose is None else pose,
-                                zeros((21, 3)) if left is None else left, zeros((21, 3)) if right is None else right)
+                                zeros((21, 3)) if left is None else left,
+                                zeros((21, 3)) if right is None else right)
 
 
-def moving_square_clip(num_frames: int = 6, height: int = 96, width: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def moving_square_clip(num_frames: int = 6, height: int = 96,
+                       width: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Dark frames with a white 12 px square (the 'right hand') crossing the frame, and its keypoints."""
     frames = np.full((num_frames, height, width, 3), 30, np.uint8)
     vectors = []
@@ -485,7 +511,8 @@ def test_hand_crop_at_the_frame_border_is_padded_not_a_crash(x: float, y: float)
     crops = keypoints.hand_crops(frames, frame_vector(left=hand_at(x, y, 0.05))[None], size=12)
     assert crops.shape == (1, 2, 12, 12, 3)
     inside = crops[0, 0]
-    if x <= 1 and -0.05 <= y <= 1:  # part of the box overlaps the frame: that part is the frame, the rest black
+    # part of the box overlaps the frame: that part is the frame, the rest black
+    if x <= 1 and -0.05 <= y <= 1:
         assert inside.max() == 200 and inside.min() == 0
     else:
         assert not inside.any()
@@ -494,7 +521,8 @@ def test_hand_crop_at_the_frame_border_is_padded_not_a_crash(x: float, y: float)
 def test_extraction_stores_hand_crops_from_full_resolution_frames(tmp_path: Path) -> None:
     root = make_synthetic(tmp_path / "synthetic")
     with_crops = load_features(extract(root, tmp_path / "crops.npz", hand_size=8).path)
-    assert with_crops.hand_crops.shape == (4, NUM_FRAMES, 2, 8, 8, 3) and with_crops.hand_crops.dtype == np.uint8
+    assert with_crops.hand_crops.shape == (4, NUM_FRAMES, 2, 8, 8,
+                                           3) and with_crops.hand_crops.dtype == np.uint8
     assert with_crops.meta["hand_size"] == 8
     assert with_crops.subset([1, 2]).hand_crops.shape[0] == 2
     report = extract(root, tmp_path / "none.npz", hand_size=0)
@@ -508,15 +536,18 @@ def test_extraction_stores_hand_crops_from_full_resolution_frames(tmp_path: Path
 def test_mixed_manifest_picks_the_extraction_per_clip(tmp_path: Path, fake_mediapipe) -> None:
     root = make_mp_data(tmp_path / "set", num_frames=NUM_FRAMES)  # MP_Data/{hello,no}/{0,1}
     write_video(root / "videos" / "yes0.mp4", clip_frames(120))
-    (root / "manifest.csv").write_text("path,label,signer\nMP_Data/hello/0,hello,ann\nvideos/yes0.mp4,yes,bob\n"
-                                       "MP_Data/no/1,no,bob\n", encoding="utf-8")
+    (root / "manifest.csv").write_text(
+        "path,label,signer\nMP_Data/hello/0,hello,ann\nvideos/yes0.mp4,yes,bob\nMP_Data/no/1,no,bob\n",
+        encoding="utf-8",
+    )
     loaded = load_features(extract(root, tmp_path / "mixed.npz").path)
     assert loaded.meta["kind"] == "manifest" and loaded.meta["keypoints_from"] == "mixed"
     assert loaded.paths.tolist() == ["MP_Data/hello/0", "videos/yes0.mp4", "MP_Data/no/1"]
     assert loaded.groups.tolist() == ["ann", "bob", "bob"] and loaded.classes == ["hello", "no", "yes"]
     assert len(fake_mediapipe.calls) == 1  # MediaPipe ran on the one video only
     assert np.allclose(loaded.keypoints[0, 0, POSE], 1.0) and np.allclose(loaded.keypoints[0, 0, FACE], 2.0)
-    assert np.allclose(loaded.keypoints[1], 120 / 255, atol=0.1)  # the fake extractor: mean grey level (+ a bar)
+    # the fake extractor: mean grey level (+ a bar)
+    assert np.allclose(loaded.keypoints[1], 120 / 255, atol=0.1)
     assert loaded.frames is None  # not every clip has frames
 
 
@@ -527,7 +558,8 @@ def test_expanded_real_signers_extract_with_signers_as_groups(tmp_path: Path, re
 
     out = tmp_path / "signers"
     expand = real_dir / "mp_data_signers" / "expand.py"
-    subprocess.run([sys.executable, str(expand), str(out), "--signer", "luja_manandhar", "--signer", "sarmskunatham"],
+    subprocess.run([sys.executable, str(expand), str(out), "--signer", "luja_manandhar", "--signer",
+                    "sarmskunatham"],
                    check=True, capture_output=True)
     loaded = load_features(extract(out, tmp_path / "signers.npz", num_frames=30).path)
     assert loaded.meta["kind"] == "manifest" and loaded.meta["keypoints_from"] == "mp_data"

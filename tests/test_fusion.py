@@ -1,4 +1,5 @@
-"""Frames, hand crops and keypoints flipped together; the fused model's branches, fusions and modality dropout."""
+"""Frames, hand crops and keypoints flipped together; the fused model's branches, fusions and modality
+dropout."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,8 @@ def two_hands_clip(num_frames: int = 3, height: int = 72, width: int = 96) -> tu
     vectors = np.zeros((num_frames, K.KEYPOINT_DIM), np.float32)
     angles = np.linspace(0, 2 * np.pi, 21, endpoint=False)
     for t in range(num_frames):
-        for hand, (x, y, r) in ((K.LEFT_HAND, (0.31 + 0.05 * t, 0.43, 0.071)), (K.RIGHT_HAND, (0.67, 0.58 - 0.04 * t, 0.093))):
+        for hand, (x, y, r) in ((K.LEFT_HAND, (0.31 + 0.05 * t, 0.43, 0.071)),
+                                (K.RIGHT_HAND, (0.67, 0.58 - 0.04 * t, 0.093))):
             points = np.stack([x + r * np.cos(angles), y + r * np.sin(angles), np.zeros(21)], axis=1)
             vectors[t, hand] = points.reshape(-1)
     return frames, vectors
@@ -24,8 +26,9 @@ def two_hands_clip(num_frames: int = 3, height: int = 72, width: int = 96) -> tu
 def test_flip_mirrors_frames_swaps_and_mirrors_hand_crops_and_mirrors_keypoints() -> None:
     frames, vectors = two_hands_clip()
     crops = K.hand_crops(frames, vectors, size=16)
-    flipped_kp, flipped_frames, flipped_crops = augment_clips(vectors[None], frames[None], np.random.default_rng(0),
-                                                              {"mirror": 1.0}, hand_crops=crops[None])
+    flipped_kp, flipped_frames, flipped_crops = augment_clips(vectors[None], frames[None],
+                                                              np.random.default_rng(0), {"mirror": 1.0},
+                                                              hand_crops=crops[None])
     assert np.array_equal(flipped_frames[0], frames[:, :, ::-1])
     assert np.array_equal(flipped_crops[0, :, 1], crops[:, 0, :, ::-1]), "right crop = mirrored left crop"
     assert np.array_equal(flipped_crops[0, :, 0], crops[:, 1, :, ::-1])
@@ -48,7 +51,8 @@ NUM_CLASSES, KEYPOINT_DIM = 4, 10
 
 def fused_config(**changes: object) -> models.ModelConfig:
     """A tiny fused configuration (T=4, 8x8 frames, 6x6 hand crops)."""
-    base = models.get_config("fused", "small").replace(num_frames=4, image_size=8, hand_size=6, lstm_units=(6,),
+    base = models.get_config("fused", "small").replace(num_frames=4, image_size=8, hand_size=6,
+                                                       lstm_units=(6,),
                                                         convlstm_filters=(3,), kernel_size=3, head_units=(5,))
     return base.replace(**changes)
 
@@ -66,29 +70,12 @@ def fused_inputs(config: models.ModelConfig, batch: int = 5, seed: int = 0) -> d
 @pytest.mark.parametrize("fusion", models.FUSIONS)
 @pytest.mark.parametrize("frame_input", models.FRAME_INPUTS)
 def test_every_frame_input_and_fusion_builds_and_gives_probabilities(fusion: str, frame_input: str) -> None:
-    config = fused_config(fusion=fusion, frame_input=frame_input, modality_dropout=0.5)
+    config = fused_config(fusion=fusion, frame_input=frame_input)
     model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
     assert [t.name for t in model.inputs] == list(models.model_inputs("fused", config))
     probabilities = np.asarray(model.predict_on_batch(fused_inputs(config)))
     assert probabilities.shape == (5, NUM_CLASSES)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-
-
-@pytest.mark.parametrize("fusion", models.FUSIONS)
-def test_modality_dropout_is_off_at_inference_and_on_in_training(fusion: str) -> None:
-    config = fused_config(fusion=fusion, frame_input="both", modality_dropout=0.5, dropout=0.0)
-    model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
-    inputs = fused_inputs(config, batch=16)
-    first, second = (np.asarray(model(inputs, training=False)) for _ in range(2))
-    np.testing.assert_array_equal(first, second)
-    np.testing.assert_allclose(first, np.asarray(model.predict(inputs, verbose=0)), rtol=1e-5, atol=1e-6)
-    trained = [np.asarray(model(inputs, training=True)) for _ in range(3)]
-    assert any(not np.allclose(t, first) for t in trained), "in training some clips lose a branch"
-    layer = model.get_layer("modality_dropout")
-    ones = [np.ones((64, 3), "float32")] * 2
-    kept = np.stack([np.asarray(b)[:, 0] for b in layer(ones, training=True)], axis=1)
-    assert kept.sum(axis=1).min() >= 1, "a clip never loses every branch"
-    assert 0 < kept.mean() < 1
 
 
 @pytest.mark.parametrize("fusion", models.FUSIONS)
@@ -108,7 +95,8 @@ def test_logit_fusion_weight_zero_gives_the_keypoint_branch_answer() -> None:
     config = fused_config(fusion="logits", frame_input="frames")
     model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
     fusion = model.get_layer("probabilities")
-    fusion.branch_weights.assign(np.array([30.0, -30.0], "float32"))  # softplus: ~30 for keypoints, ~0 for frames
+    # softplus: ~30 for keypoints, ~0 for frames
+    fusion.branch_weights.assign(np.array([30.0, -30.0], "float32"))
     inputs = fused_inputs(config)
     keypoint_branch = models.branch_models(model)["keypoints"]
     expected = np.asarray(keypoint_branch.predict(inputs["keypoints"], verbose=0)).argmax(axis=1)
@@ -120,7 +108,7 @@ def test_logit_fusion_weight_zero_gives_the_keypoint_branch_answer() -> None:
 
 
 def test_late_fusion_model_saves_and_loads(tmp_path) -> None:
-    config = fused_config(fusion="gate", frame_input="both", modality_dropout=0.2)
+    config = fused_config(fusion="logits", frame_input="both")
     model = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
@@ -129,38 +117,44 @@ def test_late_fusion_model_saves_and_loads(tmp_path) -> None:
                                np.asarray(model.predict(inputs, verbose=0)), rtol=1e-5, atol=1e-6)
 
 
-# ----------------------------------------------------------------------------- staged training, folds by signer
+# ----------------------------------------------------------------------------- staged training, folds by
+# signer
 @pytest.mark.slow
 def test_staged_late_fusion_trains_on_held_out_signer_folds(tmp_path) -> None:
     from test_training import tiny_config, tiny_features
-
+    from utils.inputs.spec import prepare_inputs
     from utils.training import loop as training
     from utils.training.metrics import classification_metrics
     from utils.training.runs import load_run
 
     features = tiny_features()
     features.hand_crops = np.repeat(features.frames[:, :, None, 4:12, 4:12], 2, axis=2)  # where the colour is
-    config = tiny_config("fused", epochs=6).replace(fusion="logits", frame_input="hands", hand_size=8, staged=True,
-                                                    modality_dropout=0.2)
+    config = tiny_config("fused", epochs=6).replace(fusion="logits", frame_input="hands", hand_size=8,
+                                                    staged=True)
     for fold, signer in enumerate(("s0", "s1")):
-        metrics = training.train(features, "fused", config, out_dir=tmp_path / f"fold{fold}", test_group=signer,
-                                 verbose=0, measure_speed=False)
+        metrics = training.train(features, "fused", config, out_dir=tmp_path / f"fold{fold}",
+                                 test_group=signer, verbose=0, measure_speed=False)
         assert metrics["n_test"] == 9 and metrics["test_accuracy"] > 1 / 3
-        assert len(metrics["history"]["loss"]) == metrics["epochs_run"] == len(metrics["history"]["val_accuracy"])
+        assert (
+            len(metrics["history"]["loss"])
+            == metrics["epochs_run"]
+            == len(metrics["history"]["val_accuracy"])
+        )
         model, run_info = load_run(tmp_path / f"fold{fold}")
         assert run_info["inputs"] == ["keypoints", "hands"]
         test = np.flatnonzero(features.groups == signer)
-        predicted = model.predict(training.prepare_inputs(features, run_info, test), verbose=0).argmax(axis=1)
+        predicted = model.predict(prepare_inputs(features, run_info, test), verbose=0).argmax(axis=1)
         again = classification_metrics(features.labels[test], predicted, run_info["classes"])
         assert again["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
-# ----------------------------------------------------------------------------- predict: hand crops from the video
+# ----------------------------------------------------------------------------- predict: hand crops from the
+# video
 def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_path) -> None:
     import utils.data.keypoints
-    from utils.serving import predict
-    from utils.inputs.spec import InputSpec
     from utils.data.video import write_video
+    from utils.inputs.spec import InputSpec
+    from utils.serving import predict
 
     frames, vectors = two_hands_clip(num_frames=5, height=96, width=128)
     video = write_video(tmp_path / "clip.mp4", frames)
@@ -171,7 +165,7 @@ def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_pa
         def __init__(self, **kwargs: object) -> None:
             self.count = 0
 
-        def open(self) -> "FixedExtractor":
+        def open(self) -> FixedExtractor:
             return self
 
         def extract_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +176,8 @@ def test_predict_cuts_hand_crops_from_full_resolution_frames(monkeypatch, tmp_pa
             pass
 
     monkeypatch.setattr(utils.data.keypoints, "HolisticExtractor", FixedExtractor)
-    clip = predict.read_video_keypoints(video, need_keypoints=True, image_size=None, progress=False, hand_size=12)
+    clip = predict.read_video_keypoints(video, need_keypoints=True, image_size=None, progress=False,
+                                        hand_size=12)
     assert clip.hand_crops.shape == (5, 2, 12, 12, 3) and clip.thumbnails is None
     spec = InputSpec(num_frames=4, image_size=8, inputs=("keypoints", "hands"), hand_size=6,
                      preprocessing={"frames": "diff"})
@@ -222,8 +217,8 @@ def _ablation():
 
 def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() -> None:
     from utils.data.features import FeatureSet
-    from utils.inputs.spec import InputSpec, prepare_inputs
     from utils.data.splits import make_splits
+    from utils.inputs.spec import InputSpec, prepare_inputs
 
     ablation, rng, count = _ablation(), np.random.default_rng(0), 24
     config = fused_config(frame_input="both", fusion="logits", staged=True)
@@ -239,7 +234,8 @@ def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() ->
     views = ablation.branch_log_probs(model, features, spec, rows)
     assert set(views) == {"keypoints", "frames", "hands"} and views["frames"].shape == (2, 5, NUM_CLASSES)
     branches = models.branch_models(model)
-    plain, mirrored = prepare_inputs(features, spec, rows), prepare_inputs(features, spec, rows, mirrored=True)
+    plain, mirrored = prepare_inputs(features, spec,
+                                     rows), prepare_inputs(features, spec, rows, mirrored=True)
     for name in ("frames", "hands"):
         for view, inputs in enumerate((plain, mirrored)):
             expected = np.log(np.asarray(branches[name].predict(inputs[name], verbose=0)))
@@ -248,17 +244,21 @@ def test_flip_averaging_scores_each_branch_on_the_clip_and_its_mirror_image() ->
     split = make_splits(features.labels, groups=features.groups, test_group=["s0"], seed=0)
     scores = ablation.flip_rows(model, features, spec, split)
     assert scores["test_clips"] == len(split.test) and 0 <= scores["keypoints_wrong"] <= len(split.test)
-    assert {"fused_flip:logits:frames", "fused_flip:logits:hands", "fused_flip:logits:both", "alone_flip:hands",
-            "rescuable:frames", "pixels:logits:pixels", "pixels_flip:logits:pixels", "fused_equal:both"} <= set(scores)
+    assert {"fused_flip:logits:frames", "fused_flip:logits:hands", "fused_flip:logits:both",
+            "alone_flip:hands", "rescuable:frames", "pixels:logits:pixels", "pixels_flip:logits:pixels",
+            "fused_equal:both"} <= set(scores)
 
 
-# ----------------------------------------------------------------------------- test-time flip averaging in the model
+# ----------------------------------------------------------------------------- test-time flip averaging in
+# the model
 def flip_pair(fusion: str, frame_input: str = "both") -> tuple[models.ModelConfig, object, object]:
-    """A tiny fused config with test_time_flip, its model, and the same model without the flip (same weights)."""
+    """A tiny fused config with test_time_flip, its model, and the same model without the flip (same
+    weights)."""
     config = fused_config(fusion=fusion, frame_input=frame_input, dropout=0.0, test_time_flip=True,
                           preprocessing={"mirror": "motion"})
     flipped = models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
-    plain = models.build_model("fused", config.replace(test_time_flip=False), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
+    plain = models.build_model("fused", config.replace(test_time_flip=False), NUM_CLASSES,
+                               keypoint_dim=KEYPOINT_DIM)
     for layer in plain.layers:
         if layer.weights:
             layer.set_weights(flipped.get_layer(layer.name).get_weights())
@@ -292,9 +292,10 @@ def test_test_time_flip_equals_the_mean_of_the_two_forward_passes(fusion: str) -
     # the same for every branch alone (staged training and the ablation score them)
     for name, branch in models.branch_models(flipped).items():
         plain_branch = models.branch_models(plain)[name]
-        views = [np.asarray(plain_branch.predict(view[name], verbose=0)) for view in (inputs, mirrored_inputs(inputs))]
-        np.testing.assert_allclose(np.asarray(branch.predict(inputs[name], verbose=0)), log_mean_softmax(*views),
-                                   rtol=1e-4, atol=1e-5)
+        views = [np.asarray(plain_branch.predict(view[name],
+                                                 verbose=0)) for view in (inputs, mirrored_inputs(inputs))]
+        np.testing.assert_allclose(np.asarray(branch.predict(inputs[name], verbose=0)),
+                                   log_mean_softmax(*views), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("fusion", models.FUSIONS)
@@ -305,8 +306,8 @@ def test_test_time_flip_gives_a_clip_and_its_mirror_image_the_same_answer(fusion
     np.testing.assert_allclose(np.asarray(flipped.predict(mirror, verbose=0)),
                                np.asarray(flipped.predict(inputs, verbose=0)), rtol=1e-4, atol=1e-6)
     # in training the model sees the clip only: the batch is not doubled, the plain model's output
-    np.testing.assert_allclose(np.asarray(flipped(inputs, training=True)), np.asarray(plain(inputs, training=True)),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(flipped(inputs, training=True)),
+                               np.asarray(plain(inputs, training=True)), rtol=1e-4, atol=1e-6)
 
 
 def test_test_time_flip_saves_loads_and_probes_one_row_per_clip(tmp_path) -> None:
@@ -332,7 +333,8 @@ def test_test_time_flip_refuses_keypoints_that_are_not_hand_canonical() -> None:
 
 
 def test_ablation_drawn_landmarks_fold_finishes_with_its_probe_and_no_flip_row(tmp_path) -> None:
-    """The drawn-landmarks run trains, probes and stores a fold (test-time flip refuses draw_landmarks: skipped)."""
+    """The drawn-landmarks run trains, probes and stores a fold (test-time flip refuses draw_landmarks:
+    skipped)."""
     from utils.data.features import FeatureSet
 
     ablation, rng, count = _ablation(), np.random.default_rng(0), 24

@@ -18,7 +18,8 @@ def _features(with_source: bool = True) -> FeatureSet:
                       labels=np.arange(count) % 2, classes=["a", "b"], groups=np.full(count, ""),
                       split=np.full(count, ""), paths=np.full(count, ""),
                       source_frames=np.array([30, 60, 90, 30, 60, 90]) if with_source else None,
-                      source_fps=np.array([30, 30, 30, 25, 25, np.nan], dtype=np.float32) if with_source else None)
+                      source_fps=np.array([30, 30, 30, 25, 25, np.nan],
+                                          dtype=np.float32) if with_source else None)
 
 
 def test_training_sampling_is_the_median_over_the_training_clips():
@@ -33,7 +34,9 @@ def test_training_sampling_is_the_median_over_the_training_clips():
 def test_window_frames_follow_the_duration_then_fall_back():
     spec = InputSpec(num_frames=16, image_size=32, sampling={"clip_frames": 30, "source_frames": 45,
                                                              "source_seconds": 1.5})
-    assert spec.window_frames(30.0) == 45 and spec.window_frames(60.0) == 90 and spec.window_frames(25.0) == 38
+    assert (
+        spec.window_frames(30.0) == 45 and spec.window_frames(60.0) == 90 and spec.window_frames(25.0) == 38
+    )
     assert InputSpec(16, 32, sampling={"clip_frames": 30, "source_frames": 45}).window_frames(60.0) == 45
     assert InputSpec(16, 32, sampling={"clip_frames": 30}).window_frames(60.0) == 30
     assert InputSpec(16, 32).window_frames(60.0) == 16  # a run.json written before `sampling` existed
@@ -62,7 +65,8 @@ def test_mediapipe_size_goes_from_the_features_file_through_run_json_to_the_spec
     features.meta = meta
     loaded = load_features(save_features(tmp_path / "features.npz", features))
     run_info = json.loads(json.dumps({"num_frames": 6, "image_size": 8,
-                                      "sampling": training_sampling(loaded, [0, 1, 2])}))  # as run.json stores it
+                                      # as run.json stores it
+                                      "sampling": training_sampling(loaded, [0, 1, 2])}))
     assert InputSpec.from_run(run_info).mediapipe_size == expected
     assert InputSpec(6, 8).mediapipe_size is None  # a run.json written before `sampling` existed
 
@@ -72,12 +76,15 @@ def test_spec_from_run_json_and_from_config_agree():
 
     config = models.get_config("fused", "recommended")
     from_config = InputSpec.from_config("fused", config)
-    run_info = {"model": "fused", "config": config.to_dict(), "inputs": list(models.model_inputs("fused", config)),
-                "num_frames": config.num_frames, "image_size": config.image_size,
-                "sampling": {"clip_frames": 30, "thumbnail_size": 64}}
+    run_info = {"model": "fused", "config": config.to_dict(),
+                "inputs": list(models.model_inputs("fused", config)), "num_frames": config.num_frames,
+                "image_size": config.image_size, "sampling": {"clip_frames": 30, "thumbnail_size": 64}}
     from_run = as_spec(run_info)
-    assert (from_run.num_frames, from_run.image_size, from_run.inputs) == (from_config.num_frames,
-                                                                           from_config.image_size, from_config.inputs)
+    assert (from_run.num_frames, from_run.image_size, from_run.inputs) == (
+        from_config.num_frames,
+        from_config.image_size,
+        from_config.inputs,
+    )
     assert from_run.hand_size == from_config.hand_size
     assert from_run.options == from_config.options and from_run.thumbnail_size == 64
     assert as_spec(("fused", config)) == from_config and as_spec(from_run) is from_run
@@ -88,9 +95,10 @@ def test_clip_inputs_is_what_prepare_inputs_gives_for_stored_clips():
     from utils import models
 
     features = _features()
-    spec = InputSpec.from_config("fused", models.get_config("fused", "recommended").replace(num_frames=4,
-                                                                                           image_size=5,
-                                                                                           frame_input="frames"))
+    spec = InputSpec.from_config(
+        "fused",
+        models.get_config("fused", "recommended").replace(num_frames=4, image_size=5, frame_input="frames"),
+    )
     prepared = prepare_inputs(features, spec, [2])
     direct = clip_inputs({"keypoints": features.keypoints[2:3], "frames": features.frames[2:3]}, spec)
     assert prepared["frames"].shape == (1, 4, 5, 5, 3)
@@ -126,7 +134,8 @@ def test_mirrored_inputs_flip_frames_swap_hand_crops_and_mirror_keypoints():
                                                                  frame_input="both")
     spec = InputSpec.from_config("fused", config)
     assert config.preprocessing["frames"] == "diff"  # flips commute with frame differences
-    plain, mirrored = prepare_inputs(features, spec, [1, 2]), prepare_inputs(features, spec, [1, 2], mirrored=True)
+    plain, mirrored = prepare_inputs(features, spec,
+                                     [1, 2]), prepare_inputs(features, spec, [1, 2], mirrored=True)
     np.testing.assert_array_equal(mirrored["frames"], plain["frames"][:, :, :, ::-1])
     np.testing.assert_array_equal(mirrored["hands"][:, :, 0], plain["hands"][:, :, 1, :, ::-1])
     np.testing.assert_array_equal(mirrored["hands"][:, :, 1], plain["hands"][:, :, 0, :, ::-1])

@@ -42,7 +42,8 @@ def test_split_and_join_parts_round_trip():
     parts = kp.split_parts(ours)
     assert parts["face"].shape == (3, 4, 468, 3) and parts["pose"].shape == (3, 4, 33, 4)
     assert parts["left_hand"].shape == parts["right_hand"].shape == (3, 4, 21, 3)
-    np.testing.assert_array_equal(parts["pose"][1, 2, 5], ours[1, 2, 1404 + 20:1404 + 24])  # landmark 5 of pose
+    # landmark 5 of pose
+    np.testing.assert_array_equal(parts["pose"][1, 2, 5], ours[1, 2, 1404 + 20:1404 + 24])
     joined = kp.join_parts(**parts)
     assert joined.dtype == np.float32
     np.testing.assert_array_equal(joined, ours)
@@ -73,7 +74,8 @@ def test_wrong_last_dimension_is_rejected(function):
 
 # ----------------------------------------------------------------------------- topology
 def test_connections_are_valid_index_pairs():
-    for connections, num_points in [(kp.POSE_CONNECTIONS, 33), (kp.HAND_CONNECTIONS, 21), (kp.FACE_CONNECTIONS, 468)]:
+    for connections, num_points in [(kp.POSE_CONNECTIONS, 33), (kp.HAND_CONNECTIONS, 21),
+                                    (kp.FACE_CONNECTIONS, 468)]:
         assert all(isinstance(a, int) and isinstance(b, int) and 0 <= a < num_points and 0 <= b < num_points
                    for a, b in connections)
         assert len(set(connections)) == len(connections)
@@ -169,7 +171,8 @@ def test_draw_landmarks_skips_missing_and_unselected_parts():
     frame = np.zeros((64, 64, 3), dtype=np.uint8)
     np.testing.assert_array_equal(kp.draw_landmarks(frame, np.zeros(kp.KEYPOINT_DIM)), frame)
     vector = hand_only_vector((0.5, 0.5))
-    np.testing.assert_array_equal(kp.draw_landmarks(frame, vector, parts=("face", "pose", "left_hand")), frame)
+    np.testing.assert_array_equal(kp.draw_landmarks(frame, vector, parts=("face", "pose", "left_hand")),
+                                  frame)
 
 
 def test_draw_landmarks_hides_invisible_pose_points():
@@ -238,8 +241,13 @@ def test_holistic_finds_face_and_pose_on_astronaut(extractor, astronaut):
     assert 0.3 < face_x.min() and face_x.max() < 0.6 and 0.1 < face_y.min() and face_y.max() < 0.4
     nose = parts["pose"][kp.POSE_NOSE]
     assert face_x.min() < nose[0] < face_x.max() and face_y.min() < nose[1] < face_y.max() and nose[3] > 0.9
-    left_shoulder, right_shoulder = parts["pose"][kp.POSE_LEFT_SHOULDER], parts["pose"][kp.POSE_RIGHT_SHOULDER]
-    assert right_shoulder[0] < nose[0] < left_shoulder[0], "the person's left shoulder is on the image's right"
+    left_shoulder, right_shoulder = (
+        parts["pose"][kp.POSE_LEFT_SHOULDER],
+        parts["pose"][kp.POSE_RIGHT_SHOULDER],
+    )
+    assert right_shoulder[0] < nose[0] < left_shoulder[0], (
+        "the person's left shoulder is on the image's right"
+    )
     for hand in ("left_hand", "right_hand"):  # her hands are barely visible: if found, below the face
         if detected[kp.PARTS.index(hand)]:
             assert parts[hand][:, 1].mean() > face_y.max()
@@ -261,7 +269,8 @@ def test_extract_clip_and_convenience_function(extractor, astronaut):
 
 
 def test_mediapipe_is_imported_without_tensorflow_and_tensorflow_still_imports_later():
-    """extract's threads start MediaPipe in the main process: without TensorFlow (3 CPU-s), which stays importable."""
+    """extract's threads start MediaPipe in the main process: without TensorFlow (3 CPU-s), which stays
+    importable."""
     import subprocess
     import sys
 
@@ -306,7 +315,8 @@ class RecordingHolistic:
         pass
 
 
-@pytest.mark.parametrize("max_side, expected", [(0, (480, 640, 3)), (128, (96, 128, 3)), (1000, (480, 640, 3))])
+@pytest.mark.parametrize("max_side, expected",
+                         [(0, (480, 640, 3)), (128, (96, 128, 3)), (1000, (480, 640, 3))])
 def test_extractor_shrinks_frames_before_mediapipe(max_side, expected):
     holistic = kp.HolisticExtractor(max_side=max_side, warn_small_frames=False)
     holistic._holistic = RecordingHolistic()
@@ -322,10 +332,13 @@ def test_shrunk_frames_give_landmarks_in_the_same_normalised_coordinates(extract
     full, full_found = kp.HolisticExtractor(static_image_mode=True).extract_frame(astronaut)
     assert small_found[:2].all() and full_found[:2].all()
     small, full = kp.split_parts(small), kp.split_parts(full)
-    seen = {"face": slice(None), "pose": full["pose"][:, 3] >= 0.5}  # pose points out of the picture are guesses
+    # pose points out of the picture are guesses
+    seen = {"face": slice(None), "pose": full["pose"][:, 3] >= 0.5}
     for part in ("face", "pose"):
         distance = np.linalg.norm(small[part][seen[part], :2] - full[part][seen[part], :2], axis=1)
-        assert np.median(distance) < 0.01, f"{part}: landmarks moved by {np.median(distance):.3f} of the frame"
+        assert np.median(distance) < 0.01, (
+            f"{part}: landmarks moved by {np.median(distance):.3f} of the frame"
+        )
 
 
 # ----------------------------------------------------------------------------- real recordings
@@ -343,9 +356,12 @@ def test_real_asl_clips_full_resolution_beats_thumbnails(real_dir, extractor):
             small.append(extractor.extract(clip.thumbnails)[1])
     full_rates, small_rates = np.concatenate(full).mean(axis=0), np.concatenate(small).mean(axis=0)
     clips_with_hand = np.mean([flags[:, 2:].any() for flags in full])
-    print(f"\n{len(clips)} real clips x 8 frames, found in % of frames (face, pose, left hand, right hand):"
-          f"\n  full resolution {np.round(100 * full_rates, 1)}\n  64x64 thumbnails {np.round(100 * small_rates, 1)}"
-          f"\n  clips with a hand found (full resolution): {100 * clips_with_hand:.0f}%")
+    print(
+        f"\n{len(clips)} real clips x 8 frames, found in % of frames (face, pose, left hand, right hand):"
+        f"\n  full resolution {np.round(100 * full_rates, 1)}"
+        f"\n  64x64 thumbnails {np.round(100 * small_rates, 1)}"
+        f"\n  clips with a hand found (full resolution): {100 * clips_with_hand:.0f}%"
+    )
     assert full_rates[1] >= 0.9, "pose should be found in nearly every frame"
     assert clips_with_hand >= 0.5
     assert full_rates[0] >= 2 * small_rates[0], "full resolution should find faces far more often than 64x64"

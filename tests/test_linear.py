@@ -1,4 +1,5 @@
-"""The linear baseline: a Keras model whose probabilities are scikit-learn's, trained and saved like the others."""
+"""The linear baseline: a Keras model whose probabilities are scikit-learn's, trained and saved like the
+others."""
 from __future__ import annotations
 
 import json
@@ -59,20 +60,21 @@ def test_classes_absent_from_training_get_no_probability():
                               classes=classifier.classes_)
     probabilities = model.predict(x, verbose=0)
     assert probabilities[:, 1].max() < 1e-9
-    np.testing.assert_allclose(probabilities[:, [0, 2]], classifier.predict_proba(scaler.transform(stats)), atol=1e-5)
+    np.testing.assert_allclose(probabilities[:, [0, 2]], classifier.predict_proba(scaler.transform(stats)),
+                               atol=1e-5)
 
 
 def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
-    from utils.evaluation import evaluate as evaluation
-    from utils.training import runs, loop as training
     from utils.data.features import save_features
+    from utils.evaluation import evaluate as evaluation
+    from utils.training import loop as training, runs
 
     features_file = tmp_path / "tiny.npz"
     save_features(features_file, tiny_features(with_frames=False))
     # the tiny clips' hands are points (no shape): hand shapes would be noise divided by noise
     config = models.get_config("linear").replace(num_frames=NUM_FRAMES, preprocessing={"normalize": True})
-    metrics = training.train(str(features_file), "linear", config, out_dir=tmp_path / "run", seed=0, verbose=0,
-                             measure_speed=False)
+    metrics = training.train(str(features_file), "linear", config, out_dir=tmp_path / "run", seed=0,
+                             verbose=0, measure_speed=False)
     assert metrics["test_accuracy"] > 1 / NUM_CLASSES + 0.2  # the sign is the hand's direction: linear enough
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["model"] == "linear" and run["inputs"] == ["keypoints"]
@@ -85,7 +87,8 @@ def test_train_linear_writes_a_run_that_evaluates_and_reloads(tmp_path):
 def test_cli_accepts_linear():
     from utils import cli
 
-    args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "linear", "--out", "run"])
+    args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "linear", "--out",
+                                          "run"])
     assert args.model == "linear"
 
 
@@ -107,19 +110,22 @@ def test_study_cache_keys_and_cached_probabilities(tmp_path):
     study = _study()
     config = models.get_config("lstm").replace(class_weight=None, ensemble=1, label_smoothing=0.0)
     keys = study.cache_keys(config, False, "four", "0:a", 0)
-    assert len(keys) == 2  # linear_blend, class_weight at their defaults: also the key written before they existed
-    for other in (study.cache_keys(config, False, "four", "0:b", 0), study.cache_keys(config, False, "four", "0:a", 1),
-                  study.cache_keys(config, True, "four", "0:a", 0), study.cache_keys(config.replace(epochs=3), False,
-                                                                                       "four", "0:a", 0)):
+    # linear_blend, class_weight at their defaults: also the key written before they existed
+    assert len(keys) == 2
+    for other in (study.cache_keys(config, False, "four", "0:b", 0),
+                  study.cache_keys(config, False, "four", "0:a", 1),
+                  study.cache_keys(config, True, "four", "0:a", 0),
+                  study.cache_keys(config.replace(epochs=3), False, "four", "0:a", 0)):
         assert not set(other) & set(keys)
     assert study.cache_keys(config.replace(name="x", description="y"), False, "four", "0:a", 0) == keys
-    assert not set(study.cache_keys(config.replace(linear_blend=0.5), False, "four", "0:a", 0)) & set(keys)
-    assert not set(study.cache_keys(config.replace(class_weight="balanced"), False, "four", "0:a", 0)) & set(keys)
-    for later in ({"label_smoothing": 0.1}, {"keypoint_encoder": "transformer"}, {"transformer_blocks": 1}):
+    balanced = study.cache_keys(config.replace(class_weight="balanced"), False, "four", "0:a", 0)
+    assert not set(balanced) & set(keys)
+    for later in ({"label_smoothing": 0.1}, {"keypoint_encoder": "lstm"}):
         assert not set(study.cache_keys(config.replace(**later), False, "four", "0:a", 0)) & set(keys)
     stored = np.array([[0.2, 0.8]], np.float32)
     np.savez(tmp_path / f"{keys[1]}.npz", probabilities=stored, seconds=12.5)  # an older spelling of the key
-    probabilities, seconds = study.fit_and_predict(config, False, 0, None, None, None, tmp_path, keys)  # no fit
+    # no fit
+    probabilities, seconds = study.fit_and_predict(config, False, 0, None, None, None, tmp_path, keys)
     np.testing.assert_array_equal(probabilities, stored)
     assert seconds == 12.5
 
@@ -130,36 +136,39 @@ def test_study_folds_are_signer_disjoint_and_cover_every_signer():
     folds = study.group_folds(signers, 5)
     assert [len(f) for f in folds] == [8] * 5
     assert sorted(np.concatenate(folds).tolist()) == sorted(set(signers.tolist()))
-    assert [f.tolist() for f in study.group_folds(signers[:12], None)] == [[f"s{i}"] for i in sorted(range(12), key=str)]
+    assert [f.tolist() for f in study.group_folds(signers[:12],
+                                                  None)] == [[f"s{i}"] for i in sorted(range(12), key=str)]
     low, high = study.t_interval([0.5, 0.7, 0.6])
     assert low < 0.6 < high and high - 0.6 == pytest.approx(0.6 - low)
 
 
 def test_study_extra_signers_join_the_training_side_only():
     study = _study()
-    clips = study.ClipSet(np.zeros((4, 2, 3)), np.array(["a", "b", "a", "b"]), np.array(["s1", "s1", "s2", "s2"]))
+    clips = study.ClipSet(np.zeros((4, 2, 3)), np.array(["a", "b", "a", "b"]),
+                          np.array(["s1", "s1", "s2", "s2"]))
     extra = study.ClipSet(np.ones((2, 2, 3)), np.array(["a", "c"]), np.array(["f1", "f1"]))
     test = np.array([False, False, True, True])
     both, train, test_after = study.with_extra_signers(clips, ~test, test, extra)
     assert train.tolist() == [True, True, False, False, True, True]
     assert test_after.tolist() == [False, False, True, True, False, False]
-    assert both.labels[train].tolist() == ["a", "b", "a", "c"] and both.signers[test_after].tolist() == ["s2", "s2"]
+    assert both.labels[train].tolist() == ["a", "b", "a",
+                                           "c"] and both.signers[test_after].tolist() == ["s2", "s2"]
     assert both.keypoints.shape == (6, 2, 3) and both.keypoints[train].sum() == 12  # the extra clips' ones
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["linear", "lstm"])
 def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilities(tmp_path, model_name):
-    """The linear model and the recommended conv_gru keypoint model survive SavedModel/TFLite export (raw inputs)."""
+    """The linear model and the recommended conv_gru keypoint model survive SavedModel/TFLite export (raw
+    inputs)."""
     from tests.test_export import assert_same_as_keras, keras_probabilities, raw_clips
-    from tests.tiny_runs import NUM_FRAMES as FRAMES
-    from tests.tiny_runs import tiny_features as export_features
-    from utils.training import loop as training
+    from tests.tiny_runs import NUM_FRAMES as FRAMES, tiny_features as export_features
     from utils.serving.export import export_model
+    from utils.training import loop as training
 
     features = export_features()
-    config = models.get_config(model_name).replace(num_frames=FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=1,
-                                                   batch_size=8)
+    config = models.get_config(model_name).replace(num_frames=FRAMES, lstm_units=(8, 8), head_units=(8,),
+                                                   epochs=1, batch_size=8)
     training.train(features, model_name, config, out_dir=tmp_path / "run", verbose=0, measure_speed=False)
     written = export_model(tmp_path / "run", tmp_path / "export")
     expected = keras_probabilities(tmp_path / "run", features, np.arange(5))
@@ -167,44 +176,3 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
         assert_same_as_keras(expected, path, raw_clips(tmp_path / "run", features, np.arange(5)))
 
 
-# ----------------------------------------------------------------------------- the lstm model blended with a linear one
-def test_blend_mixes_the_neural_and_linear_probabilities_with_its_weight():
-    x, labels = _data(3)
-    config = models.get_config("lstm").replace(num_frames=7, lstm_units=(8, 6), head_units=(8,), linear_blend=0.3,
-                                               ensemble=1)
-    model = models.build_model("lstm", config, num_classes=3, keypoint_dim=5)
-    assert models.count_params(model) == models.formula_param_count("lstm", config, 3, 5)
-    stats = models.segment_statistics(x, config.segments)
-    scaler, classifier = _fit_sklearn(stats, labels)
-    models.set_linear_weights(model, scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_)
-    linear = classifier.predict_proba(scaler.transform(stats))
-    neural = models.neural_part(model).predict(x, verbose=0)
-    np.testing.assert_allclose(model.predict(x, verbose=0), 0.7 * neural + 0.3 * linear, atol=1e-5)
-    # the neural part shares the model's layers and has no linear branch; the linear branch is frozen
-    part = models.neural_part(model)
-    assert not any(layer.name.startswith("linear") or "standardize" in layer.name for layer in part.layers)
-    assert all(w.trainable is False for w in model.get_layer(models.LINEAR_OUTPUT).weights)
-    plain = models.build_model("lstm", config.replace(linear_blend=0.0), 3, 5)
-    assert models.neural_part(plain) is plain and models.linear_output_layer(plain) is None  # trains as it is
-
-
-def test_train_blend_fits_the_linear_branch_by_sklearn_and_leaves_it_alone(tmp_path):
-    from utils.training import runs, loop as training
-    from utils.data import splits
-
-    features = tiny_features(with_frames=False)
-    config = models.get_config("lstm").replace(num_frames=NUM_FRAMES, lstm_units=(8, 8), head_units=(8,), epochs=2,
-                                               batch_size=8, patience=None, linear_blend=0.5, ensemble=1,
-                                               preprocessing={"normalize": True, "velocity": True, "face": "drop"})
-    metrics = training.train(features, "lstm", config, out_dir=tmp_path / "run", seed=0, verbose=0,
-                             measure_speed=False)
-    model, run_info = runs.load_run(tmp_path / "run")
-    train = splits.make_splits(features.labels, groups=features.groups, split=features.split, seed=0,
-                               fractions=splits.split_fractions(config.validation)).train  # the split train used
-    stats = models.segment_statistics(training.prepare_inputs(features, run_info, train)["keypoints"], config.segments)
-    scaler, classifier = _fit_sklearn(stats, np.asarray(features.labels)[train])
-    dense = model.get_layer(models.LINEAR_OUTPUT)
-    np.testing.assert_allclose(model.get_layer("keypoints_standardize").get_weights()[0], scaler.mean_, rtol=1e-5,
-                               atol=1e-6)
-    np.testing.assert_allclose(dense.get_weights()[1][classifier.classes_], classifier.intercept_, atol=1e-4)
-    assert metrics["epochs_run"] == 2 and 0 <= metrics["test_accuracy"] <= 1

@@ -11,6 +11,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from utils import models  # noqa: E402
+from utils.models import fast  # noqa: E402
 
 NUM_CLASSES = 5
 KEYPOINT_DIM = 12
@@ -38,11 +39,12 @@ def feed(model_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray
 
 # ----------------------------------------------------------------------------- configurations
 def test_configs_cover_every_model_and_default_is_recommended() -> None:
-    assert set(models.config_names()) >= {"seed", "small", "recommended"}
+    assert set(models.config_names()) == {"original", "small", "recommended"}
     for model_name in models.MODEL_NAMES:
         assert models.get_config(model_name) == models.get_config(model_name, "recommended")
-    seed = models.get_config("fused", "seed")
-    assert (seed.num_frames, seed.image_size, seed.lstm_units, seed.convlstm_filters) == (30, 64, (512, 512), (16, 16))
+    seed = models.get_config("fused", "original")
+    assert (seed.num_frames, seed.image_size) == (30, 64)
+    assert (seed.lstm_units, seed.convlstm_filters) == ((512, 512), (16, 16))
     assert (seed.kernel_size, seed.learning_rate, seed.batch_size, seed.epochs) == (5, 1e-4, 64, 200)
     assert seed.augmentation == {} and not any(v for k, v in seed.preprocessing.items() if k != "face")
 
@@ -64,7 +66,7 @@ def test_config_dict_round_trip() -> None:
 
 
 def test_learning_rate_schedule_follows_milestones() -> None:
-    seed = models.get_config("fused", "seed")
+    seed = models.get_config("fused", "original")
     assert models.learning_rate_at(seed, 0) == pytest.approx(1e-4)
     assert models.learning_rate_at(seed, 60) == pytest.approx(1e-5)
     assert models.learning_rate_at(seed, 199) == pytest.approx(1e-6)
@@ -86,7 +88,7 @@ def test_shapes_names_and_num_classes_outputs(model_name: str) -> None:
 
 
 def test_seed_fused_parameter_count_matches_formulas_and_the_original() -> None:
-    seed = models.get_config("fused", "seed")
+    seed = models.get_config("fused", "original")
     model = models.build_model("fused", seed, num_classes=10)
     counts = models.count_params(model)
     # LSTM: 4*512*(1662+512+1) + 4*512*(512+512+1); ConvLSTM: 64*(25*(3+16)+1) + 64*(25*32+1);
@@ -124,8 +126,8 @@ def test_fast_and_stock_models_agree_with_same_weights() -> None:
     stock = models.build_model("fused", config, NUM_CLASSES, KEYPOINT_DIM, convlstm_impl="stock")
     stock.set_weights(fast.get_weights())
     inputs = tiny_inputs(config)
-    np.testing.assert_allclose(np.asarray(fast(inputs, training=False)), np.asarray(stock(inputs, training=False)),
-                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fast(inputs, training=False)),
+                               np.asarray(stock(inputs, training=False)), atol=1e-5)
 
 
 def test_fast_convlstm_gradients_equal_stock() -> None:
@@ -147,41 +149,19 @@ def test_fast_convlstm_gradients_equal_stock() -> None:
         np.testing.assert_allclose(fast_grad, stock_grad, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_fused_gates_give_the_plain_outputs_outside_training(activation: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inference runs the gate arithmetic as one compiled function; same outputs as the plain ops (and stock)."""
-    monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)  # these test maps are tiny
-    rng = np.random.default_rng(3)
-    sequence = rng.normal(size=(2, 4, 6, 5, 3)).astype("float32")
-    fused = models.ConvLSTM(4, 3, activation=activation, return_sequences=True)
-    plain = models.ConvLSTM(4, 3, activation=activation, return_sequences=True, fused_gates=False)
-    fused.build(sequence.shape)
-    plain.build(sequence.shape)
-    weights = [w + rng.normal(scale=0.1, size=w.shape).astype("float32") for w in fused.get_weights()]
-    fused.set_weights(weights)
-    plain.set_weights(weights)
-    models._COMPILED_GATES.clear()
-    expected = np.asarray(plain(sequence, training=False))
-    assert not models._COMPILED_GATES  # the plain layer never uses the compiled gates
-    np.testing.assert_allclose(np.asarray(fused(sequence, training=False)), expected, atol=1e-5, rtol=1e-5)
-    assert (fused.activation, fused.recurrent_activation) in models._COMPILED_GATES  # ... and the fused one did
-    models._COMPILED_GATES.clear()
-    np.testing.assert_allclose(np.asarray(fused(sequence, training=True)), expected, atol=1e-5, rtol=1e-5)
-    assert not models._COMPILED_GATES  # training keeps the plain ops
-    assert models.ConvLSTM.from_config(plain.get_config()).fused_gates is False
-
-
-def test_small_gate_maps_keep_the_plain_ops() -> None:
-    """Below FUSED_GATES_MIN_ELEMENTS values per image the compiled gates gain nothing and are not used."""
+def test_runs_saved_by_earlier_versions_load() -> None:
+    """Earlier versions saved a ConvLSTM option (compiled gates) and configuration fields that lost in the
+    studies:
+    such runs still load when those were off, and fail with a clear message when one was on."""
     layer = models.ConvLSTM(4, 3, return_sequences=True)
-    sequence = np.zeros((1, 3, 8, 8, 2), "float32")  # 8 x 8 x 16 gate values per image
-    models._COMPILED_GATES.clear()
-    layer(sequence, training=False)
-    assert not models._COMPILED_GATES
-    big = np.zeros((1, 2, 64, 64, 1), "float32")  # 64 x 64 x 16: 65,536
-    layer = models.ConvLSTM(4, 3, return_sequences=True)
-    layer(big, training=False)
-    assert models._COMPILED_GATES
+    restored = models.ConvLSTM.from_config({**layer.get_config(), "fused_gates": True})
+    assert restored.filters == 4
+    old = {**tiny_config().to_dict(), "linear_blend": 0.0, "modality_dropout": 0.0, "transformer_blocks": 2}
+    assert models.ModelConfig.from_dict(old) == tiny_config()
+    with pytest.raises(models.ConfigError, match="linear_blend"):
+        models.ModelConfig.from_dict({**old, "linear_blend": 0.5})
+    with pytest.warns(FutureWarning, match="original"):
+        assert models.get_config("fused", "seed") == models.get_config("fused", "original")
 
 
 # ----------------------------------------------------------------------------- the original's defects
@@ -214,7 +194,8 @@ def test_uint8_and_float_frames_give_the_same_prediction() -> None:
     model = models.build_model("convlstm", config, NUM_CLASSES)
     frames = tiny_inputs(config)["frames"]
     np.testing.assert_allclose(np.asarray(model.predict_on_batch({"frames": frames})),
-                               np.asarray(model.predict_on_batch({"frames": frames.astype("float32")})), atol=1e-6)
+                               np.asarray(model.predict_on_batch({"frames": frames.astype("float32")})),
+                               atol=1e-6)
 
 
 def test_l2_matches_pytorch_weight_decay_gradient() -> None:
@@ -261,12 +242,14 @@ def test_label_smoothing_loss_equals_keras_categorical_with_smoothing_and_differ
     one_hot = np.eye(3, dtype="float32")[labels]
     smoothed = models.classification_loss(tiny_config(label_smoothing=0.1))
     expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
-    assert float(smoothed(labels, probabilities)) == pytest.approx(float(expected(one_hot, probabilities)), rel=1e-5)
+    assert float(smoothed(labels,
+                          probabilities)) == pytest.approx(float(expected(one_hot, probabilities)), rel=1e-5)
     assert float(smoothed(labels, probabilities, sample_weight=weights)) == pytest.approx(
         float(expected(one_hot, probabilities, sample_weight=weights)), rel=1e-5)  # class weights still apply
     plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
     assert abs(float(smoothed(labels, probabilities)) - plain) > 1e-3
-    assert float(smoothed(labels[:, None], probabilities)) == pytest.approx(float(smoothed(labels, probabilities)))
+    assert float(smoothed(labels[:, None],
+                          probabilities)) == pytest.approx(float(smoothed(labels, probabilities)))
 
 
 def test_no_label_smoothing_is_the_plain_sparse_loss() -> None:
@@ -274,7 +257,8 @@ def test_no_label_smoothing_is_the_plain_sparse_loss() -> None:
     assert models.ModelConfig.label_smoothing == 0.0
     assert models.classification_loss(tiny_config()) == "sparse_categorical_crossentropy"
     plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
-    assert float(models.SparseSmoothedCrossentropy(0.0)(labels, probabilities)) == pytest.approx(plain, rel=1e-5)
+    assert float(models.SparseSmoothedCrossentropy(0.0)(labels,
+                                                        probabilities)) == pytest.approx(plain, rel=1e-5)
     with pytest.raises(ValueError, match="label_smoothing 1.0"):
         models.classification_loss(tiny_config(label_smoothing=1.0))
 
@@ -283,7 +267,8 @@ def test_label_smoothing_reaches_the_compiled_model_and_survives_saving(tmp_path
     config = tiny_config(label_smoothing=0.2)
     model = models.compile_model(models.build_model("lstm", config, NUM_CLASSES, KEYPOINT_DIM), config)
     assert isinstance(model.loss, models.SparseSmoothedCrossentropy) and model.loss.label_smoothing == 0.2
-    assert np.isfinite(np.ravel(model.train_on_batch(feed("lstm", tiny_inputs(config, batch=3)), np.array([0, 1, 4])))[0])
+    assert np.isfinite(np.ravel(model.train_on_batch(feed("lstm", tiny_inputs(config, batch=3)),
+                                                     np.array([0, 1, 4])))[0])
     model.save(tmp_path / "model.keras")
     assert keras.models.load_model(tmp_path / "model.keras").loss.label_smoothing == 0.2
 
@@ -295,45 +280,11 @@ def test_conv_gru_keypoint_encoder_shapes_and_parameter_count(model_name: str) -
     assert model.get_layer("keypoints_gru").units == 6
     probabilities = np.asarray(model.predict_on_batch(feed(model_name, tiny_inputs(config))))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
+    assert models.count_params(model) == models.formula_param_count(
+        model_name, config, NUM_CLASSES, KEYPOINT_DIM
+    )
     with pytest.raises(ValueError, match="conv_gru"):
         models.build_model(model_name, config.replace(keypoint_encoder="mamba"), NUM_CLASSES, KEYPOINT_DIM)
-
-
-@pytest.mark.parametrize("model_name", ["lstm", "fused"])
-def test_transformer_keypoint_encoder_shapes_parameter_count_and_saving(model_name: str, tmp_path) -> None:
-    config = tiny_config(keypoint_encoder="transformer", lstm_units=(8, 8), transformer_blocks=2, attention_heads=4,
-                         dropout=0.2)
-    model = models.build_model(model_name, config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
-    assert model.get_layer("keypoints_block2_attention").num_heads == 4
-    assert model.get_layer("keypoints_positions").positions.shape == (config.num_frames, 8)
-    assert model.get_layer("keypoints_features").output.shape[-1] == 16  # mean and max over time
-    inputs = feed(model_name, tiny_inputs(config))
-    probabilities = np.asarray(model.predict_on_batch(inputs))
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert models.count_params(model) == models.formula_param_count(model_name, config, NUM_CLASSES, KEYPOINT_DIM)
-    one_block = models.build_model(model_name, config.replace(transformer_blocks=1), NUM_CLASSES, KEYPOINT_DIM)
-    assert models.count_params(one_block) == models.formula_param_count(
-        model_name, config.replace(transformer_blocks=1), NUM_CLASSES, KEYPOINT_DIM)
-    assert models.count_params(one_block)["total"] < models.count_params(model)["total"]
-    model.save(tmp_path / "model.keras")
-    loaded = keras.models.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(inputs)), probabilities, atol=1e-6)
-
-
-def test_transformer_positions_make_time_order_matter_and_heads_must_divide_the_width() -> None:
-    config = tiny_config(keypoint_encoder="transformer", lstm_units=(8, 8), kernel_size=1)  # no convolution over time
-    model = models.build_model("lstm", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
-    keypoints = tiny_inputs(config)["keypoints"]
-    table = model.get_layer("keypoints_positions").positions
-    table.assign(np.zeros(table.shape, "float32"))  # without positions, attention + pooling ignore the order
-    same = [np.asarray(model.predict_on_batch({"keypoints": k})) for k in (keypoints, keypoints[:, ::-1])]
-    np.testing.assert_allclose(same[0], same[1], atol=1e-5)
-    table.assign(np.random.default_rng(1).normal(size=table.shape).astype("float32"))
-    differ = [np.asarray(model.predict_on_batch({"keypoints": k})) for k in (keypoints, keypoints[:, ::-1])]
-    assert np.abs(differ[0] - differ[1]).max() > 1e-3
-    with pytest.raises(ValueError, match="attention_heads 3"):
-        models.build_model("lstm", config.replace(attention_heads=3), NUM_CLASSES, KEYPOINT_DIM)
 
 
 @pytest.mark.parametrize("pooling", ["flatten", "average"])
@@ -346,8 +297,12 @@ def test_strided_stem_shrinks_frames_before_the_convlstm(pooling: str) -> None:
     assert tuple(model.get_layer("frames_convlstm1").output.shape) == (None, 4, 4, 4, 5)
     assert model.get_layer("frames_convlstm1").kernel_size == (3, 3)  # frame_kernel_size, not kernel_size
     features = {"flatten": 4 * 4 * 2, "average": 5}[pooling]
-    assert model.get_layer("frames_dropout" if config.dropout else f"frames_{'flatten' if pooling == 'flatten' else 'pool'}"
-                           ).output.shape[-1] == features
+    assert (
+        model.get_layer(
+            "frames_dropout" if config.dropout else f"frames_{'flatten' if pooling == 'flatten' else 'pool'}"
+        ).output.shape[-1]
+        == features
+    )
     probabilities = np.asarray(model.predict_on_batch(tiny_inputs(config)["frames"]))
     assert probabilities.shape == (3, NUM_CLASSES)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -359,24 +314,6 @@ def test_strided_stem_shrinks_frames_before_the_convlstm(pooling: str) -> None:
         models.formula_param_count("convlstm", config, NUM_CLASSES)
 
 
-def test_fused_gates_work_under_mixed_precision(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With mixed_float16 (GPUs) the compiled gates get the bias in float16, like the plain ops."""
-    monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)
-    sequence = np.random.default_rng(4).normal(size=(1, 3, 6, 6, 2)).astype("float32")
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        fused = models.ConvLSTM(4, 3, return_sequences=True)
-        plain = models.ConvLSTM(4, 3, return_sequences=True, fused_gates=False)
-        fused.build(sequence.shape)
-        plain.build(sequence.shape)
-        plain.set_weights(fused.get_weights())
-        got, expected = fused(sequence, training=False), plain(sequence, training=False)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert "float16" in str(got.dtype)
-    np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(expected, "float32"), atol=2e-3)
-
-
 def test_bfloat16_copy_keeps_the_weights_computes_in_bfloat16_and_answers_in_float32() -> None:
     model = models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
     inputs = tiny_inputs(tiny_config(), batch=4)
@@ -386,7 +323,9 @@ def test_bfloat16_copy_keeps_the_weights_computes_in_bfloat16_and_answers_in_flo
     convlstm = next(layer for layer in copy.layers if isinstance(layer, models.ConvLSTM))
     assert convlstm.compute_dtype == "bfloat16" and convlstm.variable_dtype == "float32"
     assert copy.get_layer("probabilities").compute_dtype == "float32"
-    assert all(layer.compute_dtype == "float32" for layer in model.layers), "the model itself is left as it was"
+    assert all(layer.compute_dtype == "float32" for layer in model.layers), (
+        "the model itself is left as it was"
+    )
     answer = copy.predict_on_batch(inputs)
     assert answer.dtype == np.float32 and np.allclose(answer.sum(axis=1), 1, atol=1e-5)
     difference = np.abs(answer - reference).max()
@@ -395,10 +334,11 @@ def test_bfloat16_copy_keeps_the_weights_computes_in_bfloat16_and_answers_in_flo
         models.with_compute_dtype(model, "float16")
 
 
-# ----------------------------------------------------------------------------- the inference copy (ConvLSTMStack)
+# ----------------------------------------------------------------------------- the inference copy
+# (ConvLSTMStack)
 def _perturbed(model: keras.Model, seed: int = 5) -> keras.Model:
-    """The model with every weight moved and batch norms given non-trivial statistics (a shift that, folded wrongly
-    at the zero-padded border or not at all, shows in the outputs)."""
+    """The model with every weight moved and batch norms given non-trivial statistics (a shift that, folded
+    wrongly at the zero-padded border or not at all, shows in the outputs)."""
     rng = np.random.default_rng(seed)
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -406,7 +346,8 @@ def _perturbed(model: keras.Model, seed: int = 5) -> keras.Model:
             layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.5, channels),
                                rng.normal(0, 0.3, channels), rng.uniform(0.2, 2.0, channels)])
         elif layer.weights and not isinstance(layer, keras.Model):
-            layer.set_weights([w + rng.normal(scale=0.2, size=w.shape).astype(w.dtype) for w in layer.get_weights()])
+            layer.set_weights([w + rng.normal(scale=0.2,
+                                              size=w.shape).astype(w.dtype) for w in layer.get_weights()])
     return model
 
 
@@ -419,10 +360,10 @@ def _perturbed(model: keras.Model, seed: int = 5) -> keras.Model:
 ])
 def test_inference_model_computes_the_same_function(changes: dict, compiled: bool,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ConvLSTM stack (layers step by step together, batch norms folded, no forget gate at step 1) gives the
-    model's outputs within 1e-5, and no ConvLSTM or batch norm of the frame branch is left in the copy."""
+    """The ConvLSTM stack (layers step by step together, batch norms folded, no forget gate at step 1) gives
+    the model's outputs within 1e-5, and no ConvLSTM or batch norm of the frame branch is left in the copy."""
     if compiled:
-        monkeypatch.setattr(models.ConvLSTM, "FUSED_GATES_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(fast, "FUSED_GATES_MIN_ELEMENTS", 0)
     config = tiny_config(**changes)
     model = _perturbed(models.build_model("fused", config, NUM_CLASSES, keypoint_dim=KEYPOINT_DIM))
     inputs = tiny_inputs(config, batch=4)
@@ -432,8 +373,10 @@ def test_inference_model_computes_the_same_function(changes: dict, compiled: boo
     assert not any(isinstance(layer, models.ConvLSTM) for layer in layers)
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in layers) == \
         len(config.frame_stem) * config.ensemble  # only the stem's batch norms remain
-    np.testing.assert_allclose(copy.predict_on_batch(inputs), model.predict_on_batch(inputs), atol=1e-5, rtol=1e-5)
-    if config.ensemble == 1:  # the frame features themselves, before the head's softmax compresses differences
+    np.testing.assert_allclose(copy.predict_on_batch(inputs), model.predict_on_batch(inputs), atol=1e-5,
+                               rtol=1e-5)
+    # the frame features themselves, before the head's softmax compresses differences
+    if config.ensemble == 1:
         features = [keras.Model(m.inputs, m.get_layer("frames_flatten").output).predict_on_batch(inputs)
                     for m in (model, copy)]
         assert np.abs(features[0]).max() > 0.1
@@ -441,10 +384,12 @@ def test_inference_model_computes_the_same_function(changes: dict, compiled: boo
 
 
 def test_inference_model_leaves_models_without_a_convlstm_chain_and_copies_weights() -> None:
-    """The LSTM and the stock ConvLSTM2D come back as they are; the copy's other layers hold the same weights."""
+    """The LSTM and the stock ConvLSTM2D come back as they are; the copy's other layers hold the same
+    weights."""
     lstm = models.build_model("lstm", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM)
     assert models.inference_model(lstm) is lstm
-    stock = models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM, convlstm_impl="stock")
+    stock = models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM,
+                               convlstm_impl="stock")
     assert models.inference_model(stock) is stock
     model = _perturbed(models.build_model("fused", tiny_config(), NUM_CLASSES, keypoint_dim=KEYPOINT_DIM))
     copy = models.inference_model(model)

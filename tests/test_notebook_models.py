@@ -1,4 +1,5 @@
-"""What notebooks 03-05 build in view is the network utils.models builds: same layers, shapes, sizes, settings."""
+"""What notebooks 03-05 build in view is the network utils.models builds: same layers, shapes, sizes,
+settings."""
 from pathlib import Path
 
 import keras
@@ -10,8 +11,8 @@ from utils.inputs import preprocessing
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Layer settings that change what a layer computes without changing its type, shape or parameter count.
-COMPARED_SETTINGS = ("activation", "recurrent_activation", "return_sequences", "kernel_size", "padding", "momentum",
-                     "epsilon", "rate", "scale", "offset")
+COMPARED_SETTINGS = ("activation", "recurrent_activation", "return_sequences", "kernel_size", "padding",
+                     "momentum", "epsilon", "rate", "scale", "offset")
 
 
 def cell_source(notebook: str, cell_id: str) -> str:
@@ -45,16 +46,8 @@ def test_notebook_03_lstm_is_utils_lstm(config_name):
     keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
     cfg = models.get_config("lstm", config_name)
     dim = preprocessing.output_dim(cfg.preprocessing)
-    assert signature(keypoint_lstm(cfg, 7, dim)) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
-
-
-def test_notebook_03_lstm_blended_with_a_linear_model_is_utils_blend():
-    keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
-    cfg = models.get_config("lstm").replace(linear_blend=0.4)
-    dim = preprocessing.output_dim(cfg.preprocessing)
-    in_view = keypoint_lstm(cfg, 7, dim)
-    assert signature(in_view) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
-    assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(linear_blend=0.0), 7, keypoint_dim=dim))
+    assert signature(keypoint_lstm(cfg, 7,
+                                   dim)) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
 
 
 def test_notebook_03_seed_ensemble_is_utils_ensemble():
@@ -64,7 +57,8 @@ def test_notebook_03_seed_ensemble_is_utils_ensemble():
     in_view = keypoint_lstm(cfg, 7, dim)
     assert [m.name for m in models.ensemble_members(in_view)] == ["member1", "member2"]
     assert signature(in_view) == signature(models.build_model("lstm", cfg, 7, keypoint_dim=dim))
-    assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(ensemble=3), 7, keypoint_dim=dim))
+    assert signature(in_view) != signature(models.build_model("lstm", cfg.replace(ensemble=3), 7,
+                                                              keypoint_dim=dim))
 
 
 @pytest.mark.parametrize("config_name", models.config_names())
@@ -74,20 +68,20 @@ def test_notebook_04_convlstm_is_utils_convlstm(config_name):
     assert signature(frame_convlstm(cfg, 7)) == signature(models.build_model("convlstm", cfg, 7))
 
 
-def test_notebook_05_fused_is_utils_fused_at_seed():
+def test_notebook_05_fused_is_utils_fused_at_original():
     fused_in_view = run_cell("05_fused_model.ipynb", "05-model")["fused_in_view"]
-    seed = models.get_config("fused", "seed")
-    assert signature(fused_in_view) == signature(models.build_model("fused", seed, num_classes=10))
-    assert fused_in_view.count_params() == models.formula_param_count("fused", seed, 10)["total"]
+    original = models.get_config("fused", "original")
+    assert signature(fused_in_view) == signature(models.build_model("fused", original, num_classes=10))
+    assert fused_in_view.count_params() == models.formula_param_count("fused", original, 10)["total"]
 
 
 def test_signature_tells_different_networks_apart():
     """The comparison is not vacuous: one LSTM less, or tanh for ReLU, is a different network."""
     keypoint_lstm = run_cell("03_lstm_baseline.ipynb", "03-model")["keypoint_lstm"]
     frame_convlstm = run_cell("04_convlstm_baseline.ipynb", "04-model")["frame_convlstm"]
-    seed = models.get_config("lstm", "seed")
-    assert signature(keypoint_lstm(seed.replace(lstm_units=(512,)), 7, 1662)) != \
-        signature(models.build_model("lstm", seed, 7))
+    original = models.get_config("lstm", "original")
+    assert signature(keypoint_lstm(original.replace(lstm_units=(512,)), 7, 1662)) != \
+        signature(models.build_model("lstm", original, 7))
     small = models.get_config("convlstm", "small")
     assert signature(frame_convlstm(small.replace(convlstm_activation="tanh"), 7)) != \
         signature(models.build_model("convlstm", small, 7))

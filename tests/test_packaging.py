@@ -1,5 +1,7 @@
-"""Installable where users are: dependency ranges that hold the exact pins, the project folder outside a checkout,
---version and the program name, and (slow) a real wheel installed into a scratch venv and run from a tmp folder."""
+"""Installable where users are: dependency ranges that hold the exact pins, the project folder outside a
+checkout,
+--version and the program name, and (slow) a real wheel installed into a scratch venv and run from a tmp
+folder."""
 from __future__ import annotations
 
 import os
@@ -35,7 +37,8 @@ def test_every_pin_is_declared_and_inside_its_range():
     project = _pyproject()["project"]
     assert project["requires-python"] == ">=3.11,<3.13"
     declared = [Requirement(text) for text in project["dependencies"]]
-    declared += [Requirement(text) for extra in ("lab", "dev") for text in project["optional-dependencies"][extra]]
+    declared += [Requirement(text) for extra in ("lab",
+                                                 "dev") for text in project["optional-dependencies"][extra]]
     pins = _pins()
     by_name = {req.name.lower(): req for req in declared}
     assert set(pins) == set(by_name), set(pins) ^ set(by_name)
@@ -60,7 +63,8 @@ def test_project_folder_is_the_checkout_else_course_home_else_cwd(tmp_path):
     (checkout / "pyproject.toml").touch()
     installed = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "utils"
     installed.mkdir(parents=True)
-    (installed.parent / "pyproject.toml").touch()  # even a stray pyproject.toml there does not make it a checkout
+    # even a stray pyproject.toml there does not make it a checkout
+    (installed.parent / "pyproject.toml").touch()
     (installed / "__init__.py").touch()
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     assert paths.project_dir(checkout / "utils", {"COURSE_HOME": str(home)}, cwd) == checkout
@@ -111,27 +115,29 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 
 @pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
-    """pip wheel + a non-editable install into a scratch venv; the commands work from a tmp folder and write there,
-    never into site-packages."""
+    """pip wheel + a non-editable install into a scratch venv; the commands work from a tmp folder and write
+    there, never into site-packages."""
     source = tmp_path / "source"  # a copy, so the build leaves no build/ or egg-info in the checkout
     shutil.copytree(REPO / "utils", source / "utils", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
-                    str(wheels), str(source)], check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "-w", str(wheels), str(source)], check=True, capture_output=True, text=True, timeout=600)
     wheel = next(wheels.glob("skeleton_sign_course-*.whl"))
     python = _scratch_venv(tmp_path / "venv")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--quiet",
                     str(wheel)], check=True, capture_output=True, text=True, timeout=600)
-    site = Path(subprocess.run([str(python), "-c", "import utils, pathlib; print(pathlib.Path(utils.__file__).parent.parent)"],
+    site = Path(subprocess.run([str(python), "-c",
+                                "import utils, pathlib; print(pathlib.Path(utils.__file__).parent.parent)"],
                                check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip())
     assert site.name == "site-packages" and site.is_relative_to(tmp_path / "venv"), site
     before = {p.name for p in site.iterdir()}
 
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_") and k not in ("PYTHONPATH", "FAST")}
+    env = {k: v for k,
+           v in os.environ.items() if not k.startswith("COURSE_") and k not in ("PYTHONPATH", "FAST")}
     script = tmp_path / "venv" / "bin" / "sign-course"
     assert "usage: sign-course" in _run([str(script), "--help"], work, env).stdout
     assert _run([str(script), "--version"], work, env).stdout.strip().startswith("sign-course ")
@@ -139,11 +145,12 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
     _run([str(python), "-m", "utils", "data", "synthetic", "--clips-per-class", "1", "--signers", "2",
           "--workers", "1", "--out", str(out)], work, env)
     assert len(list(out.rglob("*.mp4"))) >= 2
-    where = _run([str(python), "-c", "from utils import paths; print(paths.PROJECT_DIR); print(paths.RESULTS_DIR)"],
+    where = _run([str(python), "-c",
+                  "from utils import paths; print(paths.PROJECT_DIR); print(paths.RESULTS_DIR)"],
                  work, env).stdout.split()
     assert where == [str(work.resolve()), str(work.resolve() / "results")]
-    missing = subprocess.run([str(script), "course", "--only", "01"], cwd=work, env=env, capture_output=True, text=True,
-                             timeout=600)
+    missing = subprocess.run([str(script), "course", "--only", "01"], cwd=work, env=env, capture_output=True,
+                             text=True, timeout=600)
     assert missing.returncode == 2 and "COURSE_HOME" in missing.stderr, missing.stderr[-2000:]
     assert {p.name for p in site.iterdir()} == before
     assert not any((site / name).exists() for name in ("data", "results", "notebooks"))

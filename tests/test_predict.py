@@ -1,4 +1,5 @@
-"""Tests of utils.predict: sliding windows, predict_video, the overlay and the refusal of mixed run folders."""
+"""Tests of utils.predict: sliding windows, predict_video, the overlay and the refusal of mixed run
+folders."""
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-from tiny_runs import convlstm_run, features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 
+from tiny_runs import convlstm_run, features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 from utils.errors import ModelDirError
 
 
@@ -34,14 +35,16 @@ def test_window_indices_pad_a_short_clip_and_resample_a_long_window():
 
 # ----------------------------------------------------------------------------- predict_video
 def test_predict_video_uses_the_training_preprocessing(monkeypatch, tmp_path, features, lstm_run):
-    """Windows of known keypoints (two training clips back to back) give exactly the model's training-path output."""
-    from utils.serving import predict
+    """Windows of known keypoints (two training clips back to back) give exactly the model's training-path
+    output."""
     from utils.inputs.spec import prepare_inputs
+    from utils.serving import predict
     from utils.training.runs import load_run
 
     clip_keypoints = np.concatenate([features.keypoints[0], features.keypoints[1]])  # 16 frames
     fake = predict.VideoKeypoints(num_frames=16, fps=25.0, keypoints=clip_keypoints,
-                                  detected=np.ones((16, 4), dtype=bool), thumbnails=None, mediapipe_ms=[1.0] * 16)
+                                  detected=np.ones((16, 4), dtype=bool), thumbnails=None,
+                                  mediapipe_ms=[1.0] * 16)
     monkeypatch.setattr(predict, "read_video_keypoints", lambda *args, **kwargs: fake)
     predictions = predict.predict_video(write_noise_video(tmp_path / "v.mp4", 16), lstm_run, stride=8,
                                         progress=False, verbose=False).windows
@@ -56,10 +59,12 @@ def test_predict_video_uses_the_training_preprocessing(monkeypatch, tmp_path, fe
         assert len(prediction.top) == 3 and not prediction.padded
 
 
-@pytest.mark.parametrize("recorded, requested, expected", [(320, None, 320), (320, 0, 0), (None, None, "default")])
+@pytest.mark.parametrize("recorded, requested, expected",
+                         [(320, None, 320), (320, 0, 0), (None, None, "default")])
 def test_mediapipe_sees_frames_of_the_size_the_run_was_trained_with(monkeypatch, tmp_path, lstm_run, recorded,
                                                                    requested, expected):
-    """run.json's sampling.mediapipe_size (from the features file) reaches MediaPipe; --mediapipe-size overrides it."""
+    """run.json's sampling.mediapipe_size (from the features file) reaches MediaPipe; --mediapipe-size
+    overrides it."""
     from utils import config
     from utils.serving import predict
 
@@ -102,7 +107,6 @@ def test_short_video_without_person_is_padded_said_so_and_annotated(tmp_path, ls
 
 def test_frame_model_runs_without_mediapipe(monkeypatch, tmp_path, convlstm_run):
     import utils.data.keypoints
-
     from utils.serving.predict import predict_video
 
     def no_mediapipe(*args, **kwargs):

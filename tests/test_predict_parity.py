@@ -27,13 +27,17 @@ pytestmark = pytest.mark.slow
 
 
 class StoredKeypoints:
-    """Stands in for utils.keypoints.HolisticExtractor: frame i of `video` gets the keypoints stored for it."""
+    """Stands in for utils.keypoints.HolisticExtractor: frame i of `video` gets the keypoints stored for
+    it."""
 
     video: Path | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         with np.load(str(self.video).replace(".mp4", ".keypoints.npz")) as data:
-            self.keypoints, self.detected = data["keypoints"].astype(np.float32), data["detected"].astype(bool)
+            self.keypoints, self.detected = (
+                data["keypoints"].astype(np.float32),
+                data["detected"].astype(bool),
+            )
         self.count = 0
 
     def open(self) -> StoredKeypoints:
@@ -105,13 +109,15 @@ def test_predict_on_a_clip_video_gives_the_evaluate_probabilities(monkeypatch, d
     for index in (0, 7, 21):
         expected = model.predict(prepare_inputs(features, run_info, [index]), verbose=0)[0]
         result = _predict(monkeypatch, source / features.paths[index], runs[model_name])
-        assert (result.window, len(result.windows)) == (SOURCE_FRAMES, 1)  # the default window: the whole clip
+        # the default window: the whole clip
+        assert (result.window, len(result.windows)) == (SOURCE_FRAMES, 1)
         np.testing.assert_allclose(result.windows[0].probabilities, expected, atol=TOLERANCE)
         np.testing.assert_allclose(result.answer.probabilities, expected, atol=TOLERANCE)
         assert result.answer.label == run_info["classes"][int(np.argmax(expected))]
 
 
-def test_default_window_spans_the_training_clips_at_the_videos_frame_rate(monkeypatch, tmp_path, dataset, runs):
+def test_default_window_spans_the_training_clips_at_the_videos_frame_rate(monkeypatch, tmp_path, dataset,
+                                                                          runs):
     from utils.data.features import load_features
     from utils.data.video import read_video, write_video
 
@@ -135,8 +141,8 @@ def test_default_window_spans_the_training_clips_at_the_videos_frame_rate(monkey
 
 
 def test_window_and_stride_accept_frames_or_seconds(monkeypatch, dataset, runs):
-    from utils.errors import CourseError
     from utils.data.features import load_features
+    from utils.errors import CourseError
 
     source, features_path = dataset
     video = source / load_features(features_path).paths[0]
@@ -154,7 +160,8 @@ def test_clip_answer_of_one_sign(monkeypatch, dataset, runs):
 
     source, features_path = dataset
     video = source / load_features(features_path).paths[3]
-    whole = _predict(monkeypatch, video, runs["fused"], window=10, stride=5, answer="whole")  # 2 spans: one sign
+    # 2 spans: one sign
+    whole = _predict(monkeypatch, video, runs["fused"], window=10, stride=5, answer="whole")
     assert whole.answer.method == "whole clip" and len(whole.windows) == 3
     single = _predict(monkeypatch, video, runs["fused"])  # the default window is the whole clip
     np.testing.assert_allclose(whole.answer.probabilities, single.windows[0].probabilities, atol=TOLERANCE)

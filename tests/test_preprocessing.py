@@ -84,8 +84,10 @@ def test_mirror_swaps_hands_and_pose_sides_and_flips_x():
     np.testing.assert_allclose(left[..., 1:], right[..., 1:])
     pose, mirrored_pose = (a[..., K.POSE].reshape(1, -1, 33, 4) for a in (kp, mirrored))
     np.testing.assert_allclose(mirrored_pose[..., 11, 0], 1 - pose[..., 12, 0], atol=1e-6)  # shoulders swap
-    np.testing.assert_allclose(mirrored_pose[..., 15, :], pose[..., 16, :] * [-1, 1, 1, 1] + [1, 0, 0, 0], atol=1e-6)
-    np.testing.assert_allclose(mirrored_pose[..., 0, 0], 1 - pose[..., 0, 0], atol=1e-6)  # the nose has no twin
+    np.testing.assert_allclose(mirrored_pose[..., 15, :], pose[..., 16, :] * [-1, 1, 1, 1] + [1, 0, 0, 0],
+                               atol=1e-6)
+    # the nose has no twin
+    np.testing.assert_allclose(mirrored_pose[..., 0, 0], 1 - pose[..., 0, 0], atol=1e-6)
 
 
 def test_canonicalize_handedness_mirrors_only_left_handed_clips():
@@ -264,8 +266,10 @@ def test_color_augmentation_changes_frames_only():
     np.testing.assert_array_equal(aug_frames, again)
 
 
-def _rotate_xy(kp: np.ndarray, degrees: float, scale: float = 1.0, shift: tuple[float, float] = (0, 0)) -> np.ndarray:
-    """Both hands of raw clips turned about (0.5, 0.5) in the image plane, scaled (z too: nearer the camera), shifted."""
+def _rotate_xy(kp: np.ndarray, degrees: float, scale: float = 1.0,
+               shift: tuple[float, float] = (0, 0)) -> np.ndarray:
+    """Both hands of raw clips turned about (0.5, 0.5) in the image plane, scaled (z too: nearer the camera),
+    shifted."""
     out = kp.copy().reshape(*kp.shape[:2], -1)
     angle = np.deg2rad(degrees)
     for part, size in ((K.LEFT_HAND, 3), (K.RIGHT_HAND, 3)):
@@ -287,12 +291,14 @@ def test_hand_angles_ignore_in_plane_rotation_scale_and_shift_and_are_zero_when_
     np.testing.assert_allclose(P.hand_angles(_rotate_xy(kp, 40, 1.7, (0.1, -0.05))), angles, atol=1e-4)
     np.testing.assert_array_equal(angles[..., :P.HAND_ANGLE_DIM], 0)  # the left hand is not there
     assert np.all(np.abs(angles[..., P.HAND_ANGLE_DIM:P.HAND_ANGLE_DIM + 15]) <= 1 + 1e-6)  # cosines
-    bent = kp.copy()  # curl the index finger's tip back: its last bend and the tip distances change, nothing else
+    # curl the index finger's tip back: its last bend and the tip distances change, nothing else
+    bent = kp.copy()
     hand = bent[..., K.RIGHT_HAND].reshape(2, -1, 21, 3)
     hand[..., 8, :2] = hand[..., 6, :2]
     bent[..., K.RIGHT_HAND] = hand.reshape(2, kp.shape[1], -1)
     changed = np.any(~np.isclose(P.hand_angles(bent), angles, atol=1e-5), axis=(0, 1))
-    expected = {P.HAND_ANGLE_DIM + 5} | {P.HAND_ANGLE_DIM + 15 + i for i in (0, 4, 5, 6)}  # index bend 3, tip pairs
+    # index bend 3, tip pairs
+    expected = {P.HAND_ANGLE_DIM + 5} | {P.HAND_ANGLE_DIM + 15 + i for i in (0, 4, 5, 6)}
     assert set(np.flatnonzero(changed)) == expected
 
 
@@ -301,7 +307,8 @@ def test_hand_angles_option_appends_them_and_output_dim_agrees():
     options = {"normalize": True, "face": "drop", "pose": "upper", "z": False, "velocity": True}
     base = P.preprocess_keypoints(kp, options)
     out = P.preprocess_keypoints(kp, {**options, "hand_angles": True})
-    assert out.shape[-1] == P.output_dim({**options, "hand_angles": True}) == base.shape[-1] + 4 * P.HAND_ANGLE_DIM
+    assert out.shape[-1] == P.output_dim({**options,
+                                          "hand_angles": True}) == base.shape[-1] + 4 * P.HAND_ANGLE_DIM
     half = base.shape[-1] // 2
     np.testing.assert_allclose(out[..., :half], base[..., :half])
     np.testing.assert_allclose(out[..., half:half + 2 * P.HAND_ANGLE_DIM], P.hand_angles(kp))
@@ -344,10 +351,12 @@ def test_new_augmentations_leave_the_older_options_batches_unchanged():
     kp = np.stack([make_clip(seed=s) for s in range(4)])
     options = {"scale": 0.1, "rotate": 10, "time_warp": 0.2}
     before = P.augment_batch(kp, np.random.default_rng(5), options)
-    np.testing.assert_array_equal(P.augment_batch(kp, np.random.default_rng(5), {**options, "hand_drop": 0.0}), before)
+    np.testing.assert_array_equal(P.augment_batch(kp, np.random.default_rng(5),
+                                                  {**options, "hand_drop": 0.0}), before)
 
 
-# ----------------------------------------------------------------------------- frame options of the fused model
+# ----------------------------------------------------------------------------- frame options of the fused
+# model
 def test_first_frame_mode_is_the_change_since_the_first_frame():
     frames = np.random.default_rng(0).integers(0, 255, (2, 4, 5, 5, 3), dtype=np.uint8)
     out = P.preprocess_frames(frames, {"frames": "first"})

@@ -1,4 +1,5 @@
-"""The signer probe: features that encode the signer are found out; features that encode only the sign are not."""
+"""The signer probe: features that encode the signer are found out; features that encode only the sign are
+not."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,8 @@ def test_features_that_carry_the_signer_are_probed_well_above_chance() -> None:
     rng = np.random.default_rng(0)
     signers, signs = clips()
     identity = rng.normal(size=(NUM_SIGNERS, 8))[signers]  # a fixed "look" per signer
-    features = np.concatenate([identity, rng.normal(size=(len(signs), 8))], axis=1) + 0.3 * rng.normal(size=(len(signs), 16))
+    features = np.concatenate([identity, rng.normal(size=(len(signs), 8))],
+                              axis=1) + 0.3 * rng.normal(size=(len(signs), 16))
     result = signer_probe(features, signers, signs)
     assert result.chance == pytest.approx(1 / NUM_SIGNERS) and result.num_clips == len(signs)
     assert result.accuracy > 0.9
@@ -57,8 +59,10 @@ def test_probe_on_a_trained_models_penultimate_layer() -> None:
     from utils import models
     from utils.evaluation.probe import penultimate_layer, probe_model
 
-    config = models.get_config("fused", "small").replace(num_frames=3, image_size=8, hand_size=6, lstm_units=(4,),
-                                                          convlstm_filters=(2,), kernel_size=3, head_units=(5,),
+    config = models.get_config("fused", "small").replace(num_frames=3, image_size=8, hand_size=6,
+                                                         lstm_units=(4,),
+                                                          convlstm_filters=(2,), kernel_size=3,
+                                                         head_units=(5,),
                                                           fusion="logits", frame_input="hands")
     model = models.build_model("fused", config, num_classes=3, keypoint_dim=6)
     assert penultimate_layer(model, "hands") == "hands_head_dense1"

@@ -1,4 +1,5 @@
-"""What the course prints is the course's own: TensorFlow's start-up lines stay out of notebooks and commands."""
+"""What the course prints is the course's own: TensorFlow's start-up lines stay out of notebooks and
+commands."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 # Lines TensorFlow and Keras print that say nothing to a student (and how to recognise them).
 NOISE = ("Unable to register", "absl::InitializeLog", "failed call to cuInit", "computation placer",
-         "use_unbounded_threadpool", "triggered tf.function retracing", "doesn't match the expected structure")
+         "use_unbounded_threadpool", "triggered tf.function retracing",
+         "doesn't match the expected structure")
 
 
 def noise_in(text: str) -> list[str]:
@@ -48,3 +50,22 @@ print("finished")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "finished" in result.stdout
     assert noise_in(result.stdout + result.stderr) == []
+
+
+def test_published_notebooks_carry_no_framework_noise() -> None:
+    """The executed chapters a reader sees on GitHub (docs/notebooks, written by `make run` then
+    `python -m utils course --publish`) hold the course's output only."""
+    import json
+
+    published = sorted((PROJECT_DIR / "docs" / "notebooks").glob("*.ipynb"))
+    if not published:
+        pytest.skip("docs/notebooks holds no executed chapter yet (make run, then python -m utils course "
+                    "--publish)")
+    found = {}
+    for path in published:
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            for output in cell.get("outputs", []):
+                text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+                if noise_in(text):
+                    found.setdefault(path.name, []).extend(noise_in(text))
+    assert found == {}

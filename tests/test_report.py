@@ -1,4 +1,5 @@
-"""Generated tables: the README and docs/ say what the results files say, and a table edited by hand is caught."""
+"""Generated tables: the README and docs/ say what the results files say, and a table edited by hand is
+caught."""
 from __future__ import annotations
 
 import json
@@ -21,14 +22,16 @@ def _compare_json(folder: Path) -> None:
     (folder / "compare.json").write_text(json.dumps({
         "command": "python benchmarks/compare.py", "commit": "abc1234", "machine": "x86_64, 2 cores",
         "features": "f.npz", "num_folds": 5, "seed": 0, "num_classes": 10, "chance": 0.1,
-        "models": {"lstm": entry, "linear": {**entry, "model": "linear", "accuracy": {"mean": 0.8, "ci95": None}}},
+        "models": {"lstm": entry,
+                   "linear": {**entry, "model": "linear", "accuracy": {"mean": 0.8, "ci95": None}}},
     }))
 
 
 def _project(tmp_path: Path) -> Path:
     _compare_json(tmp_path / "benchmarks")
     (tmp_path / "docs").mkdir()
-    (tmp_path / "README.md").write_text("# Course\n\n<!-- table: same-people -->\nold\n<!-- end table -->\n\nText.\n")
+    (tmp_path / "README.md").write_text("# Course\n\n<!-- table: same-people -->\nold\n<!-- end table "
+                                        "-->\n\nText.\n")
     (tmp_path / "docs" / "results.md").write_text("<!-- table: same-people-signers -->\n<!-- end table -->\n")
     return tmp_path
 

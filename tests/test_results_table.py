@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.evaluation import crossval, evaluate as evaluation
 from utils.data.features import FeatureSet
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.evaluation import crossval, evaluate as evaluation
 
 
 def _features() -> FeatureSet:
@@ -25,7 +25,8 @@ def _features() -> FeatureSet:
 
 
 def _fake_train(features, model_name, config=None, out_dir=None, test_group=None, **_):
-    """Stands in for training.train: signer a's clips all right, every other test clip right only if class 0."""
+    """Stands in for training.train: signer a's clips all right, every other test clip right only if class
+    0."""
     is_test = np.isin(features.groups, test_group)
     true = features.labels[is_test]
     predicted = np.where(features.groups[is_test] == "a", true, 0)
@@ -46,16 +47,17 @@ def crossval_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from utils.training import loop as training
 
     monkeypatch.setattr(training, "train", _fake_train)
-    crossval.run(_features(), "lstm", "small", out_dir=tmp_path / "runs" / "crossval" / "lstm_small", folds="loso",
-                 progress=False)
+    crossval.run(_features(), "lstm", "small", out_dir=tmp_path / "runs" / "crossval" / "lstm_small",
+                 folds="loso", progress=False)
     return tmp_path / "runs" / "crossval" / "lstm_small"
 
 
 def test_results_table_puts_crossval_mean_interval_and_n_beside_one_split_and_chance(crossval_dir, tmp_path):
     run_dir = tmp_path / "runs" / "lstm_recommended"
     run_dir.mkdir(parents=True)
-    (run_dir / "metrics.json").write_text(json.dumps({"model": "lstm", "config": "recommended", "test_accuracy": 0.75,
-                                                      "macro_f1": 0.7, "n_test": 12, "split_strategy": "group-disjoint"}))
+    (run_dir / "metrics.json").write_text(json.dumps({"model": "lstm", "config": "recommended",
+                                                      "test_accuracy": 0.75, "macro_f1": 0.7, "n_test": 12,
+                                                      "split_strategy": "group-disjoint"}))
     table = evaluation.results_table([crossval_dir], run_dirs=[run_dir], num_classes=3)
     assert list(table["result"]) == ["lstm_small", "lstm_recommended", "chance"]
     assert list(table["kind"]) == ["cross-validated", "one split", "chance"]
@@ -74,7 +76,8 @@ def test_results_table_puts_crossval_mean_interval_and_n_beside_one_split_and_ch
 
 def test_find_crossval_dirs_finds_summaries_not_folds_and_filters_by_features(crossval_dir, tmp_path):
     roots = [tmp_path / "runs", tmp_path / "absent"]
-    assert evaluation.find_crossval_dirs(roots) == [crossval_dir]  # fold_0... hold metrics.json, not crossval.json
+    # fold_0... hold metrics.json, not crossval.json
+    assert evaluation.find_crossval_dirs(roots) == [crossval_dir]
     digest = crossval.features_digest(_features())
     assert evaluation.find_crossval_dirs(roots, features_sha256=digest) == [crossval_dir]
     assert evaluation.find_crossval_dirs(roots, features_sha256="0" * 64) == []

@@ -50,7 +50,8 @@ def good_arrays(num_clips: int = 24) -> dict[str, np.ndarray]:
     """Arrays of a valid keypoints-only features file: class-dependent keypoints, 4 groups."""
     rng = np.random.default_rng(0)
     labels = np.arange(num_clips) % NUM_CLASSES
-    keypoints = (rng.random((num_clips, NUM_FRAMES, 1662)) * 0.1 + labels[:, None, None] * 0.3).astype(np.float32)
+    keypoints = (rng.random((num_clips, NUM_FRAMES,
+                             1662)) * 0.1 + labels[:, None, None] * 0.3).astype(np.float32)
     return {"keypoints": keypoints, "labels": labels.astype(np.int64), "classes": np.array(CLASSES),
             "groups": np.array([f"signer{i % 4}" for i in range(num_clips)])}
 
@@ -129,8 +130,8 @@ def test_predict_short_video_works_padded_and_says_so(tmp_path, run_dir, capsys)
 
 
 def test_predict_video_without_person_works_and_says_so(tmp_path, run_dir, capsys):
-    code, out, err = run_cli(capsys, "predict", noise_video(tmp_path / "empty_room.mp4", 12), "--model", run_dir,
-                             "--stride", "4")
+    code, out, err = run_cli(capsys, "predict", noise_video(tmp_path / "empty_room.mp4", 12), "--model",
+                             run_dir, "--stride", "4")
     assert code == 0, err
     assert "no person found" in out
     assert sum(line.startswith("frames") for line in out.splitlines()) == 2
@@ -138,7 +139,8 @@ def test_predict_video_without_person_works_and_says_so(tmp_path, run_dir, capsy
 
 def test_predict_bad_stride_and_missing_video(tmp_path, run_dir, capsys):
     video = noise_video(tmp_path / "v.mp4", 10)
-    assert_one_clear_error(*run_cli(capsys, "predict", video, "--model", run_dir, "--stride", "0")[::2], "stride")
+    assert_one_clear_error(*run_cli(capsys, "predict", video, "--model", run_dir, "--stride", "0")[::2],
+                           "stride")
     assert_one_clear_error(*run_cli(capsys, "predict", "--model", run_dir)[::2], "VIDEO")
 
 
@@ -160,9 +162,11 @@ def test_model_folder_missing_or_incomplete(tmp_path, run_dir, features_path, ca
     (incomplete / "run.json").unlink()
     for folder, name in ((missing, missing), (incomplete, "run.json")):
         assert_one_clear_error(*run_cli(capsys, "predict", video, "--model", folder)[::2], name)
-        assert_one_clear_error(*run_cli(capsys, "evaluate", "--model", folder, "--features", features_path)[::2],
+        assert_one_clear_error(*run_cli(capsys, "evaluate", "--model", folder, "--features",
+                                        features_path)[::2],
                                name)
-        assert_one_clear_error(*run_cli(capsys, "export", "--model", folder, "--out", tmp_path / "exp")[::2], name)
+        assert_one_clear_error(*run_cli(capsys, "export", "--model", folder, "--out", tmp_path / "exp")[::2],
+                               name)
     assert not (tmp_path / "exp").exists()
 
 
@@ -205,8 +209,8 @@ def test_predict_with_damaged_model_file(tmp_path, run_dir, capsys):
 
 # ----------------------------------------------------------------------------- feature files
 @pytest.mark.parametrize("problem, text", [
-    ("wrong shape", "shape"), ("missing labels", "missing array"), ("NaN", "NaN"), ("not an npz", "not a readable"),
-    ("missing file", "not found"),
+    ("wrong shape", "shape"), ("missing labels", "missing array"), ("NaN", "NaN"),
+    ("not an npz", "not a readable"), ("missing file", "not found"),
 ])
 def test_train_on_bad_features_is_one_clear_error_and_leaves_no_run(problem, text, tmp_path, capsys):
     arrays = good_arrays(6)
@@ -248,9 +252,10 @@ def test_bad_values_for_train_and_evaluate(case, tmp_path, run_dir, features_pat
     elif case == "unknown test group":
         argv = [*train, "--test-group", "nosuch"]
     elif case == "one clip of a class":
-        arrays = {k: v for k, v in good_arrays(5).items() if k != "groups"}  # labels 0 1 2 0 1: one clip of class 2
-        argv = ["train", "--features", save_npz(tmp_path / "few.npz", **arrays), "--model", "lstm", "--epochs", "1",
-                "--out", out]
+        # labels 0 1 2 0 1: one clip of class 2
+        arrays = {k: v for k, v in good_arrays(5).items() if k != "groups"}
+        argv = ["train", "--features", save_npz(tmp_path / "few.npz", **arrays), "--model", "lstm",
+                "--epochs", "1", "--out", out]
     else:
         argv = ["evaluate", "--model", run_dir, "--features", features_path, "--split", "nosuch"]
     code, _, err = run_cli(capsys, *argv)
@@ -273,10 +278,11 @@ def _mp_data_folder(root: Path, clips: int = 3) -> Path:
 def test_interrupted_extraction_leaves_no_file_and_resumes(monkeypatch, tmp_path, capsys):
     from utils import paths
     from utils.data import features
+    from utils.data.features import clip_jobs
 
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
     source, out = _mp_data_folder(tmp_path / "MP_Data"), tmp_path / "features.npz"
-    real_run_job, calls = features._run_job, []
+    real_run_job, calls = clip_jobs._run_job, []
 
     def interrupt_second(job, extractors=None):
         calls.append(job.relative)
@@ -284,13 +290,13 @@ def test_interrupted_extraction_leaves_no_file_and_resumes(monkeypatch, tmp_path
             raise KeyboardInterrupt
         return real_run_job(job, extractors)
 
-    monkeypatch.setattr(features, "_run_job", interrupt_second)
+    monkeypatch.setattr(clip_jobs, "_run_job", interrupt_second)
     code, _, err = run_cli(capsys, "extract", source, "--out", out, "--frames", "4")
     assert code == 130 and "run the same command again to resume" in err
     assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
 
     calls.clear()
-    monkeypatch.setattr(features, "_run_job", lambda job, extractors=None: calls.append(job.relative)
+    monkeypatch.setattr(clip_jobs, "_run_job", lambda job, extractors=None: calls.append(job.relative)
                         or real_run_job(job, extractors))
     code, printed, err = run_cli(capsys, "extract", source, "--out", out, "--frames", "4")
     assert code == 0, err
@@ -306,8 +312,8 @@ def test_interrupted_training_leaves_no_finished_looking_folder(monkeypatch, tmp
 
     monkeypatch.setattr(keras.Model, "fit", interrupted_fit)
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "--features", features_path, "--model", "lstm", "--config", "small",
-                           "--epochs", "1", "--out", out)
+    code, _, err = run_cli(capsys, "train", "--features", features_path, "--model", "lstm", "--config",
+                           "small", "--epochs", "1", "--out", out)
     assert code == 130 and "interrupted" in err and "--resume" in err
     # only <out>.partial is left (checkpoints to resume from), never a folder that looks like a finished run
     assert [path.name for path in tmp_path.iterdir()] in ([], ["run.partial"])
@@ -319,7 +325,8 @@ def test_predict_and_export_to_a_path_under_a_file(tmp_path, run_dir, blocker, c
     video = noise_video(tmp_path / "v.mp4", 10)
     assert_one_clear_error(*run_cli(capsys, "predict", video, "--model", run_dir, "--out",
                                     blocker / "out.mp4")[::2], blocker)
-    assert_one_clear_error(*run_cli(capsys, "export", "--model", run_dir, "--out", blocker / "exp")[::2], blocker)
+    assert_one_clear_error(*run_cli(capsys, "export", "--model", run_dir, "--out", blocker / "exp")[::2],
+                           blocker)
     assert blocker.read_text() == "not a folder\n"
 
 
@@ -329,7 +336,9 @@ def test_predict_into_a_read_only_folder(tmp_path, run_dir, capsys):
     folder.chmod(0o500)
     try:
         if os.access(folder, os.W_OK):
-            pytest.skip("running as root: chmod does not stop writes (the path-under-a-file test covers this)")
+            pytest.skip(
+                "running as root: chmod does not stop writes (the path-under-a-file test covers this)"
+            )
         code, _, err = run_cli(capsys, "predict", noise_video(tmp_path / "v.mp4", 10), "--model", run_dir,
                                "--out", folder / "out.mp4")
         assert_one_clear_error(code, err, folder, "read-only")
@@ -349,8 +358,8 @@ def test_extract_to_a_path_under_a_file(monkeypatch, tmp_path, blocker, capsys):
 
 @pytest.mark.slow  # trains for one epoch before it fails
 def test_train_to_a_path_under_a_file(features_path, blocker, capsys):
-    code, _, err = run_cli(capsys, "train", "--features", features_path, "--model", "lstm", "--config", "small",
-                           "--epochs", "1", "--out", blocker / "run")
+    code, _, err = run_cli(capsys, "train", "--features", features_path, "--model", "lstm", "--config",
+                           "small", "--epochs", "1", "--out", blocker / "run")
     assert_one_clear_error(code, err, blocker)
 
 

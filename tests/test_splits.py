@@ -49,7 +49,9 @@ def test_single_class_groups_are_spread_so_each_class_reaches_each_split() -> No
     splits = make_splits(labels, groups)
     assert_partition(splits, len(labels))
     by_split = groups_of(splits, groups)
-    assert not (by_split["train"] & by_split["test"] or by_split["val"] & (by_split["train"] | by_split["test"]))
+    assert not (
+        by_split["train"] & by_split["test"] or by_split["val"] & (by_split["train"] | by_split["test"])
+    )
     for name, share in (("train", 0.6), ("val", 0.2), ("test", 0.2)):
         assert set(labels[splits[name]]) == set(range(11))
         assert abs(len(splits[name]) / len(labels) - share) < 0.03
@@ -166,13 +168,16 @@ def test_validation_never_takes_a_sign_out_of_training(test_signer):
     assert set(labels[split.train]) == set(labels[rest])
     assert len(split.val) > 0 and not set(split.val) & set(split.train)
     assert test_signer not in set(groups[split.val]) | set(groups[split.train])
-    if test_signer == "jeet10":  # sarmskunatham's signs are all shown by ismokedata: a whole validation signer
+    # sarmskunatham's signs are all shown by ismokedata: a whole validation signer
+    if test_signer == "jeet10":
         assert set(groups[split.val]) == {"sarmskunatham"} and "groups" in split.strategy
-    if test_signer == "ismokedata":  # every training signer has a sign of its own: validation by clip, said so
+    # every training signer has a sign of its own: validation by clip, said so
+    if test_signer == "ismokedata":
         assert "stratified by clip" in split.strategy
 
 
-# ----------------------------------------------------------------------------- the same people in every comparison
+# ----------------------------------------------------------------------------- the same people in every
+# comparison
 def _signers_and_labels(num_signers: int = 10, clips: int = 40, num_classes: int = 5, seed: int = 0):
     rng = np.random.default_rng(seed)
     groups = np.repeat([f"s{i:02d}" for i in range(num_signers)], clips)

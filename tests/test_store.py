@@ -1,4 +1,5 @@
-"""The features store: round trip, lazy memory-mapped reading, clip-by-clip writing, atomic publish, training."""
+"""The features store: round trip, lazy memory-mapped reading, clip-by-clip writing, atomic publish,
+training."""
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ import pytest
 
 from utils import paths
 from utils.data import store
-from utils.errors import FeatureFileError
 from utils.data.features import FeatureSet, load_features, save_features
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.errors import FeatureFileError
 
 NUM_CLIPS, NUM_FRAMES, IMAGE_SIZE, CROP = 6, 4, 8, 4
 
@@ -29,11 +30,12 @@ def small_features(num_clips: int = NUM_CLIPS) -> FeatureSet:
         paths=np.array([f"clip_{i}.mp4" for i in range(num_clips)]),
         detected=rng.random((num_clips, NUM_FRAMES, 4)) > 0.5, meta={"kind": "test", "ünïcode": [1, 2]},
         hand_crops=rng.integers(0, 256, (num_clips, NUM_FRAMES, 2, CROP, CROP, 3), dtype=np.uint8),
-        source_frames=np.arange(num_clips, dtype=np.int64) + 10, source_fps=np.full(num_clips, 25.0, np.float32))
+        source_frames=np.arange(num_clips, dtype=np.int64) + 10,
+        source_fps=np.full(num_clips, 25.0, np.float32))
 
 
-ARRAYS = ("keypoints", "frames", "detected", "hand_crops", "labels", "groups", "split", "paths", "source_frames",
-          "source_fps")
+ARRAYS = ("keypoints", "frames", "detected", "hand_crops", "labels", "groups", "split", "paths",
+          "source_frames", "source_fps")
 
 
 def test_round_trip_keeps_every_array_dtype_and_the_json(tmp_path: Path) -> None:
@@ -45,8 +47,11 @@ def test_round_trip_keeps_every_array_dtype_and_the_json(tmp_path: Path) -> None
         assert got.dtype == np.asarray(expected).dtype and np.array_equal(got, expected), name
     assert loaded.classes == original.classes and loaded.meta == original.meta
     index = json.loads((folder / store.INDEX_FILE).read_text(encoding="utf-8"))
-    assert (index["format"], index["version"], index["num_clips"]) == (store.STORE_FORMAT, store.STORE_VERSION,
-                                                                       NUM_CLIPS)
+    assert (index["format"], index["version"], index["num_clips"]) == (
+        store.STORE_FORMAT,
+        store.STORE_VERSION,
+        NUM_CLIPS,
+    )
     assert index["arrays"]["frames"] == {"shape": [NUM_CLIPS, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3],
                                          "dtype": "|u1", "per": "clip"}
     assert index["arrays"]["labels"]["per"] == "column" and index["classes"] == ["hello", "thanks"]
@@ -62,7 +67,8 @@ def test_npz_still_reads_and_writes_and_matches_the_store(tmp_path: Path) -> Non
     assert (tmp_path / "clips.npz").is_file() and (tmp_path / "clips").is_dir()
     assert isinstance(from_npz.keypoints, np.ndarray) and isinstance(from_store.keypoints, store.MappedArray)
     for name in ARRAYS:
-        assert np.array_equal(np.asarray(getattr(from_npz, name)), np.asarray(getattr(from_store, name))), name
+        assert np.array_equal(np.asarray(getattr(from_npz, name)),
+                              np.asarray(getattr(from_store, name))), name
 
 
 def test_loading_opens_no_clip_array_and_indexing_copies_only_the_rows(tmp_path: Path) -> None:
@@ -70,7 +76,8 @@ def test_loading_opens_no_clip_array_and_indexing_copies_only_the_rows(tmp_path:
     loaded = load_features(save_features(tmp_path / "clips", original))
     arrays = [loaded.keypoints, loaded.frames, loaded.hand_crops, loaded.detected]
     assert all(isinstance(a, store.MappedArray) and not a.opened for a in arrays)
-    assert loaded.frames.shape == original.frames.shape and loaded.image_size == IMAGE_SIZE  # from store.json only
+    # from store.json only
+    assert loaded.frames.shape == original.frames.shape and loaded.image_size == IMAGE_SIZE
     rows = loaded.frames[np.array([4, 1])]
     assert type(rows) is np.ndarray and np.array_equal(rows, original.frames[[4, 1]])
     assert loaded.frames.opened and not loaded.keypoints.opened
@@ -85,8 +92,11 @@ def test_writing_holds_one_clip_at_a_time(tmp_path: Path) -> None:
         return clip
 
     def clips():
-        for row in range(NUM_CLIPS):  # (a clip holds no reference cycle: freed as soon as nothing refers to it)
-            assert sum(ref() is not None for ref in alive) == 0, f"clip {row - 1} still held when clip {row} is made"
+        # (a clip holds no reference cycle: freed as soon as nothing refers to it)
+        for row in range(NUM_CLIPS):
+            assert sum(ref() is not None for ref in alive) == 0, (
+                f"clip {row - 1} still held when clip {row} is made"
+            )
             yield make(row)
 
     columns = {"labels": original.labels, "groups": original.groups}
@@ -103,7 +113,8 @@ def test_a_store_may_end_with_fewer_clips_and_drops_arrays_some_clip_lacks(tmp_p
     folder = store.write_store(tmp_path / "clips", iter(clips), NUM_CLIPS, columns, original.classes, {})
     loaded = load_features(folder)
     assert len(loaded) == 3 and loaded.frames is None and not (folder / "frames.npy").exists()
-    assert np.array_equal(np.load(folder / "keypoints.npy"), original.keypoints[:3])  # header rewritten: 3 rows
+    # header rewritten: 3 rows
+    assert np.array_equal(np.load(folder / "keypoints.npy"), original.keypoints[:3])
 
 
 def test_an_interrupted_write_leaves_no_half_store_and_keeps_the_old_one(tmp_path: Path) -> None:
@@ -118,9 +129,11 @@ def test_an_interrupted_write_leaves_no_half_store_and_keeps_the_old_one(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         store.write_store(folder, clips(), NUM_CLIPS, {"labels": original.labels}, original.classes, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clips"]  # no temporary folder left
-    assert np.array_equal(np.asarray(load_features(folder).keypoints), original.keypoints)  # the old store, whole
+    # the old store, whole
+    assert np.array_equal(np.asarray(load_features(folder).keypoints), original.keypoints)
     with pytest.raises(KeyboardInterrupt):
-        store.write_store(tmp_path / "new", clips(), NUM_CLIPS, {"labels": original.labels}, original.classes, {})
+        store.write_store(tmp_path / "new", clips(), NUM_CLIPS, {"labels": original.labels}, original.classes,
+                          {})
     assert not (tmp_path / "new").exists()
 
 
@@ -164,38 +177,41 @@ def test_extract_writes_a_store_equal_to_the_npz(tmp_path: Path, monkeypatch: py
     assert report.path == tmp_path / "f_store" and report.num_clips == len(from_npz) == 4
     assert isinstance(from_store.frames, store.MappedArray)
     for name in ARRAYS:
-        assert np.array_equal(np.asarray(getattr(from_npz, name)), np.asarray(getattr(from_store, name))), name
+        assert np.array_equal(np.asarray(getattr(from_npz, name)),
+                              np.asarray(getattr(from_store, name))), name
     assert {k: v for k, v in from_store.meta.items() if k != "created"} == \
         {k: v for k, v in from_npz.meta.items() if k != "created"}
 
 
 @pytest.mark.parametrize("model_name", ["lstm", pytest.param("fused", marks=pytest.mark.slow)])
-def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(model_name: str, tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_from_the_store_gives_the_weights_of_training_from_the_npz(
+        model_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from test_training import tiny_config, tiny_features
-
-    from utils.training import loop as training
     from utils.evaluation.evaluate import evaluate_saved
+    from utils.training import loop as training
     from utils.training.runs import load_run
 
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
     weights, accuracies = [], []
     from_store = load_features(save_features(tmp_path / "tiny_store", tiny_features()))
-    for name, features in (("npz", str(save_features(tmp_path / "tiny.npz", tiny_features()))), ("store", from_store)):
-        metrics = training.train(features, model_name, tiny_config(model_name, epochs=3), out_dir=tmp_path / name,
-                                 seed=1, verbose=0, measure_speed=False)
+    for name, features in (("npz", str(save_features(tmp_path / "tiny.npz", tiny_features()))),
+                           ("store", from_store)):
+        metrics = training.train(features, model_name, tiny_config(model_name, epochs=3),
+                                 out_dir=tmp_path / name, seed=1, verbose=0, measure_speed=False)
         weights.append(load_run(tmp_path / name)[0].get_weights())
         accuracies.append((metrics["val_accuracy"], metrics["test_accuracy"], metrics["history"]))
     assert accuracies[0] == accuracies[1]
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
-    assert from_store.keypoints.opened and from_store.frames.opened == (model_name == "fused")  # lstm: never read
-    rescored = evaluate_saved(tmp_path / "store", tmp_path / "tiny_store", split="test")  # evaluate --features FOLDER
+    # lstm: never read
+    assert from_store.keypoints.opened and from_store.frames.opened == (model_name == "fused")
+    # evaluate --features FOLDER
+    rescored = evaluate_saved(tmp_path / "store", tmp_path / "tiny_store", split="test")
     assert rescored["accuracy"] == accuracies[1][1]
 
 
 def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from utils.training import loop as training
     from utils.inputs.spec import InputSpec, clip_inputs
+    from utils.training import loop as training
 
     original = small_features()
     features = load_features(save_features(tmp_path / "clips", original))
@@ -209,14 +225,15 @@ def test_training_batches_read_only_their_rows(tmp_path: Path, monkeypatch: pyte
                                        original.labels[rows], spec, {}, 2, seed=0, rows=rows)
     inputs, labels = batches[0]
     assert len(read) == 2 and read[0] == read[1] and len(read[0]) == 2 and set(read[0]) <= set(rows.tolist())
-    expected = clip_inputs({"keypoints": original.keypoints[read[0]], "frames": original.frames[read[0]]}, spec)
+    expected = clip_inputs({"keypoints": original.keypoints[read[0]], "frames": original.frames[read[0]]},
+                           spec)
     assert all(np.array_equal(inputs[name], expected[name]) for name in expected)
     assert np.array_equal(labels, original.labels[read[0]])
     assert os.path.getsize(tmp_path / "clips" / "frames.npy") > original.frames.nbytes  # uncompressed on disk
 
 
-def test_scale_benchmark_writes_and_reads_a_tiled_store_in_fresh_processes(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scale_benchmark_writes_and_reads_a_tiled_store_in_fresh_processes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks import store_scale as scale_benchmark
 
     base = save_features(tmp_path / "base.npz", small_features())
@@ -225,6 +242,7 @@ def test_scale_benchmark_writes_and_reads_a_tiled_store_in_fresh_processes(tmp_p
     assert [(row["clips"], row["task"]) for row in rows] == [(15, "write"), (15, "read")]
     assert all(row["peak_rss_mb"] > 10 for row in rows) and rows[1]["clips"] == 15
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base.npz"]  # the stores are deleted
-    clip = scale_benchmark.tiled_clip(small_features(), 8)  # copy 1 of clip 2: jittered keypoints, shifted frames
+    # copy 1 of clip 2: jittered keypoints, shifted frames
+    clip = scale_benchmark.tiled_clip(small_features(), 8)
     assert np.array_equal(clip["frames"], np.roll(small_features().frames[2], -2, axis=2))
     assert 0 < np.abs(clip["keypoints"] - small_features().keypoints[2]).max() < 0.05

@@ -1,4 +1,5 @@
-"""Tests of the synthetic signer (utils/synthetic.py): determinism, variety, keypoint layout, pixels, dataset folder."""
+"""Tests of the synthetic signer (utils/data/synthetic/): determinism, variety, keypoint layout, pixels,
+dataset folder."""
 from __future__ import annotations
 
 import csv
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from utils.data import synthetic
-from utils.errors import DatasetError
 from utils.data.keypoints import KEYPOINT_DIM, RIGHT_HAND, split_parts
+from utils.data.synthetic import dataset as synthetic_dataset, hands, render
+from utils.data.synthetic.signers import FACE_CHIN, FACE_LEFT_CHEEK, FACE_NOSE_TIP, FACE_RIGHT_CHEEK
+from utils.errors import DatasetError
 
 NUM_FRAMES, IMAGE_SIZE = 16, 128  # small for testing speed (defaults: 30 frames, 128 px)
 
@@ -26,27 +29,30 @@ def _right_handed(signers: list[synthetic.Signer]) -> synthetic.Signer:
     return next(s for s in signers if s.handedness == "right")
 
 
-def _clip(sign: str, signer: synthetic.Signer, seed: int = 0, difficulty: float = 1.0) -> synthetic.SyntheticClip:
+def _clip(sign: str, signer: synthetic.Signer, seed: int = 0,
+          difficulty: float = 1.0) -> synthetic.SyntheticClip:
     return synthetic.generate_clip(sign, signer, np.random.default_rng(seed), difficulty=difficulty,
                                    num_frames=NUM_FRAMES, image_size=IMAGE_SIZE)
 
 
 def test_signs_are_the_original_ten_in_order() -> None:
-    assert synthetic.SIGNS == ("hello", "thanks", "iloveyou", "me", "father", "mother", "yes", "no", "help", "please")
+    assert synthetic.SIGNS == ("hello", "thanks", "iloveyou", "me", "father", "mother", "yes", "no", "help",
+                               "please")
     assert set(synthetic.SIGN_DESCRIPTIONS) == set(synthetic.MOTIONS) == set(synthetic.SIGNS)
 
 
 def test_face_template_is_a_level_unit_width_face_mesh() -> None:
     face = synthetic.face_template()
     assert face.shape == (468, 3)
-    np.testing.assert_allclose(face[synthetic.FACE_RIGHT_CHEEK, :2], [-0.5, face[synthetic.FACE_LEFT_CHEEK, 1]], atol=1e-4)
-    np.testing.assert_allclose(face[synthetic.FACE_LEFT_CHEEK, 0], 0.5, atol=1e-4)
-    assert face[10, 1] < face[synthetic.FACE_NOSE_TIP, 1] < face[13, 1] < face[synthetic.FACE_CHIN, 1]  # forehead..chin
+    np.testing.assert_allclose(face[FACE_RIGHT_CHEEK, :2], [-0.5, face[FACE_LEFT_CHEEK, 1]], atol=1e-4)
+    np.testing.assert_allclose(face[FACE_LEFT_CHEEK, 0], 0.5, atol=1e-4)
+    assert face[10, 1] < face[FACE_NOSE_TIP, 1] < face[13, 1] < face[FACE_CHIN, 1]  # forehead..chin
     assert face[33, 0] < 0 < face[263, 0]  # the person's right eye is on the image's left
 
 
 def test_same_seed_same_clip_and_different_seed_different_clip(signers: list[synthetic.Signer]) -> None:
-    first, again, other = _clip("hello", signers[0], 5), _clip("hello", signers[0], 5), _clip("hello", signers[0], 6)
+    first, again = _clip("hello", signers[0], 5), _clip("hello", signers[0], 5)
+    other = _clip("hello", signers[0], 6)
     np.testing.assert_array_equal(first.keypoints, again.keypoints)
     np.testing.assert_array_equal(first.frames, again.frames)
     np.testing.assert_array_equal(first.detected, again.detected)
@@ -82,21 +88,25 @@ def test_left_handed_signer_is_the_mirror_image(signers: list[synthetic.Signer])
     righty = _right_handed(signers)
     lefty = dataclasses.replace(righty, handedness="left")
     for sign in ("yes", "help"):  # signs placed relative to the body only, so the mirror is exact
-        right = split_parts(synthetic.simulate_keypoints(sign, righty, np.random.default_rng(3), 0.0, NUM_FRAMES))
-        left = split_parts(synthetic.simulate_keypoints(sign, lefty, np.random.default_rng(3), 0.0, NUM_FRAMES))
+        right = split_parts(synthetic.simulate_keypoints(sign, righty, np.random.default_rng(3), 0.0,
+                                                         NUM_FRAMES))
+        left = split_parts(synthetic.simulate_keypoints(sign, lefty, np.random.default_rng(3), 0.0,
+                                                        NUM_FRAMES))
         centre = righty.center_x
         for part, mirrored in (("right_hand", "left_hand"), ("left_hand", "right_hand")):
             np.testing.assert_allclose(left[mirrored][..., 0], 2 * centre - right[part][..., 0], atol=1e-5)
             np.testing.assert_allclose(left[mirrored][..., 1:], right[part][..., 1:], atol=1e-5)
         for index, mirrored in ((16, 15), (14, 13), (12, 11)):  # right wrist, elbow, shoulder <-> left ones
-            np.testing.assert_allclose(left["pose"][:, mirrored, 0], 2 * centre - right["pose"][:, index, 0], atol=1e-5)
+            np.testing.assert_allclose(left["pose"][:, mirrored, 0], 2 * centre - right["pose"][:, index, 0],
+                                       atol=1e-5)
 
 
 @pytest.mark.parametrize("handedness, moving_wrist, still_wrist", [("right", 16, 15), ("left", 15, 16)])
 def test_the_dominant_hand_signs(signers: list[synthetic.Signer], handedness: str, moving_wrist: int,
                                  still_wrist: int) -> None:
     signer = dataclasses.replace(_right_handed(signers), handedness=handedness)
-    pose = split_parts(synthetic.simulate_keypoints("father", signer, np.random.default_rng(0), 0.0, NUM_FRAMES))["pose"]
+    pose = split_parts(synthetic.simulate_keypoints("father", signer, np.random.default_rng(0), 0.0,
+                                                    NUM_FRAMES))["pose"]
     travel = lambda index: np.linalg.norm(pose[:, index, :2] - pose[0, index, :2], axis=1).max()  # noqa: E731
     assert travel(moving_wrist) > 0.1 and travel(still_wrist) < 0.01
     nose_x = pose[:, 0, 0]
@@ -131,14 +141,15 @@ def test_keypoint_layout_is_mediapipe_like(signers: list[synthetic.Signer], sign
 def test_hand_bones_keep_their_length(signers: list[synthetic.Signer]) -> None:
     exact = synthetic.simulate_keypoints("no", signers[0], np.random.default_rng(1), 0.0, NUM_FRAMES)
     for hand in (split_parts(exact)["left_hand"], split_parts(exact)["right_hand"]):
-        bones = np.linalg.norm(hand[:, synthetic._BONES[:, 0]] - hand[:, synthetic._BONES[:, 1]], axis=-1)
+        bones = np.linalg.norm(hand[:, render._BONES[:, 0]] - hand[:, render._BONES[:, 1]], axis=-1)
         np.testing.assert_allclose(bones, np.broadcast_to(bones[:1], bones.shape), rtol=1e-4)
 
 
 def test_handshapes_differ_where_the_signs_say() -> None:
-    angles = np.zeros(1)
-    tip_to_wrist = {name: np.linalg.norm(synthetic.hand_landmarks(shape[None], angles, angles, angles)[0, [4, 8, 12, 16, 20]], axis=-1)
-                    for name, shape in synthetic.HANDSHAPES.items()}
+    angles, tips = np.zeros(1), [4, 8, 12, 16, 20]
+    tip_to_wrist = {name: np.linalg.norm(hands.hand_landmarks(shape[None], angles, angles, angles)[0, tips],
+                                         axis=-1)
+                    for name, shape in hands.HANDSHAPES.items()}
     assert np.all(tip_to_wrist["open"] > tip_to_wrist["fist"])
     ily = tip_to_wrist["ily"]
     assert ily[1] > ily[2] and ily[4] > ily[3]  # index and pinky out, middle and ring bent
@@ -148,7 +159,9 @@ def test_frames_show_the_moving_hand(signers: list[synthetic.Signer]) -> None:
     signer = signers[0]
     clip = _clip("please", signer, seed=4, difficulty=0.0)
     changes = np.abs(np.diff(clip.frames.astype(int), axis=0)).sum(axis=(1, 2, 3))
-    assert (changes[:NUM_FRAMES // 2] > 0).all(), "the figure moves while signing (it may hold still at the end)"
+    assert (changes[: NUM_FRAMES // 2] > 0).all(), (
+        "the figure moves while signing (it may hold still at the end)"
+    )
     hand = split_parts(clip.keypoints)["right_hand" if signer.handedness == "right" else "left_hand"]
     palm = np.round(hand[:, [0, 5, 17], :2].mean(axis=1) * IMAGE_SIZE).astype(int)
     colours = clip.frames[np.arange(NUM_FRAMES), palm[:, 1], palm[:, 0]].astype(int)
@@ -162,7 +175,8 @@ def test_difficulty_scales_noise_and_missed_hands(signers: list[synthetic.Signer
     def jitter_and_misses(difficulty: float) -> tuple[float, float]:
         errors, misses = [], []
         for seed in range(4):
-            exact = synthetic.simulate_keypoints("me", signer, np.random.default_rng(seed), difficulty, NUM_FRAMES)
+            exact = synthetic.simulate_keypoints("me", signer, np.random.default_rng(seed), difficulty,
+                                                 NUM_FRAMES)
             noisy, detected = synthetic.simulate_detection(exact, np.random.default_rng(seed), difficulty)
             pose = split_parts(noisy)["pose"][..., :2] - split_parts(exact)["pose"][..., :2]
             errors.append(np.abs(pose).mean())
@@ -190,7 +204,8 @@ def test_contact_sheet_tiles_frames(signers: list[synthetic.Signer]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- make_dataset
-TINY = dict(clips_per_class=2, num_signers=2, difficulty=1.0, seed=3, num_frames=NUM_FRAMES, image_size=IMAGE_SIZE)
+TINY = dict(clips_per_class=2, num_signers=2, difficulty=1.0, seed=3, num_frames=NUM_FRAMES,
+            image_size=IMAGE_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -212,9 +227,12 @@ def test_make_dataset_layout_and_manifest(tiny_dataset: Path) -> None:
         assert video.suffix == ".mp4" and video.parent.name == row["label"] and video.stat().st_size > 1000
         assert video.name.startswith(row["signer"] + "_")
         with np.load(video.with_name(video.stem + ".keypoints.npz")) as arrays:
-            assert arrays["keypoints"].shape == (NUM_FRAMES, KEYPOINT_DIM) and arrays["keypoints"].dtype == np.float32
+            assert arrays["keypoints"].shape == (NUM_FRAMES,
+                                                 KEYPOINT_DIM) and arrays["keypoints"].dtype == np.float32
             assert arrays["detected"].shape == (NUM_FRAMES, 4) and arrays["detected"].dtype == bool
-    assert {(row["label"], row["signer"]) for row in rows} == {(sign, s) for sign in synthetic.SIGNS for s in ("s01", "s02")}
+    assert {(row["label"], row["signer"]) for row in rows} == {
+        (sign, s) for sign in synthetic.SIGNS for s in ("s01", "s02")
+    }
     info = json.loads((tiny_dataset / "dataset.json").read_text())
     assert info["kind"] == "synthetic" and info["signs"] == list(synthetic.SIGNS)
     assert {k: info[k] for k in TINY} == TINY and info["generator_version"] == synthetic.GENERATOR_VERSION
@@ -222,8 +240,9 @@ def test_make_dataset_layout_and_manifest(tiny_dataset: Path) -> None:
 
 
 def test_make_dataset_matches_generate_clip(tiny_dataset: Path) -> None:
-    signer = synthetic._signers_for(TINY["seed"], TINY["num_signers"])[1]
-    clip = synthetic.generate_clip("no", signer, synthetic._clip_rng(TINY["seed"], synthetic.SIGNS.index("no"), 1),
+    signer = synthetic_dataset._signers_for(TINY["seed"], TINY["num_signers"])[1]
+    clip = synthetic.generate_clip("no", signer,
+                                   synthetic_dataset._clip_rng(TINY["seed"], synthetic.SIGNS.index("no"), 1),
                                    TINY["difficulty"], NUM_FRAMES, IMAGE_SIZE)
     with np.load(tiny_dataset / "no" / "s02_001.keypoints.npz") as arrays:
         np.testing.assert_array_equal(arrays["keypoints"], clip.keypoints)
@@ -280,5 +299,8 @@ def test_render_leaves_out_parts_that_were_not_detected(signers: list[synthetic.
     palm = np.round(hand[:, [0, 5, 17], :2].mean(axis=1) * IMAGE_SIZE).astype(int)
     changed = [np.any(full[i, y, x] != partial[i, y, x]) for i, (x, y) in enumerate(palm)]
     assert all(changed), "the undetected hand is not drawn"
-    empty = synthetic.render_keypoints(np.zeros_like(exact), signer, IMAGE_SIZE, np.random.default_rng(1), 0.0)
-    assert (empty == empty[0]).all() and np.abs(empty[0].astype(int) - full[0]).sum(axis=-1).astype(bool).mean() > 0.1
+    empty = synthetic.render_keypoints(np.zeros_like(exact), signer, IMAGE_SIZE, np.random.default_rng(1),
+                                       0.0)
+    assert (empty == empty[0]).all() and np.abs(empty[0].astype(int) - full[0]).sum(axis=-1).astype(
+        bool
+    ).mean() > 0.1

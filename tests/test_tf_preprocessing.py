@@ -1,4 +1,5 @@
-"""Tests of utils.tf_preprocessing: the TensorFlow input preparation gives the NumPy one's values (within 1e-5).
+"""Tests of utils.tf_preprocessing: the TensorFlow input preparation gives the NumPy one's values (within
+1e-5).
 
 Every option of utils.preprocessing.DEFAULT_OPTIONS is enumerated here (an option added later without a
 TensorFlow port fails :func:`test_every_preprocessing_option_is_enumerated`), each value on its own and every
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from utils.data.keypoints import LEFT_HAND, POSE, RIGHT_HAND
 from utils.inputs import preprocessing
 
 ATOL = 1e-5
@@ -41,22 +43,24 @@ def synthetic_keypoints() -> np.ndarray:
     rng = np.random.default_rng(3)
     signers = synthetic.make_signers(4, rng)
     assert {s.handedness for s in signers} == {"left", "right"}
-    clips = [synthetic.simulate_detection(synthetic.simulate_keypoints(sign, signer, rng, 1.0, NUM_FRAMES), rng)[0]
+    clips = [synthetic.simulate_detection(synthetic.simulate_keypoints(sign, signer, rng, 1.0, NUM_FRAMES),
+                                          rng)[0]
              for signer, sign in zip(signers * 2, synthetic.SIGNS[:8])]
     kp = np.stack(clips).astype(np.float32)
     edited = kp[:4].copy()
-    for gap, clip in zip((1, 2, 3, 5), edited):  # right-hand gaps of 1..5 frames, and a left hand gone at the end
-        clip[10:10 + gap, preprocessing.RIGHT_HAND] = 0
-        clip[3:4, preprocessing.RIGHT_HAND] = 0
-        clip[-4:, preprocessing.LEFT_HAND] = 0
-    edited[1, :, preprocessing.POSE] = 0  # no pose at all: the fallback shoulders
-    edited[2, :, preprocessing.LEFT_HAND.start:preprocessing.RIGHT_HAND.stop] = 0  # no hands at all
-    edited[3, ::4, preprocessing.POSE] = 0  # some frames without shoulders borrow the clip's mean
+    # right-hand gaps of 1..5 frames, and a left hand gone at the end
+    for gap, clip in zip((1, 2, 3, 5), edited):
+        clip[10:10 + gap, RIGHT_HAND] = 0
+        clip[3:4, RIGHT_HAND] = 0
+        clip[-4:, LEFT_HAND] = 0
+    edited[1, :, POSE] = 0  # no pose at all: the fallback shoulders
+    edited[2, :, LEFT_HAND.start:RIGHT_HAND.stop] = 0  # no hands at all
+    edited[3, ::4, POSE] = 0  # some frames without shoulders borrow the clip's mean
     held = kp[4:5].copy()  # a held sign: one hand seen in one place only, the other never seen
     seen = np.flatnonzero(preprocessing.part_presence(held)[0, :, 2:].any(axis=-1))[0]
-    hand = held[0, seen, preprocessing.LEFT_HAND] if held[0, seen, preprocessing.LEFT_HAND].any() \
-        else held[0, seen, preprocessing.RIGHT_HAND]
-    held[0, :, preprocessing.LEFT_HAND], held[0, :, preprocessing.RIGHT_HAND] = hand, 0
+    hand = held[0, seen, LEFT_HAND] if held[0, seen, LEFT_HAND].any() \
+        else held[0, seen, RIGHT_HAND]
+    held[0, :, LEFT_HAND], held[0, :, RIGHT_HAND] = hand, 0
     return np.concatenate([kp, edited, held])
 
 
@@ -98,8 +102,8 @@ def test_every_preprocessing_option_is_enumerated():
 
 
 def test_drawn_landmarks_stop_the_export():
-    from utils.inputs import tf_preprocessing
     from utils.errors import ConfigError
+    from utils.inputs import tf_preprocessing
 
     with pytest.raises(ConfigError, match="draw_landmarks"):
         tf_preprocessing.check_ported({"draw_landmarks": True})
@@ -107,8 +111,8 @@ def test_drawn_landmarks_stop_the_export():
 
 
 def test_an_option_without_a_port_stops_the_export(monkeypatch):
-    from utils.inputs import tf_preprocessing
     from utils.errors import ConfigError
+    from utils.inputs import tf_preprocessing
 
     monkeypatch.setitem(preprocessing.DEFAULT_OPTIONS, "new_option", False)
     with pytest.raises(ConfigError, match="new_option"):
@@ -159,7 +163,9 @@ def test_everything_at_once_matches_numpy(clips):
 def test_real_webcam_sequences_match_numpy(real_dir):
     """Real MediaPipe keypoints (hands missing in many frames): every option and every configuration."""
     kp = real_keypoints(real_dir)
-    assert (preprocessing.part_presence(kp)[..., 2:] == 0).any(), "the real sequences should miss hands somewhere"
+    assert (preprocessing.part_presence(kp)[..., 2:] == 0).any(), (
+        "the real sequences should miss hands somewhere"
+    )
     for option, value in KEYPOINT_CASES:
         assert_tf_matches_numpy(kp, {option: value, "normalize": True})
     for _, options in CONFIG_OPTIONS:
@@ -204,4 +210,5 @@ def test_clip_inputs_match_numpy(mode):
     assert sorted(got) == sorted(expected)
     for name, value in expected.items():
         assert got[name].shape == value.shape
-        np.testing.assert_allclose(got[name].numpy(), np.asarray(value, np.float32), atol=ATOL, rtol=0, err_msg=name)
+        np.testing.assert_allclose(got[name].numpy(), np.asarray(value, np.float32), atol=ATOL, rtol=0,
+                                   err_msg=name)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from utils.data import keypoints as K
+from utils.data.features import FeatureSet, save_features
 from utils.errors import ConfigError, FeatureFileError, ModelDirError
 from utils.evaluation.evaluate import evaluate_saved
-from utils.data.features import FeatureSet, save_features
 from utils.inputs.spec import finish_inputs, prepare_inputs
 from utils.training.runs import load_run
 
@@ -20,7 +20,8 @@ NUM_CLASSES, CLIPS_PER_CLASS, NUM_FRAMES, IMAGE_SIZE, NUM_SIGNERS = 3, 12, 8, 16
 
 
 def tiny_features(with_frames: bool = True, seed: int = 0) -> FeatureSet:
-    """3 signs x 12 clips by 4 signers (each at its own place and size); sign = direction of the right hand."""
+    """3 signs x 12 clips by 4 signers (each at its own place and size); sign = direction of the right
+    hand."""
     rng = np.random.default_rng(seed)
     num_clips = NUM_CLASSES * CLIPS_PER_CLASS
     labels = np.repeat(np.arange(NUM_CLASSES), CLIPS_PER_CLASS)
@@ -38,13 +39,16 @@ def tiny_features(with_frames: bool = True, seed: int = 0) -> FeatureSet:
         pose[:, K.POSE_RIGHT_SHOULDER, :2] = (cx - width / 2, cy)
         angle = 2 * np.pi * labels[clip] / NUM_CLASSES
         right = np.zeros((NUM_FRAMES, 21, 3), np.float32)
-        right[..., 0] = cx - width / 2 + 0.8 * width * t * np.cos(angle) + rng.normal(0, 0.01, (NUM_FRAMES, 21))
+        right[..., 0] = (
+            cx - width / 2 + 0.8 * width * t * np.cos(angle) + rng.normal(0, 0.01, (NUM_FRAMES, 21))
+        )
         right[..., 1] = cy + 0.2 + 0.8 * width * t * np.sin(angle) + rng.normal(0, 0.01, (NUM_FRAMES, 21))
         keypoints[clip] = K.join_parts(face, pose, np.zeros((NUM_FRAMES, 21, 3)), right)
         frames[clip, ..., labels[clip]] = 200  # the sign is also visible as a colour, for the frame models
-    return FeatureSet(keypoints=keypoints, frames=frames if with_frames else None, labels=labels.astype(np.int64),
-                      classes=[f"sign_{c}" for c in range(NUM_CLASSES)], groups=np.array([f"s{s}" for s in signers]),
-                      split=np.full(num_clips, ""), paths=np.array([f"sign_{l}/clip{i}.mp4" for i, l in enumerate(labels)]),
+    return FeatureSet(keypoints=keypoints, frames=frames if with_frames else None,
+                      labels=labels.astype(np.int64), classes=[f"sign_{c}" for c in range(NUM_CLASSES)],
+                      groups=np.array([f"s{s}" for s in signers]), split=np.full(num_clips, ""),
+                      paths=np.array([f"sign_{label}/clip{i}.mp4" for i, label in enumerate(labels)]),
                       meta={"kind": "test", "num_frames": NUM_FRAMES, "image_size": IMAGE_SIZE})
 
 
@@ -54,8 +58,8 @@ def tiny_config(model_name: str = "lstm", epochs: int = 12):
 
     return models.get_config(model_name, "recommended").replace(
         num_frames=NUM_FRAMES, image_size=IMAGE_SIZE, lstm_units=(16,), convlstm_filters=(4,), kernel_size=3,
-        head_units=(16,), l2=0.0, learning_rate=3e-3, batch_size=8, epochs=epochs, patience=None, lr_milestones=(),
-        ensemble=1,  # one network: tests of ensembles ask for them (tests/test_ensemble.py)
+        head_units=(16,), l2=0.0, learning_rate=3e-3, batch_size=8, epochs=epochs, patience=None,
+        lr_milestones=(), ensemble=1,  # one network: tests of ensembles ask for them (tests/test_ensemble.py)
         validation=True)  # selection on validation clips (the recommended lstm trains without: tested apart)
 
 
@@ -94,9 +98,10 @@ def test_run_folder_contract(lstm_run):
     stored = json.loads((out_dir / "metrics.json").read_text())
     assert stored["test_accuracy"] == metrics["test_accuracy"]
     types = {"model": str, "config": str, "config_full": dict, "classes": list, "test_accuracy": float,
-             "val_accuracy": float, "macro_f1": float, "per_class": dict, "confusion_matrix": list, "n_train": int,
-             "n_val": int, "n_test": int, "epochs_run": int, "train_seconds": float, "params": int, "history": dict,
-             "split_strategy": str, "seed": int, "features_path": str, "features_meta": dict}
+             "val_accuracy": float, "macro_f1": float, "per_class": dict, "confusion_matrix": list,
+             "n_train": int, "n_val": int, "n_test": int, "epochs_run": int, "train_seconds": float,
+             "params": int, "history": dict, "split_strategy": str, "seed": int, "features_path": str,
+             "features_meta": dict}
     for key, kind in types.items():
         assert isinstance(stored[key], kind), (key, type(stored[key]))
     assert stored["classes"] == ["sign_0", "sign_1", "sign_2"]
@@ -108,7 +113,9 @@ def test_run_folder_contract(lstm_run):
     assert set(stored["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(stored["history"]["loss"]) == stored["epochs_run"] == 12
     run = json.loads((out_dir / "run.json").read_text())
-    assert run["model"] == "lstm" and run["num_frames"] == NUM_FRAMES and run["keypoint_dim"] == K.KEYPOINT_DIM
+    assert (
+        run["model"] == "lstm" and run["num_frames"] == NUM_FRAMES and run["keypoint_dim"] == K.KEYPOINT_DIM
+    )
     assert run["preprocessing"]["normalize"] is True and run["classes"] == stored["classes"]
     rows = list(csv.DictReader(open(out_dir / "predictions.csv")))
     assert len(rows) == stored["n_test"]
@@ -143,7 +150,8 @@ def test_same_seed_same_metrics(lstm_run, features_file, tmp_path):
     from utils.training import loop as training
 
     _, first = lstm_run
-    second = training.train(str(features_file), "lstm", tiny_config(), out_dir=tmp_path / "again", seed=0, verbose=0,
+    second = training.train(str(features_file), "lstm", tiny_config(), out_dir=tmp_path / "again", seed=0,
+                            verbose=0,
                              measure_speed=False)
     assert second["history"] == first["history"]
     assert second["test_accuracy"] == first["test_accuracy"]
@@ -152,19 +160,21 @@ def test_same_seed_same_metrics(lstm_run, features_file, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fusion, staged, rows", [("concat", False, 1),  # one network, one epoch
-                                                  ("logits", True, 3)])  # each branch 1 epoch, then the fusion
+                                                  # each branch 1 epoch, then the fusion
+                                                  ("logits", True, 3)])
 def test_fused_trains_on_frames_and_keypoints(features_file, tmp_path, fusion, staged, rows):
     from utils.training import loop as training
 
     config = tiny_config("fused", epochs=1).replace(num_frames=4, image_size=8,  # the file has T=8, S=16
                                                     fusion=fusion, staged=staged, frame_input="frames")
-    metrics = training.train(str(features_file), "fused", config, out_dir=tmp_path / "fused", seed=0, verbose=0,
-                             measure_speed=False)
+    metrics = training.train(str(features_file), "fused", config, out_dir=tmp_path / "fused", seed=0,
+                             verbose=0, measure_speed=False)
     assert metrics["epochs_run"] == rows and metrics["n_test"] > 0
     model, run = load_run(tmp_path / "fused")
     assert run["inputs"] == ["keypoints", "frames"] and run["image_size"] == 8 and run["num_frames"] == 4
     inputs = prepare_inputs(training_features(features_file), run, [0, 1, 2])
-    frame_dtype = np.uint8 if run["preprocessing"]["frames"] == "rgb" else np.float32  # differences are signed
+    # differences are signed
+    frame_dtype = np.uint8 if run["preprocessing"]["frames"] == "rgb" else np.float32
     assert inputs["frames"].shape == (3, 4, 8, 8, 3) and inputs["frames"].dtype == frame_dtype
     assert inputs["keypoints"].shape == (3, 4, run["input_dim"])
 
@@ -197,12 +207,14 @@ def test_finish_inputs_applies_frame_differences_from_the_spec():
     out = finish_inputs({"frames": frames}, ("convlstm", config))["frames"]
     np.testing.assert_array_equal(out[:, 0], 0)
     np.testing.assert_array_equal(out[:, 1], frames[:, 1].astype(np.float32) - frames[:, 0])
-    assert finish_inputs({"frames": frames}, ("convlstm", config.replace(preprocessing={})))["frames"] is frames
+    assert finish_inputs({"frames": frames},
+                         ("convlstm", config.replace(preprocessing={})))["frames"] is frames
 
 
 class _Interrupt:
-    """Wraps training._callbacks to add a callback that raises KeyboardInterrupt when `after` epochs have ended
-    (like Ctrl-C right after an epoch) and records which epochs the run trained."""
+    """Wraps fitting.training_callbacks (where a network's fit gets its callbacks) to add a callback that
+    raises KeyboardInterrupt when `after` epochs have ended (like Ctrl-C right after an epoch) and records
+    which epochs the run trained."""
 
     def __init__(self, after: int | None = None) -> None:
         self.after, self.epochs = after, []
@@ -235,21 +247,25 @@ def _final_weights(run_dir: Path) -> list[np.ndarray]:
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeypatch):
-    """Interrupted after epoch 2 of 5 and resumed: trains epochs 3-5 only and ends with the uninterrupted weights.
+    """Interrupted after epoch 2 of 5 and resumed: trains epochs 3-5 only and ends with the uninterrupted
+    weights.
 
-    Dropout and augmentation are on, so a wrong batch epoch or random state would change them; from epoch 3 the
-    learning rate is 100x too high, so the best epoch comes before the interruption and must survive it."""
+    Dropout and augmentation are on, so a wrong batch epoch or random state would change them; from epoch 3
+    the learning rate is 100x too high, so the best epoch comes before the interruption and must survive
+    it."""
     from utils.training import loop as training
+    from utils.training.loop import fitting
 
     config = tiny_config(epochs=5).replace(lr_milestones=(2,), lr_decay=100.0)
     assert config.dropout > 0 and any(float(v) > 0 for v in config.augmentation.values())
     options = dict(seed=3, verbose=0, measure_speed=False)
     whole = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "whole", **options)
-    assert whole["best_epoch"] <= 2, whole["history"]  # else this test would not check the best weights' survival
+    # else this test would not check the best weights' survival
+    assert whole["best_epoch"] <= 2, whole["history"]
 
-    original = training._callbacks
+    original = fitting.training_callbacks
     killed = _Interrupt(after=2)
-    monkeypatch.setattr(training, "_callbacks", killed(original))
+    monkeypatch.setattr(fitting, "training_callbacks", killed(original))
     with pytest.raises(KeyboardInterrupt):
         training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", **options)
     partial = tmp_path / "cut.partial"
@@ -259,8 +275,9 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
     assert (partial / "checkpoints" / "last.weights.h5").is_file()
 
     resumed = _Interrupt()
-    monkeypatch.setattr(training, "_callbacks", resumed(original))
-    metrics = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", resume=True, **options)
+    monkeypatch.setattr(fitting, "training_callbacks", resumed(original))
+    metrics = training.train(str(features_file), "lstm", config, out_dir=tmp_path / "cut", resume=True,
+                             **options)
     assert resumed.epochs == [2, 3, 4], resumed.epochs  # the next epoch, not from scratch
     for key, values in whole["history"].items():
         np.testing.assert_allclose(metrics["history"][key], values, rtol=1e-6, err_msg=key)
@@ -271,12 +288,14 @@ def test_killed_run_resumes_to_the_same_weights(features_file, tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(features_file, tmp_path, monkeypatch):
-    from utils.training import loop as training
+def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(features_file, tmp_path,
+                                                                            monkeypatch):
     from utils.errors import ConfigError
+    from utils.training import loop as training
+    from utils.training.loop import fitting
 
-    original = training._callbacks
-    monkeypatch.setattr(training, "_callbacks", _Interrupt(after=1)(original))
+    original = fitting.training_callbacks
+    monkeypatch.setattr(fitting, "training_callbacks", _Interrupt(after=1)(original))
     with pytest.raises(KeyboardInterrupt):
         training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "run", seed=0,
                        verbose=0, measure_speed=False)
@@ -284,33 +303,34 @@ def test_resume_refuses_other_settings_and_starts_fresh_without_a_checkpoint(fea
         training.train(str(features_file), "lstm", tiny_config(epochs=3), out_dir=tmp_path / "run", seed=1,
                        verbose=0, measure_speed=False, resume=True)
     fresh = _Interrupt()
-    monkeypatch.setattr(training, "_callbacks", fresh(original))
-    training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "new", seed=0, verbose=0,
-                   measure_speed=False, resume=True)
+    monkeypatch.setattr(fitting, "training_callbacks", fresh(original))
+    training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "new", seed=0,
+                   verbose=0, measure_speed=False, resume=True)
     assert fresh.epochs == [0, 1]
 
 
 def test_op_determinism_is_a_switch():
     from tensorflow.python.framework import config as tf_config
 
-    from utils.training import loop as training
+    from utils import config
 
     try:
-        training.set_seeds(0, deterministic=False)
+        config.set_seed(0, deterministic=False)
         assert not tf_config.is_op_determinism_enabled()
-        training.set_seeds(0, deterministic=True)
+        config.set_seed(0, deterministic=True)
         assert tf_config.is_op_determinism_enabled()
-        training.set_seeds(0, deterministic=False)
-        training.set_seeds(0)  # default: on without a GPU
-        assert tf_config.is_op_determinism_enabled() == (not training.gpu_available())
+        config.set_seed(0, deterministic=False)
+        config.set_seed(0)  # default: on without a GPU
+        assert tf_config.is_op_determinism_enabled() == (not config.gpu_available())
     finally:
-        training.set_seeds(0, deterministic=True)
+        config.set_seed(0, deterministic=True)
 
 
 def test_mixed_precision_keeps_weights_and_softmax_in_float32():
     import keras
 
     from utils import models
+    from utils.config import gpu_available
     from utils.training import loop as training
 
     with training.precision_policy(True) as name:
@@ -320,22 +340,23 @@ def test_mixed_precision_keeps_weights_and_softmax_in_float32():
     assert model.get_layer("probabilities").compute_dtype == "float32"
     assert all(weight.dtype == "float32" for weight in model.weights)
     # every input the recommended fused model takes (keypoints, frames, hand crops), flip averaging inside
-    inputs = {tensor.name.split(":")[0]: np.zeros((2, *tensor.shape[1:]), np.float32) for tensor in model.inputs}
+    inputs = {tensor.name.split(":")[0]: np.zeros((2, *tensor.shape[1:]),
+                                                  np.float32) for tensor in model.inputs}
     probabilities = model.predict(inputs, verbose=0)
     assert probabilities.shape == (2, NUM_CLASSES)
     assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
     with training.precision_policy(False) as name:
         assert name == "float32"
     with training.precision_policy(None) as name:  # automatic: float16 compute only on a GPU
-        assert name == ("mixed_float16" if training.gpu_available() else "float32")
+        assert name == ("mixed_float16" if gpu_available() else "float32")
 
 
 @pytest.mark.slow
 def test_mixed_precision_run_with_tensorboard(features_file, tmp_path):
     from utils.training import loop as training
 
-    metrics = training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "mixed", seed=0,
-                             verbose=0, measure_speed=False, mixed_precision=True, tensorboard=True,
+    metrics = training.train(str(features_file), "lstm", tiny_config(epochs=2), out_dir=tmp_path / "mixed",
+                             seed=0, verbose=0, measure_speed=False, mixed_precision=True, tensorboard=True,
                              deterministic=False)
     assert metrics["epochs_run"] == 2 and np.isfinite(metrics["history"]["loss"]).all()
     assert list((tmp_path / "mixed" / "tensorboard").rglob("events.out.tfevents.*"))
@@ -357,9 +378,11 @@ def test_train_command_passes_resume_tensorboard_and_switches(monkeypatch, tmp_p
     monkeypatch.setattr(training, "train_from_file", fake_train)
     base = ["train", "--features", "f.npz", "--model", "lstm", "--out", str(tmp_path / "run")]
     assert cli.main(base + ["--resume", "--tensorboard", "--no-deterministic", "--mixed-precision"]) == 0
-    assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (True, True, False, True)
+    assert (seen["resume"], seen["tensorboard"], seen["deterministic"],
+            seen["mixed_precision"]) == (True, True, False, True)
     assert cli.main(base) == 0
-    assert (seen["resume"], seen["tensorboard"], seen["deterministic"], seen["mixed_precision"]) == (False, False, None, None)
+    assert (seen["resume"], seen["tensorboard"], seen["deterministic"],
+            seen["mixed_precision"]) == (False, False, None, None)
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same_in_total():
@@ -370,7 +393,8 @@ def test_balanced_class_weights_make_every_class_weigh_the_same_in_total():
     totals = [weights[c] * np.sum(labels == c) for c in range(3)]
     np.testing.assert_allclose(totals, [len(labels) / 3] * 3)
     assert training.class_weights(labels, None) is None
-    assert training.class_weights(np.array([2, 2, 5, 5]), "balanced") == {2: 1.0, 5: 1.0}  # balanced: no change
+    # balanced: no change
+    assert training.class_weights(np.array([2, 2, 5, 5]), "balanced") == {2: 1.0, 5: 1.0}
     with pytest.raises(ConfigError, match="class_weight"):
         training.class_weights(labels, "inverse")
 
@@ -402,7 +426,8 @@ def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_traini
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     keep = KeepBest(patience=1, folder=tmp_path)
     keep.set_model(model)
-    for epoch, accuracy in enumerate((0.9, 0.5, 0.4)):  # training accuracy falls: nothing may be "selected" on it
+    # training accuracy falls: nothing may be "selected" on it
+    for epoch, accuracy in enumerate((0.9, 0.5, 0.4)):
         model.set_weights([np.full((2, 1), float(epoch), np.float32), np.zeros(1, np.float32)])
         keep.on_epoch_end(epoch, {"accuracy": accuracy, "loss": 1.0 + epoch})
         assert not getattr(model, "stop_training", False)  # patience never runs out: every epoch is "best"
@@ -413,7 +438,8 @@ def test_keep_best_without_validation_keeps_the_last_weights_not_the_best_traini
 
 
 def test_configurations_with_the_same_seed_are_tested_on_the_same_signers(tmp_path) -> None:
-    """With and without validation signers, and for the linear model too: one seed, one set of test signers."""
+    """With and without validation signers, and for the linear model too: one seed, one set of test
+    signers."""
     from tests.tiny_runs import NUM_FRAMES, tiny_features
     from utils import models
     from utils.training import loop as training

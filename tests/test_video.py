@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import frame_level, synthetic_frames
 
+from conftest import frame_level, synthetic_frames
 from utils.data import video
 from utils.errors import CourseError, VideoError
 
@@ -16,7 +16,8 @@ READER_IDS = ["read_video", "iter_frames", "video_info", "load_clip", "count_fra
 
 
 def corner_levels(frames: np.ndarray) -> np.ndarray:
-    """Mean grey level of the top-left 8x8 corner of each frame (where synthetic clips encode the frame index)."""
+    """Mean grey level of the top-left 8x8 corner of each frame (where synthetic clips encode the frame
+    index)."""
     return frames[:, :8, :8].reshape(len(frames), -1).mean(axis=1)
 
 
@@ -156,7 +157,9 @@ def test_sample_frame_indices_properties_over_many_lengths():
             if not padded:
                 assert len(set(indices.tolist())) == num_frames, (num_available, num_frames)
             else:
-                assert set(indices.tolist()) == set(range(num_available)), "a short clip must use all its frames"
+                assert set(indices.tolist()) == set(range(num_available)), (
+                    "a short clip must use all its frames"
+                )
 
 
 @pytest.mark.parametrize("num_available, num_frames", [(0, 5), (-1, 5), (5, 0), (5, -2)])
@@ -269,7 +272,8 @@ def test_read_ahead_yields_the_same_frames_in_order(tmp_video):
 
 
 def _counting_source(log: dict, fail_at: int | None = None):
-    """Yields 0, 1, 2, ... forever (or raises at fail_at), recording what was read and whether it was closed."""
+    """Yields 0, 1, 2, ... forever (or raises at fail_at), recording what was read and whether it was
+    closed."""
     try:
         index = 0
         while True:

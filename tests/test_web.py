@@ -64,7 +64,7 @@ def synthetic_run(tmp_path_factory, chromium) -> Path:
     rng = np.random.default_rng(0)
     signers = synthetic.make_signers(6, rng)
     keypoints, labels, groups = [], [], []
-    for repeat in range(2):
+    for _ in range(2):
         for signer in signers:
             for label, sign in enumerate(SIGNS):
                 exact = synthetic.simulate_keypoints(sign, signer, rng, 0.5, NUM_FRAMES)

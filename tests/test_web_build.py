@@ -1,5 +1,5 @@
-"""Fast checks of the browser page's pieces, without a browser: the JavaScript window sampling against Python's,
-the y4m writer, and the messages of ``export --web`` (tests/test_web.py runs the page itself in Chromium)."""
+"""Fast checks of the browser page's pieces, without a browser: the JavaScript window sampling against
+Python's, the y4m writer, and the messages of ``export --web``."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_runs import convlstm_run, features, lstm_run  # noqa: F401  (pytest fixtures)
 
+from tiny_runs import convlstm_run, features, lstm_run  # noqa: F401  (pytest fixtures)
 from utils.errors import CourseError
 
 WINDOWS_JS = Path(__file__).resolve().parents[1] / "web" / "src" / "windows.js"
@@ -21,7 +21,8 @@ def run_node(script: str) -> object:
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None:
         pytest.skip("no Node.js found (apt install nodejs)")
-    done = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -74,5 +75,5 @@ def test_web_page_refuses_a_frame_model(tmp_path, convlstm_run):
 def test_runtime_log_lines_are_told_from_errors():
     from utils.serving.web import is_runtime_log
 
-    assert is_runtime_log("W0000 00:00:1796586975.990000 1 gl_context.cc:1000] OpenGL error checking is disabled")
+    assert is_runtime_log("W0000 00:00:1796586975.990000 1 gl_context.cc:1000] OpenGL error checking is off")
     assert not is_runtime_log("TypeError: x is undefined")

@@ -1,9 +1,10 @@
-"""Tests of utils.webcam: clear errors without a display or a camera, and the live loop run on a video file."""
+"""Tests of utils.webcam: clear errors without a display or a camera, and the live loop run on a video
+file."""
 from __future__ import annotations
 
 import pytest
-from tiny_runs import features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 
+from tiny_runs import features, lstm_run, write_noise_video  # noqa: F401  (pytest fixtures)
 from utils.errors import CourseError
 
 

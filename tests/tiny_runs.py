@@ -76,15 +76,15 @@ def untrained_run(folder: Path, features, model_name: str, config) -> Path:
 
     Parity checks of input preparation and export need no training: random weights see every input value.
     """
-    from types import SimpleNamespace
-
     from utils import models
+    from utils.data.splits import Splits
     from utils.inputs import preprocessing
     from utils.training.runs import describe_run, write_json
 
     input_dim = preprocessing.output_dim(config.preprocessing)
     model = models.build_model(model_name, config, num_classes=len(features.classes), keypoint_dim=input_dim)
-    split = SimpleNamespace(strategy="none", train=np.arange(len(features.labels)))
+    empty = np.arange(0)
+    split = Splits(train=np.arange(len(features.labels)), val=empty, test=empty, strategy="none")
     folder.mkdir(parents=True)
     model.save(folder / "model.keras")
     write_json(folder / "run.json", describe_run(features, "memory", model_name, config, split, 0, None))

@@ -20,11 +20,12 @@ import os as _os
 
 # The one place for TensorFlow's (and MediaPipe's) environment variables: they only take effect before
 # TensorFlow is first imported, and every ``utils`` module is imported after this file.
-# TensorFlow turns its oneDNN CPU kernels on by itself only on recent CPUs (AVX-512 VNNI/BF16, AMX; the course's
-# 2-core machine has them); this turns them on everywhere. ``python -m benchmarks.speed --settings keras
-# keras-no-onednn`` measures what they change for the ConvLSTM models.
+# TensorFlow turns its oneDNN CPU kernels on by itself only on recent CPUs (AVX-512 VNNI/BF16, AMX; the
+# course's 2-core machine has them); this turns them on everywhere. ``python -m benchmarks.speed --settings
+# keras keras-no-onednn`` measures what they change for the ConvLSTM models.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines (see config.quiet_tensorflow)
+# TensorFlow's C++ log lines (see config.quiet_tensorflow)
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ log lines
 
 from utils import config as _config  # noqa: E402  (after the variables above)

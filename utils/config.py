@@ -9,6 +9,7 @@ import contextlib
 import importlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import random
 import sys
@@ -40,7 +41,8 @@ EXTRACT_PARALLEL = "threads"
 # The synthetic default: 10 signs x 40 clips by 10 signers (400 clips). FAST=1 shrinks it for smoke tests.
 SYNTHETIC_DEFAULT = dict(clips_per_class=SYNTHETIC_CLIPS_PER_CLASS, num_signers=SYNTHETIC_SIGNERS,
                          num_frames=NUM_FRAMES, image_size=SYNTHETIC_RENDER_SIZE)
-SYNTHETIC_FAST = dict(clips_per_class=8, num_signers=4, num_frames=NUM_FRAMES, image_size=SYNTHETIC_RENDER_SIZE)
+SYNTHETIC_FAST = dict(clips_per_class=8, num_signers=4, num_frames=NUM_FRAMES,
+                      image_size=SYNTHETIC_RENDER_SIZE)
 
 
 @dataclass
@@ -100,22 +102,48 @@ def course_settings(dataset: str | None = None, fast: bool | None = None, seed: 
     return settings
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and (if already imported) Keras/TensorFlow."""
+def gpu_count() -> int:
+    """How many GPUs TensorFlow sees (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def gpu_available() -> bool:
+    """True when TensorFlow sees at least one GPU."""
+    return gpu_count() > 0
+
+
+def set_seed(seed: int, deterministic: bool | None = None) -> None:
+    """Seed Python and NumPy and, once Keras is imported, Keras/TensorFlow with its deterministic ops.
+
+    ``deterministic``: TensorFlow's deterministic ops on or off (None: on without a GPU, where they cost
+    little; off with one, where they are slow). A notebook that has not imported Keras yet gets Python and
+    NumPy seeded only, and stays free of TensorFlow; training seeds again after Keras is loaded.
+    """
     import numpy as np
 
     random.seed(seed)
     np.random.seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    if "keras" in __import__("sys").modules:
-        import keras
+    if "keras" not in sys.modules:
+        return
+    import keras
+    from tensorflow.python.framework import config as tf_config
 
-        keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
+    if deterministic is None:
+        deterministic = not gpu_available()
+    if deterministic:
+        tf_config.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
 
 
 @contextlib.contextmanager
 def _stderr_hidden():
-    """Send the process's standard error (file descriptor 2, where C++ libraries write) to /dev/null meanwhile."""
+    """Send the process's standard error (file descriptor 2, where C++ libraries write) to /dev/null
+    meanwhile."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -148,13 +176,19 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
                 def exec_module(self, module: Any) -> None:
                     with _stderr_hidden():
                         loader.exec_module(module)
+                    # TensorFlow's Python warnings (e.g. "triggered tf.function retracing" when a notebook
+                    # builds
+                    # and predicts with many small models in a row) say nothing a student can act on; errors
+                    # stay
+                    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
             spec.loader = QuietLoader()
         return spec
 
 
 def quiet_tensorflow() -> None:
-    """Have TensorFlow load without its start-up lines, whoever imports it first (Keras, the course's modules).
+    """Have TensorFlow load without its start-up lines, whoever imports it first (Keras, the course's
+    modules).
 
     ``TF_CPP_MIN_LOG_LEVEL=3`` (set in ``utils/__init__.py``) hides TensorFlow's own log lines, but a few are
     written while TensorFlow loads, before its logging is set up ("Unable to register cuDNN factory", "All log

@@ -1,9 +1,9 @@
 """The main job: execute the notebooks in order, keep the executed copies, and print a summary.
 
 ``python -m utils course`` (``make run``) writes the executed notebooks and ``course_run.json`` (seconds per
-notebook, the commit, the machine) under ``results/notebooks``; ``python -m utils course --publish`` copies them
-into ``docs/notebooks/`` (figures recompressed, progress bars dropped), where a reader on GitHub sees every chapter
-with its outputs, and ``python -m utils report`` takes the chapters' times from there.
+notebook, the commit, the machine) under ``results/notebooks``; ``python -m utils course --publish`` copies
+them into ``docs/notebooks/`` (figures recompressed, progress bars dropped), where a reader on GitHub sees
+every chapter with its outputs, and ``python -m utils report`` takes the chapters' times from there.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import platform
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from utils import paths
@@ -28,14 +28,16 @@ def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
     """The numbered notebooks of the course, in reading order; CourseError when the folder has none."""
     notebooks = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
-        raise CourseError(f"no course notebooks (NN_*.ipynb) in {folder}: they come with the repository, not with "
-                          f"`pip install`. Clone the repository and run from inside it, or set COURSE_HOME to the "
-                          f"folder that holds notebooks/ (project folder now: {paths.PROJECT_DIR})")
+        raise CourseError(f"no course notebooks (NN_*.ipynb) in {folder}: they come with the repository, not "
+                          "with `pip install`. Clone the repository and run from inside it, or set "
+                          "COURSE_HOME to the folder that holds notebooks/ (project folder now: "
+                          f"{paths.PROJECT_DIR})")
     return notebooks
 
 
 def execute_notebook(path: Path, out_path: Path, timeout: int = 1800) -> float:
-    """Execute one notebook in its own folder, write the executed copy (also when it fails); return seconds."""
+    """Execute one notebook in its own folder, write the executed copy (also when it fails); return
+    seconds."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -51,27 +53,28 @@ def execute_notebook(path: Path, out_path: Path, timeout: int = 1800) -> float:
             client.execute(stderr=log)
     except CellExecutionError as error:
         nbformat.write(notebook, out_path)
-        raise CourseError(f"{path.name} failed; the executed copy with the error is {out_path}\n{error}") from None
+        raise CourseError(
+            f"{path.name} failed; the executed copy with the error is {out_path}\n{error}"
+        ) from None
     nbformat.write(notebook, out_path)
     return time.perf_counter() - start
 
 
 def summary_table(runs_dir: Path) -> str:
-    """A text table of every run's metrics.json under runs_dir, and the signers each run was tested on."""
-    rows, tested = [], {}
-    for metrics_path in sorted(runs_dir.glob("*/metrics.json")):
-        metrics = json.loads(metrics_path.read_text())
-        rows.append((metrics_path.parent.name, metrics.get("model", "?"), metrics.get("config", {}),
-                     metrics.get("test_accuracy", float("nan")), metrics.get("macro_f1", float("nan")),
-                     metrics.get("params", 0), metrics.get("train_seconds", float("nan"))))
-        signers = ", ".join(metrics.get("test_groups") or []) or "(not recorded)"
-        tested.setdefault(signers, []).append(metrics_path.parent.name)
-    if not rows:
+    """A text table of every run under runs_dir (:func:`utils.evaluation.evaluate.compare_runs`), and the
+    signers each run was tested on."""
+    from utils.evaluation.evaluate import compare_runs
+
+    run_dirs = [path.parent for path in sorted(runs_dir.glob("*/metrics.json"))]
+    if not run_dirs:
         return f"(no runs with metrics.json under {runs_dir})"
-    lines = [f"{'run':<28} {'model':<9} {'config':<12} {'test acc':>8} {'macro-F1':>8} {'params':>10} {'train s':>8}"]
-    for run, model, config, acc, f1, params, seconds in rows:
-        config_name = config.get("name", "?") if isinstance(config, dict) else str(config)
-        lines.append(f"{run:<28} {model:<9} {config_name:<12} {acc:>8.3f} {f1:>8.3f} {params:>10,} {seconds:>8.0f}")
+    tested: dict[str, list[str]] = {}
+    lines = [f"{'run':<28} {'model':<9} {'config':<12} {'test acc':>8} {'macro-F1':>8} {'params':>10} "
+             f"{'train s':>8}"]
+    for row in compare_runs(run_dirs).fillna({"params": 0}).itertuples():
+        lines.append(f"{row.run:<28} {row.model:<9} {row.config:<12} {row.test_accuracy:>8.3f} "
+                     f"{row.macro_f1:>8.3f} {int(row.params):>10,} {row.train_seconds:>8.0f}")
+        tested.setdefault(row.test_groups or "(not recorded)", []).append(row.run)
     if len(tested) == 1 and "(not recorded)" not in tested:
         lines.append(f"Every run was tested on the same held-out signers: {next(iter(tested))}.")
     else:
@@ -83,17 +86,19 @@ def summary_table(runs_dir: Path) -> str:
 def _commit() -> str:
     """The checkout's commit (short hash, '+' when files differ from it), or 'unknown' outside git."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.PROJECT_DIR, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=paths.PROJECT_DIR,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.PROJECT_DIR,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=paths.PROJECT_DIR, capture_output=True, text=True,
+                               check=True).stdout.strip()
         return head + ("+" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def run_course(only: list[str] | None = None) -> Path:
-    """Execute the course notebooks in order (or those whose names start with `only`); return the output folder."""
+    """Execute the course notebooks in order (or those whose names start with `only`); return the output
+    folder."""
     from utils.config import course_settings
 
     settings = course_settings()
@@ -108,11 +113,18 @@ def run_course(only: list[str] | None = None) -> Path:
     total = time.perf_counter()
     record = {"commit": _commit(), "dataset": settings.dataset, "fast": bool(settings.fast),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "started": _now(), "notebooks": {}}
+    earlier = out_dir / RUN_RECORD
+    if only and earlier.is_file():  # a partial run keeps the other notebooks' entries (each names its commit)
+        kept = json.loads(earlier.read_text())
+        if (kept.get("dataset"), kept.get("fast")) == (record["dataset"], record["fast"]):
+            record["notebooks"] = kept.get("notebooks", {})
     for notebook in notebooks:
         print(f"  {notebook.name:<32}", end=" ", flush=True)
         seconds = execute_notebook(notebook, out_dir / notebook.name)
         print(f"{seconds:6.0f} s", flush=True)
-        record["notebooks"][notebook.name] = {"seconds": round(seconds, 1), "load_average": _load_average()}
+        record["notebooks"][notebook.name] = {"seconds": round(seconds, 1), "load_average": _load_average(),
+                                              "commit": record["commit"]}
+        record["notebooks"] = dict(sorted(record["notebooks"].items()))
         (out_dir / RUN_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     print(f"\nAll notebooks ran in {(time.perf_counter() - total) / 60:.1f} min. Models trained:\n")
     print(summary_table(settings.runs_dir))
@@ -126,7 +138,7 @@ MAX_IMAGE_SIDE = 1000  # pixels: larger figures are shrunk when published
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _load_average() -> list[float] | None:
@@ -137,7 +149,8 @@ def _load_average() -> list[float] | None:
 
 
 def _smaller_png(data: str) -> str:
-    """A base64 PNG re-encoded with at most 256 colours and MAX_IMAGE_SIDE pixels (the original if not smaller)."""
+    """A base64 PNG re-encoded with at most 256 colours and MAX_IMAGE_SIDE pixels (the original if not
+    smaller)."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(base64.b64decode(data)))
@@ -164,7 +177,8 @@ def _clean_outputs(cell: dict) -> None:
 
 
 def publish(source: Path | None = None, dest: Path = PUBLISHED_DIR) -> list[Path]:
-    """Copy the executed notebooks and course_run.json of ``make run`` into docs/notebooks/ for readers on GitHub."""
+    """Copy the executed notebooks and course_run.json of ``make run`` into docs/notebooks/ for readers on
+    GitHub."""
     import nbformat
 
     source = source or paths.RESULTS_DIR / "notebooks"
@@ -180,7 +194,8 @@ def publish(source: Path | None = None, dest: Path = PUBLISHED_DIR) -> list[Path
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 _clean_outputs(cell)
-        note = (f"*Executed by `make run` at commit `{record['commit']}` on {record['machine']} "
+        commit = record["notebooks"][name].get("commit", record["commit"])
+        note = (f"*Executed by `make run` at commit `{commit}` on {record['machine']} "
                 f"({record['started'][:10]}, dataset `{record['dataset']}`"
                 f"{', FAST' if record['fast'] else ''}). The chapter itself is [`notebooks/{name}`]"
                 f"(../../notebooks/{name}).*")

@@ -10,6 +10,10 @@ class VideoError(CourseError):
     """A video file is missing, empty, truncated or not a video."""
 
 
+class CameraError(CourseError):
+    """No camera could be opened (none at that index, in use by another program, or no camera at all)."""
+
+
 class DatasetError(CourseError):
     """A dataset folder has no recognisable layout, or an unknown dataset was named."""
 
@@ -51,16 +55,17 @@ def ensure_writable_folder(folder, what: str = "output"):
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as error:
-        reasons = {errno.ENOTDIR: "a parent of it is a file, not a folder", errno.EEXIST: "a file of that name exists",
-                   errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
-                   errno.ENOSPC: "the disk is full"}
+        reasons = {errno.ENOTDIR: "a parent of it is a file, not a folder",
+                   errno.EEXIST: "a file of that name exists", errno.EACCES: "permission denied",
+                   errno.EROFS: "the file system is read-only", errno.ENOSPC: "the disk is full"}
         reason = reasons.get(error.errno, os.strerror(error.errno) if error.errno else str(error))
         raise OutputError(f"cannot write the {what} into {folder}: {reason}. Choose another --out.") from None
     return folder
 
 
 def check_can_write(target, folder=None) -> None:
-    """OutputError when `target` (in `folder`, default its parent) cannot be written there; creates nothing."""
+    """OutputError when `target` (in `folder`, default its parent) cannot be written there; creates
+    nothing."""
     import os
     from pathlib import Path
 
@@ -69,7 +74,8 @@ def check_can_write(target, folder=None) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise OutputError(f"{target}: cannot write there, {existing} is a file, not a folder; choose another path")
+        raise OutputError(f"{target}: cannot write there, {existing} is a file, not a folder; choose another "
+                          "path")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{target}: cannot write there, the folder {existing} is read-only; choose another "
                           "folder or change its permissions")

@@ -7,8 +7,8 @@ install or ``python -m utils`` inside it), else ``$COURSE_HOME``, else the curre
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -5,8 +5,9 @@ with a folder. Works with any matplotlib backend (Agg in tests and ``make run``)
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,8 @@ def _plt() -> Any:
 
 
 def save_fig(fig: Any, name: str | Path, folder: str | Path | None = None) -> Path:
-    """Save fig as PNG (dpi 120, tight) in folder (default: results/figures, or name's own folder if absolute)."""
+    """Save fig as PNG (dpi 120, tight) in folder (default: results/figures, or name's own folder if
+    absolute)."""
     name = Path(name)
     if folder is not None:
         path = Path(folder) / name.name
@@ -43,7 +45,8 @@ def finish(fig: Any, save_as: str | Path | None) -> Any:
     return fig
 
 
-def plot_history(history: Mapping[str, Sequence[float]] | Any, title: str = "", save_as: str | Path | None = None) -> Any:
+def plot_history(history: Mapping[str, Sequence[float]] | Any, title: str = "",
+                 save_as: str | Path | None = None) -> Any:
     """Loss and accuracy per epoch, training and validation side by side (a dict or keras History)."""
     history = getattr(history, "history", history)
     plt = _plt()
@@ -82,8 +85,10 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], n
     return finish(fig, save_as)
 
 
-def plot_class_counts(report_df: Any, title: str = "clips per class and split", save_as: str | Path | None = None) -> Any:
-    """Stacked bars of clips per class and split, from :func:`utils.splits.split_report` (or any counts table)."""
+def plot_class_counts(report_df: Any, title: str = "clips per class and split",
+                      save_as: str | Path | None = None) -> Any:
+    """Stacked bars of clips per class and split, from :func:`utils.splits.split_report` (or any counts
+    table)."""
     import pandas as pd
 
     df = pd.DataFrame(report_df).copy()
@@ -125,9 +130,9 @@ def plot_frame_grid(frames: Sequence[np.ndarray], titles: Sequence[str] | None =
 
 def _per_class_table(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path]) -> Any:
     """DataFrame of F1 (rows = class, columns = run) from metrics dicts or run folders."""
-    import pandas as pd
-
     import json
+
+    import pandas as pd
 
 
     if not isinstance(runs, Mapping):
@@ -136,8 +141,8 @@ def _per_class_table(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path
                          for name, metrics in runs.items()})
 
 
-def plot_per_class_f1(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path], title: str = "F1 per class",
-                      save_as: str | Path | None = None) -> Any:
+def plot_per_class_f1(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Path],
+                      title: str = "F1 per class", save_as: str | Path | None = None) -> Any:
     """Grouped bars of per-class F1 for several runs ({name: metrics dict} or a list of run folders)."""
     table = _per_class_table(runs)
     fig, ax = _plt().subplots(figsize=(max(6.0, 0.6 * len(table) + 2), 3.8))
@@ -152,7 +157,8 @@ def plot_per_class_f1(runs: Mapping[str, Mapping[str, Any]] | Sequence[str | Pat
 
 def plot_model_comparison(df: Any, metric: str = "test_accuracy", title: str = "", label: str | None = None,
                           save_as: str | Path | None = None) -> Any:
-    """Bars of a metric per run from :func:`utils.evaluation.compare_runs` (or any table with a `label` column)."""
+    """Bars of a metric per run from :func:`utils.evaluation.compare_runs` (or any table with a `label`
+    column)."""
     import pandas as pd
 
     df = pd.DataFrame(df)
@@ -187,7 +193,8 @@ def figure_path(name: str | Path, folder: str | Path | None = None) -> Path:
 
 def plot_detection_rates(rates: Any, title: str = "share of frames in which each part was found",
                          save_as: str | Path | None = None) -> Any:
-    """Grouped bars of detection rates: a DataFrame with one row per group (class, setting) and one column per part."""
+    """Grouped bars of detection rates: a DataFrame with one row per group (class, setting) and one column per
+    part."""
     fig, ax = _plt().subplots(figsize=(max(6.0, 0.6 * len(rates) * len(rates.columns) / 2), 3.6))
     rates.plot.bar(ax=ax, width=0.8, rot=30 if len(rates) > 3 else 0)
     ax.set_ylim(0, 1.05)
@@ -201,13 +208,15 @@ def plot_detection_rates(rates: Any, title: str = "share of frames in which each
 
 
 def save_animation(frames: Sequence[np.ndarray], name: str | Path, fps: float = 6.0) -> Path:
-    """Save RGB frames as an animated GIF under results/figures (shown in a notebook with IPython.display.Image)."""
+    """Save RGB frames as an animated GIF under results/figures (shown in a notebook with
+    IPython.display.Image)."""
     from PIL import Image
 
     path = figure_path(Path(name).with_suffix(".gif"))
     images = [Image.fromarray(np.asarray(frame, dtype=np.uint8)) for frame in frames]
     tmp = path.with_name(f".{path.name}.tmp")
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps),
+                   loop=0)
     tmp.replace(path)
     return path
 
@@ -217,13 +226,15 @@ def _fold_label(test_groups: Sequence[str]) -> str:
     return str(test_groups[0]) if len(test_groups) == 1 else f"{len(test_groups)} groups"
 
 
-def plot_crossval_folds(summary: Mapping[str, Any], title: str = "", save_as: str | Path | None = None) -> Any:
+def plot_crossval_folds(summary: Mapping[str, Any], title: str = "",
+                        save_as: str | Path | None = None) -> Any:
     """Per-fold accuracy bars (all test clips, and seen classes only) with each mean and its 95% interval."""
     folds = summary["per_fold"]
     positions = np.arange(len(folds))
     fig, ax = _plt().subplots(figsize=(max(5.0, 0.7 * len(folds) + 2), 3.8))
     for offset, metric, colour, name in ((-0.2, "accuracy", "tab:blue", "accuracy (unseen classes = errors)"),
-                                         (0.2, "accuracy_seen_classes", "tab:orange", "accuracy, seen classes only")):
+                                         (0.2, "accuracy_seen_classes", "tab:orange",
+                                          "accuracy, seen classes only")):
         values = np.array([np.nan if f[metric] is None else f[metric] for f in folds], dtype=float)
         ax.bar(positions + offset, values, width=0.4, color=colour, label=name)
         stats = summary.get(metric) or {}
@@ -231,8 +242,9 @@ def plot_crossval_folds(summary: Mapping[str, Any], title: str = "", save_as: st
             ax.axhline(stats["mean"], color=colour, lw=1.5, ls="--")
             if stats.get("ci95"):
                 ax.axhspan(*stats["ci95"], color=colour, alpha=0.15)
-    ax.set_xticks(positions, [_fold_label(f["test_groups"]) for f in folds], rotation=30 if len(folds) > 4 else 0,
-                  ha="right" if len(folds) > 4 else "center", fontsize=8)
+    ax.set_xticks(positions, [_fold_label(f["test_groups"]) for f in folds],
+                  rotation=30 if len(folds) > 4 else 0, ha="right" if len(folds) > 4 else "center",
+                  fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test accuracy")
     ax.set_xlabel("held-out fold (test signers)")
@@ -278,12 +290,14 @@ def architecture_layout(model: Any) -> dict[str, tuple[float, int]]:
             positions[layer.name] = (float(next_column), 0)
             next_column += 1
         else:
-            positions[layer.name] = (float(np.mean([col for col, _ in above])), 1 + max(row for _, row in above))
+            positions[layer.name] = (float(np.mean([col for col, _ in above])),
+                                     1 + max(row for _, row in above))
     return positions
 
 
 def plot_architecture(model: Any, title: str = "", save_as: str | Path | None = None) -> Any:
-    """Boxes (layer type, output shape, parameters) joined by arrows from input to output, one column per branch."""
+    """Boxes (layer type, output shape, parameters) joined by arrows from input to output, one column per
+    branch."""
     plt = _plt()
     parents, positions = _layer_parents(model), architecture_layout(model)
     columns = 1 + max(col for col, _ in positions.values())
@@ -293,9 +307,12 @@ def plot_architecture(model: Any, title: str = "", save_as: str | Path | None = 
         col, row = positions[layer.name]
         shape = "×".join(str(size) for size in tuple(layer.output.shape)[1:])
         params = layer.count_params()
-        text = f"{layer.name} · {type(layer).__name__}\n{shape}" + (f"  ·  {params:,} params" if params else "")
+        text = f"{layer.name} · {type(layer).__name__}\n{shape}" + (
+            f"  ·  {params:,} params" if params else ""
+        )
         ax.text(col, -row, text, ha="center", va="center", fontsize=7.5,
-                bbox=dict(boxstyle="round,pad=0.35", facecolor="#dde8f5" if params else "#f2f2f2", edgecolor="#557"))
+                bbox=dict(boxstyle="round,pad=0.35", facecolor="#dde8f5" if params else "#f2f2f2",
+                          edgecolor="#557"))
         for parent in parents[layer.name]:
             parent_col, parent_row = positions[parent]
             ax.annotate("", xy=(col, -row + 0.28), xytext=(parent_col, -parent_row - 0.28),

@@ -66,7 +66,8 @@ class ClipRecord:
     group: str = ""
     split: str = ""
     keypoints_path: Path | None = None
-    source: str = "video"  # one of CLIP_SOURCES: "video" (a file) or "mp_data" (a folder of numbered .npy frames)
+    # one of CLIP_SOURCES: "video" (a file) or "mp_data" (a folder of numbered .npy frames)
+    source: str = "video"
 
 
 # ----------------------------------------------------------------------------- walking the folder
@@ -98,7 +99,8 @@ def _walk_files(root: Path, suffixes: frozenset[str]) -> list[Path]:
 
 
 def _split_of(relative_folder: Path) -> str:
-    """'train' / 'val' / 'test' when a folder of the path (relative to the root) is a split folder, else ''."""
+    """'train' / 'val' / 'test' when a folder of the path (relative to the root) is a split folder, else
+    ''."""
     for part in reversed(relative_folder.parts):
         if part.lower() in SPLIT_FOLDERS:
             return SPLIT_FOLDERS[part.lower()]
@@ -129,7 +131,9 @@ def _is_ucf_name(path: Path) -> bool:
 
 def _numbered_frames(folder: Path) -> list[Path]:
     """The numbered .npy frames (0.npy, 1.npy, ...) of an MP_Data sequence folder, unsorted."""
-    return [f for f in folder.iterdir() if f.suffix == ".npy" and f.stem.isdigit() and not f.name.startswith(".")]
+    return [
+        f for f in folder.iterdir() if f.suffix == ".npy" and f.stem.isdigit() and not f.name.startswith(".")
+    ]
 
 
 def _manifest_row_problem(path: Path, label: str, split: str) -> str | None:
@@ -148,15 +152,16 @@ def _manifest_row_problem(path: Path, label: str, split: str) -> str | None:
 
 
 def read_manifest(manifest: str | Path, fix: str = "") -> list[ClipRecord]:
-    """The clips listed in a manifest.csv (path,label[,signer|group][,split]); DatasetError naming bad rows."""
+    """The clips listed in a manifest.csv (path,label[,signer|group][,split]); DatasetError naming bad
+    rows."""
     manifest = Path(manifest)
     fix = fix or "Fix those rows (paths are relative to the manifest's folder) or remove them."
     with manifest.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or ()]
         if not {"path", "label"} <= set(columns):
-            raise DatasetError(f"{manifest}: needs the columns path, label (optionally signer or group, and split); "
-                               f"found {', '.join(columns) or 'none'}. Write a header line such as "
+            raise DatasetError(f"{manifest}: needs the columns path, label (optionally signer or group, and "
+                               f"split); found {', '.join(columns) or 'none'}. Write a header line such as "
                                "`path,label,signer`.")
         group_column = "signer" if "signer" in columns else "group" if "group" in columns else None
         records, problems, seen = [], [], {}
@@ -187,7 +192,8 @@ def read_manifest(manifest: str | Path, fix: str = "") -> list[ClipRecord]:
 
 
 def _discover_synthetic(root: Path) -> list[ClipRecord]:
-    """Records of a synthetic dataset from its manifest.csv (or its file names when the manifest is missing)."""
+    """Records of a synthetic dataset from its manifest.csv (or its file names when the manifest is
+    missing)."""
     manifest = root / MANIFEST_NAME
     if manifest.is_file():
         records = read_manifest(manifest, fix="Regenerate the dataset with `python -m utils data synthetic`.")
@@ -195,7 +201,8 @@ def _discover_synthetic(root: Path) -> list[ClipRecord]:
         records = []
         for clip in _walk_files(root, VIDEO_EXTENSIONS):
             match = _SYNTHETIC_NAME.match(clip.stem)
-            records.append(ClipRecord(path=clip, label=_nfc(clip.parent.name), group=match["signer"] if match else ""))
+            records.append(ClipRecord(path=clip, label=_nfc(clip.parent.name),
+                                      group=match["signer"] if match else ""))
     for record in records:
         record.keypoints_path = record.path.with_name(record.path.stem + ".keypoints.npz")
     return sorted(records, key=lambda r: natural_key(r.path.relative_to(root)))
@@ -205,7 +212,11 @@ def _manifest_root(root: Path) -> Path | None:
     """The folder holding manifest.csv: root itself, or its only subfolder that has one."""
     if (root / MANIFEST_NAME).is_file():
         return root
-    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()]
+    found = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()
+    ]
     return found[0] if len(found) == 1 else None
 
 
@@ -222,7 +233,8 @@ def _discover_ucf11(videos: list[Path], root: Path) -> list[ClipRecord]:
     records = []
     for clip in videos:
         action, group = parse_ucf11_name(clip.name)
-        records.append(ClipRecord(path=clip, label=action, group=group, split=_split_of(clip.parent.relative_to(root))))
+        records.append(ClipRecord(path=clip, label=action, group=group,
+                                  split=_split_of(clip.parent.relative_to(root))))
     return records
 
 
@@ -287,8 +299,8 @@ def discover(root: str | Path) -> tuple[str, list[ClipRecord]]:
         f"{root}: found no clips. Expected one of these layouts: <class>/<clip>.mp4 (any of "
         f"{', '.join(sorted(VIDEO_EXTENSIONS))}), optionally inside train/ val/ test/ folders; flat "
         "NNNN_<label>.mp4 files (Kaggle ASL); UCF11's <action>/v_<action>_<gg>/v_<action>_<gg>_<cc>.mpg; "
-        "MP_Data's <class>/<sequence>/<frame>.npy; a manifest.csv with columns path,label[,signer][,split]; or a "
-        "synthetic dataset (dataset.json + manifest.csv).")
+        "MP_Data's <class>/<sequence>/<frame>.npy; a manifest.csv with columns path,label[,signer][,split]; "
+        "or a synthetic dataset (dataset.json + manifest.csv).")
 
 
 def class_names(records: list[ClipRecord]) -> list[str]:
@@ -384,7 +396,8 @@ def resolve_dataset(name_or_path: str | Path) -> Path:
     """The folder of 'synthetic' (generated if absent), 'asl' / 'ucf11' (already downloaded) or a path."""
     key = str(name_or_path).strip()
     if key.lower() == "synthetic":
-        if not (paths.SYNTHETIC_DIR / "dataset.json").is_file():  # absent, or interrupted: make_dataset resumes
+        # absent, or interrupted: make_dataset resumes
+        if not (paths.SYNTHETIC_DIR / "dataset.json").is_file():
             from utils.data import synthetic
 
             return Path(synthetic.make_dataset(out_dir=paths.SYNTHETIC_DIR))
@@ -394,10 +407,11 @@ def resolve_dataset(name_or_path: str | Path) -> Path:
         if _has_clips(folder):
             return folder
         raise DownloadError(
-            f"the {key.lower()!r} dataset is not in {folder}/. Get it with `python -m utils data {key.lower()}` "
-            f"(needs internet; Kaggle page: {_kaggle_page(key.lower())}), or {KAGGLE_DATASETS[key.lower()]['manual']} "
-            f"into {folder}/.")
+            f"the {key.lower()!r} dataset is not in {folder}/. Get it with `python -m utils data "
+            f"{key.lower()}` (needs internet; Kaggle page: {_kaggle_page(key.lower())}), or "
+            f"{KAGGLE_DATASETS[key.lower()]['manual']} into {folder}/.")
     folder = Path(key).expanduser()
     if folder.is_dir():
         return folder
-    raise DatasetError(f"{key!r} is neither a dataset name ('synthetic', 'asl', 'ucf11') nor an existing folder")
+    raise DatasetError(f"{key!r} is neither a dataset name ('synthetic', 'asl', 'ucf11') nor an existing "
+                       "folder")

@@ -4,8 +4,9 @@ The general figure helpers (saving, grids, curves, tables) live in :mod:`utils.p
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,12 +16,14 @@ from utils.data import keypoints, synthetic
 
 def plot_hand_crops(frames: Sequence[np.ndarray], vectors: Sequence[np.ndarray], hand_size: int = 32,
                     title: str = "", save_as: str | Path | None = None) -> Any:
-    """One row per frame: the frame with its landmarks and hand-crop squares, then the left and right hand crops
-    (``keypoints.hand_crops`` of the full-resolution frame, as ``extract --hand-size`` and ``predict`` cut them)."""
+    """One row per frame: the frame with its landmarks and hand-crop squares, then the left and right hand
+    crops (``keypoints.hand_crops`` of the full-resolution frame, as ``extract --hand-size`` and ``predict``
+    cut them)."""
     images, titles = [], []
     for frame, vector in zip(frames, vectors):
         crops = keypoints.hand_crops(np.asarray(frame)[None], np.asarray(vector)[None], hand_size)[0]
-        images += [keypoints.draw_hand_boxes(keypoints.draw_landmarks(frame, vector), vector), crops[0], crops[1]]
+        images += [keypoints.draw_hand_boxes(keypoints.draw_landmarks(frame, vector), vector), crops[0],
+                   crops[1]]
         titles += [f"{frame.shape[1]}x{frame.shape[0]}", f"left hand {hand_size}x{hand_size}",
                    f"right hand {hand_size}x{hand_size}"]
     return plots.plot_frame_grid(images, titles, columns=3, title=title, save_as=save_as)
@@ -31,7 +34,8 @@ def plot_topologies(save_as: str | Path | None = None) -> Any:
     import matplotlib.pyplot as plt
 
     rng = np.random.default_rng(3)  # a clean synthetic signer with an open hand, as the example
-    clip = synthetic.generate_clip("father", synthetic.make_signers(1, rng)[0], rng, difficulty=0.0, num_frames=8)
+    clip = synthetic.generate_clip("father", synthetic.make_signers(1, rng)[0], rng, difficulty=0.0,
+                                   num_frames=8)
     parts = keypoints.split_parts(clip.keypoints[4])
     pose = parts["pose"]
     hand = parts["right_hand"] if np.any(parts["right_hand"]) else parts["left_hand"]

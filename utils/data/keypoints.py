@@ -51,14 +51,16 @@ def _check_last_dim(array: np.ndarray, name: str = "keypoints") -> np.ndarray:
 
 
 def mp_data_to_original(array: np.ndarray) -> np.ndarray:
-    """Reorder (..., 1662) vectors from MP_Data order (pose, face, left, right) to ours (face, pose, left, right)."""
+    """Reorder (..., 1662) vectors from MP_Data order (pose, face, left, right) to ours (face, pose, left,
+    right)."""
     array = _check_last_dim(array)
     return np.concatenate([array[..., MP_DATA_FACE], array[..., MP_DATA_POSE],
                            array[..., MP_DATA_LEFT_HAND], array[..., MP_DATA_RIGHT_HAND]], axis=-1)
 
 
 def original_to_mp_data(array: np.ndarray) -> np.ndarray:
-    """Reorder (..., 1662) vectors from our order (face, pose, left, right) to MP_Data order (pose, face, left, right)."""
+    """Reorder (..., 1662) vectors from our order (face, pose, left, right) to MP_Data order (pose, face,
+    left, right)."""
     array = _check_last_dim(array)
     return np.concatenate([array[..., POSE], array[..., FACE],
                            array[..., LEFT_HAND], array[..., RIGHT_HAND]], axis=-1)
@@ -71,7 +73,8 @@ def split_parts(array: np.ndarray) -> dict[str, np.ndarray]:
     return {part: array[..., PART_SLICES[part]].reshape(*lead, *PART_SHAPES[part]) for part in PARTS}
 
 
-def join_parts(face: np.ndarray, pose: np.ndarray, left_hand: np.ndarray, right_hand: np.ndarray) -> np.ndarray:
+def join_parts(face: np.ndarray, pose: np.ndarray, left_hand: np.ndarray,
+               right_hand: np.ndarray) -> np.ndarray:
     """Inverse of :func:`split_parts`: per-part landmark arrays back to (..., 1662) float32 vectors."""
     parts = [np.asarray(p, dtype=np.float32) for p in (face, pose, left_hand, right_hand)]
     lead = parts[0].shape[:-2]
@@ -88,7 +91,8 @@ def parts_present(array: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- hand boxes and crops
-#: Pose landmarks of each arm's hand (wrist, pinky, index, thumb): the fallback box when MediaPipe lost the hand.
+#: Pose landmarks of each arm's hand (wrist, pinky, index, thumb): the fallback box when MediaPipe lost the
+#: hand.
 POSE_HAND_POINTS = {"left_hand": (15, 17, 19, 21), "right_hand": (16, 18, 20, 22)}
 HAND_CROP_MARGIN = 0.25  # added on each side of the hand's bounding box, as a fraction of its larger side
 MIN_POSE_VISIBILITY = 0.5  # pose points less visible than this do not place a fallback box
@@ -97,7 +101,8 @@ HANDS = ("left_hand", "right_hand")
 
 
 def _landmark_box(points: np.ndarray, width: int, height: int, margin: float) -> np.ndarray:
-    """(centre x, centre y, side) in pixels of the square around normalised (n, 2) points, widened by margin."""
+    """(centre x, centre y, side) in pixels of the square around normalised (n, 2) points, widened by
+    margin."""
     pixels = points[:, :2] * np.array([width, height], dtype=np.float64)
     low, high = pixels.min(axis=0), pixels.max(axis=0)
     side = max(float((high - low).max()) * (1 + 2 * margin), MIN_HAND_SIDE * min(width, height))
@@ -105,7 +110,8 @@ def _landmark_box(points: np.ndarray, width: int, height: int, margin: float) ->
 
 
 def _pose_hand_box(pose: np.ndarray, hand: str, width: int, height: int, margin: float) -> np.ndarray:
-    """Fallback box of one hand from the pose's wrist/pinky/index/thumb of that arm; side 0 when they are not seen."""
+    """Fallback box of one hand from the pose's wrist/pinky/index/thumb of that arm; side 0 when they are not
+    seen."""
     points = pose[list(POSE_HAND_POINTS[hand])]
     seen = np.any(points[:, :2] != 0, axis=1) & (points[:, 3] >= MIN_POSE_VISIBILITY)
     if not seen[0]:  # no wrist, no hand
@@ -118,7 +124,8 @@ def _pose_hand_box(pose: np.ndarray, hand: str, width: int, height: int, margin:
 
 
 def hand_boxes(vector: np.ndarray, width: int, height: int, margin: float = HAND_CROP_MARGIN) -> np.ndarray:
-    """Square pixel boxes (2, 3) = (centre x, centre y, side) of the left and right hand in one frame's (1662,) vector.
+    """Square pixel boxes (2, 3) = (centre x, centre y, side) of the left and right hand in one frame's
+    (1662,) vector.
 
     A hand MediaPipe found: its 21 landmarks' bounding box, squared and widened by ``margin`` on each side.
     A hand it lost: a box around the pose's wrist, pinky, index and thumb of that arm. Neither: side 0.
@@ -136,7 +143,8 @@ def hand_boxes(vector: np.ndarray, width: int, height: int, margin: float = HAND
 
 def hand_crops(frames: np.ndarray, keypoints: np.ndarray, size: int = 32,
                margin: float = HAND_CROP_MARGIN) -> np.ndarray:
-    """Crops (T, 2, size, size, 3) uint8 of the left and right hand in each frame (T, H, W, 3); no hand = zeros.
+    """Crops (T, 2, size, size, 3) uint8 of the left and right hand in each frame (T, H, W, 3); no hand =
+    zeros.
 
     Give the full-resolution frames: the boxes come from the normalised keypoints (T, 1662), so any
     frame size works, and a 32-pixel crop of a 720p frame holds far more of the hand than a thumbnail.
@@ -167,25 +175,27 @@ POSE_CONNECTIONS: tuple[tuple[int, int], ...] = (
 )
 # mediapipe.solutions.hands.HAND_CONNECTIONS: 21 bones between the 21 landmarks of one hand.
 HAND_CONNECTIONS: tuple[tuple[int, int], ...] = (
-    (0, 1), (0, 5), (0, 17), (1, 2), (2, 3), (3, 4), (5, 6), (5, 9), (6, 7), (7, 8), (9, 10), (9, 13), (10, 11),
-    (11, 12), (13, 14), (13, 17), (14, 15), (15, 16), (17, 18), (18, 19), (19, 20),
+    (0, 1), (0, 5), (0, 17), (1, 2), (2, 3), (3, 4), (5, 6), (5, 9), (6, 7), (7, 8), (9, 10), (9, 13),
+    (10, 11), (11, 12), (13, 14), (13, 17), (14, 15), (15, 16), (17, 18), (18, 19), (19, 20),
 )
-# mediapipe.solutions.face_mesh.FACEMESH_CONTOURS: the face outline, eyes, eyebrows and lips (124 of the mesh edges).
+# mediapipe.solutions.face_mesh.FACEMESH_CONTOURS: the face outline, eyes, eyebrows and lips (124 of the mesh
+# edges).
 FACE_CONNECTIONS: tuple[tuple[int, int], ...] = (
     (0, 267), (7, 163), (10, 338), (13, 312), (14, 317), (17, 314), (21, 54), (33, 7), (33, 246), (37, 0),
     (39, 37), (40, 39), (46, 53), (52, 65), (53, 52), (54, 103), (58, 132), (61, 146), (61, 185), (63, 105),
     (65, 55), (66, 107), (67, 109), (70, 63), (78, 95), (78, 191), (80, 81), (81, 82), (82, 13), (84, 17),
-    (87, 14), (88, 178), (91, 181), (93, 234), (95, 88), (103, 67), (105, 66), (109, 10), (127, 162), (132, 93),
-    (136, 172), (144, 145), (145, 153), (146, 91), (148, 176), (149, 150), (150, 136), (152, 148), (153, 154),
-    (154, 155), (155, 133), (157, 173), (158, 157), (159, 158), (160, 159), (161, 160), (162, 21), (163, 144),
-    (172, 58), (173, 133), (176, 149), (178, 87), (181, 84), (185, 40), (191, 80), (234, 127), (246, 161),
-    (249, 390), (251, 389), (263, 249), (263, 466), (267, 269), (269, 270), (270, 409), (276, 283), (282, 295),
-    (283, 282), (284, 251), (288, 397), (293, 334), (295, 285), (296, 336), (297, 332), (300, 293), (310, 415),
-    (311, 310), (312, 311), (314, 405), (317, 402), (318, 324), (321, 375), (323, 361), (324, 308), (332, 284),
-    (334, 296), (338, 297), (356, 454), (361, 288), (365, 379), (373, 374), (374, 380), (375, 291), (377, 152),
-    (378, 400), (379, 378), (380, 381), (381, 382), (382, 362), (384, 398), (385, 384), (386, 385), (387, 386),
-    (388, 387), (389, 356), (390, 373), (397, 365), (398, 362), (400, 377), (402, 318), (405, 321), (409, 291),
-    (415, 308), (454, 323), (466, 388),
+    (87, 14), (88, 178), (91, 181), (93, 234), (95, 88), (103, 67), (105, 66), (109, 10), (127, 162),
+    (132, 93), (136, 172), (144, 145), (145, 153), (146, 91), (148, 176), (149, 150), (150, 136), (152, 148),
+    (153, 154), (154, 155), (155, 133), (157, 173), (158, 157), (159, 158), (160, 159), (161, 160), (162, 21),
+    (163, 144), (172, 58), (173, 133), (176, 149), (178, 87), (181, 84), (185, 40), (191, 80), (234, 127),
+    (246, 161), (249, 390), (251, 389), (263, 249), (263, 466), (267, 269), (269, 270), (270, 409),
+    (276, 283), (282, 295), (283, 282), (284, 251), (288, 397), (293, 334), (295, 285), (296, 336),
+    (297, 332), (300, 293), (310, 415), (311, 310), (312, 311), (314, 405), (317, 402), (318, 324),
+    (321, 375), (323, 361), (324, 308), (332, 284), (334, 296), (338, 297), (356, 454), (361, 288),
+    (365, 379), (373, 374), (374, 380), (375, 291), (377, 152), (378, 400), (379, 378), (380, 381),
+    (381, 382), (382, 362), (384, 398), (385, 384), (386, 385), (387, 386), (388, 387), (389, 356),
+    (390, 373), (397, 365), (398, 362), (400, 377), (402, 318), (405, 321), (409, 291), (415, 308),
+    (454, 323), (466, 388),
 )
 
 # Colours (RGB) used when drawing each part.
@@ -227,7 +237,8 @@ def results_to_vector(results) -> tuple[np.ndarray, np.ndarray]:
         "left_hand": _landmarks_to_array(results.left_hand_landmarks, HAND_POINTS, False, "left_hand"),
         "right_hand": _landmarks_to_array(results.right_hand_landmarks, HAND_POINTS, False, "right_hand"),
     }
-    found = (results.face_landmarks, results.pose_landmarks, results.left_hand_landmarks, results.right_hand_landmarks)
+    found = (results.face_landmarks, results.pose_landmarks, results.left_hand_landmarks,
+             results.right_hand_landmarks)
     detected = np.array([landmarks is not None for landmarks in found], dtype=bool)
     return join_parts(**arrays), detected
 
@@ -244,7 +255,8 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
 
 
 class HolisticExtractor:
-    """MediaPipe Holistic as a context manager: RGB uint8 frames in, (T, 1662) keypoints and (T, 4) detected flags out.
+    """MediaPipe Holistic as a context manager: RGB uint8 frames in, (T, 1662) keypoints and (T, 4) detected
+    flags out.
 
     Run it on the full-resolution frames (``Clip.frames``), not on the 64x64 thumbnails: on the real
     ASL clips MediaPipe finds faces in 96% of frames at full resolution but 19% at 64x64 (right hand
@@ -264,7 +276,8 @@ class HolisticExtractor:
                  min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  warn_small_frames: bool = True, max_side: int = 0) -> None:
         if int(max_side) < 0:
-            raise ValueError(f"max_side must be 0 (full resolution) or a positive number of pixels, got {max_side}")
+            raise ValueError("max_side must be 0 (full resolution) or a positive number of pixels, got "
+                             f"{max_side}")
         self.max_side = int(max_side)
         self.static_image_mode = static_image_mode
         self.model_complexity = model_complexity
@@ -304,13 +317,14 @@ class HolisticExtractor:
             import warnings
 
             self._warned_small = True
-            warnings.warn(f"MediaPipe is given {frame.shape[1]}x{frame.shape[0]} frames: below {MIN_FRAME_SIDE} px "
-                          "it misses most faces and hands (real ASL clips: faces 96% -> 19%, right hand "
-                          "65% -> 36% at 64x64). Pass the full-resolution frames (Clip.frames), not the "
-                          "thumbnails.", UserWarning, stacklevel=3)
+            warnings.warn(f"MediaPipe is given {frame.shape[1]}x{frame.shape[0]} frames: below "
+                          f"{MIN_FRAME_SIDE} px it misses most faces and hands (real ASL clips: faces 96% -> "
+                          "19%, right hand 65% -> 36% at 64x64). Pass the full-resolution frames "
+                          f"(Clip.frames), not the thumbnails.", UserWarning, stacklevel=3)
 
     def extract_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints of one RGB uint8 frame: ((1662,) float32, (4,) bool detected); nobody found gives zeros."""
+        """Keypoints of one RGB uint8 frame: ((1662,) float32, (4,) bool detected); nobody found gives
+        zeros."""
         from utils.data.video import shrink_frame
 
         frame = np.ascontiguousarray(shrink_frame(_check_frame(frame), self.max_side))
@@ -336,8 +350,8 @@ def import_mediapipe():
     """``import mediapipe``, without letting it import TensorFlow when TensorFlow is not loaded yet.
 
     mediapipe imports TensorFlow when it is installed, only for its documentation tools and file helpers, and
-    falls back without it: that import alone costs about 3 CPU-seconds (2-core machine). TensorFlow is kept out
-    just for the duration of this import; a later ``import tensorflow`` works as usual."""
+    falls back without it: that import alone costs about 3 CPU-seconds (2-core machine). TensorFlow is kept
+    out just for the duration of this import; a later ``import tensorflow`` works as usual."""
     import sys
 
     if "mediapipe" in sys.modules or "tensorflow" in sys.modules:
@@ -361,20 +375,26 @@ def _make_holistic(static_image_mode: bool, model_complexity: int, min_detection
     try:
         mp = import_mediapipe()
     except ImportError as error:
-        raise CourseError("mediapipe is not installed: run `make setup` (or pip install -r requirements.txt)") from error
+        raise CourseError(
+            "mediapipe is not installed: run `make setup` (or pip install -r requirements.txt)"
+        ) from error
     try:
-        return mp.solutions.holistic.Holistic(static_image_mode=static_image_mode, model_complexity=model_complexity,
+        return mp.solutions.holistic.Holistic(static_image_mode=static_image_mode,
+                                              model_complexity=model_complexity,
                                               min_detection_confidence=min_detection_confidence,
                                               min_tracking_confidence=min_tracking_confidence)
     except Exception as error:
-        raise CourseError(f"MediaPipe Holistic(model_complexity={model_complexity}) could not start: {error}. "
-                          "Only model_complexity=1 works offline (0 and 2 download a model at first use).") from error
+        raise CourseError(f"MediaPipe Holistic(model_complexity={model_complexity}) could not start: "
+                          f"{error}. Only model_complexity=1 works offline (0 and 2 download a model at "
+                          "first use).") from error
 
 
 def extract_keypoints(frames: np.ndarray, static_image_mode: bool = False, model_complexity: int = 1,
                       progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Run MediaPipe Holistic once over a clip (T, H, W, 3) RGB uint8: ((T, 1662) float32, (T, 4) bool detected)."""
-    with HolisticExtractor(static_image_mode=static_image_mode, model_complexity=model_complexity) as extractor:
+    """Run MediaPipe Holistic once over a clip (T, H, W, 3) RGB uint8: ((T, 1662) float32, (T, 4) bool
+    detected)."""
+    with HolisticExtractor(static_image_mode=static_image_mode,
+                           model_complexity=model_complexity) as extractor:
         return extractor.extract(frames, progress=progress)
 
 
@@ -395,8 +415,10 @@ def _to_pixels(points: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def draw_landmarks(frame: np.ndarray, vector: np.ndarray, parts: tuple[str, ...] = PARTS,
-                   thickness: int | None = None, copy: bool = True, min_visibility: float = 0.5) -> np.ndarray:
-    """Overlay one frame's (1662,) landmarks (our order) on an RGB uint8 frame of any size: bones and joints, a colour per part.
+                   thickness: int | None = None, copy: bool = True,
+                   min_visibility: float = 0.5) -> np.ndarray:
+    """Overlay one frame's (1662,) landmarks (our order) on an RGB uint8 frame of any size: bones and joints,
+    a colour per part.
 
     Coordinates are normalised, so the frame's size does not matter. Parts that are all zeros (not
     found) are skipped, and so are pose landmarks whose visibility is below ``min_visibility``
@@ -405,13 +427,15 @@ def draw_landmarks(frame: np.ndarray, vector: np.ndarray, parts: tuple[str, ...]
     """
     import cv2
 
-    if not copy and not (isinstance(frame, np.ndarray) and frame.flags.c_contiguous and frame.flags.writeable):
-        raise ValueError("copy=False draws into the frame itself, which must be a writable C-contiguous array; "
-                         "pass np.ascontiguousarray(frame) or use copy=True")
+    if not copy and not (isinstance(frame,
+                                    np.ndarray) and frame.flags.c_contiguous and frame.flags.writeable):
+        raise ValueError("copy=False draws into the frame itself, which must be a writable C-contiguous "
+                         "array; pass np.ascontiguousarray(frame) or use copy=True")
     frame = _check_frame(frame)
     vector = _check_last_dim(vector, "vector")
     if vector.ndim != 1:
-        raise ValueError(f"draw_landmarks takes one frame's vector (1662,), got shape {vector.shape}; index a frame")
+        raise ValueError(f"draw_landmarks takes one frame's vector (1662,), got shape {vector.shape}; index "
+                         "a frame")
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
@@ -428,8 +452,8 @@ def draw_landmarks(frame: np.ndarray, vector: np.ndarray, parts: tuple[str, ...]
         color = PART_COLORS[part]
         for start, end in PART_CONNECTIONS[part]:
             if visible[start] and visible[end]:
-                cv2.line(canvas, tuple(map(int, pixels[start])), tuple(map(int, pixels[end])), color, thickness,
-                         cv2.LINE_AA)
+                cv2.line(canvas, tuple(map(int, pixels[start])), tuple(map(int, pixels[end])), color,
+                         thickness, cv2.LINE_AA)
         if part != "face":  # 468 face points would hide the face; its outline is enough
             for (x, y), keep in zip(pixels, visible):
                 if keep:
@@ -439,7 +463,8 @@ def draw_landmarks(frame: np.ndarray, vector: np.ndarray, parts: tuple[str, ...]
 
 def draw_hand_boxes(frame: np.ndarray, vector: np.ndarray, thickness: int | None = None,
                     margin: float = HAND_CROP_MARGIN) -> np.ndarray:
-    """A copy of an RGB frame with the squares that :func:`hand_crops` cuts drawn on it (left hand green, right red)."""
+    """A copy of an RGB frame with the squares that :func:`hand_crops` cuts drawn on it (left hand green,
+    right red)."""
     import cv2
 
     canvas = _check_frame(frame).copy()
@@ -453,9 +478,11 @@ def draw_hand_boxes(frame: np.ndarray, vector: np.ndarray, thickness: int | None
     return canvas
 
 
-def draw_skeleton_image(vector: np.ndarray, image_size: int = 256, background: tuple[int, int, int] = (255, 255, 255),
-                        parts: tuple[str, ...] = PARTS, thickness: int | None = None) -> np.ndarray:
-    """Draw one frame's (1662,) landmarks on a blank (image_size, image_size, 3) RGB uint8 canvas (for keypoint-only data)."""
+def draw_skeleton_image(vector: np.ndarray, image_size: int = 256,
+                        background: tuple[int, int, int] = (255, 255, 255), parts: tuple[str, ...] = PARTS,
+                        thickness: int | None = None) -> np.ndarray:
+    """Draw one frame's (1662,) landmarks on a blank (image_size, image_size, 3) RGB uint8 canvas (for
+    keypoint-only data)."""
     if int(image_size) < 1:
         raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
     canvas = np.empty((int(image_size), int(image_size), 3), dtype=np.uint8)
@@ -463,11 +490,14 @@ def draw_skeleton_image(vector: np.ndarray, image_size: int = 256, background: t
     return draw_landmarks(canvas, vector, parts=parts, thickness=thickness, copy=False)
 
 
-def draw_prediction(frame: np.ndarray, top: list[tuple[str, float]], vector: np.ndarray | None = None) -> np.ndarray:
-    """An RGB frame with the landmarks (if a vector is given), the best sign and a bar per (label, probability) drawn on it."""
+def draw_prediction(frame: np.ndarray, top: list[tuple[str, float]],
+                    vector: np.ndarray | None = None) -> np.ndarray:
+    """An RGB frame with the landmarks (if a vector is given), the best sign and a bar per (label,
+    probability) drawn on it."""
     import cv2
 
-    canvas = draw_landmarks(frame, vector) if vector is not None else np.array(frame, dtype=np.uint8, copy=True)
+    canvas = draw_landmarks(frame,
+                            vector) if vector is not None else np.array(frame, dtype=np.uint8, copy=True)
     if not top:
         return canvas
     height, width = canvas.shape[:2]
@@ -484,7 +514,8 @@ def draw_prediction(frame: np.ndarray, top: list[tuple[str, float]], vector: np.
     bar_left, bar_width = int(panel_width * 0.45), int(panel_width * 0.5)
     for rank, (label, probability) in enumerate(top, start=1):
         y = line * (rank + 1)
-        cv2.putText(canvas, label[:12], (6, y), font, 0.55 * scale, (230, 230, 230), max(1, thick - 1), cv2.LINE_AA)
+        cv2.putText(canvas, label[:12], (6, y), font, 0.55 * scale, (230, 230, 230), max(1, thick - 1),
+                    cv2.LINE_AA)
         top_left, bottom_right = (bar_left, y - int(line * 0.6)), (bar_left + int(bar_width * probability), y)
         cv2.rectangle(canvas, top_left, bottom_right, (60, 200, 90) if rank == 1 else (150, 150, 150), -1)
         cv2.putText(canvas, f"{probability:.2f}", (bar_left + 3, y - 3), font, 0.45 * scale, (255, 255, 255),

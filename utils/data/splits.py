@@ -82,8 +82,8 @@ def _stratified(labels: np.ndarray, indices: np.ndarray, fractions: np.ndarray,
         members = rng.permutation(indices[labels[indices] == label])
         count = len(members)
         if count < 2:
-            raise SplitError(f"class {label!r} has only {count} clip here; a stratified split needs at least 2 "
-                             "(3 for a validation clip too). Record more clips or drop the class.")
+            raise SplitError(f"class {label!r} has only {count} clip here; a stratified split needs at least "
+                             f"2 (3 for a validation clip too). Record more clips or drop the class.")
         num_test = max(1, round(count * fractions[2]))
         num_val = max(1, round(count * fractions[1])) if fractions[1] > 0 and count >= 3 else 0
         while count - num_test - num_val < 1:  # keep at least one training clip
@@ -102,8 +102,9 @@ def _group_disjoint(labels: np.ndarray, groups: np.ndarray, indices: np.ndarray,
     groups = np.array([g if g else f"\0clip{i}" for i, g in enumerate(groups)])  # ungrouped clip = own group
     group_names = sorted(set(groups[indices]))
     if len(group_names) < len(active):
-        raise SplitError(f"a group-disjoint split needs at least {len(active)} groups, found {len(group_names)} "
-                         f"({', '.join(group_names)}). Use strategy='stratified' or record more signers.")
+        raise SplitError(f"a group-disjoint split needs at least {len(active)} groups, found "
+                         f"{len(group_names)} ({', '.join(group_names)}). Use strategy='stratified' or "
+                         "record more signers.")
     classes = np.unique(labels[indices])
     class_index = {c: i for i, c in enumerate(classes)}
     counts = np.zeros((len(group_names), len(classes)))
@@ -121,7 +122,9 @@ def _group_disjoint(labels: np.ndarray, groups: np.ndarray, indices: np.ndarray,
     order = shuffled[np.argsort(-counts.sum(axis=1)[shuffled], kind="stable")]  # biggest groups first
     for row in order:
         # increase of the squared distance to the targets (per class, relative to its size) for each split
-        cost = (((current + counts[row] - targets) ** 2 - (current - targets) ** 2) / class_totals).sum(axis=1)
+        cost = (((current + counts[row] - targets) ** 2 - (current - targets) ** 2) / class_totals).sum(
+            axis=1
+        )
         cost[[i for i in range(3) if i not in active]] = np.inf
         split = int(np.argmin(cost))
         assignment[row] = split
@@ -220,7 +223,8 @@ def split_fractions(validation: bool = True) -> tuple[float, float, float]:
 
 def make_splits(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray | None = None,
                 split: Sequence | np.ndarray | None = None, test_group: str | Sequence[str] | None = None,
-                strategy: str = "auto", fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> Splits:
+                strategy: str = "auto", fractions: Sequence[float] = (0.6, 0.2, 0.2),
+                seed: int = 0) -> Splits:
     """Train/val/test indices: the dataset's own split, a held-out group, group-disjoint or stratified."""
     labels = np.asarray(labels)
     num_clips = len(labels)
@@ -234,7 +238,8 @@ def make_splits(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray | N
     if test_group is not None:
         if groups is None:
             raise SplitError("test_group needs the groups of the clips (e.g. signers); this dataset has none")
-        wanted = [str(test_group)] if isinstance(test_group, (str, int, np.integer)) else [str(g) for g in test_group]
+        wanted = [str(test_group)] if isinstance(test_group,
+                                                 (str, int, np.integer)) else [str(g) for g in test_group]
         return _held_out_group(labels, groups, wanted, fractions, rng)
     split_given = split is not None and set(split) <= set(SPLIT_NAMES) and {"train", "test"} <= set(split)
     if strategy == "given" and not split_given:
@@ -243,8 +248,8 @@ def make_splits(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray | N
     if split_given and strategy in ("auto", "given"):
         return _given(labels, groups, split, fractions, rng)
     known = _known_groups(groups)
-    # Test first, validation second, each with its own random stream: the test clips depend on the seed and the
-    # test share only, so two models trained with and without validation are tested on the same people.
+    # Test first, validation second, each with its own random stream: the test clips depend on the seed and
+    # the test share only, so two models trained with and without validation are tested on the same people.
     test_rng, val_rng = (np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(2))
     test_only = np.array([1 - fractions[2], 0.0, fractions[2]])
     if strategy == "group" or (strategy == "auto" and len(known) > 2):
@@ -273,7 +278,8 @@ def _validation_share(fractions: np.ndarray) -> np.ndarray:
 
 def _stratified_validation(labels: np.ndarray, indices: np.ndarray, share: float,
                            rng: np.random.Generator) -> dict[str, list[int]]:
-    """Validation clips drawn per class from indices; a class with fewer than 3 clips keeps them all for training."""
+    """Validation clips drawn per class from indices; a class with fewer than 3 clips keeps them all for
+    training."""
     parts: dict[str, list[int]] = {"train": [], "val": []}
     for label in np.unique(labels[indices]):
         members = rng.permutation(indices[labels[indices] == label])

@@ -1,17 +1,19 @@
-"""A features store for datasets larger than memory: one folder, one uncompressed ``.npy`` per array, one JSON.
+"""A features store for datasets larger than memory: one folder, one uncompressed ``.npy`` per array, one
+JSON.
 
 Layout (also in data/README.md)::
 
-    <name>/store.json        format, version, num_clips, classes, meta, and {array: {shape, dtype, per}} of each file
+    <name>/store.json        format, version, num_clips, classes, meta, and {array: {shape, dtype, per}}
+                             of each file
     <name>/keypoints.npy     float32 (N, T, 1662)       ─┐ one row per clip: memory-mapped when read,
     <name>/frames.npy        uint8 (N, T, S, S, 3)       │ written clip by clip
     <name>/hand_crops.npy    uint8 (N, T, 2, C, C, 3)    │
     <name>/detected.npy      bool (N, T, 4)             ─┘
     <name>/labels.npy, groups.npy, split.npy, paths.npy, source_frames.npy, source_fps.npy   (N,) columns
 
-Writing (:class:`StoreWriter`) never holds more than one clip: each clip array's file is allocated on disk when
-its first clip arrives and every clip is written at its row with a plain file write. Everything goes into a
-hidden temporary folder beside the target, which takes the target's name only when the store is complete, so
+Writing (:class:`StoreWriter`) never holds more than one clip: each clip array's file is allocated on disk
+when its first clip arrives and every clip is written at its row with a plain file write. Everything goes into
+a hidden temporary folder beside the target, which takes the target's name only when the store is complete, so
 an interrupted write leaves no half store (and an older store under that name stays as it was).
 
 Reading (:func:`read_store`) opens nothing but ``store.json`` and the small columns: each clip array is a
@@ -26,8 +28,9 @@ import mmap
 import os
 import shutil
 import struct
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -63,22 +66,26 @@ class MappedArray:
         return self._memmap is not None
 
     def mapped(self) -> np.memmap:
-        """The file as a read-only memory map (opened now if needed; shape and dtype checked against store.json)."""
+        """The file as a read-only memory map (opened now if needed; shape and dtype checked against
+        store.json)."""
         if self._memmap is None:
             try:
                 array = np.load(self.path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as error:
-                raise FeatureFileError(f"{self.path}: unreadable ({type(error).__name__}: {error}). Re-create the "
-                                       f"store with `python -m utils extract <dataset> --out {self.path.parent}`.")
+                raise FeatureFileError(f"{self.path}: unreadable ({type(error).__name__}: {error}). "
+                                       f"Re-create the store with `python -m utils extract <dataset> --out "
+                                       f"{self.path.parent}`."
+                                       ) from error
             if array.shape != self.shape or array.dtype != self.dtype:
-                raise FeatureFileError(f"{self.path}: holds {array.dtype} {array.shape} but {INDEX_FILE} says "
-                                       f"{self.dtype} {self.shape}; re-create the store with `python -m utils "
-                                       f"extract <dataset> --out {self.path.parent}`")
+                raise FeatureFileError(f"{self.path}: holds {array.dtype} {array.shape} but {INDEX_FILE} "
+                                       f"says {self.dtype} {self.shape}; re-create the store with `python -m "
+                                       f"utils extract <dataset> --out {self.path.parent}`")
             self._memmap = array
         return self._memmap
 
     def release(self) -> None:
-        """Hand the mapped pages back to the system (they stay in its file cache), so resident memory stays flat."""
+        """Hand the mapped pages back to the system (they stay in its file cache), so resident memory stays
+        flat."""
         handle = getattr(self._memmap, "_mmap", None)
         if handle is not None and hasattr(mmap, "MADV_DONTNEED"):
             handle.madvise(mmap.MADV_DONTNEED)
@@ -94,7 +101,8 @@ class MappedArray:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self[...] if dtype is None else self[...].astype(dtype)
 
-    def __getattr__(self, name: str) -> Any:  # anything else (astype, mean, reshape ...) acts on the whole array
+    # anything else (astype, mean, reshape ...) acts on the whole array
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(np.asarray(self), name)
@@ -113,24 +121,26 @@ def read_index(folder: str | Path) -> dict[str, Any]:
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise FeatureFileError(f"{path}: unreadable ({error}); re-create the store with `python -m utils extract "
-                               f"<dataset> --out {folder}`") from error
+        raise FeatureFileError(f"{path}: unreadable ({error}); re-create the store with `python -m utils "
+                               f"extract <dataset> --out {folder}`") from error
     if index.get("format") != STORE_FORMAT or int(index.get("version", 0)) > STORE_VERSION:
-        raise FeatureFileError(f"{path}: format {index.get('format')!r} version {index.get('version')!r} is not a "
-                               f"features store this code reads (version <= {STORE_VERSION}); re-create it")
+        raise FeatureFileError(f"{path}: format {index.get('format')!r} version {index.get('version')!r} is "
+                               f"not a features store this code reads (version <= {STORE_VERSION}); "
+                               "re-create it")
     return index
 
 
 def read_store(folder: str | Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
-    """(arrays, classes, meta) of a store: clip arrays as unopened :class:`MappedArray`, columns read whole."""
+    """(arrays, classes, meta) of a store: clip arrays as unopened :class:`MappedArray`, columns read
+    whole."""
     folder = Path(folder)
     index = read_index(folder)
     arrays: dict[str, Any] = {}
     for name, info in index["arrays"].items():
         path = folder / f"{name}.npy"
         if not path.is_file():
-            raise FeatureFileError(f"{path}: missing from the store; re-create it with `python -m utils extract "
-                                   f"<dataset> --out {folder}`")
+            raise FeatureFileError(f"{path}: missing from the store; re-create it with `python -m utils "
+                                   f"extract <dataset> --out {folder}`")
         if info.get("per") == "clip":
             arrays[name] = MappedArray(path, info["shape"], info["dtype"])
         else:
@@ -140,17 +150,20 @@ def read_store(folder: str | Path) -> tuple[dict[str, Any], list[str], dict[str,
 
 # ----------------------------------------------------------------------------- writing
 def _npy_header(shape: tuple[int, ...], dtype: np.dtype, length: int | None = None) -> bytes:
-    """A .npy 1.0 header for a C-ordered array, padded to `length` bytes (default: the next multiple of 64)."""
+    """A .npy 1.0 header for a C-ordered array, padded to `length` bytes (default: the next multiple of
+    64)."""
     text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)})
     length = length or -(-(len(_MAGIC) + 2 + len(text) + 1) // 64) * 64
     padding = length - len(_MAGIC) - 2 - len(text) - 1
     if padding < 0:
         raise ValueError(f"a header for shape {shape} does not fit in {length} bytes")
-    return _MAGIC + struct.pack("<H", length - len(_MAGIC) - 2) + (text + " " * padding + "\n").encode("latin1")
+    return _MAGIC + struct.pack("<H",
+                                length - len(_MAGIC) - 2) + (text + " " * padding + "\n").encode("latin1")
 
 
 class _ClipFile:
-    """One clip array's .npy being filled row by row with file writes (no memory map, so no resident pages)."""
+    """One clip array's .npy being filled row by row with file writes (no memory map, so no resident
+    pages)."""
 
     def __init__(self, path: Path, capacity: int, row_shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.path, self.row_shape, self.dtype = path, tuple(row_shape), np.dtype(dtype)
@@ -159,7 +172,8 @@ class _ClipFile:
         self.filled = np.zeros(capacity, dtype=bool)
         self.handle = open(path, "wb+")
         self.handle.write(self.header)
-        self.handle.truncate(len(self.header) + capacity * self.row_bytes)  # allocated (sparse) at its full size
+        # allocated (sparse) at its full size
+        self.handle.truncate(len(self.header) + capacity * self.row_bytes)
 
     def write(self, row: int, values: np.ndarray) -> None:
         """Put one clip's values at its row."""
@@ -204,8 +218,8 @@ class StoreWriter:
             values = np.asarray(values)
             file = self.files.get(name)
             if file is None:
-                file = self.files[name] = _ClipFile(self.temporary / f"{name}.npy", self.capacity, values.shape,
-                                                    self.dtypes.get(name, values.dtype))
+                file = self.files[name] = _ClipFile(self.temporary / f"{name}.npy", self.capacity,
+                                                    values.shape, self.dtypes.get(name, values.dtype))
             if values.shape != file.row_shape:
                 raise FeatureFileError(f"{self.folder}: clip {row} has '{name}' of shape {values.shape}, the "
                                        f"earlier clips {file.row_shape}; every clip must have the same shape")
@@ -229,17 +243,20 @@ class StoreWriter:
             file.close(num_rows)
             if name in keep:
                 arrays[name] = {"shape": [num_rows, *file.row_shape], "dtype": file.dtype.str, "per": "clip"}
-            else:  # some clip lacked it (e.g. frames in a manifest mixing videos and MP_Data): dropped, as in .npz
+            # some clip lacked it (e.g. frames in a manifest mixing videos and MP_Data): dropped, as in .npz
+            else:
                 file.path.unlink()
         for name, values in columns.items():
             values = np.asarray(values)
             if len(values) != num_rows:
-                raise FeatureFileError(f"{self.folder}: column '{name}' has {len(values)} values for {num_rows} clips")
+                raise FeatureFileError(f"{self.folder}: column '{name}' has {len(values)} values for "
+                                       f"{num_rows} clips")
             np.save(self.temporary / f"{name}.npy", values, allow_pickle=False)
             arrays[name] = {"shape": list(values.shape), "dtype": values.dtype.str, "per": "column"}
-        index = {"format": STORE_FORMAT, "version": STORE_VERSION, "num_clips": num_rows, "classes": list(classes),
-                 "arrays": arrays, "meta": dict(meta)}
-        (self.temporary / INDEX_FILE).write_text(json.dumps(index, indent=1, ensure_ascii=False), encoding="utf-8")
+        index = {"format": STORE_FORMAT, "version": STORE_VERSION, "num_clips": num_rows,
+                 "classes": list(classes), "arrays": arrays, "meta": dict(meta)}
+        (self.temporary / INDEX_FILE).write_text(json.dumps(index, indent=1, ensure_ascii=False),
+                                                 encoding="utf-8")
         _publish(self.temporary, self.folder)
         return self.folder
 
@@ -252,7 +269,8 @@ class StoreWriter:
 
 
 def _publish(temporary: Path, folder: Path) -> None:
-    """Give the finished temporary folder the store's name, replacing an older store only once this one is whole."""
+    """Give the finished temporary folder the store's name, replacing an older store only once this one is
+    whole."""
     old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
     if folder.exists():
         os.replace(folder, old)
@@ -284,8 +302,8 @@ def _process_alive(pid: int) -> bool:
 def write_store(folder: str | Path, clips: Iterable[Mapping[str, np.ndarray]], num_clips: int,
                 columns: Mapping[str, np.ndarray], classes: list[str], meta: Mapping[str, Any],
                 dtypes: Mapping[str, Any] | None = None) -> Path:
-    """Write num_clips clips (dicts of per-clip arrays, taken one at a time from an iterable) and the (N,) columns
-    into a store folder; the iterable may stop early (fewer clips)."""
+    """Write num_clips clips (dicts of per-clip arrays, taken one at a time from an iterable) and the (N,)
+    columns into a store folder; the iterable may stop early (fewer clips)."""
     with StoreWriter(folder, num_clips, dtypes) as writer:
         row = 0
         for clip in clips:

@@ -1,4 +1,5 @@
-"""Reading, sampling, resizing and writing video clips (RGB uint8 frames). Knows nothing of MediaPipe or models.
+"""Reading, sampling, resizing and writing video clips (RGB uint8 frames). Knows nothing of MediaPipe or
+models.
 
 Frames are always RGB ``uint8`` arrays, a clip is ``(T, H, W, 3)``. Reading goes frame by frame until
 the decoder stops, because the frame count a container announces (``CAP_PROP_FRAME_COUNT``) is only a
@@ -35,7 +36,8 @@ class VideoInfo:
 
 @dataclass
 class Clip:
-    """A clip sampled to a fixed number of frames: full-resolution frames (for MediaPipe) and thumbnails (for the ConvLSTM)."""
+    """A clip sampled to a fixed number of frames: full-resolution frames (for MediaPipe) and thumbnails (for
+    the ConvLSTM)."""
 
     path: Path
     frames: np.ndarray  # (T, H, W, 3) uint8, full resolution
@@ -218,7 +220,8 @@ def count_frames(path: str | Path) -> int:
 
 
 def video_info(path: str | Path, count: bool = True) -> VideoInfo:
-    """Frame count, fps and size of a video; ``count=False`` trusts the container's frame-count hint (fast, may lie)."""
+    """Frame count, fps and size of a video; ``count=False`` trusts the container's frame-count hint (fast,
+    may lie)."""
     capture = _open_capture(path)
     try:
         fps = capture_fps(capture)
@@ -236,14 +239,16 @@ def video_info(path: str | Path, count: bool = True) -> VideoInfo:
 
 # ----------------------------------------------------------------------------- sampling and resizing
 def sample_frame_indices(num_available: int, num_frames: int) -> tuple[np.ndarray, bool]:
-    """Pick exactly ``num_frames`` source indices spread evenly over ``num_available`` frames, first and last included.
+    """Pick exactly ``num_frames`` source indices spread evenly over ``num_available`` frames, first and last
+    included.
 
     Returns ``(indices, padded)``: ``indices`` is int64 (num_frames,), non-decreasing; ``padded`` is True
     when the clip is shorter than ``num_frames``, so that some frames repeat (spread over the clip,
     not piled up at its end). With ``num_frames == 1`` the first frame is picked.
     """
     if int(num_available) < 1:
-        raise ValueError(f"num_available must be at least 1 (a clip with no frames cannot be sampled), got {num_available}")
+        raise ValueError("num_available must be at least 1 (a clip with no frames cannot be sampled), got "
+                         f"{num_available}")
     if int(num_frames) < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
     positions = np.linspace(0, int(num_available) - 1, int(num_frames))
@@ -288,14 +293,17 @@ def fit_frame(frame: np.ndarray, min_side: int = 360, max_side: int = 960) -> np
 
 
 def shrink_frame(frame: np.ndarray, max_side: int) -> np.ndarray:
-    """An RGB frame resized (``cv2.INTER_AREA``, aspect ratio kept) so its longer side is at most ``max_side``.
+    """An RGB frame resized (``cv2.INTER_AREA``, aspect ratio kept) so its longer side is at most
+    ``max_side``.
 
-    Never enlarges: a frame that already fits, and ``max_side=0`` (no limit), come back unchanged (the same array).
+    Never enlarges: a frame that already fits, and ``max_side=0`` (no limit), come back unchanged (the same
+    array).
     """
     import cv2
 
     if int(max_side) < 0:
-        raise ValueError(f"max_side must be 0 (full resolution) or a positive number of pixels, got {max_side}")
+        raise ValueError("max_side must be 0 (full resolution) or a positive number of pixels, got "
+                         f"{max_side}")
     height, width = frame.shape[:2]
     longest = max(height, width)
     if not max_side or longest <= int(max_side):
@@ -306,7 +314,8 @@ def shrink_frame(frame: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def _read_selected_frames(path: str | Path, wanted: set[int]) -> tuple[dict[int, np.ndarray], int]:
-    """Decode a whole video, keep the RGB frames whose index is in ``wanted``; also return the true frame count."""
+    """Decode a whole video, keep the RGB frames whose index is in ``wanted``; also return the true frame
+    count."""
     capture = _open_capture(path)
     selected: dict[int, np.ndarray] = {}
     count = 0
@@ -326,7 +335,8 @@ def _read_selected_frames(path: str | Path, wanted: set[int]) -> tuple[dict[int,
 
 
 def load_clip(path: str | Path, num_frames: int = NUM_FRAMES, image_size: int = IMAGE_SIZE) -> Clip:
-    """Read a video into a :class:`Clip` of ``num_frames`` evenly spaced frames plus their ``image_size`` thumbnails.
+    """Read a video into a :class:`Clip` of ``num_frames`` evenly spaced frames plus their ``image_size``
+    thumbnails.
 
     Only the sampled frames are kept in memory. The container's frame count is used as a first guess
     and checked while decoding; when it was wrong the clip is sampled again from the true count. A
@@ -359,7 +369,8 @@ def load_clip(path: str | Path, num_frames: int = NUM_FRAMES, image_size: int = 
 
 # ----------------------------------------------------------------------------- writing
 class VideoWriter:
-    """Write RGB uint8 frames one by one to an .mp4 (mp4v) or .avi (MJPG); the file appears only when all went well.
+    """Write RGB uint8 frames one by one to an .mp4 (mp4v) or .avi (MJPG); the file appears only when all went
+    well.
 
     Use as a context manager: frames go to a temporary file that is renamed to ``path`` on a clean exit
     and deleted when an error leaves the block. The frame size is taken from the first frame.
@@ -402,7 +413,8 @@ class VideoWriter:
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0) -> Path:
-    """Write RGB uint8 frames (T, H, W, 3) to an .mp4 (mp4v) or .avi (MJPG), atomically (temp file, then rename)."""
+    """Write RGB uint8 frames (T, H, W, 3) to an .mp4 (mp4v) or .avi (MJPG), atomically (temp file, then
+    rename)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"frames must be non-empty uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
@@ -412,7 +424,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0) -> Path
     return Path(path)
 
 
-def pan_zoom_clip(image: np.ndarray, num_frames: int = 16, zoom: float = 1.3, output_size: int | None = None) -> np.ndarray:
+def pan_zoom_clip(image: np.ndarray, num_frames: int = 16, zoom: float = 1.3,
+                  output_size: int | None = None) -> np.ndarray:
     """A short "camera move" over a still RGB image (slow zoom in and pan), as (T, H, W, 3) uint8 frames."""
     import cv2
 

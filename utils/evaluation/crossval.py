@@ -1,4 +1,5 @@
-"""Cross-validation by signer (group): one run folder per fold, resume, ``crossval.json`` with intervals, figures.
+"""Cross-validation by signer (group): one run folder per fold, resume, ``crossval.json`` with intervals,
+figures.
 
 Signer-independent recognition is measured by training on some signers and testing on the others, in turn:
 leave-one-group-out (``folds="loso"``, one fold per signer) or K group-disjoint folds (``folds=K``, signers
@@ -7,7 +8,8 @@ with the fold's signers as ``test_group``; its validation signers (early stoppin
 training side, so nothing is selected on test signers. :func:`run` writes::
 
     <out_dir>/
-        crossval.json           per-fold accuracy, macro-F1, n, test/validation groups; mean, std, 95% t-interval
+        crossval.json           per-fold accuracy, macro-F1, n, test/validation groups; mean, std,
+                                95% t-interval
         folds.png               per-fold accuracies with the mean and its interval
         confusion_matrix.png    the test clips of every fold, pooled
         fold_0/, fold_1/, ...   the run folder of each fold (model.keras, metrics.json, ...) + fold.json
@@ -24,9 +26,10 @@ import hashlib
 import json
 import os
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,16 +57,19 @@ def _group_names(groups: np.ndarray) -> list[str]:
     groups = np.asarray(groups).astype(str)
     missing = int(np.sum(groups == ""))
     if missing:
-        raise SplitError(f"{missing} of {len(groups)} clips have no group (signer); cross-validation by group "
-                         "needs one for every clip: give the dataset's manifest.csv a signer column and extract again")
+        raise SplitError(f"{missing} of {len(groups)} clips have no group (signer); cross-validation by "
+                         "group needs one for every clip: give the dataset's manifest.csv a signer column "
+                         f"and extract again")
     names = sorted(set(groups.tolist()))
     if len(names) < 2:
         raise SplitError(f"cross-validation by group needs at least 2 groups (signers), found {names}")
     return names
 
 
-def _balanced_folds(labels: np.ndarray, groups: np.ndarray, names: list[str], k: int, seed: int) -> list[list[str]]:
-    """K group-disjoint folds: biggest groups first, each to the fold whose class counts it brings closest to 1/K."""
+def _balanced_folds(labels: np.ndarray, groups: np.ndarray, names: list[str], k: int,
+                    seed: int) -> list[list[str]]:
+    """K group-disjoint folds: biggest groups first, each to the fold whose class counts it brings closest to
+    1/K."""
     classes = np.unique(labels)
     counts = np.array([[np.sum((groups == g) & (labels == c)) for c in classes] for g in names], dtype=float)
     sizes, totals = counts.sum(axis=1), np.maximum(counts.sum(axis=0), 1)
@@ -93,8 +99,8 @@ def make_folds(labels: Sequence | np.ndarray, groups: Sequence | np.ndarray, fol
     if folds == "loso":
         return [[name] for name in names]
     if folds > len(names):
-        raise SplitError(f"{folds} folds need at least {folds} groups (signers); this dataset has {len(names)}: "
-                         f"{', '.join(names)}. Use --folds loso or fewer folds.")
+        raise SplitError(f"{folds} folds need at least {folds} groups (signers); this dataset has "
+                         f"{len(names)}: {', '.join(names)}. Use --folds loso or fewer folds.")
     return _balanced_folds(labels, groups, names, folds, seed)
 
 
@@ -160,14 +166,16 @@ def _finished_metrics(fold_dir: Path, fingerprint: dict[str, Any]) -> dict[str, 
 
 
 def _fold_split(features: Any, test_groups: list[str], seed: int, validation: bool = True) -> Any:
-    """The split training uses for this fold (same call, same seed); SplitError if val touches a test group."""
+    """The split training uses for this fold (same call, same seed); SplitError if val touches a test
+    group."""
     from utils.data.splits import make_splits, split_fractions
 
     split = make_splits(features.labels, groups=features.groups, split=features.split, test_group=test_groups,
                         seed=seed, fractions=split_fractions(validation))
     leaked = set(np.asarray(features.groups)[split.val]) & set(test_groups)
     if leaked:
-        raise SplitError(f"validation clips of test group(s) {sorted(leaked)}: selection would see test signers")
+        raise SplitError(f"validation clips of test group(s) {sorted(leaked)}: selection would see test "
+                         "signers")
     return split
 
 
@@ -181,9 +189,10 @@ def _fold_result(index: int, metrics: dict[str, Any], features: Any, test_groups
     tested = confusion.sum(axis=1) > 0
     seen_accuracy, n_seen = _seen_accuracy(confusion, seen)
     return {
-        "fold": index, "test_groups": list(test_groups), "val_groups": sorted(set(groups[split.val].tolist())),
-        "n": int(confusion.sum()), "n_seen_classes": n_seen, "n_train": int(len(split.train)),
-        "n_val": int(len(split.val)), "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
+        "fold": index, "test_groups": list(test_groups),
+        "val_groups": sorted(set(groups[split.val].tolist())), "n": int(confusion.sum()),
+        "n_seen_classes": n_seen, "n_train": int(len(split.train)), "n_val": int(len(split.val)),
+        "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
         "accuracy_seen_classes": seen_accuracy, "macro_f1": float(metrics["macro_f1"]),
         "unseen_classes": [c for c, s, t in zip(features.classes, seen, tested) if t and not s],
         # validation clips of classes the model never trains on: they cannot guide early stopping
@@ -212,7 +221,8 @@ def _summarise(folds: list[dict[str, Any]], classes: list[str]) -> dict[str, Any
                        if f["accuracy_seen_classes"] is not None)
     return {
         **{metric: t_interval([f[metric] for f in folds]) for metric in FOLD_METRICS},
-        "pooled": {"n": int(confusion.sum()), "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
+        "pooled": {"n": int(confusion.sum()),
+                   "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
                    "n_seen_classes": int(seen_clips),
                    "accuracy_seen_classes": seen_correct / seen_clips if seen_clips else None},
         "classes": list(classes), "confusion_matrix": confusion.tolist(),
@@ -243,13 +253,15 @@ def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path 
 
     _check_model(model_name)
     folds = parse_folds(folds)
-    features, features_file = training._as_features(features)
+    features, features_file = training.as_features(features)
     config = training.resolve_config(model_name, config)
     fold_groups = make_folds(features.labels, features.groups, folds, seed)
     default_dir = paths.RESULTS_DIR / "crossval" / f"{model_name}_{config.name}"
-    out_dir = ensure_writable_folder(Path(out_dir).expanduser() if out_dir else default_dir, "cross-validation folder")
+    out_dir = ensure_writable_folder(Path(out_dir).expanduser() if out_dir else default_dir,
+                                     "cross-validation folder")
     digest, started, results = features_digest(features), time.perf_counter(), []
-    with tqdm(total=len(fold_groups), desc=f"crossval {model_name}", unit="fold", disable=not progress) as bar:
+    with tqdm(total=len(fold_groups), desc=f"crossval {model_name}", unit="fold",
+              disable=not progress) as bar:
         for index, test_groups in enumerate(fold_groups):
             fold_dir = out_dir / f"fold_{index}"
             fingerprint = _fingerprint(digest, model_name, config, epochs, batch_size, seed, test_groups)
@@ -268,12 +280,13 @@ def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path 
         "model": model_name, "config": config.name, "config_full": config.to_dict(), "folds": folds,
         "num_folds": len(results), "seed": int(seed), "epochs": epochs, "batch_size": batch_size,
         "features_path": features_file, "features_sha256": digest, "n_clips": int(len(features)),
-        "interval": f"{CONFIDENCE:.0%} Student t interval of the mean over the n folds (n - 1 degrees of freedom)",
-        "unseen_classes": "accuracy counts test clips of classes absent from the fold's training clips as errors; "
-                          "accuracy_seen_classes leaves them out",
+        "interval": f"{CONFIDENCE:.0%} Student t interval of the mean over the n folds (n - 1 degrees of "
+                    "freedom)",
+        "unseen_classes": "accuracy counts test clips of classes absent from the fold's training clips as "
+                          "errors; accuracy_seen_classes leaves them out",
         **_summarise(results, list(features.classes)), "per_fold": results,
         "seconds": round(time.perf_counter() - started, 1),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _write_json_atomically(out_dir / SUMMARY_FILE, summary)
     plots.save_crossval_figures(summary, out_dir)
@@ -290,35 +303,22 @@ def load_summary(crossval_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def format_interval(stats: dict[str, Any]) -> str:
-    """'0.62 [0.45, 0.79]' (mean and 95% interval), or just the mean when there is no interval."""
+def format_interval(stats: dict[str, Any], digits: int = 3) -> str:
+    """'0.620 [0.450, 0.790]': the mean of :func:`t_interval`'s stats with its 95% interval, or the mean alone
+    when there is none (one fold). The bounds have ``digits`` decimals and stay within [0, 1]: every score
+    reported this way (accuracy, macro-F1) is a fraction, which a t-interval near 0 or 1 can run past."""
     if stats.get("mean") is None:
         return "n/a"
     if not stats.get("ci95"):
         return f"{stats['mean']:.3f}"
-    return f"{stats['mean']:.3f} [{stats['ci95'][0]:.3f}, {stats['ci95'][1]:.3f}]"
+    low, high = stats["ci95"]
+    return f"{stats['mean']:.3f} [{max(low, 0.0):.{digits}f}, {min(high, 1.0):.{digits}f}]"
 
 
 def describe(summary: dict[str, Any]) -> str:
     """One line: model, folds and the mean accuracies with their intervals."""
     return (f"{summary['model']} ({summary['config']}), {summary['num_folds']} folds ({summary['folds']}): "
             f"accuracy {format_interval(summary['accuracy'])}, seen classes "
-            f"{format_interval(summary['accuracy_seen_classes'])}, macro-F1 {format_interval(summary['macro_f1'])} "
-            f"(mean [{CONFIDENCE:.0%} t-interval], n = {summary['num_folds']} folds)")
-
-
-def summary_table(crossval_dirs: Sequence[str | Path]) -> "pandas.DataFrame":  # noqa: F821
-    """Several crossval folders side by side: model, configuration, folds, n, mean and interval of each metric."""
-    import pandas as pd
-
-    rows = []
-    for folder in crossval_dirs:
-        summary = load_summary(folder)
-        row = {"run": Path(folder).name, "model": summary["model"], "config": summary["config"],
-               "folds": summary["folds"], "n_folds": summary["num_folds"], "n_clips": summary["pooled"]["n"]}
-        for metric in FOLD_METRICS:
-            row[metric] = summary[metric]["mean"]
-            row[f"{metric} (95% CI)"] = format_interval(summary[metric])
-        row["worst fold accuracy"] = min(f["accuracy"] for f in summary["per_fold"])
-        rows.append(row)
-    return pd.DataFrame(rows)
+            f"{format_interval(summary['accuracy_seen_classes'])}, macro-F1 "
+            f"{format_interval(summary['macro_f1'])} (mean [{CONFIDENCE:.0%} t-interval], n = "
+            f"{summary['num_folds']} folds)")

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from utils import paths
 from utils.errors import ConfigError
+from utils.evaluation.crossval import format_interval
 
 BENCHMARKS_DIR = paths.PROJECT_DIR / "benchmarks"
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
@@ -32,16 +34,6 @@ def _load(name: str, folder: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} not found: it is written by benchmarks/{Path(name).stem}.py "
                           "(see benchmarks/README.md)")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def interval(stats: dict[str, Any]) -> str:
-    """'0.953 [0.91, 0.99]': a mean with its 95% interval (two decimals), or the mean alone."""
-    if stats.get("mean") is None:
-        return "n/a"
-    if not stats.get("ci95"):
-        return f"{stats['mean']:.3f}"
-    low, high = stats["ci95"]
-    return f"{stats['mean']:.3f} [{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
 
 
 # ----------------------------------------------------------------------------- the tables
@@ -66,7 +58,7 @@ def same_people_table(folder: Path = BENCHMARKS_DIR) -> str:
         if entry is None:
             continue
         lowest = min(fold["accuracy"] for fold in entry["per_fold"])
-        lines.append(f"| {label} | {interval(entry['accuracy'])} | {lowest:.3f} |")
+        lines.append(f"| {label} | {format_interval(entry['accuracy'], digits=2)} | {lowest:.3f} |")
     return "\n".join(lines)
 
 
@@ -108,11 +100,108 @@ def web_parity_table(folder: Path = BENCHMARKS_DIR) -> str:
     return "\n".join(lines)
 
 
+#: The steps from the plain LSTM to the recommended keypoint model, as rows of benchmarks/real_signers.json:
+#: (the study's row name, what the reader sees). Each adds one thing to the row above it.
+REAL_SIGNER_STEPS = (
+    ("boosted", "boosted trees on the same statistics (`--model boosted`)"),
+    ("linear", "linear baseline: logistic regression on segment statistics (`--model linear`)"),
+    ("lstm, old recommended", "a plain LSTM(128) on normalised, augmented keypoints"),
+    ("conv_gru", "1D convolutions + GRU on the linear model's arm and hand keypoints"),
+    ("conv_gru, hand angles", "+ finger joint angles and fingertip distances"),
+    ("conv_gru, hand angles, balanced classes", "+ classes weighted to count alike"),
+    ("conv_gru, hand angles, balanced classes, label smoothing", "+ labels smoothed by 0.1"),
+    ("conv_gru, hand angles, balanced classes, label smoothing x3",
+     "+ three networks averaged: the recommended `lstm`"),
+)
+REAL_SIGNER_SETS = (("four", "4 signers, 9 signs"), ("crowd", "crowd of 40"), ("all", "all 55 signers"),
+                    ("synthetic", "synthetic"), ("transfer", "24 ASL videos (trained on the real signers)"))
+
+
+def _real_signer_cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    low, high = entry.get("interval") or (None, None)
+    if low is None or low == high:  # one test (the ASL videos), or one fold: no interval
+        return f"{entry['mean']:.3f}"
+    return f"{entry['mean']:.3f} [{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
+
+
+def real_signers_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """The keypoint models on people they never saw, one step per row (benchmarks/real_signers.json)."""
+    results = _load("real_signers.json", folder)["results"]
+    sets = [(key, label) for key, label in REAL_SIGNER_SETS
+            if any(key in results.get(row, {}) for row, _ in REAL_SIGNER_STEPS)]
+    def folds(key: str) -> str:
+        counts = {len(results[row][key].get("folds") or []) for row, _ in REAL_SIGNER_STEPS
+                  if key in results.get(row, {})}
+        return f" (n = {max(counts)})" if counts and max(counts) > 1 else ""
+
+    lines = ["| model | " + " | ".join(label + folds(key) for key, label in sets) + " |",
+             "|---" * (len(sets) + 1) + "|"]
+    chance = results.get("chance")
+    if chance:
+        cells = " | ".join(_real_signer_cell(chance.get(key)) for key, _ in sets)
+        lines.append(f"| chance (a uniform guess) | {cells} |")
+    for row, label in REAL_SIGNER_STEPS:
+        if row in results:
+            cells = " | ".join(_real_signer_cell(results[row].get(key)) for key, _ in sets)
+            lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines)
+
+
+def real_signers_source(folder: Path = BENCHMARKS_DIR) -> str:
+    """Where the real-signer figures come from."""
+    result = _load("real_signers.json", folder)
+    return ("Mean accuracy over folds by signer [95% t-interval]; the 24 ASL videos are one test, no "
+            "interval. "
+            "Written by `python benchmarks/real_signers.py` (every row, fold and command in "
+            "[benchmarks/real_signers.md](../benchmarks/real_signers.md)); "
+            f"{len(result['results'])} rows in the results file, {len(REAL_SIGNER_STEPS)} shown here.")
+
+
+CHAPTERS = {  # what each chapter teaches, in one line (its title comes from the notebook itself)
+    "01": "datasets, the synthetic signers, one features file, splits by signer",
+    "02": "MediaPipe Holistic, the 1662 numbers of a frame, what it finds and misses",
+    "03": "the LSTM on keypoints, then the steps that make it work on new people",
+    "04": "the ConvLSTM on video frames, and why frames recognise the signer",
+    "05": "fusing the two branches; the original's defects, one cell each",
+    "06": "every model on the same people, per-sign errors, the original's numbers",
+    "07": "recording your own signs and training on them",
+}
+
+
+def chapters_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """The README's chapter table: title, what it teaches, time on the reference machine, executed copy."""
+    import nbformat
+
+    project = folder.parent
+    record_path = project / "docs" / "notebooks" / "course_run.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"notebooks": {}}
+    lines = ["| chapter | what you learn | time on 2 CPU cores | with outputs |", "|---|---|---|---|"]
+    for path in sorted((project / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        title = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
+        run = record["notebooks"].get(path.name)
+        minutes = f"{run['seconds'] / 60:.0f} min" if run else "–"
+        executed = f"[executed](docs/notebooks/{path.name})" if run else "–"
+        lines.append(f"| [{title}](notebooks/{path.name}) | {CHAPTERS.get(path.name[:2], '')} | {minutes} | "
+                     f"{executed} |")
+    if record.get("commit"):
+        lines.append("")
+        commits = sorted({run.get("commit", record["commit"]) for run in record["notebooks"].values()})
+        lines.append(f"Times: `make run` on {record['machine']} at commit{'s' if len(commits) > 1 else ''} "
+                     f"{', '.join(f'`{c}`' for c in commits)}; executed copies, each naming its commit, in "
+                     "[docs/notebooks](docs/notebooks).")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
+    "chapters": chapters_table,
     "same-people": same_people_table,
     "same-people-signers": same_people_signers,
     "web-speed": web_speed_table,
     "web-parity": web_parity_table,
+    "real-signers": real_signers_table,
+    "real-signers-source": real_signers_source,
 }
 
 

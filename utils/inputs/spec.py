@@ -1,7 +1,7 @@
 """What a model takes and the one way raw clip data becomes model inputs.
 
-An :class:`InputSpec` says which inputs a model takes (``keypoints``, ``frames``, ``hands``), its clip length T
-(``num_frames``), its frame size S (``image_size``), the keypoint preprocessing and frame mode it was
+An :class:`InputSpec` says which inputs a model takes (``keypoints``, ``frames``, ``hands``), its clip length
+T (``num_frames``), its frame size S (``image_size``), the keypoint preprocessing and frame mode it was
 trained with, and how its training clips were sampled. It is built from a run's ``run.json``
 (:meth:`InputSpec.from_run`) or from a model name and its configuration (:meth:`InputSpec.from_config`).
 
@@ -13,22 +13,25 @@ Every step here is plain NumPy/OpenCV on whole arrays; :mod:`utils.tf_preprocess
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from utils.inputs import preprocessing
 from utils.errors import FeatureFileError
+from utils.inputs import preprocessing
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a model takes and how its clips were prepared: inputs, T, S, keypoint options, training clip sampling."""
+    """What a model takes and how its clips were prepared: inputs, T, S, keypoint options, training clip
+    sampling."""
 
     num_frames: int  # T: frames per clip the model sees
     image_size: int  # S: frame side in pixels the model sees
-    inputs: tuple[str, ...] | None = None  # None: every input the features have (keypoints, and frames if stored)
+    # None: every input the features have (keypoints, and frames if stored)
+    inputs: tuple[str, ...] | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)  # keypoint options and the frame mode
     model: str | None = None
     sampling: dict[str, Any] = field(default_factory=dict)  # how the training clips were sampled (run.json)
@@ -67,7 +70,8 @@ class InputSpec:
     @property
     def mediapipe_size(self) -> int | None:
         """Longer side of the frames MediaPipe saw when the training features were extracted (0 = full
-        resolution), None when they did not come from MediaPipe (synthetic stored keypoints) or are unknown."""
+        resolution), None when they did not come from MediaPipe (synthetic stored keypoints) or are
+        unknown."""
         size = self.sampling.get("mediapipe_size")
         return None if size is None else int(size)
 
@@ -92,11 +96,13 @@ class InputSpec:
         from utils import models
 
         config = run_info.get("config", run_info)
-        inputs = run_info.get("inputs") or (models.model_inputs(run_info["model"]) if "model" in run_info else None)
+        inputs = run_info.get("inputs") or (
+            models.model_inputs(run_info["model"]) if "model" in run_info else None
+        )
         return cls(num_frames=int(config["num_frames"]), image_size=int(config["image_size"]),
-                   inputs=tuple(inputs) if inputs else None, preprocessing=dict(config.get("preprocessing") or {}),
-                   model=run_info.get("model"), sampling=dict(run_info.get("sampling") or {}),
-                   hand_size=int(config.get("hand_size", 32)))
+                   inputs=tuple(inputs) if inputs else None,
+                   preprocessing=dict(config.get("preprocessing") or {}), model=run_info.get("model"),
+                   sampling=dict(run_info.get("sampling") or {}), hand_size=int(config.get("hand_size", 32)))
 
     @classmethod
     def from_config(cls, model_name: str | None, config: Any) -> InputSpec:
@@ -110,7 +116,8 @@ class InputSpec:
 
 
 def as_spec(spec: Any) -> InputSpec:
-    """An InputSpec from an InputSpec, a run.json dict, a (model_name, ModelConfig) pair or a bare ModelConfig."""
+    """An InputSpec from an InputSpec, a run.json dict, a (model_name, ModelConfig) pair or a bare
+    ModelConfig."""
     if isinstance(spec, InputSpec):
         return spec
     if isinstance(spec, tuple):
@@ -122,11 +129,13 @@ def as_spec(spec: Any) -> InputSpec:
 
 # ----------------------------------------------------------------------------- the one input path
 def sample_clips(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
-    """Raw clips resampled in time to the spec's T, frames resized to its S and hand crops to its C (cv2.INTER_AREA)."""
+    """Raw clips resampled in time to the spec's T, frames resized to its S and hand crops to its C
+    (cv2.INTER_AREA)."""
     spec = as_spec(spec)
     out: dict[str, np.ndarray] = {}
     if "keypoints" in raw:
-        out["keypoints"] = preprocessing.resample_time(np.asarray(raw["keypoints"], np.float32), spec.num_frames)
+        out["keypoints"] = preprocessing.resample_time(np.asarray(raw["keypoints"], np.float32),
+                                                       spec.num_frames)
     if "frames" in raw:
         frames = preprocessing.resample_time(np.asarray(raw["frames"]), spec.num_frames)
         if spec.draws_landmarks:  # on the frames as stored (the original drew on its 64x64 thumbnails)
@@ -137,8 +146,9 @@ def sample_clips(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarr
                 del out["keypoints"]
         out["frames"] = preprocessing.resize_frames(frames, spec.image_size)
     if "hands" in raw:
-        out["hands"] = resize_hand_crops(preprocessing.resample_time(np.asarray(raw["hands"]), spec.num_frames),
-                                         spec.hand_size)
+        out["hands"] = resize_hand_crops(
+            preprocessing.resample_time(np.asarray(raw["hands"]), spec.num_frames), spec.hand_size
+        )
     return out
 
 
@@ -151,8 +161,8 @@ def resize_hand_crops(crops: np.ndarray, size: int) -> np.ndarray:
 
 
 def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
-    """Apply the spec's preprocessing to sampled inputs: keypoint options, and frame differences (``frames="diff"``
-    or ``"first"``)."""
+    """Apply the spec's preprocessing to sampled inputs: keypoint options, and frame differences
+    (``frames="diff"`` or ``"first"``)."""
     options = as_spec(spec).preprocessing
     out = dict(raw)
     if "keypoints" in out:
@@ -164,7 +174,8 @@ def finish_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndar
 
 
 def clip_inputs(raw: Mapping[str, np.ndarray], spec: Any) -> dict[str, np.ndarray]:
-    """Model inputs of raw clips {'keypoints': (n, t, 1662), 'frames': (n, t, H, W, 3) uint8}: T, S, preprocessing."""
+    """Model inputs of raw clips {'keypoints': (n, t, 1662), 'frames': (n, t, H, W, 3) uint8}: T, S,
+    preprocessing."""
     return finish_inputs(sample_clips(raw, spec), spec)
 
 
@@ -173,12 +184,17 @@ def training_sampling(features: Any, indices: Sequence[int] | np.ndarray) -> dic
     """How the training clips were sampled, for run.json: T and S of the features file, and the median length
     of the source clips in frames and seconds (None where the features file does not say)."""
     indices = np.asarray(indices, dtype=np.int64)
-    sampling: dict[str, Any] = {"clip_frames": int(features.keypoints.shape[1]),
-                                "thumbnail_size": None if features.frames is None else int(features.frames.shape[2]),
-                                "hand_crop_size": None if getattr(features, "hand_crops", None) is None
-                                else int(features.hand_crops.shape[3]),
-                                "source_frames": None, "source_fps": None, "source_seconds": None,
-                                "mediapipe_size": features_mediapipe_size(getattr(features, "meta", None) or {})}
+    sampling: dict[str, Any] = {
+        "clip_frames": int(features.keypoints.shape[1]),
+        "thumbnail_size": None if features.frames is None else int(features.frames.shape[2]),
+        "hand_crop_size": None
+        if getattr(features, "hand_crops", None) is None
+        else int(features.hand_crops.shape[3]),
+        "source_frames": None,
+        "source_fps": None,
+        "source_seconds": None,
+        "mediapipe_size": features_mediapipe_size(getattr(features, "meta", None) or {}),
+    }
     source_frames = getattr(features, "source_frames", None)
     if source_frames is None or len(indices) == 0:
         return sampling
@@ -195,7 +211,8 @@ def training_sampling(features: Any, indices: Sequence[int] | np.ndarray) -> dic
 
 def features_mediapipe_size(meta: Mapping[str, Any]) -> int | None:
     """The longer side MediaPipe saw when a features file was extracted, from its meta: ``mediapipe_size``;
-    0 (full resolution) for a file extracted with MediaPipe before that was recorded; None without MediaPipe."""
+    0 (full resolution) for a file extracted with MediaPipe before that was recorded; None without
+    MediaPipe."""
     if meta.get("mediapipe_size") is not None:
         return int(meta["mediapipe_size"])
     return 0 if meta.get("keypoints_from") in ("mediapipe", "mixed") else None
@@ -208,8 +225,9 @@ def features_name(features: Any) -> str:
 
 
 def stored_arrays(features: Any, spec: Any) -> dict[str, Any]:
-    """The whole stored arrays (keypoints, frames, hands) the spec's model takes, not indexed, so not read: from a
-    features store they are memory maps that read only the clips later indexed (one batch at a time)."""
+    """The whole stored arrays (keypoints, frames, hands) the spec's model takes, not indexed, so not read:
+    from a features store they are memory maps that read only the clips later indexed (one batch at a
+    time)."""
     spec = as_spec(spec)
     available = ("keypoints", "frames") if features.frames is not None else ("keypoints",)
     out: dict[str, Any] = {}
@@ -217,26 +235,32 @@ def stored_arrays(features: Any, spec: Any) -> dict[str, Any]:
         out["keypoints"] = features.keypoints
     if spec.wants("frames", available):
         if features.frames is None:
-            raise FeatureFileError(f"{features_name(features)} has no frames: it was imported from keypoints only "
-                                   "(MP_Data) — train --model lstm, or extract from videos")
+            raise FeatureFileError(f"{features_name(features)} has no frames: it was imported from keypoints "
+                                   f"only (MP_Data) — train --model lstm, or extract from videos")
         out["frames"] = features.frames
     if spec.wants("hands", available):
         if getattr(features, "hand_crops", None) is None:
-            raise FeatureFileError(f"{features_name(features)} has no hand crops, which this model takes: extract "
-                                   "it again with `python -m utils extract <dataset> --hand-size 32`")
+            raise FeatureFileError(
+                f"{features_name(features)} has no hand crops, which this model takes: "
+                f"extract it again with `python -m utils extract <dataset> --hand-size 32`"
+            )
         out["hands"] = features.hand_crops
     return out
 
 
-def stored_clips(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The stored keypoints and/or frames the spec's model takes, of the clips at indices (default all), unchanged."""
+def stored_clips(features: Any, spec: Any,
+                 indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The stored keypoints and/or frames the spec's model takes, of the clips at indices (default all),
+    unchanged."""
     indices = np.arange(len(features.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
     return {name: np.asarray(values[indices], np.float32 if name == "keypoints" else None)
             for name, values in stored_arrays(features, spec).items()}
 
 
-def raw_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Keypoints (n, T, 1662) and/or frames (n, T, S, S, 3) of the chosen clips, resampled to the spec's T and S."""
+def raw_inputs(features: Any, spec: Any,
+               indices: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Keypoints (n, T, 1662) and/or frames (n, T, S, S, 3) of the chosen clips, resampled to the spec's T and
+    S."""
     return sample_clips(stored_clips(features, spec, indices), spec)
 
 
@@ -255,12 +279,13 @@ def mirror_clips(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def prepare_inputs(features: Any, spec: Any, indices: Sequence[int] | np.ndarray | None = None,
                    mirrored: bool = False) -> dict[str, np.ndarray]:
-    """Model inputs {'keypoints': (n, T, D'), 'frames': (n, T, S, S, 3)} for the clips at indices (default all).
+    """Model inputs {'keypoints': (n, T, D'), 'frames': (n, T, S, S, 3)} for the clips at indices (default
+    all).
 
     ``spec``: an :class:`InputSpec`, a run's ``run.json`` dict or a ``(model_name, ModelConfig)`` pair
     (then only the inputs that model takes are built), or a bare ModelConfig (then keypoints, and frames
-    when the features have them). ``mirrored``: the clips mirrored left/right first (:func:`mirror_clips`), the
-    second view of test-time flip averaging.
+    when the features have them). ``mirrored``: the clips mirrored left/right first (:func:`mirror_clips`),
+    the second view of test-time flip averaging.
     """
     clips = stored_clips(features, spec, indices)
     return clip_inputs(mirror_clips(clips) if mirrored else clips, spec)

@@ -13,19 +13,31 @@ An option added to :data:`utils.preprocessing.DEFAULT_OPTIONS` without a port he
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from utils.inputs import preprocessing as P
-from utils.errors import ConfigError
-from utils.data.keypoints import FACE, FACE_POINTS, HAND_POINTS, LEFT_HAND, POSE, POSE_LEFT_SHOULDER, POSE_POINTS, POSE_RIGHT_SHOULDER, RIGHT_HAND
+from utils.data.keypoints import (
+    FACE,
+    FACE_POINTS,
+    HAND_POINTS,
+    LEFT_HAND,
+    POSE,
+    POSE_LEFT_SHOULDER,
+    POSE_POINTS,
+    POSE_RIGHT_SHOULDER,
+    RIGHT_HAND,
+)
 from utils.data.video import sample_frame_indices
+from utils.errors import ConfigError
+from utils.inputs import preprocessing as P
 
 #: The options of utils.preprocessing.DEFAULT_OPTIONS that have a TensorFlow port here.
 PORTED_OPTIONS = frozenset({"normalize", "face", "mirror", "velocity", "frames", "pose", "z", "hand_shape",
-                            "presence", "fill_gaps", "hand_angles", "draw_landmarks"})  # draw_landmarks: only False
+                            # draw_landmarks: only False
+                            "presence", "fill_gaps", "hand_angles", "draw_landmarks"})
 
 
 def check_ported(options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -33,11 +45,13 @@ def check_ported(options: Mapping[str, Any] | None) -> dict[str, Any]:
     resolved = P.resolve_options(options)
     missing = sorted(set(resolved) - PORTED_OPTIONS)
     if missing:
-        raise ConfigError(f"preprocessing option(s) {missing} have no TensorFlow port in utils/tf_preprocessing.py: "
-                          "add one (and its parity test) before exporting a model that uses them")
+        raise ConfigError(f"preprocessing option(s) {missing} have no TensorFlow port in "
+                          "utils/inputs/tf_preprocessing.py: add one (and its parity test) before exporting "
+                          "a model that uses them")
     if resolved["draw_landmarks"]:
-        raise ConfigError("preprocessing draw_landmarks=True (landmarks drawn onto the frames with OpenCV) has no "
-                          "TensorFlow port: such a model runs through utils.predict, it cannot be exported")
+        raise ConfigError("preprocessing draw_landmarks=True (landmarks drawn onto the frames with OpenCV) "
+                          "has no TensorFlow port: such a model runs through utils.predict, it cannot be "
+                          "exported")
     return resolved
 
 
@@ -53,12 +67,14 @@ def _parts(kp: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
 def _join(*parts: tf.Tensor) -> tf.Tensor:
     """Inverse of :func:`_parts` (any number of points per part)."""
     lead = tf.shape(parts[1])[:-2]
-    return tf.concat([tf.reshape(p, tf.concat([lead, [p.shape[-2] * p.shape[-1]]], 0)) for p in parts], axis=-1)
+    return tf.concat([tf.reshape(p, tf.concat([lead, [p.shape[-2] * p.shape[-1]]], 0)) for p in parts],
+                     axis=-1)
 
 
 def part_presence(kp: tf.Tensor) -> tf.Tensor:
     """Which parts (face, pose, left hand, right hand) are non-zero in each frame: bool (B, T, 4)."""
-    return tf.stack([tf.reduce_any(p[..., :P.PRESENCE_POINTS, :3] != 0, axis=[-1, -2]) for p in _parts(kp)], axis=-1)
+    return tf.stack([tf.reduce_any(p[..., :P.PRESENCE_POINTS, :3] != 0, axis=[-1, -2]) for p in _parts(kp)],
+                    axis=-1)
 
 
 def _norm(x: tf.Tensor) -> tf.Tensor:
@@ -68,7 +84,8 @@ def _norm(x: tf.Tensor) -> tf.Tensor:
 
 # ----------------------------------------------------------------------------- normalisation
 def shoulder_reference(kp: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-frame shoulder midpoint (B, T, 2) and width (B, T); frames without shoulders borrow the clip mean."""
+    """Per-frame shoulder midpoint (B, T, 2) and width (B, T); frames without shoulders borrow the clip
+    mean."""
     pose = _parts(kp)[1]
     left, right = pose[..., POSE_LEFT_SHOULDER, :2], pose[..., POSE_RIGHT_SHOULDER, :2]
     width = _norm(left - right)
@@ -82,12 +99,14 @@ def shoulder_reference(kp: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
                            tf.constant(P.FALLBACK_CENTRE, tf.float32))
     clip_width = tf.where(count > 0, tf.reduce_sum(width * weight, 1) / tf.maximum(count, 1),
                           P.FALLBACK_SHOULDER_WIDTH)
-    return (tf.where(valid[..., None], centre, clip_centre[:, None, :]), tf.where(valid, width, clip_width[:, None]))
+    return (tf.where(valid[..., None], centre, clip_centre[:, None, :]),
+            tf.where(valid, width, clip_width[:, None]))
 
 
 def _normalize_parts(parts: tuple[tf.Tensor, ...], present: tf.Tensor, centre: tf.Tensor,
                      width: tf.Tensor) -> list[tf.Tensor]:
-    """Centre x, y on the shoulders' midpoint and divide x, y, z by the shoulder width (present parts only)."""
+    """Centre x, y on the shoulders' midpoint and divide x, y, z by the shoulder width (present parts
+    only)."""
     out = []
     for index, part in enumerate(parts):
         mask = present[..., index][:, :, None]  # (B, T, 1)
@@ -104,7 +123,8 @@ def normalize_keypoints(kp: tf.Tensor) -> tf.Tensor:
 
 # ----------------------------------------------------------------------------- mirroring
 def mirror_keypoints(kp: tf.Tensor) -> tf.Tensor:
-    """Mirror raw keypoints left/right: x -> 1 - x where a part is present, swap the hands and the pose's sides."""
+    """Mirror raw keypoints left/right: x -> 1 - x where a part is present, swap the hands and the pose's
+    sides."""
     present = part_presence(kp)
     flipped = []
     for index, part in enumerate(_parts(kp)):
@@ -118,16 +138,19 @@ def hand_height(kp: tf.Tensor) -> tf.Tensor:
     """Mean height (1 - y, 0 when not seen) of each hand over the clip, (B, 2) left, right."""
     present = part_presence(kp)
     _, _, left, right = _parts(kp)
-    heights = [tf.reduce_mean(tf.where(present[..., index], 1.0 - tf.reduce_mean(hand[..., 1], axis=-1), 0.0), axis=1)
+    heights = [tf.reduce_mean(tf.where(present[..., index], 1.0 - tf.reduce_mean(hand[..., 1], axis=-1), 0.0),
+                              axis=1)
                for hand, index in ((left, 2), (right, 3))]
     return tf.stack(heights, axis=-1)
 
 
 def dominant_hand_scores(kp: tf.Tensor) -> tf.Tensor:
-    """Path length of each hand's mean landmark over frames where it is seen twice in a row, + 1e-3 per detection."""
+    """Path length of each hand's mean landmark over frames where it is seen twice in a row, + 1e-3 per
+    detection."""
     _, _, left, right = _parts(kp)
     seen = tf.cast(part_presence(kp)[..., 2:], tf.float32)  # (B, T, 2)
-    position = tf.stack([tf.reduce_mean(left[..., :2], axis=-2), tf.reduce_mean(right[..., :2], axis=-2)], axis=-2)
+    position = tf.stack([tf.reduce_mean(left[..., :2], axis=-2), tf.reduce_mean(right[..., :2], axis=-2)],
+                        axis=-2)
     steps = _norm(position[:, 1:] - position[:, :-1]) * (seen[:, 1:] * seen[:, :-1])
     return tf.reduce_sum(steps, axis=1) + 1e-3 * tf.reduce_sum(seen, axis=1)
 
@@ -150,7 +173,8 @@ def canonicalize_handedness(kp: tf.Tensor, method: str = "motion") -> tf.Tensor:
 
 # ----------------------------------------------------------------------------- hands
 def _nearest_seen(seen: tf.Tensor, after: bool) -> tf.Tensor:
-    """Per frame t, the last frame <= t (or first frame >= t when ``after``) where ``seen``; -1 (or T) if none."""
+    """Per frame t, the last frame <= t (or first frame >= t when ``after``) where ``seen``; -1 (or T) if
+    none."""
     num_frames = seen.shape[1]
     frame = np.arange(num_frames)
     order = (frame[None, :] >= frame[:, None]) if after else (frame[None, :] <= frame[:, None])  # (t, s)
@@ -175,7 +199,8 @@ def fill_hand_gaps(kp: tf.Tensor, max_gap: int) -> tf.Tensor:
         values = kp[..., hand]
         low = tf.gather(values, tf.clip_by_value(before, 0, num_frames - 1), axis=1, batch_dims=1)
         high = tf.gather(values, tf.clip_by_value(after, 0, num_frames - 1), axis=1, batch_dims=1)
-        weight = (tf.cast(frame - before, tf.float32) / tf.cast(tf.maximum(after - before, 1), tf.float32))[..., None]
+        gap = tf.cast(tf.maximum(after - before, 1), tf.float32)
+        weight = (tf.cast(frame - before, tf.float32) / gap)[..., None]
         pieces.append(tf.where(fill[..., None], low + weight * (high - low), values))
     return tf.concat(pieces, axis=-1)
 
@@ -189,7 +214,8 @@ def hand_shape(kp: tf.Tensor, use_z: bool = True) -> tf.Tensor:
     for hand, index in ((left, 2), (right, 3)):
         wrist = hand[..., P.HAND_WRIST:P.HAND_WRIST + 1, :]
         local = hand[..., 1:, :dims] - wrist[..., :dims]
-        palm = tf.reduce_mean(_norm(tf.gather(hand, P.PALM_POINTS, axis=-2)[..., :2] - wrist[..., :2]), axis=-1)
+        palm = tf.reduce_mean(_norm(tf.gather(hand, P.PALM_POINTS, axis=-2)[..., :2] - wrist[..., :2]),
+                              axis=-1)
         scaled = local / tf.maximum(palm, P.MIN_PALM_SIZE)[..., None, None]
         scaled = tf.where(present[..., index][..., None, None], scaled, 0.0)
         shapes.append(tf.reshape(scaled, tf.concat([tf.shape(kp)[:2], [(HAND_POINTS - 1) * dims]], 0)))
@@ -244,13 +270,15 @@ def select_points(kp: tf.Tensor, face: str = "full", pose: str = "full", use_z: 
 def _presence_per_value(kp: tf.Tensor, options: Mapping[str, Any]) -> tf.Tensor:
     """Bool (B, T, D): which values of :func:`select_points`'s vector belong to parts that are present."""
     xyz = 3 if options["z"] else 2
-    sizes = (len(P.face_indices(options["face"])) * xyz, len(P.pose_indices(options["pose"])) * (xyz + options["z"]),
-             HAND_POINTS * xyz, HAND_POINTS * xyz)
+    sizes = (len(P.face_indices(options["face"])) * xyz,
+             len(P.pose_indices(options["pose"])) * (xyz + options["z"]), HAND_POINTS * xyz,
+             HAND_POINTS * xyz)
     return tf.gather(part_presence(kp), np.repeat(np.arange(4), sizes), axis=-1)
 
 
 def preprocess_keypoints(kp: tf.Tensor, options: Mapping[str, Any] | None = None) -> tf.Tensor:
-    """Raw (B, T, 1662) float32 keypoints -> model input (B, T, output_dim(options)), as the NumPy pipeline."""
+    """Raw (B, T, 1662) float32 keypoints -> model input (B, T, output_dim(options)), as the NumPy
+    pipeline."""
     options = check_ported(options)
     kp = tf.cast(kp, tf.float32)
     if options["fill_gaps"]:
@@ -262,7 +290,8 @@ def preprocess_keypoints(kp: tf.Tensor, options: Mapping[str, Any] | None = None
     blocks = [select_points(kp, options["face"], options["pose"], options["z"], options["normalize"])]
     if options["hand_shape"]:
         blocks.append(hand_shape(kp, options["z"]))
-        blocks_present.append(tf.gather(presence, np.repeat([0, 1], (HAND_POINTS - 1) * (3 if options["z"] else 2)),
+        blocks_present.append(tf.gather(presence,
+                                        np.repeat([0, 1], (HAND_POINTS - 1) * (3 if options["z"] else 2)),
                                         axis=-1))
     if options["hand_angles"]:
         blocks.append(hand_angles(kp))
@@ -278,7 +307,8 @@ def preprocess_keypoints(kp: tf.Tensor, options: Mapping[str, Any] | None = None
 
 # ----------------------------------------------------------------------------- time and frames
 def resample_time(array: tf.Tensor, num_frames: int) -> tf.Tensor:
-    """Evenly resample axis 1 (time, static length) to num_frames, as :func:`utils.preprocessing.resample_time`."""
+    """Evenly resample axis 1 (time, static length) to num_frames, as
+    :func:`utils.preprocessing.resample_time`."""
     if array.shape[1] == num_frames:
         return array
     return tf.gather(array, sample_frame_indices(array.shape[1], num_frames)[0], axis=1)
@@ -287,8 +317,8 @@ def resample_time(array: tf.Tensor, num_frames: int) -> tf.Tensor:
 def area_weights(source: int, target: int) -> np.ndarray:
     """(target, source) float32 matrix of cv2.INTER_AREA downscaling along one axis: overlap / scale."""
     if target > source:
-        raise ConfigError(f"frames of {source} pixels cannot be enlarged to {target} by area resizing: export "
-                          "with thumbnails at least as large as the model's image size")
+        raise ConfigError(f"frames of {source} pixels cannot be enlarged to {target} by area resizing: "
+                          f"export with thumbnails at least as large as the model's image size")
     scale = source / target
     weights = np.zeros((target, source), dtype=np.float64)
     for out in range(target):
@@ -317,8 +347,8 @@ def resize_frames(frames: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def preprocess_frames(frames: tf.Tensor, options: Mapping[str, Any] | None = None) -> tf.Tensor:
-    """Frames (B, T, ...) float32: unchanged ("rgb"), x_t - x_{t-1} with the first step 0 ("diff") or x_t - x_0
-    ("first")."""
+    """Frames (B, T, ...) float32: unchanged ("rgb"), x_t - x_{t-1} with the first step 0 ("diff") or x_t -
+    x_0 ("first")."""
     frames = tf.cast(frames, tf.float32)
     mode = check_ported(options)["frames"]
     if mode == "rgb":
@@ -328,7 +358,8 @@ def preprocess_frames(frames: tf.Tensor, options: Mapping[str, Any] | None = Non
     return tf.concat([tf.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], axis=1)
 
 
-# ----------------------------------------------------------------------------- the one input path, in TensorFlow
+# ----------------------------------------------------------------------------- the one input path, in
+# TensorFlow
 def sample_clips(raw: Mapping[str, tf.Tensor], spec: Any) -> dict[str, tf.Tensor]:
     """:func:`utils.inputs.sample_clips` in TensorFlow: time to T, frames to S, hand crops to C."""
     from utils.inputs.spec import as_spec

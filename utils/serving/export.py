@@ -2,10 +2,10 @@
 
 Both take RAW clip data, with the run's input preparation inside the graph (:mod:`utils.tf_preprocessing`, the
 TensorFlow twin of :func:`utils.inputs.clip_inputs`): ``keypoints`` (n, t, 1662) float32 MediaPipe Holistic
-vectors (face, pose, left hand, right hand; zeros where a part was not found) and, for frame models, ``frames``
-(n, t, s, s, 3) uint8 RGB frames squashed to the stored thumbnail size s (``cv2.INTER_AREA``), and ``hands``
-(n, t, 2, c, c, 3) uint8 hand crops. t is the features file's frames per clip, spread evenly over one sign.
-Time resampling to the model's T, resizing to its S, normalisation, handedness, velocities and frame
+vectors (face, pose, left hand, right hand; zeros where a part was not found) and, for frame models,
+``frames`` (n, t, s, s, 3) uint8 RGB frames squashed to the stored thumbnail size s (``cv2.INTER_AREA``), and
+``hands`` (n, t, 2, c, c, 3) uint8 hand crops. t is the features file's frames per clip, spread evenly over
+one sign. Time resampling to the model's T, resizing to its S, normalisation, handedness, velocities and frame
 differences all happen inside, so a phone or a browser needs only MediaPipe and the exported file.
 
 ``export.json`` beside them says what to feed (input names, shapes, dtypes, the keypoint layout), the class
@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,8 @@ RAW_DTYPES = {"keypoints": "float32", "frames": "uint8", "hands": "uint8"}
 
 def raw_input_shapes(spec: Any, batch_size: int | None = 1) -> dict[str, tuple]:
     """Shapes of the raw inputs an exported model takes: the features file's t frames, thumbnails, crops."""
-    from utils.inputs.spec import as_spec
     from utils.data.keypoints import KEYPOINT_DIM
+    from utils.inputs.spec import as_spec
 
     spec = as_spec(spec)
     t, s, c = spec.clip_frames, spec.thumbnail_size, spec.crop_size
@@ -59,7 +59,8 @@ def _raw_signature(spec: Any, batch_size: int | None) -> list[Any]:
 
 
 def serving_function(model: Any, spec: Any) -> Any:
-    """raw inputs {name: tensor} -> {'probabilities': (n, C)}: the TensorFlow input preparation, then the model."""
+    """raw inputs {name: tensor} -> {'probabilities': (n, C)}: the TensorFlow input preparation, then the
+    model."""
     import keras
 
     from utils.inputs import tf_preprocessing
@@ -89,7 +90,8 @@ def _export_savedmodel(model: Any, spec: Any, folder: Path, batch_size: int | No
 
 
 def _convert_tflite(saved_model_dir: Path, fp16: bool = False) -> tuple[bytes, str]:
-    """TFLite bytes from a batch-1 SavedModel: built-in ops if possible, else with Select TF ops; and which."""
+    """TFLite bytes from a batch-1 SavedModel: built-in ops if possible, else with Select TF ops; and
+    which."""
     import tensorflow as tf
 
     def converter() -> Any:
@@ -110,8 +112,8 @@ def _convert_tflite(saved_model_dir: Path, fp16: bool = False) -> tuple[bytes, s
         except Exception as error:  # noqa: BLE001
             last = str(error).strip().splitlines()[-1][:300] if str(error).strip() else type(error).__name__
             first = str(builtin_error).strip().splitlines()[-1][:200] if str(builtin_error).strip() else ""
-            raise CourseError(f"TensorFlow Lite could not convert {saved_model_dir} ({last}; built-in ops only: "
-                              f"{first}); export --formats savedmodel instead") from None
+            raise CourseError(f"TensorFlow Lite could not convert {saved_model_dir} ({last}; built-in ops "
+                              f"only: {first}); export --formats savedmodel instead") from None
 
 
 def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool) -> dict[str, Any]:
@@ -122,15 +124,23 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
 
     spec = InputSpec.from_run(run_info)
     descriptions = {"keypoints": "raw MediaPipe Holistic vectors, zeros where a part was not found",
-                    "frames": f"RGB frames squashed to {spec.thumbnail_size}x{spec.thumbnail_size} (cv2.INTER_AREA)",
+                    "frames": f"RGB frames squashed to {spec.thumbnail_size}x{spec.thumbnail_size} "
+                              "(cv2.INTER_AREA)",
                     "hands": f"left and right hand crops, RGB, {spec.crop_size}x{spec.crop_size}"}
     sampling = spec.sampling
     return {
-        "inputs": [{"name": name, "shape": list(shape), "dtype": RAW_DTYPES[name], "description": descriptions[name]}
-                   for name, shape in raw_input_shapes(spec, 1).items()],
-        "output": {"name": OUTPUT_NAME, "shape": [1, len(run_info["classes"])], "dtype": "float32",
-                   "description": "class probabilities, in the order of classes"},
+        "inputs": [
+            {"name": name, "shape": list(shape), "dtype": RAW_DTYPES[name], "description": descriptions[name]}
+            for name, shape in raw_input_shapes(spec, 1).items()
+        ],
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": [1, len(run_info["classes"])],
+            "dtype": "float32",
+            "description": "class probabilities, in the order of classes",
+        },
         "classes": list(run_info["classes"]),
+        "inference": run_info.get("inference", "the trained model as it was saved (utils.models.build)"),
         "keypoint_layout": {name: [part.start, part.stop] for name, part in
                             (("face", kp.FACE), ("pose", kp.POSE), ("left_hand", kp.LEFT_HAND),
                              ("right_hand", kp.RIGHT_HAND))},
@@ -139,9 +149,11 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
         "window": {"seconds": sampling.get("source_seconds"), "fps": sampling.get("source_fps"),
                    "frames": spec.window_frames(sampling.get("source_fps") or 0.0),
                    "how": f"a window spans what one training clip spanned: 'seconds' of video (or 'frames' "
-                          f"video frames when seconds are unknown); feed {spec.clip_frames} frames spread evenly "
+                          f"video frames when seconds are unknown); feed {spec.clip_frames} frames spread "
+                          f"evenly "
                           "over it"},
-        "preprocessing": spec.options, "model": run_info.get("model"), "config_name": run_info.get("config_name"),
+        "preprocessing": spec.options, "model": run_info.get("model"),
+        "config_name": run_info.get("config_name"),
         "tflite": tflite_name, "tflite_weights": "float16" if fp16 else "float32",
         "preprocessing_inside": True,
     }
@@ -149,21 +161,29 @@ def export_info(run_info: Mapping[str, Any], tflite_name: str | None, fp16: bool
 
 def _size(path: Path) -> int:
     """Bytes of a file, or of every file under a folder."""
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
 
 
 def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[str] = EXPORT_FORMATS,
-                 verbose: bool = True, fp16: bool = False) -> list[Path]:
-    """Export a trained run to TensorFlow Lite (batch 1) and/or a SavedModel taking raw inputs; return the paths.
+                 verbose: bool = True, fp16: bool = False, fast: bool = False) -> list[Path]:
+    """Export a trained run to TensorFlow Lite (batch 1) and/or a SavedModel taking raw inputs; return the
+    paths.
 
     ``fp16``: the TFLite file (``model_fp16.tflite``) stores float16 weights. export.json, labels.txt (one
     class per line, in output order) and run.json are written beside them; with ``verbose`` every file's size
     is printed. Each file appears only once complete (written under a temporary name, then renamed).
+    ``fast``: export the fast inference copy (:mod:`utils.models.fast`); export.json then says so.
     """
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
-        raise CourseError(f"unknown export format(s) {unknown or formats}; choose from {', '.join(EXPORT_FORMATS)}")
+        raise CourseError(
+            f"unknown export format(s) {unknown or formats}; choose from {', '.join(EXPORT_FORMATS)}"
+        )
     out_dir = Path(out_dir)
     check_can_write(out_dir, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -171,7 +191,7 @@ def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[s
     from utils.inputs.spec import InputSpec
     from utils.training.runs import load_run
 
-    model, run_info = load_run(model_dir, inference=True)
+    model, run_info = load_run(model_dir, fast=fast)
     spec = InputSpec.from_run(run_info)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = out_dir / f".export.{os.getpid()}.tmp"
@@ -189,7 +209,8 @@ def export_model(model_dir: str | Path, out_dir: str | Path, formats: Iterable[s
             (scratch / tflite_name).write_bytes(content)
             written.append(_publish(scratch / tflite_name, out_dir / tflite_name))
             if verbose:
-                print(f"TensorFlow Lite: {ops}, batch size 1, {'float16' if fp16 else 'float32'} weights", flush=True)
+                print(f"TensorFlow Lite: {ops}, batch size 1, {'float16' if fp16 else 'float32'} weights",
+                      flush=True)
         (scratch / LABELS_NAME).write_text("\n".join(run_info["classes"]) + "\n", encoding="utf-8")
         written.append(_publish(scratch / LABELS_NAME, out_dir / LABELS_NAME))
         (scratch / "run.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")
@@ -215,13 +236,17 @@ def _publish(source: Path, target: Path) -> Path:
     return target
 
 
-def _as_input_dict(inputs: Mapping[str, np.ndarray] | np.ndarray, dtypes: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Raw inputs as {name: array of the exported model's dtype}; a bare array is allowed for a one-input model."""
+def _as_input_dict(inputs: Mapping[str, np.ndarray] | np.ndarray,
+                   dtypes: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Raw inputs as {name: array of the exported model's dtype}; a bare array is allowed for a one-input
+    model."""
     names = sorted(dtypes)
     if isinstance(inputs, Mapping):
         missing = [name for name in names if name not in inputs]
         if missing:
-            raise CourseError(f"inputs lack {', '.join(missing)}; the exported model takes {', '.join(names)}")
+            raise CourseError(
+                f"inputs lack {', '.join(missing)}; the exported model takes {', '.join(names)}"
+            )
         return {name: np.asarray(inputs[name]).astype(dtypes[name], copy=False) for name in names}
     if len(names) != 1:
         raise CourseError(f"the exported model takes {', '.join(names)}: pass a dict of arrays")
@@ -252,10 +277,12 @@ def load_tflite(path: str | Path) -> Any:
     return interpreter.get_signature_runner()
 
 
-def _predict_tflite(path: Path, inputs: Mapping[str, np.ndarray] | np.ndarray, runner: Any = None) -> np.ndarray:
+def _predict_tflite(path: Path, inputs: Mapping[str, np.ndarray] | np.ndarray,
+                    runner: Any = None) -> np.ndarray:
     """Probabilities from a batch-1 TFLite model, one clip at a time."""
     runner = runner or load_tflite(path)
-    arrays = _as_input_dict(inputs, {name: detail["dtype"] for name, detail in runner.get_input_details().items()})
+    arrays = _as_input_dict(inputs,
+                            {name: detail["dtype"] for name, detail in runner.get_input_details().items()})
     count = len(next(iter(arrays.values())))
     outputs = []
     for index in range(count):
@@ -276,8 +303,10 @@ def _predict_savedmodel(path: Path, inputs: Mapping[str, np.ndarray] | np.ndarra
     return np.asarray(next(iter(result.values())))
 
 
-def time_tflite(path: str | Path, inputs: Mapping[str, np.ndarray] | np.ndarray, repeats: int = 20) -> dict[str, float]:
-    """Milliseconds per clip of a TFLite model (mean, p95) over `repeats` single-clip calls after a warm-up."""
+def time_tflite(path: str | Path, inputs: Mapping[str, np.ndarray] | np.ndarray,
+                repeats: int = 20) -> dict[str, float]:
+    """Milliseconds per clip of a TFLite model (mean, p95) over `repeats` single-clip calls after a
+    warm-up."""
     runner = load_tflite(path)
     dtypes = {name: detail["dtype"] for name, detail in runner.get_input_details().items()}
     one = {name: value[:1] for name, value in _as_input_dict(inputs, dtypes).items()}

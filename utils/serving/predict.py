@@ -33,7 +33,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi")
 
 @dataclass
 class WindowPrediction:
-    """The model's answer for one window of frames: frames start..end-1, best label, its probability, top-3."""
+    """The model's answer for one window of frames: frames start..end-1, best label, its probability,
+    top-3."""
 
     start: int
     end: int  # exclusive
@@ -64,7 +65,8 @@ class VideoKeypoints:
     detected: np.ndarray | None  # (N, 4) bool, face / pose / left hand / right hand
     thumbnails: np.ndarray | None  # (N, S, S, 3) uint8 for frame models, else None
     mediapipe_ms: list[float] = field(default_factory=list)
-    hand_crops: np.ndarray | None = None  # (N, 2, C, C, 3) uint8 from the full-resolution frames, for hand models
+    # (N, 2, C, C, 3) uint8 from the full-resolution frames, for hand models
+    hand_crops: np.ndarray | None = None
     seconds: float = 0.0  # wall time of the whole pass: decoding, MediaPipe, thumbnails and crops
 
 
@@ -124,7 +126,8 @@ class WindowClassifier:
 
 # ----------------------------------------------------------------------------- windows
 def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
-    """First frame of each window of `window` frames, `stride` apart; the last window ends at the last frame."""
+    """First frame of each window of `window` frames, `stride` apart; the last window ends at the last
+    frame."""
     if num_frames <= window:
         return [0]
     starts = list(range(0, num_frames - window + 1, stride))
@@ -134,7 +137,8 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
 
 
 def window_indices(start: int, num_available: int, window: int, num_frames: int) -> tuple[np.ndarray, bool]:
-    """Frame indices of the window at `start` resampled to the model's num_frames, and whether frames repeat."""
+    """Frame indices of the window at `start` resampled to the model's num_frames, and whether frames
+    repeat."""
     from utils.data.video import sample_frame_indices
 
     span = min(window, num_available - start)
@@ -143,15 +147,16 @@ def window_indices(start: int, num_available: int, window: int, num_frames: int)
 
 
 def mediapipe_size_for(spec: InputSpec, requested: int | None = None) -> int:
-    """The longer side, in pixels, of the frames MediaPipe sees (0 = full resolution): ``requested`` when given,
-    else what the run's features were extracted with, else the course default (``config.MEDIAPIPE_SIZE``)."""
+    """The longer side, in pixels, of the frames MediaPipe sees (0 = full resolution): ``requested`` when
+    given, else what the run's features were extracted with, else the course default
+    (``config.MEDIAPIPE_SIZE``)."""
     from utils.config import MEDIAPIPE_SIZE
 
     for size in (requested, spec.mediapipe_size):
         if size is not None:
             if int(size) != size or int(size) < 0:
-                raise CourseError(f"mediapipe_size must be 0 (full resolution) or a positive number of pixels, "
-                                  f"got {size!r}")
+                raise CourseError("mediapipe_size must be 0 (full resolution) or a positive number of "
+                                  f"pixels, got {size!r}")
             return int(size)
     return MEDIAPIPE_SIZE
 
@@ -172,11 +177,10 @@ def read_video_keypoints(video: str | Path, need_keypoints: bool, image_size: in
 
     MediaPipe sees each frame shrunk to a longer side of ``mediapipe_size`` (0 = full resolution); frames
     are decoded in a background thread (:func:`utils.video.read_ahead`) while MediaPipe works."""
-    from utils.data.keypoints import hand_crops as cut_hands
-
     from tqdm.auto import tqdm
 
     from utils.data import video as video_module
+    from utils.data.keypoints import hand_crops as cut_hands
 
     started_pass = time.perf_counter()
     info = video_module.video_info(video, count=False)
@@ -232,7 +236,8 @@ def latency_line(values_ms: Sequence[float], what: str) -> str:
     return f"{what}: mean {values.mean():.1f} ms, p95 {np.percentile(values, 95):.1f} ms (n={len(values)})"
 
 
-def latency_summary(predictions: Sequence[WindowPrediction], mediapipe_ms: Sequence[float]) -> dict[str, float]:
+def latency_summary(predictions: Sequence[WindowPrediction],
+                    mediapipe_ms: Sequence[float]) -> dict[str, float]:
     """Mean and p95 of MediaPipe ms/frame and model ms/window, as numbers."""
     summary: dict[str, float] = {}
     for name, values in (("mediapipe_ms_per_frame", mediapipe_ms),
@@ -245,7 +250,8 @@ def latency_summary(predictions: Sequence[WindowPrediction], mediapipe_ms: Seque
 
 # ----------------------------------------------------------------------------- window and stride
 def frames_of(span: int | float | str | None, fps: float, name: str) -> int | None:
-    """A window or stride in frames, given in frames (30, "30") or seconds ("1.5s") at `fps`; None stays None."""
+    """A window or stride in frames, given in frames (30, "30") or seconds ("1.5s") at `fps`; None stays
+    None."""
     if span is None:
         return None
     text = str(span).strip().lower()
@@ -287,7 +293,11 @@ class ClipAnswer:
     def describe(self) -> str:
         """The last line predict prints: the clip's sign, probability, top-3 and how it was reached."""
         top = ", ".join(f"{label} {p:.2f}" for label, p in self.top)
-        how = "the whole clip as one window" if self.method == "whole clip" else f"mean of {self.num_windows} windows"
+        how = (
+            "the whole clip as one window"
+            if self.method == "whole clip"
+            else f"mean of {self.num_windows} windows"
+        )
         return f"clip: {self.label} {self.probability:.2f}   top-{len(self.top)}: {top}   ({how})"
 
 
@@ -334,9 +344,9 @@ class VideoPrediction:
                          "end_seconds": seconds(w.end), "label": w.label, "probability": w.probability,
                          "top": top(w.top), "probabilities": w.probabilities, "padded": w.padded,
                          "person_fraction": w.person_fraction, "model_ms": w.model_ms} for w in self.windows],
-            "answer": {"label": self.answer.label, "probability": self.answer.probability, "top": top(self.answer.top),
-                       "probabilities": self.answer.probabilities, "method": self.answer.method,
-                       "num_windows": self.answer.num_windows},
+            "answer": {"label": self.answer.label, "probability": self.answer.probability,
+                       "top": top(self.answer.top), "probabilities": self.answer.probabilities,
+                       "method": self.answer.method, "num_windows": self.answer.num_windows},
             "latency": self.latency,
         }
 
@@ -345,8 +355,10 @@ class VideoPrediction:
 def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path | None = None,
                   stride: int | str | None = None, progress: bool = True, window: int | str | None = None,
                   verbose: bool = True, json_path: str | Path | None = None,
-                  answer: str = CLIP_ANSWER, mediapipe_size: int | None = None) -> VideoPrediction:
-    """Recognise the sign in a video with a trained run: one prediction per window, and one answer for the clip.
+                  answer: str = CLIP_ANSWER, mediapipe_size: int | None = None,
+                  fast: bool = False) -> VideoPrediction:
+    """Recognise the sign in a video with a trained run: one prediction per window, and one answer for the
+    clip.
 
     ``window`` (default: the median duration of the run's training clips, at this video's frame rate)
     and ``stride`` (default: a quarter of the window) are frames (``30``) or seconds (``"1.5s"``). Each
@@ -364,16 +376,20 @@ def predict_video(video: str | Path, model_dir: str | Path, out_path: str | Path
     ends with ONE line for the clip. ``out_path`` (.mp4/.avi) also writes the video with the landmarks,
     the current sign and the top-3 bars; ``json_path`` writes every window and the answer as JSON.
     """
-    from utils.training.runs import load_run
     from utils.data.video import video_info
+    from utils.training.runs import load_run
 
     if answer not in ANSWER_METHODS:
         raise CourseError(f"answer must be one of {', '.join(ANSWER_METHODS)}, got {answer!r}")
     out_path = _check_video_out(out_path)
     json_path = _check_json_out(json_path)
-    info = video_info(video, count=False)  # a missing, empty or non-video file fails here, before the model loads
-    window_frames, stride_frames = frames_of(window, info.fps, "window"), frames_of(stride, info.fps, "stride")
-    model, run_info = load_run(model_dir, inference=True)
+    # a missing, empty or non-video file fails here, before the model loads
+    info = video_info(video, count=False)
+    window_frames = frames_of(window, info.fps, "window")
+    stride_frames = frames_of(stride, info.fps, "stride")
+    model, run_info = load_run(model_dir, fast=fast)
+    if verbose and fast:
+        print(f"model: {run_info['inference']}")
     classify = WindowClassifier(model, run_info)
     spec = classify.spec
     mediapipe_size = mediapipe_size_for(spec, mediapipe_size)

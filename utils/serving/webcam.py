@@ -19,24 +19,32 @@ from typing import Any
 import numpy as np
 
 from utils.errors import CourseError
-from utils.serving.predict import WindowClassifier, WindowPrediction, frames_of, latency_line, mediapipe_size_for
+from utils.serving.predict import (
+    WindowClassifier,
+    WindowPrediction,
+    frames_of,
+    latency_line,
+    mediapipe_size_for,
+)
 
 QUIT_KEYS = (ord("q"), 27)  # q or Esc closes the webcam window
 CAMERA_QUEUE = 2  # frames read ahead from a camera: more would show the signer late when MediaPipe lags
 
 
 def check_display() -> None:
-    """CourseError when no window can be shown: no DISPLAY/WAYLAND_DISPLAY on Linux, or an OpenCV without GUI."""
+    """CourseError when no window can be shown: no DISPLAY/WAYLAND_DISPLAY on Linux, or an OpenCV without
+    GUI."""
     import cv2
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise CourseError("no display: the webcam demo opens a window, but DISPLAY is not set (a server, CI or "
-                          "an ssh session without -X). Run it on a desktop, or record a clip and use "
+    has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if sys.platform.startswith("linux") and not has_display:
+        raise CourseError("no display: the webcam demo opens a window, but DISPLAY is not set (a server, CI "
+                          "or an ssh session without -X). Run it on a desktop, or record a clip and use "
                           "`python -m utils predict VIDEO --model RUN --out annotated.mp4` instead")
     gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
     if gui and gui[0].split(":", 1)[1].strip().upper() == "NONE":
-        raise CourseError("this OpenCV build has no GUI (opencv-python-headless?), so it cannot show a window: "
-                          "install opencv-contrib-python from requirements.txt, or use "
+        raise CourseError("this OpenCV build has no GUI (opencv-python-headless?), so it cannot show a "
+                          "window: install opencv-contrib-python from requirements.txt, or use "
                           "`python -m utils predict VIDEO --out annotated.mp4` instead")
 
 
@@ -47,9 +55,11 @@ def open_camera(camera: int | str):
     capture = cv2.VideoCapture(camera)
     if not capture.isOpened():
         capture.release()
-        raise CourseError(f"camera {camera!r} could not be opened: no camera at that index, it is used by another "
-                          "program, or this machine has none (a server or CI). Try --webcam 1, close other "
-                          "video apps, or use `python -m utils predict VIDEO` on a recorded clip")
+        raise CourseError(
+            f"camera {camera!r} could not be opened: no camera at that index, it is used by "
+            "another program, or this machine has none (a server or CI). Try --webcam 1, "
+            f"close other video apps, or use `python -m utils predict VIDEO` on a recorded clip"
+        )
     return capture
 
 
@@ -87,24 +97,27 @@ def _show(frame_rgb: np.ndarray, title: str) -> bool:
 
 def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int | str | None = None,
                show: bool = True, max_frames: int | None = None, verbose: bool = True,
-               window: int | str | None = None, mediapipe_size: int | None = None) -> int:
+               window: int | str | None = None, mediapipe_size: int | None = None, fast: bool = False) -> int:
     """Live recognition from a camera in an OpenCV window (q or Esc quits); returns 0 (the CLI's exit code).
 
     A prediction is made every `stride` frames (default: a quarter of the window) on the last `window`
     frames (default: the training clips' duration); both in frames (30) or seconds ("1.5s").
-    ``mediapipe_size``: longer side of the frames MediaPipe sees (default: as the run's features were extracted).
+    ``mediapipe_size``: longer side of the frames MediaPipe sees (default: as the run's features were
+    extracted).
     ``show=False`` (with a video file as ``camera_index`` and ``max_frames``) runs the same loop without
     a window, e.g. in tests. CourseError when there is no display or the camera cannot be opened.
     """
     from utils.data.keypoints import HolisticExtractor, draw_prediction, hand_crops
-    from utils.training.runs import load_run
     from utils.data.video import DEFAULT_FPS, capture_fps, read_ahead, resize_frames, sample_frame_indices
+    from utils.training.runs import load_run
 
     if show:
         check_display()
     frames_of(window, DEFAULT_FPS, "window")  # a typo fails here, before the model loads
     frames_of(stride, DEFAULT_FPS, "stride")
-    model, run_info = load_run(model_dir, inference=True)
+    model, run_info = load_run(model_dir, fast=fast)
+    if verbose and fast:
+        print(f"model: {run_info['inference']}")
     classify = WindowClassifier(model, run_info)
     mediapipe_size = mediapipe_size_for(classify.spec, mediapipe_size)
     capture = open_camera(camera_index)
@@ -132,13 +145,15 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
                 if uses_hands:  # cut from the full-resolution camera frame, as extract does
                     recent_hands.append(hand_crops(frame[None], vector[None], classify.spec.crop_size)[0])
                 if len(recent_keypoints) == num_frames and (index + 1 - num_frames) % stride == 0:
-                    prediction = classify(index + 1 - num_frames, index + 1, np.stack(recent_keypoints)[chosen],
+                    prediction = classify(index + 1 - num_frames, index + 1,
+                                          np.stack(recent_keypoints)[chosen],
                                           np.stack(recent_thumbnails)[chosen] if uses_frames else None,
                                           hand_crops=np.stack(recent_hands)[chosen] if uses_hands else None)
                     model_ms.append(prediction.model_ms)
                     if verbose:
                         print(prediction.describe(), flush=True)
-                if show and not _show(draw_prediction(frame, prediction.top if prediction else [], vector), title):
+                if show and not _show(draw_prediction(frame, prediction.top if prediction else [], vector),
+                                      title):
                     break
     finally:
         frames.close()  # stops the reading thread, which releases the camera

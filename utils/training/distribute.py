@@ -1,4 +1,5 @@
-"""Training on several GPUs or machines: which ``tf.distribute`` strategy, the global batch, who writes the run.
+"""Training on several GPUs or machines: which ``tf.distribute`` strategy, the global batch, who writes the
+run.
 
 - ``TF_CONFIG`` names a cluster with more than one worker: ``MultiWorkerMirroredStrategy`` (every machine
   runs the same ``python -m utils train`` command with its own ``TF_CONFIG``; gradients are summed over all
@@ -25,12 +26,14 @@ from typing import Any
 from utils.errors import ConfigError
 
 TF_CONFIG = "TF_CONFIG"
-_STRATEGIES: dict[str, Any] = {}  # one per kind and process (MultiWorkerMirroredStrategy may be created once only)
+# one per kind and process (MultiWorkerMirroredStrategy may be created once only)
+_STRATEGIES: dict[str, Any] = {}
 
 
 # ----------------------------------------------------------------------------- reading TF_CONFIG
 def cluster_config(tf_config: str | None = None) -> dict[str, Any]:
-    """TF_CONFIG (the environment variable unless given) as a dict; {} when unset; ConfigError when not JSON."""
+    """TF_CONFIG (the environment variable unless given) as a dict; {} when unset; ConfigError when not
+    JSON."""
     text = os.environ.get(TF_CONFIG, "") if tf_config is None else tf_config
     if not text.strip():
         return {}
@@ -81,7 +84,9 @@ def choose_strategy() -> Any:
     """The tf.distribute strategy for this process (see the module docstring), created once per process."""
     import tensorflow as tf
 
-    kind = strategy_kind(len(tf.config.list_physical_devices("GPU")))
+    from utils.config import gpu_count
+
+    kind = strategy_kind(gpu_count())
     if kind == "default":
         return tf.distribute.get_strategy()
     if kind not in _STRATEGIES:
@@ -98,14 +103,16 @@ def global_batch_size(batch_size: int, replicas: int) -> int:
 
 
 def describe(strategy: Any, batch_size: int) -> dict[str, Any]:
-    """What metrics.json records about the distribution: strategy, workers, replicas, per-replica and global batch."""
+    """What metrics.json records about the distribution: strategy, workers, replicas, per-replica and global
+    batch."""
     import tensorflow as tf
 
     replicas = int(strategy.num_replicas_in_sync)
     name = ("MultiWorkerMirroredStrategy" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
             else "MirroredStrategy" if isinstance(strategy, tf.distribute.MirroredStrategy) else "default")
     return {"strategy": name, "workers": num_workers(), "replicas": replicas,
-            "batch_size_per_replica": int(batch_size), "global_batch_size": global_batch_size(batch_size, replicas)}
+            "batch_size_per_replica": int(batch_size),
+            "global_batch_size": global_batch_size(batch_size, replicas)}
 
 
 def prepare_model(model: Any) -> None:
@@ -114,10 +121,10 @@ def prepare_model(model: Any) -> None:
     Keras 3.x first averages one input batch over all replicas with ``strategy.reduce`` to learn the input
     shapes: MirroredStrategy fails when a batch does not split evenly (9 validation clips on 2 GPUs), and
     MultiWorkerMirroredStrategy refuses any (inputs, labels) structure (keras-team/keras#20329, #20585). Under
-    several workers it also averages each step's scalar logs with ``axis=0``, which fails. Here the shapes come
-    from this worker's first replica slice (leaving Python's random state as it was, so N replicas of batch B
-    train like one replica of batch N x B), and logs are averaged over the workers (so every worker sees the
-    same loss and accuracy, and keeps the same best epoch).
+    several workers it also averages each step's scalar logs with ``axis=0``, which fails. Here the shapes
+    come from this worker's first replica slice (leaving Python's random state as it was, so N replicas of
+    batch B train like one replica of batch N x B), and logs are averaged over the workers (so every worker
+    sees the same loss and accuracy, and keeps the same best epoch).
     """
     import tensorflow as tf
 
@@ -142,7 +149,8 @@ def prepare_model(model: Any) -> None:
 
 
 def _average_logs_over_workers() -> None:
-    """Make Keras's TensorFlow trainer average per-step logs over replicas with axis=None under several workers."""
+    """Make Keras's TensorFlow trainer average per-step logs over replicas with axis=None under several
+    workers."""
     import tensorflow as tf
     from keras.src.backend.tensorflow import trainer
 
@@ -174,7 +182,8 @@ def worker_run_dir(out_dir: str | Path) -> Path:
 
 
 def discard_worker_run(run_dir: str | Path) -> None:
-    """Delete a finished run that :func:`worker_run_dir` gave a worker other than the chief (nothing on the chief)."""
+    """Delete a finished run that :func:`worker_run_dir` gave a worker other than the chief (nothing on the
+    chief)."""
     if is_chief():
         return
     run_dir = Path(run_dir)

@@ -8,13 +8,16 @@ accuracies, which over-weights a small last batch). Training writes these scores
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = true class)."""
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
+                           classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = true
+    class)."""
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
@@ -23,8 +26,11 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
     labels = np.arange(len(classes))
     if len(y_true) == 0:
         raise ValueError("no clips to evaluate (empty y_true)")
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    present = np.unique(y_true)  # macro-F1 over the classes that occur, so a subset of classes is not penalised
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    # macro-F1 over the classes that occur, so a subset of classes is not penalised
+    present = np.unique(y_true)
     return {
         "accuracy": float(np.mean(y_true == y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
@@ -51,7 +57,8 @@ def _num_clips(inputs: Mapping[str, np.ndarray] | np.ndarray) -> int:
 
 def measure_latency(model: Any, inputs: Mapping[str, np.ndarray] | np.ndarray, repeats: int = 20,
                     warmup: int = 2) -> dict[str, float]:
-    """Milliseconds per clip for single-clip `model.predict_on_batch` calls (median, mean, p90) and for one batch."""
+    """Milliseconds per clip for single-clip `model.predict_on_batch` calls (median, mean, p90) and for one
+    batch."""
     total = _num_clips(inputs)
     if total == 0:
         raise ValueError("measure_latency needs at least one clip")
@@ -72,7 +79,8 @@ def measure_latency(model: Any, inputs: Mapping[str, np.ndarray] | np.ndarray, r
     times = np.asarray(times)
     return {"ms_per_clip": float(np.median(times)), "ms_mean": float(times.mean()),
             "ms_p90": float(np.percentile(times, 90)), "batched_ms_per_clip": float(batched_ms),
-            "clips_per_second": float(1000 / np.median(times)), "repeats": int(repeats), "batch_size": int(total)}
+            "clips_per_second": float(1000 / np.median(times)), "repeats": int(repeats),
+            "batch_size": int(total)}
 
 
 PREDICT_CHUNK = 256  # clips prepared at a time by predict_clips (e.g. ~380 MB of float32 frame differences)
@@ -80,8 +88,9 @@ PREDICT_CHUNK = 256  # clips prepared at a time by predict_clips (e.g. ~380 MB o
 
 def predict_clips(model: Any, features: Any, spec: Any, indices: Sequence[int] | np.ndarray,
                   batch_size: int = 64) -> np.ndarray:
-    """Class probabilities (n, C) of the clips at indices, prepared PREDICT_CHUNK clips at a time and predicted in
-    batches (a features store is never read whole; under tf.distribute each chunk is split as one array is)."""
+    """Class probabilities (n, C) of the clips at indices, prepared PREDICT_CHUNK clips at a time and
+    predicted in batches (a features store is never read whole; under tf.distribute each chunk is split as one
+    array is)."""
     from utils.inputs.spec import prepare_inputs
 
     indices = np.asarray(indices, dtype=np.int64)

@@ -20,14 +20,15 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from utils.inputs import preprocessing
-from utils.errors import ModelDirError
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.errors import ModelDirError
+from utils.inputs import preprocessing
 
 RUN_FILES = ("model.keras", "run.json")
 RUN_KEYS = ("model", "classes", "inputs", "num_frames", "image_size")
@@ -82,9 +83,9 @@ def describe_run(features: Any, features_file: str, model_name: str, config: Any
 
     keypoint_options = preprocessing.resolve_options(config.preprocessing)
     return {
-        "model": model_name, "config_name": config.name, "config": config.to_dict(), "classes": list(features.classes),
-        "inputs": list(models.model_inputs(model_name, config)), "num_frames": config.num_frames,
-        "image_size": config.image_size, "keypoint_dim": KEYPOINT_DIM,
+        "model": model_name, "config_name": config.name, "config": config.to_dict(),
+        "classes": list(features.classes), "inputs": list(models.model_inputs(model_name, config)),
+        "num_frames": config.num_frames, "image_size": config.image_size, "keypoint_dim": KEYPOINT_DIM,
         "input_dim": preprocessing.output_dim(keypoint_options), "preprocessing": keypoint_options,
         "augmentation": preprocessing.resolve_augmentation(config.augmentation),
         "split": {"strategy": split.strategy, "seed": seed, "test_group": test_group,
@@ -108,14 +109,16 @@ def prediction_rows(features: Any, indices: np.ndarray, labels: np.ndarray, prob
     return rows
 
 
-def _save_figures(folder: Path, history: Mapping[str, list], confusion: list, classes: list[str], title: str) -> None:
+def _save_figures(folder: Path, history: Mapping[str, list], confusion: list, classes: list[str],
+                  title: str) -> None:
     """curves.png and confusion_matrix.png of a run."""
     import matplotlib.pyplot as plt
 
     from utils import plots
 
     for name, fig in (("curves", plots.plot_history(history, title=title)),
-                      ("confusion_matrix", plots.plot_confusion_matrix(confusion, classes, title=f"{title}: test"))):
+                      ("confusion_matrix",
+                       plots.plot_confusion_matrix(confusion, classes, title=f"{title}: test"))):
         plots.save_fig(fig, name, folder=folder)
         plt.close(fig)
 
@@ -142,10 +145,14 @@ def write_run(out_dir: Path, model: Any, run_info: dict[str, Any], metrics: dict
 
 
 # ----------------------------------------------------------------------------- loading a run
-def load_run(model_dir: str | Path, inference: bool = False) -> tuple[Any, dict[str, Any]]:
+FAST_COPY_NOTE = "fast inference copy (utils.models.fast: batch norms folded, gates compiled)"
+
+
+def load_run(model_dir: str | Path, fast: bool = False) -> tuple[Any, dict[str, Any]]:
     """The trained model and its run.json from a folder written by :func:`train`; ModelDirError if incomplete,
-    damaged, or mixed from two runs. ``inference``: the model as :func:`utils.models.inference_model` gives it (the
-    same function, less work: what predict, evaluate, export and the webcam run)."""
+    damaged, or mixed from two runs. ``fast``: the model as :func:`utils.models.inference_model` gives it (the
+    same function, less work; ``run_info["inference"]`` then says so, and so does every output made with
+    it)."""
     import keras
 
     from utils import models  # registers the custom layers before loading
@@ -171,10 +178,17 @@ def load_run(model_dir: str | Path, inference: bool = False) -> tuple[Any, dict[
         model = keras.models.load_model(model_dir / "model.keras", compile=False)
     except Exception as error:  # a damaged model.keras, a layer this code does not know, ...
         first_line = str(error).splitlines()[0][:200] if str(error) else ""
-        raise ModelDirError(f"{model_dir / 'model.keras'} could not be loaded ({type(error).__name__}: {first_line}); "
-                            "train the model again with this version of the course") from None
+        raise ModelDirError(f"{model_dir / 'model.keras'} could not be loaded ({type(error).__name__}: "
+                            f"{first_line}); train the model again with this version of the course") from None
     _check_model_matches_run(model, run_info, model_dir)
-    return (models.inference_model(model) if inference else model), run_info
+    if isinstance(model, keras.Model) and not isinstance(model.input, (list, tuple, dict)):
+        # a one-input model saved by an earlier version takes a bare tensor: rewrap it (same layers, same
+        # weights)
+        # to take its input by name like every other model, so that feeding {"keypoints": x} does not warn
+        model = keras.Model([model.input], model.output, name=model.name)
+    if not fast:
+        return model, run_info
+    return models.inference_model(model), {**run_info, "inference": FAST_COPY_NOTE}
 
 
 def _input_shapes(model: Any) -> dict[str, tuple]:
@@ -194,8 +208,10 @@ def _check_model_matches_run(model: Any, run_info: Mapping[str, Any], model_dir:
     frame_size = shapes.get("frames", (None, None))[1]
     if frame_size is not None and int(frame_size) != int(run_info["image_size"]):
         problems.append(f"frames are {frame_size} px vs image_size {run_info['image_size']}")
-    if "keypoints" in shapes and "input_dim" in run_info and int(shapes["keypoints"][-1]) != int(run_info["input_dim"]):
-        problems.append(f"keypoints have {shapes['keypoints'][-1]} numbers vs input_dim {run_info['input_dim']}")
+    if "keypoints" in shapes and "input_dim" in run_info \
+            and int(shapes["keypoints"][-1]) != int(run_info["input_dim"]):
+        problems.append(f"keypoints have {shapes['keypoints'][-1]} numbers vs input_dim "
+                        f"{run_info['input_dim']}")
     outputs = int(model.outputs[0].shape[-1])
     if outputs != len(run_info["classes"]):
         problems.append(f"{outputs} outputs vs {len(run_info['classes'])} classes")
