@@ -224,7 +224,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                    "evaluate once on test, and "
                                    "write metrics.json, model.keras, history.csv and figures into --out.")
     p.add_argument("--features", required=True, help="features .npz or store folder from 'extract'")
-    p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
+    p.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear", "boosted"])
     p.add_argument("--config", default=None,
                    help="configuration name (default: the recommended one for the model; 'seed' = original)")
     p.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")

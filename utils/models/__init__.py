@@ -80,8 +80,9 @@ from keras import ops
 
 from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.errors import ConfigError
+from utils.models import boosted  # the gradient-boosted trees baseline (--model boosted)
 
-MODEL_NAMES = ("lstm", "convlstm", "fused", "linear")
+MODEL_NAMES = ("lstm", "convlstm", "fused", "linear", "boosted")
 DEFAULT_CONFIG = "recommended"
 ORIGINAL_PARAM_COUNT = 7_174_718  # the PyTorch fused model, 11 outputs, as printed by its notebook
 CONVLSTM_IMPLS = ("fast", "stock")
@@ -334,7 +335,8 @@ def _linear(config_name: str) -> ModelConfig:
 
 def _configs(config_name: str, make: Any) -> dict[str, ModelConfig]:
     """One configuration of every model; the linear model has one setting whatever the name."""
-    return {model: (_linear(config_name) if model == "linear" else make(model)) for model in MODEL_NAMES}
+    return {model: (_linear(config_name) if model == "linear" else make(model)) for model in MODEL_NAMES
+            if model != "boosted"} | {"boosted": _linear(config_name).replace(description=boosted.DESCRIPTION)}
 
 
 CONFIGS: dict[str, dict[str, ModelConfig]] = {
@@ -1112,7 +1114,7 @@ def model_inputs(model_name: str, config: ModelConfig | None = None) -> tuple[st
         raise ConfigError(f"unknown frame_input {frame_input!r}; use one of {', '.join(FRAME_INPUTS)}")
     frame_names = ("frames", "hands") if frame_input == "both" else (frame_input,)
     return {"lstm": ("keypoints",), "convlstm": frame_names, "fused": ("keypoints", *frame_names),
-            "linear": ("keypoints",)}[model_name]
+            "linear": ("keypoints",), "boosted": ("keypoints",)}[model_name]
 
 
 # ----------------------------------------------------------------------------- fusion
@@ -1314,9 +1316,9 @@ def check_ensemble(model_name: str, config: ModelConfig) -> int:
     size = config.ensemble
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"ensemble={size!r}: use a whole number of networks, 1 (one model) or more")
-    if model_name == "linear" and size > 1:
-        raise ConfigError(f"ensemble={size} for the linear model: its fit does not depend on the seed, so every "
-                          "member would be the same; use ensemble=1")
+    if model_name in ("linear", "boosted") and size > 1:
+        raise ConfigError(f"ensemble={size} for the {model_name} model: its fit does not depend on the seed, "
+                          "so every member would be the same; use ensemble=1")
     return size
 
 
@@ -1378,6 +1380,8 @@ def build_model(model_name: str, config: ModelConfig | None = None, num_classes:
         members = [build_model(model_name, single, num_classes, keypoint_dim, convlstm_impl)
                    for _ in range(config.ensemble)]
         return ensemble_model(members, name=f"{model_name}_{config.name}")
+    if model_name == "boosted":
+        return boosted.build_boosted_model(config, num_classes, keypoint_dim)
     if model_name == "linear":
         if config.test_time_flip:
             raise ConfigError("test_time_flip is not available for the linear model (scikit-learn weights, no mirror "
@@ -1518,6 +1522,8 @@ def formula_param_count(model_name: str, config: ModelConfig, num_classes: int,
         return {key: value * config.ensemble for key, value in single.items()}
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     feature_size = 0
+    if model_name == "boosted":
+        return boosted.formula_param_count(num_classes)
     if model_name == "linear":  # standardisation (mean, scale) of the statistics, then the classifier
         statistics = (config.segments + 1) * keypoint_dim
         counts["keypoints"] = 2 * statistics
