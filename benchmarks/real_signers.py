@@ -61,7 +61,6 @@ TABLE_FIRST = ("chance", "linear", "boosted", "lstm", "conv_gru, hand angles, ba
                "conv_gru, hand angles, balanced classes, ensemble=3", "conv_gru, hand angles, balanced classes",
                "conv_gru, hand angles", "conv_gru",
                "lstm, old recommended")  # then the order of candidates()
-UNSEEN_CLASS = "help"  # performed by luja_manandhar only
 
 
 @dataclass
