@@ -1,5 +1,6 @@
-"""The boosted baseline: scikit-learn's gradient-boosted trees on the linear model's segment statistics, held in a
-Keras model, trained, evaluated, cross-validated, predicted and exported like the other models."""
+"""The boosted baseline: scikit-learn's gradient-boosted trees on the linear model's segment statistics, held
+in a Keras model, trained, evaluated, cross-validated, predicted and exported like the other models."""
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,8 @@ from utils.errors import ConfigError
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """scikit-learn's trees on one OpenMP thread: on a small, shared machine threads mostly wait for each other
-    (a tiny fit took 6 s on two busy cores, 0.4 s on one)."""
+    """scikit-learn's trees on one OpenMP thread: on a small, shared machine threads mostly wait for each
+    other (a tiny fit took 6 s on two busy cores, 0.4 s on one)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="openmp"):
@@ -32,22 +33,31 @@ def _data(num_classes: int, count: int = 90, seed: int = 0) -> tuple[np.ndarray,
 
 
 def easy_features(copies: int = 3):
-    """The tiny signers' clips drawn ``copies`` times (other noise each time): 36 x copies clips. The trees need
-    them: scikit-learn's default min_samples_leaf=20 splits no node of a training side under 40 clips."""
+    """The tiny signers' clips drawn ``copies`` times (other noise each time): 36 x copies clips. The trees
+    need them: scikit-learn's default min_samples_leaf=20 splits no node of a training side under 40 clips."""
     from dataclasses import replace
 
     parts = [tiny_features(with_frames=False, seed=seed) for seed in range(copies)]
-    return replace(parts[0], keypoints=np.concatenate([p.keypoints for p in parts]),
-                   labels=np.concatenate([p.labels for p in parts]), groups=np.concatenate([p.groups for p in parts]),
-                   split=np.concatenate([p.split for p in parts]),
-                   paths=np.array([f"copy{i // len(parts[0])}/{path}"
-                                   for i, path in enumerate(np.concatenate([p.paths for p in parts]))]))
+    return replace(
+        parts[0],
+        keypoints=np.concatenate([p.keypoints for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        groups=np.concatenate([p.groups for p in parts]),
+        split=np.concatenate([p.split for p in parts]),
+        paths=np.array(
+            [
+                f"copy{i // len(parts[0])}/{path}"
+                for i, path in enumerate(np.concatenate([p.paths for p in parts]))
+            ]
+        ),
+    )
 
 
 def _tiny_config():
     """The boosted model on the tiny clips (T=NUM_FRAMES; their hands are points without a shape)."""
-    return models.get_config("boosted").replace(num_frames=NUM_FRAMES, preprocessing={"normalize": True},
-                                                validation=False)  # every training signer for the trees
+    return models.get_config("boosted").replace(
+        num_frames=NUM_FRAMES, preprocessing={"normalize": True}, validation=False
+    )  # every training signer for the trees
 
 
 @pytest.mark.parametrize("num_classes", [2, 4])
@@ -71,8 +81,9 @@ def test_classes_absent_from_training_get_no_probability():
     probabilities = model.predict(x, verbose=0)
     assert probabilities[:, 1].max() < 1e-9
     classifier = models.boosted.make_classifier(0).fit(models.segment_statistics(x, 3), labels)
-    np.testing.assert_allclose(probabilities[:, [0, 2]], classifier.predict_proba(models.segment_statistics(x, 3)),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        probabilities[:, [0, 2]], classifier.predict_proba(models.segment_statistics(x, 3)), atol=1e-5
+    )
 
 
 def test_float32_thresholds_decide_as_float64_ones():
@@ -95,8 +106,9 @@ def test_untrained_model_builds_and_no_seed_ensemble():
 
 
 def test_train_evaluate_reload_and_predict_a_run(tmp_path):
-    """Trains on the tiny signers, beats chance on unseen ones, and the saved run reloads with the probabilities
-    the fitted model gave before saving (evaluated, reloaded, and window by window as predict does)."""
+    """Trains on the tiny signers, beats chance on unseen ones, and the saved run reloads with the
+    probabilities the fitted model gave before saving (evaluated, reloaded, and window by window as predict
+    does)."""
     from utils.data.features import save_features
     from utils.evaluation import evaluate as evaluation
     from utils.inputs.spec import prepare_inputs
@@ -108,20 +120,33 @@ def test_train_evaluate_reload_and_predict_a_run(tmp_path):
     features_file = tmp_path / "tiny.npz"
     save_features(features_file, features)
     config = _tiny_config()
-    metrics = training.train(str(features_file), "boosted", config, out_dir=tmp_path / "run", seed=0, verbose=0,
-                             measure_speed=False)
+    metrics = training.train(
+        str(features_file),
+        "boosted",
+        config,
+        out_dir=tmp_path / "run",
+        seed=0,
+        verbose=0,
+        measure_speed=False,
+    )
     assert metrics["model"] == "boosted" and metrics["test_accuracy"] > 1 / NUM_CLASSES + 0.2
     scored = evaluation.evaluate_saved(tmp_path / "run", features_file, split="test")
     assert scored["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
     model, run_info = runs.load_run(tmp_path / "run")
     assert run_info["model"] == "boosted" and run_info["inputs"] == ["keypoints"]
-    with open(tmp_path / "run" / "predictions.csv", encoding="utf-8") as handle:  # the model before it was saved
+    with open(
+        tmp_path / "run" / "predictions.csv", encoding="utf-8"
+    ) as handle:  # the model before it was saved
         rows = list(csv.DictReader(handle))
     test = np.array([int(row["index"]) for row in rows])
     probabilities = model.predict(prepare_inputs(features, run_info, test), verbose=0)
-    np.testing.assert_allclose(probabilities.max(axis=1), [float(row["confidence"]) for row in rows], atol=1e-5)
-    assert [run_info["classes"][i] for i in probabilities.argmax(axis=1)] == [row["predicted"] for row in rows]
+    np.testing.assert_allclose(
+        probabilities.max(axis=1), [float(row["confidence"]) for row in rows], atol=1e-5
+    )
+    assert [run_info["classes"][i] for i in probabilities.argmax(axis=1)] == [
+        row["predicted"] for row in rows
+    ]
 
     classify = WindowClassifier(model, run_info)  # what predict and the webcam run on each window
     window, _ = classify.probabilities(features.keypoints[test[0]], None)
@@ -131,8 +156,9 @@ def test_train_evaluate_reload_and_predict_a_run(tmp_path):
 def test_crossval_by_signer(tmp_path):
     from utils.evaluation import crossval
 
-    summary = crossval.run(easy_features(), "boosted", _tiny_config(), out_dir=tmp_path / "cv",
-                           folds=2, progress=False)
+    summary = crossval.run(
+        easy_features(), "boosted", _tiny_config(), out_dir=tmp_path / "cv", folds=2, progress=False
+    )
     assert summary["model"] == "boosted" and len(summary["per_fold"]) == 2
     assert summary["accuracy"]["mean"] > 1 / NUM_CLASSES + 0.2
 
@@ -140,7 +166,9 @@ def test_crossval_by_signer(tmp_path):
 def test_cli_accepts_boosted():
     from utils import cli
 
-    args = cli.build_parser().parse_args(["train", "--features", "f.npz", "--model", "boosted", "--out", "run"])
+    args = cli.build_parser().parse_args(
+        ["train", "--features", "f.npz", "--model", "boosted", "--out", "run"]
+    )
     assert args.model == "boosted"
 
 

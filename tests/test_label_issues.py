@@ -1,4 +1,5 @@
 """benchmarks/label_issues.py: which clips cleanlab may flag, and how they are listed per signer and sign."""
+
 from __future__ import annotations
 
 import numpy as np
