@@ -176,3 +176,21 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
         assert_same_as_keras(expected, path, raw_clips(tmp_path / "run", features, np.arange(5)))
 
 
+def test_study_chance_row_and_every_sign_with_its_training_signers():
+    """The chance row scores 1 / (training signs) on a seen sign, 0 on a sign no training signer showed; each
+    sign
+    is reported with its test clips and the training signers who showed it."""
+    study = _study()
+    labels = np.array(["a", "b", "a", "c", "a", "b"])
+    signers = np.array(["s1", "s1", "s2", "s2", "s3", "s3"])
+    clips = study.ClipSet(np.zeros((6, 2, 3), np.float32), labels, signers)
+    test = signers == "s2"  # a (seen: s1 and s3 show it) and c (no training signer shows it)
+    chance = study.Candidate("chance", None, chance=True)
+    fold = study.run_fold(chance, "four", "0:s2", clips, ~test, test, None, None, None)
+    assert fold["accuracy"] == pytest.approx(0.25) and fold["accuracy_seen"] == pytest.approx(0.5)
+    assert fold["per_sign"]["a"] == {"n": 1, "correct": 0.5, "train_signers": 2}
+    assert fold["per_sign"]["c"] == {"n": 1, "correct": 0.0, "train_signers": 0}
+    assert fold["per_sign"]["b"]["n"] == 0 and fold["test_signers"] == ["s2"]
+    summary = study.table.sign_summary({"folds": [fold, fold]})
+    assert summary["a"]["recall"] == [0.5, 0.5] and summary["b"]["recall"] == [None, None]
+    assert summary["c"]["train_signers"] == [0, 0] and summary["a"]["n"] == 2

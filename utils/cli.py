@@ -222,7 +222,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--features", required=True,
                        help="features .npz or store folder from 'extract' (with signers, for folds by "
                             "signer)")
-    group.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear"])
+    group.add_argument("--model", required=True, choices=["lstm", "convlstm", "fused", "linear", "boosted"])
     group.add_argument("--config", default=None,
                        help="configuration: recommended (default), small, or original (the 2022 project's, "
                             "for GPUs)")

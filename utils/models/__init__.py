@@ -8,6 +8,7 @@ Where to look:
 bottom;
 * :mod:`utils.models.layers` — the course's own plain Keras layers (the ConvLSTM, the fusion of branches);
 * :mod:`utils.models.linear` — the linear baseline as a Keras model that scikit-learn fills;
+* :mod:`utils.models.boosted` — the boosted-trees baseline, its trees copied into a Keras layer;
 * :mod:`utils.models.fast` — an opt-in faster copy of a trained model for inference, checked against the
 plain one.
 
@@ -15,6 +16,7 @@ plain one.
 """
 
 from utils.errors import ConfigError
+from utils.models import boosted  # the gradient-boosted trees baseline (--model boosted)
 from utils.models.build import (
     MEMBER_PREFIX,
     branch_models,
@@ -77,6 +79,7 @@ from utils.models.linear import (
 )
 
 __all__ = [
+    "boosted",
     "ConfigError",
     "BRANCHES",
     "COMPUTE_DTYPES",

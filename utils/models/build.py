@@ -37,6 +37,7 @@ from typing import Any
 import keras
 
 from utils.errors import ConfigError
+from utils.models import boosted
 from utils.models.config import (
     BRANCHES,
     CONVLSTM_IMPLS,
@@ -304,9 +305,9 @@ def check_ensemble(model_name: str, config: ModelConfig) -> int:
     size = config.ensemble
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"ensemble={size!r}: use a whole number of networks, 1 (one model) or more")
-    if model_name == "linear" and size > 1:
+    if model_name in ("linear", "boosted") and size > 1:
         raise ConfigError(
-            f"ensemble={size} for the linear model: its fit does not depend on the seed, so every "
+            f"ensemble={size} for the {model_name} model: its fit does not depend on the seed, so every "
             "member would be the same; use ensemble=1"
         )
     return size
@@ -396,6 +397,8 @@ def build_model(
                 "view): set test_time_flip=False"
             )
         return linear_model(config, num_classes, keypoint_dim)
+    if model_name == "boosted":  # the trees scikit-learn fits, as a Keras layer (utils/models/boosted.py)
+        return boosted.build_boosted_model(config, num_classes, keypoint_dim)
     impl = convlstm_impl or config.convlstm_impl
     if impl not in CONVLSTM_IMPLS:
         raise ValueError(f"unknown convlstm_impl {impl!r}; use one of {', '.join(CONVLSTM_IMPLS)}")
@@ -501,6 +504,8 @@ def formula_param_count(
     if config.ensemble > 1:  # that many members, each a single network
         single = formula_param_count(model_name, config.replace(ensemble=1), num_classes, keypoint_dim)
         return {key: value * config.ensemble for key, value in single.items()}
+    if model_name == "boosted":
+        return boosted.formula_param_count(num_classes)
     counts = {"keypoints": 0, "frames": 0, "head": 0}
     feature_size = 0
     if model_name == "linear":  # standardisation (mean, scale) of the statistics, then the classifier

@@ -19,7 +19,7 @@ from typing import Any
 from utils.config import IMAGE_SIZE, NUM_FRAMES
 from utils.errors import ConfigError
 
-MODEL_NAMES = ("lstm", "convlstm", "fused", "linear")
+MODEL_NAMES = ("lstm", "convlstm", "fused", "linear", "boosted")
 DEFAULT_CONFIG = "recommended"
 ORIGINAL_PARAM_COUNT = 7_174_718  # the PyTorch fused model, 11 outputs, as printed by its notebook
 CONVLSTM_IMPLS = ("fast", "stock")
@@ -352,9 +352,18 @@ def _linear(config_name: str) -> ModelConfig:
     )
 
 
+BOOSTED_DESCRIPTION = (
+    "scikit-learn's HistGradientBoostingClassifier (default settings) on the linear model's segment "
+    "statistics (means of 3 time segments and standard deviations of normalised, hand-canonical "
+    "keypoints): a tree baseline"
+)
+
+
 def _configs(config_name: str, make: Any) -> dict[str, ModelConfig]:
-    """One configuration of every model; the linear model has one setting whatever the name."""
-    return {model: (_linear(config_name) if model == "linear" else make(model)) for model in MODEL_NAMES}
+    """One configuration of every model; the two baselines have one setting whatever the name."""
+    baselines = {"linear": _linear(config_name),
+                 "boosted": _linear(config_name).replace(description=BOOSTED_DESCRIPTION)}
+    return {model: baselines.get(model) or make(model) for model in MODEL_NAMES}
 
 
 CONFIGS: dict[str, dict[str, ModelConfig]] = {
@@ -417,6 +426,7 @@ def model_inputs(model_name: str, config: ModelConfig | None = None) -> tuple[st
         "convlstm": frame_names,
         "fused": ("keypoints", *frame_names),
         "linear": ("keypoints",),
+        "boosted": ("keypoints",),
     }[model_name]
 
 

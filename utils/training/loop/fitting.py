@@ -114,9 +114,9 @@ def fit_linear_weights(model: Any, statistics: np.ndarray, labels: np.ndarray, c
 
 def fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any, epochs: int, batch_size: int,
                 seed: int, verbose: int) -> tuple[Any, dict[str, list[float]], float]:
-    """Fit scikit-learn's StandardScaler + LogisticRegression(C=config.linear_c) on the training clips'
-    segment statistics and copy them into the Keras linear model; return (model, one-step history,
-    seconds)."""
+    """Fit scikit-learn's StandardScaler + LogisticRegression(C=config.linear_c) (the boosted model: its
+    HistGradientBoostingClassifier) on the training clips' segment statistics and copy them into the Keras
+    model; return (model, one-step history, seconds)."""
     from sklearn.metrics import log_loss
 
     from utils import models
@@ -124,9 +124,14 @@ def fit_linear(features: Any, run_info: dict[str, Any], config: Any, split: Any,
     start = time.perf_counter()
     labels = np.asarray(features.labels, dtype=np.int64)
     statistics = _segment_statistics_of(features, run_info, split.train, config.segments)
-    model = models.build_model("linear", config, num_classes=len(run_info["classes"]),
-                               keypoint_dim=run_info["input_dim"])
-    fit_linear_weights(model, statistics, labels[split.train], config, seed)
+    # gradient-boosted trees on the same statistics (utils/models/boosted.py)
+    if run_info["model"] == "boosted":
+        model = models.boosted.fit_boosted(config, statistics, labels[split.train], len(run_info["classes"]),
+                                           run_info["input_dim"], seed)
+    else:
+        model = models.build_model("linear", config, num_classes=len(run_info["classes"]),
+                                   keypoint_dim=run_info["input_dim"])
+        fit_linear_weights(model, statistics, labels[split.train], config, seed)
     models.compile_model(model, config)
     history: dict[str, list[float]] = {}
     for name, indices in (("", split.train), ("val_", split.val)):

@@ -73,10 +73,9 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
     run_info = describe_run(features, features_file, model_name, config, split, seed, test_group)
     tensorboard_dir, members = None, []
     models.check_ensemble(model_name, config)
-    if model_name == "linear":  # scikit-learn fits it in one go: nothing to checkpoint or resume
+    if model_name in ("linear", "boosted"):  # scikit-learn fits it in one go: nothing to checkpoint or resume
         model, history, train_seconds = fit_linear(features, run_info, config, split, epochs, batch_size,
-                                                   seed,
-                                                    verbose)
+                                                   seed, verbose)
     else:
         partial = out_dir.with_name(out_dir.name + ".partial")
         resume = start_partial(partial, {**run_info, "epochs": epochs, "batch_size": batch_size}, resume)
@@ -84,8 +83,7 @@ def train(features: Any, model_name: str, config: Any = None, out_dir: str | Pat
         if tensorboard_dir is not None and not resume and tensorboard_dir.exists():
             shutil.rmtree(tensorboard_dir)
         model, history, train_seconds = fit_model(features, run_info, config, split, epochs, batch_size, seed,
-                                                  verbose,
-                                             partial, resume, tensorboard_dir, mixed_precision)
+                                                  verbose, partial, resume, tensorboard_dir, mixed_precision)
         members = member_summaries(partial, seed) if config.ensemble > 1 else []
 
     test, probabilities = score(model, features, run_info, split.test, batch_size)
