@@ -121,7 +121,7 @@ def _real_signer_cell(entry: dict[str, Any] | None) -> str:
     if not entry:
         return "–"
     low, high = entry.get("interval") or (None, None)
-    if low is None or low == high:  # one test (the ASL videos), or one fold: no interval
+    if low is None or abs(high - low) < 1e-9:  # one test (the ASL videos), or the same value in every fold
         return f"{entry['mean']:.3f}"
     return f"{entry['mean']:.3f} [{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
 
