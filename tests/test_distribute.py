@@ -149,8 +149,10 @@ def test_train_reads_global_batches_and_records_them(monkeypatch, tmp_path):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.setattr(distribute, "choose_strategy", lambda: _FakeStrategy())
     seen = []
-    real_batches = training.training_batches
-    monkeypatch.setattr(training, "training_batches",
+    from utils.training.loop import fitting
+
+    real_batches = fitting.training_batches
+    monkeypatch.setattr(fitting, "training_batches",  # where fit_model looks it up
                         lambda *args: seen.append(args[4]) or real_batches(*args))
     metrics = training.train(tiny_features(), "lstm", tiny_config(epochs=1), out_dir=tmp_path / "run",
                              verbose=0, measure_speed=False)
