@@ -440,9 +440,9 @@ def with_test_time_flip(
 
 def default_jit_compile() -> bool | str:
     """XLA only with a GPU: on CPU, XLA's convolutions are slower than TensorFlow's oneDNN ones."""
-    import tensorflow as tf
+    from utils.config import gpu_available
 
-    return "auto" if tf.config.list_physical_devices("GPU") else False
+    return "auto" if gpu_available() else False
 
 
 def compile_model(
