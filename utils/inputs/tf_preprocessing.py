@@ -1,14 +1,13 @@
 """The input preparation of :mod:`utils.inputs` as TensorFlow ops, for export.
 
-An exported model (:mod:`utils.serving.export`) takes what MediaPipe and the video give: raw keypoints
-(B, t, 1662) float32 and raw uint8 frames (B, t, H, W, 3) (and hand crops (B, t, 2, C, C, 3) for a model that
-takes them). :func:`clip_inputs` turns them into the model's inputs exactly as
-:func:`utils.inputs.clip_inputs`
-does in NumPy: time resampled to T, frames resized to S like ``cv2.INTER_AREA``, then every keypoint option of
+An exported model (:mod:`utils.serving.export`) takes what MediaPipe and the video give: raw keypoints (B, t,
+1662) float32 and raw uint8 frames (B, t, H, W, 3) (and hand crops (B, t, 2, C, C, 3) for a model that takes
+them). :func:`clip_inputs` turns them into the model's inputs exactly as :func:`utils.inputs.clip_inputs` does
+in NumPy: time resampled to T, frames resized to S like ``cv2.INTER_AREA``, then every keypoint option of
 :data:`utils.inputs.preprocessing.DEFAULT_OPTIONS` and the frame mode. Each function here mirrors the NumPy
 function of the same name; the data-dependent steps (which hand is dominant, which frames are gaps) are
-decided
-per clip with ``tf.where``, so one graph serves every clip. Only TensorFlow Lite built-in ops are used.
+decided per clip with ``tf.where``, so one graph serves every clip. Only TensorFlow Lite built-in ops are
+used.
 
 An option added to :data:`utils.inputs.preprocessing.DEFAULT_OPTIONS` without a port here makes
 :func:`check_ported` (and so the export) fail, rather than export a model that silently skips a step.
