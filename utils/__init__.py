@@ -31,3 +31,9 @@ _os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ log lines
 from utils import config as _config  # noqa: E402  (after the variables above)
 
 _config.quiet_tensorflow()
+
+import warnings as _warnings  # noqa: E402
+
+# tqdm's notebook progress bars need ipywidgets; without it they fall back to text bars, with a warning a
+# student can do nothing about
+_warnings.filterwarnings("ignore", message="IProgress not found")

@@ -157,6 +157,18 @@ def _stderr_hidden():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def native_logs_hidden():
+    """Hide what C++ libraries write to standard error meanwhile (MediaPipe's notices: "Created TensorFlow
+    Lite XNNPACK delegate", "Feedback manager requires a model ..."); ``COURSE_TF_LOGS=1`` keeps them. Errors
+    still reach Python as exceptions."""
+    if os.environ.get("COURSE_TF_LOGS") == "1":
+        yield
+        return
+    with _stderr_hidden():
+        yield
+
+
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     """Finds ``tensorflow`` as usual, but runs its import with standard error hidden (see
     :func:`quiet_tensorflow`); it removes itself after that first import."""

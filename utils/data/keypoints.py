@@ -290,20 +290,29 @@ class HolisticExtractor:
     def open(self) -> HolisticExtractor:
         """Start the MediaPipe graph (done automatically on first use)."""
         if self._holistic is None:
-            self._holistic = _make_holistic(self.static_image_mode, self.model_complexity,
-                                            self.min_detection_confidence, self.min_tracking_confidence)
+            from utils.config import native_logs_hidden
+
+            with native_logs_hidden():  # MediaPipe's start-up notices on standard error
+                self._holistic = _make_holistic(self.static_image_mode, self.model_complexity,
+                                                self.min_detection_confidence, self.min_tracking_confidence)
         return self
 
     def close(self) -> None:
         """Stop the MediaPipe graph and free its memory."""
+        from utils.config import native_logs_hidden
+
         if self._holistic is not None:
-            self._holistic.close()
+            with native_logs_hidden():
+                self._holistic.close()
             self._holistic = None
 
     def reset(self) -> None:
         """Forget the landmarks tracked so far (start of a new clip in video mode)."""
+        from utils.config import native_logs_hidden
+
         if self._holistic is not None and not self.static_image_mode:
-            self._holistic.reset()
+            with native_logs_hidden():  # a new graph run loads its models again, with notices
+                self._holistic.reset()
 
     def __enter__(self) -> HolisticExtractor:
         return self.open()
@@ -329,8 +338,11 @@ class HolisticExtractor:
 
         frame = np.ascontiguousarray(shrink_frame(_check_frame(frame), self.max_side))
         self._warn_if_small(frame)
+        from utils.config import native_logs_hidden
+
         self.open()
-        return results_to_vector(self._holistic.process(frame))
+        with native_logs_hidden():  # the graph prints notices when it loads a model (a hand, a face)
+            return results_to_vector(self._holistic.process(frame))
 
     def extract(self, frames: np.ndarray, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints of a clip (T, H, W, 3) RGB uint8: ((T, 1662) float32, (T, 4) bool detected)."""
