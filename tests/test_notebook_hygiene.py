@@ -333,3 +333,15 @@ def test_notebook_07_records_with_a_stand_in_camera_and_cross_validates_by_signe
     words = sum(len(text.split()) for text in _markdown(nbformat.read(
         next(p for p in NOTEBOOKS if p.name.startswith("07_")), as_version=4)))
     assert words <= 1200, f"notebook 07 has {words} words of text"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_utils_is_imported_before_tensorflow(path):
+    """Importing utils first keeps TensorFlow's start-up lines out of the chapter's output
+    (utils.config.quiet_tensorflow); a chapter that imports keras or tensorflow before it shows them."""
+    import re
+
+    code = "\n".join(_code_cells(path.name[:3]))
+    first_utils = re.search(r"^(from|import) utils\b", code, re.M)
+    first_framework = re.search(r"^(import|from) (keras|tensorflow)\b", code, re.M)
+    assert first_framework is None or (first_utils and first_utils.start() < first_framework.start())
