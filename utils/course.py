@@ -161,6 +161,29 @@ def _smaller_png(data: str) -> str:
     return smaller if len(smaller) < len(data) else data
 
 
+MAX_ANIMATION_SIDE, MAX_ANIMATION_FRAMES = 320, 24  # an animation is published smaller, with fewer frames
+
+
+def _smaller_gif(data: str) -> str:
+    """A base64 GIF animation shrunk to MAX_ANIMATION_SIDE pixels and at most MAX_ANIMATION_FRAMES frames
+    (evenly spaced, each shown longer so the animation lasts as long), or the original if not smaller."""
+    from PIL import Image, ImageSequence
+
+    animation = Image.open(io.BytesIO(base64.b64decode(data)))
+    frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(animation)]
+    step = max(1, -(-len(frames) // MAX_ANIMATION_FRAMES))
+    kept = []
+    for frame in frames[::step]:
+        frame.thumbnail((MAX_ANIMATION_SIDE, MAX_ANIMATION_SIDE))
+        kept.append(frame.quantize(128))
+    buffer = io.BytesIO()
+    duration = animation.info.get("duration", 100) * step
+    kept[0].save(buffer, format="GIF", save_all=True, append_images=kept[1:], duration=duration, loop=0,
+                 optimize=True)
+    smaller = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return smaller if len(smaller) < len(data) else data
+
+
 def _clean_outputs(cell: dict) -> None:
     """Drop progress bars (stderr streams, widget views) and shrink figures, in place."""
     outputs = []
@@ -172,6 +195,8 @@ def _clean_outputs(cell: dict) -> None:
             continue
         if "image/png" in data:
             data["image/png"] = _smaller_png(data["image/png"])
+        if "image/gif" in data:
+            data["image/gif"] = _smaller_gif(data["image/gif"])
         outputs.append(output)
     cell["outputs"] = outputs
 
