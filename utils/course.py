@@ -161,7 +161,7 @@ def _smaller_png(data: str) -> str:
     return smaller if len(smaller) < len(data) else data
 
 
-MAX_ANIMATION_SIDE, MAX_ANIMATION_FRAMES = 320, 24  # an animation is published smaller, with fewer frames
+MAX_ANIMATION_SIDE, MAX_ANIMATION_FRAMES = 240, 12  # an animation is published smaller, with fewer frames
 
 
 def _smaller_gif(data: str) -> str:
