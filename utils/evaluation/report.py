@@ -181,16 +181,19 @@ def chapters_table(folder: Path = BENCHMARKS_DIR) -> str:
     for path in sorted((project / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         title = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
         run = record["notebooks"].get(path.name)
-        minutes = f"{run['seconds'] / 60:.0f} min" if run else "–"
+        minutes = ("–" if not run else "< 1 min" if run["seconds"] < 60 else f"{run['seconds'] / 60:.0f} min")
         executed = f"[executed](docs/notebooks/{path.name})" if run else "–"
         lines.append(f"| [{title}](notebooks/{path.name}) | {CHAPTERS.get(path.name[:2], '')} | {minutes} | "
                      f"{executed} |")
     if record.get("commit"):
         lines.append("")
         commits = sorted({run.get("commit", record["commit"]) for run in record["notebooks"].values()})
-        lines.append(f"Times: `make run` on {record['machine']} at commit{'s' if len(commits) > 1 else ''} "
-                     f"{', '.join(f'`{c}`' for c in commits)}; executed copies, each naming its commit, in "
-                     "[docs/notebooks](docs/notebooks).")
+        loads = [run["load_average"][0] for run in record["notebooks"].values() if run.get("load_average")]
+        shared = (f", shared with other jobs (load average {min(loads):.1f} to {max(loads):.1f} when the "
+                  "chapters started)" if loads and max(loads) > 2.5 else "")
+        at = f"commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}"
+        lines.append(f"Times: `make run` on {record['machine']}{shared}, at {at}; executed copies, each "
+                     "naming its commit, in [docs/notebooks](docs/notebooks).")
     return "\n".join(lines)
 
 
