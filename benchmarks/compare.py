@@ -4,18 +4,15 @@
     python -m utils extract synthetic --out data/features/synthetic_T30_S64_H32.npz --hand-size 32
     python benchmarks/compare.py --features data/features/synthetic_T30_S64_H32.npz
 
-For each model (the linear baseline, the boosted trees on the same statistics, the recommended keypoint
-model, the
-ConvLSTM and the fused model, each with its ``recommended`` configuration; ``--models boosted`` adds one row
-to the
-table already written) this runs the course's own ``crossval`` (:func:`utils.evaluation.crossval.run`,
-what ``python -m utils crossval`` does) with the same folds: the folds depend only on the clips' labels, their
-signers and the seed, never on the model. Finished folds are kept under ``--work`` and skipped when the
-command is
-repeated. It writes ``benchmarks/compare.json`` (per model: the mean accuracy over folds, its 95% t-interval,
-every fold's accuracy and test signers, training seconds) and ``benchmarks/compare.md``; ``python -m utils
-report``
-turns the JSON into the tables of the README and the docs.
+For each model (the linear baseline, the boosted trees on the same statistics, the recommended keypoint model,
+the ConvLSTM and the fused model, each with its ``recommended`` configuration; ``--models boosted`` adds one
+row to the table already written) this runs the course's own ``crossval``
+(:func:`utils.evaluation.crossval.run`, what ``python -m utils crossval`` does) with the same folds: the folds
+depend only on the clips' labels, their signers and the seed, never on the model. Finished folds are kept
+under ``--work`` and skipped when the command is repeated. It writes ``benchmarks/compare.json`` (per model:
+the mean accuracy over folds, its 95% t-interval, every fold's accuracy and test signers, training seconds)
+and ``benchmarks/compare.md``; ``python -m utils report`` turns the JSON into the tables of the README and
+the docs.
 """
 
 from __future__ import annotations

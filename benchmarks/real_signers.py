@@ -395,8 +395,7 @@ def candidates(quick: bool) -> list[Candidate]:
         ),
     ]
     # the recommended lstm as one network, before ensembles and before label smoothing: pinned so its rows
-    # stay what
-    # they were (the label smoothing rows add it back)
+    # stay what they were (the label smoothing rows add it back)
     single = models.get_config("lstm").replace(ensemble=1, label_smoothing=0.0)
     old = single.replace(
         class_weight=None,

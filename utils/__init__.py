@@ -4,9 +4,8 @@ The folders are the stages a clip goes through, in order; a stage imports only f
 before it (``tests/test_architecture.py`` checks it):
 
     data/        clips, MediaPipe keypoints, the synthetic signers, datasets, the features file, splits
-    models/      the Keras networks and their configurations
-    inputs/      how a stored clip becomes a model's inputs (preprocessing, InputSpec)
-    training/    fitting a model and writing its run folder
+    models/      the Keras networks and their configurations inputs/      how a stored clip becomes a model's
+    inputs (preprocessing, InputSpec) training/    fitting a model and writing its run folder
     evaluation/  cross-validation by signer, reading and comparing results
     serving/     predict on a video, the webcam, export
 

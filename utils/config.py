@@ -189,9 +189,8 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
                     with _stderr_hidden():
                         loader.exec_module(module)
                     # TensorFlow's Python warnings (e.g. "triggered tf.function retracing" when a notebook
-                    # builds
-                    # and predicts with many small models in a row) say nothing a student can act on; errors
-                    # stay
+                    # builds and predicts with many small models in a row) say nothing a student can act on;
+                    # errors stay
                     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
             spec.loader = QuietLoader()

@@ -22,12 +22,11 @@ minimises ``loss + wd/2 * sum(w**2)``; ``ModelConfig.l2`` holds ``wd`` and every
 ``keras.regularizers.L2(wd / 2)``, the same gradient.
 
 Fusion (``frame_input``, ``fusion``, ``staged``): the frame branch sees whole thumbnails (``"frames"``), the
-two
-hand crops stacked as 6 channels (``"hands"``) or both. ``fusion="concat"`` is the original's concatenation
-under one head; ``"logits"`` gives every branch its own head and combines their log-probabilities with one
+two hand crops stacked as 6 channels (``"hands"``) or both. ``fusion="concat"`` is the original's
+concatenation under one head; ``"logits"`` gives every branch its own head and combines their
+log-probabilities with one
 learned weight per branch (:class:`~utils.models.layers.LogitFusion`). ``staged=True`` trains each branch
-alone,
-then only the fusion weights on the validation signers (``utils.training``).
+alone, then only the fusion weights on the validation signers (``utils.training``).
 """
 
 from __future__ import annotations

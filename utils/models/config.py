@@ -234,9 +234,9 @@ def _recommended(model_name: str) -> ModelConfig:
         # Chosen by cross-validation by signer on real webcam signers and the synthetic set (the mean over the
         # four signers, the crowd and the synthetic signers decides; benchmarks/real_signers.md has every
         # candidate, benchmarks/ensemble.md the ensemble): the linear model's arm-and-hand keypoints plus
-        # finger
-        # angles and velocities, 1D convolutions + GRU, classes weighted alike (rare signs), three networks
-        # averaged, labels smoothed, and no validation signers (all training signers train for 30 epochs).
+        # finger angles and velocities, 1D convolutions + GRU, classes weighted alike (rare signs), three
+        # networks averaged, labels smoothed, and no validation signers (all training signers train for 30
+        # epochs).
         return base.replace(
             keypoint_encoder="conv_gru",
             lstm_units=(96, 96),
@@ -279,8 +279,7 @@ def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
     """The frame-only ConvLSTM: a strided stem, one ConvLSTM on small maps, global pooling."""
     # Raw RGB frames let a ConvLSTM recognise the signer instead of the sign (notebook 04); frame differences,
     # flips, colour jitter and crops, a strided stem and global pooling, with the hand crops as a second
-    # branch
-    # and test-time flip averaging, won the cross-validation by signer (benchmarks/fusion_ablation.md).
+    # branch and test-time flip averaging, won the cross-validation by signer (benchmarks/fusion_ablation.md).
     return base.replace(
         num_frames=16,
         image_size=64,
@@ -309,9 +308,8 @@ def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConf
     ConvLSTM's frame branch, taken from those configurations (so it follows them), fused late and staged."""
     # benchmarks/fusion_ablation.md: late fusion of per-branch heads, each branch trained alone first, beat
     # concatenation trained end to end (where the branch that fits the training signers fastest dominates).
-    # The
-    # fused model keeps whole frames only: with the hand crops as a third branch it scored the same at about
-    # one and a half times the training time.
+    # The fused model keeps whole frames only: with the hand crops as a third branch it scored the same at
+    # about one and a half times the training time.
     frame_branch = {name: getattr(frames, name) for name in FRAME_BRANCH_FIELDS}
     frame_branch["frame_input"], frame_branch["test_time_flip"] = "frames", False
     return keypoints.replace(

@@ -81,19 +81,13 @@ class ConvLSTMStack(keras.layers.Layer):
     one layer.
 
     Computes what ``ConvLSTM -> BatchNormalization -> ... -> ConvLSTM -> BatchNormalization -> LastTimeStep``
-    does
-    at inference (outputs equal within float32 rounding), with less work: the layers advance together step by
-    step,
-    so no sequence of hidden states is stacked, normalised and unstacked again; each batch norm but the last
-    is
-    folded into the next layer's input convolution (kernel times the scale; the shift, convolved with "same"
-    zero padding, becomes a bias per pixel, ``(H, W, 4F)``); the last batch norm is applied to the last step
-    only;
-    the first step convolves the input to the i, c, o gates only (the forget gate multiplies the zero cell
-    state).
-    Made by :func:`inference_model` from a trained model's layers (:meth:`from_layers`); it has no gradient
-    path
-    worth training: train the original model.
+    does at inference (outputs equal within float32 rounding), with less work: the layers advance together
+    step by step, so no sequence of hidden states is stacked, normalised and unstacked again; each batch norm
+    but the last is folded into the next layer's input convolution (kernel times the scale; the shift,
+    convolved with "same" zero padding, becomes a bias per pixel, ``(H, W, 4F)``); the last batch norm is
+    applied to the last step only; the first step convolves the input to the i, c, o gates only (the forget
+    gate multiplies the zero cell state). Made by :func:`inference_model` from a trained model's layers
+    (:meth:`from_layers`); it has no gradient path worth training: train the original model.
     """
 
     def __init__(
@@ -298,8 +292,8 @@ def _convlstm_chain(model: keras.Model, last_step: LastTimeStep) -> tuple[list, 
 def inference_model(model: keras.Model) -> keras.Model:
     """A copy of ``model`` computing the same function at inference with less work on CPU: each frame branch's
     ConvLSTM layers, batch norms and last step run as one :class:`ConvLSTMStack` (see there; outputs equal
-    within
-    float32 rounding, ``tests/test_models.py``). Every other layer is a copy with the same weights and name.
+    within float32 rounding, ``tests/test_models.py``). Every other layer is a copy with the same weights and
+    name.
 
     For prediction, evaluation and export (``runs.load_run`` returns it); train the model itself. A model
     without
@@ -364,11 +358,10 @@ def with_compute_dtype(model: keras.Model, compute_dtype: str = "bfloat16") -> k
     float32.
 
     ``"bfloat16"`` (Keras's ``mixed_bfloat16`` policy on every layer but the output layers): on a CPU with
-    AVX512-BF16 or AMX, oneDNN runs the convolutions about twice as fast (the seed ConvLSTM's 5x5
-    convolutions of
-    16 channels: 0.90 -> 0.46 CPU ms per image and step), at bfloat16's 8-bit mantissa (benchmarks/README.md
-    has
-    the agreement with float32). On a CPU without those instructions it is slower: measure before using it.
+    AVX512-BF16 or AMX, oneDNN runs the convolutions about twice as fast (the seed ConvLSTM's 5x5 convolutions
+    of 16 channels: 0.90 -> 0.46 CPU ms per image and step), at bfloat16's 8-bit mantissa
+    (benchmarks/README.md has the agreement with float32). On a CPU without those instructions it is slower:
+    measure before using it.
     For inference; the model itself is left as it was."""
     if compute_dtype not in COMPUTE_DTYPES:
         raise ConfigError(f"unknown compute_dtype {compute_dtype!r}; use one of {', '.join(COMPUTE_DTYPES)}")

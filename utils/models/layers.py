@@ -33,16 +33,14 @@ class ConvLSTM(keras.layers.Layer):
     Per step t, from the frame x_t and the previous hidden state h and cell c (both zero at the start):
 
         gates = conv(x_t, kernel) + conv(h, recurrent_kernel) + bias      # all four gates at once, 4F
-        channels
-        i, f, g, o = split(gates)                                          # input, forget, candidate, output
-        c = sigmoid(f) * c + sigmoid(i) * tanh(g);   h = sigmoid(o) * tanh(c)
+        channels i, f, g, o = split(gates)                                          # input, forget,
+        candidate, output c = sigmoid(f) * c + sigmoid(i) * tanh(g);   h = sigmoid(o) * tanh(c)
 
     One convolution of the frame and one of the hidden state per step, each producing all four gates
-    (ConvLSTM2D runs eight smaller ones), unrolled over T: faster on a CPU, the same numbers. Weights are
-    laid out
-    as in ConvLSTM2D (``kernel (k, k, C, 4F)``, ``recurrent_kernel (k, k, F, 4F)``, ``bias (4F)``, gates i,
-    f, c, o),
-    so ``set_weights(stock.get_weights())`` works. Padding "same", strides 1; T must be known when built.
+    (ConvLSTM2D runs eight smaller ones), unrolled over T: faster on a CPU, the same numbers. Weights are laid
+    out as in ConvLSTM2D (``kernel (k, k, C, 4F)``, ``recurrent_kernel (k, k, F, 4F)``, ``bias (4F)``, gates
+    i, f, c, o), so ``set_weights(stock.get_weights())`` works. Padding "same", strides 1; T must be known
+    when built.
     """
 
     def __init__(
@@ -203,10 +201,9 @@ class MirrorViews(keras.layers.Layer):
     training the batch unchanged.
 
     ``kind``: "frames" (B, T, S, S, C) flipped left/right; "hands" (B, T, 2, C, C, 3) flipped and swapped
-    (the left
-    hand's crop becomes the right one's), as :func:`utils.inputs.mirror_clips` does to raw clips; "same":
-    keypoints
-    prepared with the dominant hand on the right, so a mirrored clip's prepared keypoints are the clip's own.
+    (the left hand's crop becomes the right one's), as :func:`utils.inputs.mirror_clips` does to raw clips;
+    "same": keypoints prepared with the dominant hand on the right, so a mirrored clip's prepared keypoints
+    are the clip's own.
     """
 
     def __init__(self, kind: str = "frames", **kwargs: Any) -> None:

@@ -183,8 +183,8 @@ def load_run(model_dir: str | Path, fast: bool = False) -> tuple[Any, dict[str, 
     _check_model_matches_run(model, run_info, model_dir)
     if isinstance(model, keras.Model) and not isinstance(model.input, (list, tuple, dict)):
         # a one-input model saved by an earlier version takes a bare tensor: rewrap it (same layers, same
-        # weights)
-        # to take its input by name like every other model, so that feeding {"keypoints": x} does not warn
+        # weights) to take its input by name like every other model, so that feeding {"keypoints": x} does not
+        # warn
         model = keras.Model([model.input], model.output, name=model.name)
     if not fast:
         return model, run_info

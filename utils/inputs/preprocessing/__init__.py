@@ -6,8 +6,8 @@ nothing here reads or writes files. Training, evaluation and inference all call
 ``preprocessing``), so a trained model always sees its inputs prepared one way:
 
 =============  =====================================================================================
-option         effect
-=============  =====================================================================================
+option         effect =============
+=====================================================================================
 ``mirror``     canonical handedness: clips whose dominant hand is the left one are mirrored, so a
                left-handed signer looks like a right-handed one (:func:`canonicalize_handedness`)
 ``normalize``  per frame, centre on the shoulders' midpoint and divide by the shoulder width

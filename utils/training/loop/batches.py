@@ -19,9 +19,8 @@ class TrainingBatches(keras.utils.PyDataset):
     ``raw``: the stored arrays ({"keypoints", "frames", "hands"}), whole (``rows``: the training clips' rows
     in them) or already the training clips (``rows`` None). Each batch indexes only its clips, so from a
     features store (memory maps) the training split is never in memory, and samples (T, S), augments and
-    preprocesses just them (:mod:`utils.inputs`).
-    Batch ``index`` is drawn from (seed, :attr:`epoch`, index) only, so a run gives the same batches every
-    time.
+    preprocesses just them (:mod:`utils.inputs`). Batch ``index`` is drawn from (seed, :attr:`epoch`, index)
+    only, so a run gives the same batches every time.
     :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras
     also calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
     """
