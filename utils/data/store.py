@@ -1,10 +1,8 @@
-"""A features store for datasets larger than memory: one folder, one uncompressed ``.npy`` per array, one
-JSON.
+"""A features store for data larger than memory: one folder, an uncompressed ``.npy`` per array, a JSON.
 
 Layout (also in data/README.md)::
 
-    <name>/store.json        format, version, num_clips, classes, meta, and {array: {shape, dtype, per}}
-                             of each file
+    <name>/store.json        format, version, num_clips, classes, meta, {array: {shape, dtype, per}}
     <name>/keypoints.npy     float32 (N, T, 1662)       ─┐ one row per clip: memory-mapped when read,
     <name>/frames.npy        uint8 (N, T, S, S, 3)       │ written clip by clip
     <name>/hand_crops.npy    uint8 (N, T, 2, C, C, 3)    │

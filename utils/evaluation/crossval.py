@@ -1,5 +1,4 @@
-"""Cross-validation by signer (group): one run folder per fold, resume, ``crossval.json`` with intervals,
-figures.
+"""Cross-validation by signer (group): a run folder per fold, resume, ``crossval.json`` with intervals.
 
 Signer-independent recognition is measured by training on some signers and testing on the others, in turn:
 leave-one-group-out (``folds="loso"``, one fold per signer) or K group-disjoint folds (``folds=K``, signers
@@ -8,8 +7,7 @@ with the fold's signers as ``test_group``; its validation signers (early stoppin
 training side, so nothing is selected on test signers. :func:`run` writes::
 
     <out_dir>/
-        crossval.json           per-fold accuracy, macro-F1, n, test/validation groups; mean, std,
-                                95% t-interval
+        crossval.json           per fold: accuracy, macro-F1, n, test/validation groups; mean, std, 95% CI
         folds.png               per-fold accuracies with the mean and its interval
         confusion_matrix.png    the test clips of every fold, pooled
         fold_0/, fold_1/, ...   the run folder of each fold (model.keras, metrics.json, ...) + fold.json

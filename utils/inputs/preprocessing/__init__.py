@@ -28,9 +28,8 @@ option         effect =============
 ``hand_angles`` append each hand's finger joint bends and fingertip distances (:func:`hand_angles`):
                hand shape that does not change when the hand turns in the image plane
 ``draw_landmarks`` frame models: draw the clip's landmarks onto its frames first
-(:func:`draw_clip_landmarks`),
-               as the original's ``keypoint_generation.py`` saved them (it can leak the skeleton into the
-               pixels)
+               (:func:`draw_clip_landmarks`), as the original's ``keypoint_generation.py`` saved them
+               (it can leak the skeleton into the pixels)
 =============  =====================================================================================
 
 ``mirror`` takes ``False``, ``"motion"`` (the hand that travels further is the dominant one, see
@@ -45,8 +44,7 @@ through every step, so the model can still tell "not seen" from "seen at the ori
 
 One module per concern, in the order they build on each other:
 
-* :mod:`.normalise` - the options, the 1662 layout in parts, normalisation, which face and pose points are
-kept;
+* :mod:`.normalise` - the options, the 1662 layout in parts, normalisation, the face and pose points kept;
 * :mod:`.hands` - hand handling: mirroring and the dominant hand, gap filling, hand shape and finger angles;
 * :mod:`.pipeline` - :func:`preprocess_keypoints` and :func:`preprocess_frames`, velocities, resampling time;
 * :mod:`.augment` - training-time augmentation (:func:`augment_clips`, :func:`augment_batch`).
