@@ -372,7 +372,7 @@ def _values(results: dict, names: list[str], label: str) -> list[float | None]:
 
 
 def targets(results: dict, names: list[str]) -> list[str]:
-    """The issue's targets, checked on what was run."""
+    """The goals this study set itself, checked on what was run."""
     means = {label: float(np.mean([v for v in _values(results, names, label) if v is not None]))
              for label, _, _ in ROWS if any(v is not None for v in _values(results, names, label))}
     if RECOMMENDED not in means:
