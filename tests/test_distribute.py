@@ -267,15 +267,22 @@ def predicted_per_clip(run_dir: Path, features_path: Path, indices: list[int]) -
 # ----------------------------------------------------------------------------- MirroredStrategy, two devices
 MIRRORED = '''"""train() with MirroredStrategy over two logical CPU devices (the code path of two GPUs), batch
 4 per replica, then with the default strategy and batch 8; print both runs' metrics and the largest weight
-difference.""" import json, sys import numpy as np import tensorflow as tf cpu =
-tf.config.list_physical_devices("CPU")[0] tf.config.set_logical_device_configuration(cpu,
-[tf.config.LogicalDeviceConfiguration()] * 2) from test_training import tiny_config, tiny_features from
-utils.training import distribute from utils.training import loop as training from utils.training.loop import
-train_run weights, course_write_run = [], train_run.write_run train_run.write_run = lambda folder, model,
-*args: (weights.append(model.get_weights())
+difference."""
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from test_training import tiny_config, tiny_features
+from utils.training import distribute
+from utils.training import loop as training
+from utils.training.loop import train_run
+weights, course_write_run = [], train_run.write_run
+train_run.write_run = lambda folder, model, *args: (weights.append(model.get_weights())
                                                     or course_write_run(folder, model, *args))
 config = tiny_config(epochs=2).replace(dropout=0.0, augmentation={})  # no per-replica randomness
-runs = [] for strategy, batch_size in [(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), 4),
+runs = []
+for strategy, batch_size in [(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), 4),
 (tf.distribute.get_strategy(), 8)]:
     distribute.choose_strategy = lambda: strategy
     metrics = training.train(tiny_features(), "lstm", config, out_dir=f"{sys.argv[1]}{batch_size}",
