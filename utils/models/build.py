@@ -250,9 +250,8 @@ def _head(
         )(x)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout{index + 1}")(x)
-    if (
-        config.test_time_flip
-    ):  # the last layer is linear: the mean of its inputs gives the mean of the two logits
+    # the last layer is linear: the mean of its inputs gives the mean of the two logits
+    if config.test_time_flip:
         x = AverageViews(name=f"{prefix}_views_mean")(x)
     # float32 even under a mixed_float16 policy (GPUs): a float16 softmax loses small probabilities
     return keras.layers.Dense(
