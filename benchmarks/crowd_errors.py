@@ -10,8 +10,7 @@ Reads ../shared/real/mp_data_signers/crowd.npz in place (never copied) and the t
 is trained, as the study would). Every clip is put in one of four groups, from its keypoints alone:
 
 * **hand mostly missing**: the dominant hand (the one the canonicalisation puts on the right) is found in
-fewer
-  than ``MIN_HAND_FRAMES`` of the clip's 30 frames;
+  fewer than ``MIN_HAND_FRAMES`` of the clip's 30 frames;
 * **label contradicts the hand shape**: ``iloveyou`` is signed with the ILY hand (index and little finger out,
   middle and ring finger folded, :func:`ily_hand_shape`); a clip in an ``iloveyou`` folder without that shape,
   or in a ``hello`` / ``thanks`` folder with it, is either a different way of signing it or a swapped folder;

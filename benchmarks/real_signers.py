@@ -11,7 +11,9 @@ Sets (real recordings read in place from ../shared/real/mp_data_signers, never c
 * ``all``: sequences.npz + crowd.npz + more.npz, the 55 signers, 5 folds of 11 (the same way).
 * ``synthetic``: the course's synthetic set (data/features/synthetic_T30_S64.npz), 5 folds of 2 signers.
 * ``transfer``: trained on the 44 signers of sequences + crowd, tested on the 24 real ASL videos
-  (data/features/asl_clips_T30_S64.npz, keypoints by the course's own ``extract``).
+  (data/features/asl_clips_T30_S64.npz, keypoints by the course's own ``extract``:
+  ``python -m utils extract ../shared/real/asl_clips --out data/features/asl_clips_T30_S64.npz``).
+* ``transfer_all``: the same videos, trained on all 55 signers (sequences + crowd + more).
 
 A fold's model is fitted on its training signers only, with the course's own functions (the linear model:
 ``training.fit_linear_weights``; the boosted trees: ``models.boosted.fit_boosted``; networks: the course's
@@ -23,7 +25,7 @@ signers showed it. ``chance`` is the expected accuracy of a uniform guess among 
 
 Each fit's test probabilities are kept in ``results/real_signers_cache`` (``--cache ''``: train afresh), so a
 rerun or a blend ("a + b": probabilities averaged) reads them; "x3" averages seeds 0, 1 and 2. The mean over
-``four``, ``crowd`` and ``synthetic`` decides between candidates; ``all`` and ``transfer`` decide nothing.
+``four``, ``crowd``, ``all`` and ``synthetic`` decides between candidates; the ASL videos decide nothing.
 A run adds its rows to the JSON already at ``--out`` (``--fresh``: start empty); both files are generated:
 benchmarks/real_signers.json (one entry per row and set: model, configuration, set, mean, 95% t-interval, n,
 per-fold values, per-sign recall and training signers) and benchmarks/real_signers.md.
@@ -55,12 +57,8 @@ from utils.inputs import preprocessing  # noqa: E402
 
 REAL = Path(os.environ.get("COURSE_REAL_DIR", ROOT.parent / "shared" / "real"))
 DATA = Path(os.environ.get("COURSE_DATA_DIR", ROOT / "data"))
-DATASETS = ("four", "crowd", "all", "synthetic", "transfer")
-SELECTION = (
-    "four",
-    "crowd",
-    "synthetic",
-)  # the mean over these decides; all and transfer are held-out checks
+DATASETS = ("four", "crowd", "all", "synthetic", "transfer", "transfer_all")
+SELECTION = ("four", "crowd", "all", "synthetic")  # the mean over these decides; transfer is a held-out check
 MP_FILES = {"four": ("sequences",), "crowd": ("crowd",), "all": ("sequences", "crowd", "more")}
 TABLE_FIRST = (
     "chance",
@@ -139,8 +137,8 @@ def load_mp_files(names: tuple[str, ...]) -> ClipSet:
 @functools.lru_cache(maxsize=1)  # the candidates of a run read the same set one after another
 def fold_tasks(dataset: str) -> list[tuple[str, ClipSet, np.ndarray, np.ndarray, ClipSet | None]]:
     """(fold name, clips, train mask, test mask, other test clips or None) for every fold of a dataset."""
-    if dataset == "transfer":
-        both = load_mp_files(("sequences", "crowd"))
+    if dataset in ("transfer", "transfer_all"):
+        both = load_mp_files(MP_FILES["all"] if dataset == "transfer_all" else ("sequences", "crowd"))
         every = np.ones(len(both.labels), bool)
         return [("asl_clips", both, every, ~every, load_features_file("asl_clips_T30_S64"))]
     clips = load_features_file("synthetic_T30_S64") if dataset == "synthetic" else load_mp_set(dataset)
@@ -190,9 +188,8 @@ def fit_linear(
 def fit_boosted(
     config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seed: int
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """The boosted trees as ``train --model boosted`` fits them (``models.boosted.fit_boosted``) on one
-    OpenMP thread
-    (on two shared cores more threads mostly wait for each other); returns a predictor."""
+    """The boosted trees as ``train --model boosted`` fits them (``models.boosted.fit_boosted``) on one OpenMP
+    thread (on two shared cores more threads mostly wait for each other); returns a predictor."""
     from threadpoolctl import threadpool_limits
 
     inputs = prepared(config, "boosted", train_kp)["keypoints"]
@@ -211,15 +208,50 @@ def fit_boosted(
 def fit_neural(
     config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seed: int
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """The lstm model of this configuration, trained config.epochs epochs with the course's augmented
-    batches; with
-    ``config.ensemble`` N > 1, N networks (seeds seed .. seed + N - 1) in the course's averaging model."""
+    """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches;
+    with ``config.ensemble`` N > 1, N networks (seeds seed .. seed + N - 1) in the course's averaging
+    model."""
     members = [
         fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index)
         for index in range(models.check_ensemble("lstm", config))
     ]
     model = models.ensemble_model(members, name="ensemble")
-    return lambda kp: model.predict(prepared(config, "lstm", kp), batch_size=256, verbose=0)
+
+    def predict(kp: np.ndarray) -> np.ndarray:
+        return model.predict(prepared(config, "lstm", kp), batch_size=256, verbose=0)
+
+    # the nearest-class head of the same networks, kept beside the softmax's answer (row "nearest class")
+    predict.nearest_class = lambda kp: np.mean(
+        [nearest_class(member, config, train_kp, train_y, kp) for member in members], axis=0
+    )
+    return predict
+
+
+#: softmax temperature of the nearest-class head's cosine similarities (fixed, not tuned)
+NEAREST_CLASS_TEMPERATURE = 0.1
+
+
+def nearest_class(
+    network: Any, config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, test_kp: np.ndarray
+) -> np.ndarray:
+    """A prototype head on a trained network: each clip's embedding (the input of the last Dense layer,
+    L2-normalised) compared with each sign's mean training embedding (no augmentation); probabilities =
+    softmax(cosine similarity / NEAREST_CLASS_TEMPERATURE). A sign shown by few signers gets a prototype as
+    good as its clips, with no weights of its own to learn."""
+    import keras
+
+    embed = keras.Model(network.inputs, network.layers[-1].input)
+
+    def unit(kp: np.ndarray) -> np.ndarray:
+        vectors = embed.predict(prepared(config, "lstm", kp), batch_size=256, verbose=0)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    train = unit(train_kp)
+    prototypes = np.stack([train[train_y == label].mean(axis=0) for label in range(int(train_y.max()) + 1)])
+    prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
+    logits = unit(test_kp) @ prototypes.T / NEAREST_CLASS_TEMPERATURE
+    logits -= logits.max(axis=1, keepdims=True)
+    return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 
 
 def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seed: int) -> Any:
@@ -260,8 +292,8 @@ def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nd
 
 @dataclass
 class Candidate:
-    """One row of the table: a name, a configuration, how to fit it, how many seeds to average, and the
-    other rows whose (cached) test probabilities it averages with its own (``blend``; ``config`` None: only
+    """One row of the table: a name, a configuration, how to fit it, how many seeds to average, and the other
+    rows whose (cached) test probabilities it averages with its own (``blend``; ``config`` None: only
     those)."""
 
     name: str
@@ -272,29 +304,22 @@ class Candidate:
     seeds: int = 1
     note: str = ""
     blend: tuple[str, ...] = ()
-    extra_training: str | None = (
-        None  # "four": crowd folds also train on the four signers' clips (test side unchanged)
-    )
+    # "four" ("four+more"): crowd folds also train on the four (and the eleven more) signers' clips (test side
+    # unchanged)
+    extra_training: str | None = None
+    head: str = "probabilities"  # "nearest_class": the networks' prototype head (:func:`nearest_class`)
 
 
 #: ModelConfig fields added after the cache was: left at their default they are not part of a key, so the
 #: probabilities cached before they existed still count (a key with them is also looked up).
-LATER_FIELDS = {
-    "linear_blend": 0.0,
-    "class_weight": None,
-    "ensemble": 1,
-    "label_smoothing": 0.0,
-    "transformer_blocks": 2,
-    "attention_heads": 4,
-}
+LATER_FIELDS = {"class_weight": None, "ensemble": 1, "label_smoothing": 0.0}
 
 
 def cache_keys(
     config: models.ModelConfig, linear: bool, dataset: str, fold: str, seed: int, boosted: bool = False
 ) -> list[str]:
     """File names for the test probabilities of one fit (everything that decides them, hashed): the key, then
-    an
-    older spelling of it to look up as well."""
+    an older spelling of it to look up as well."""
     import hashlib
 
     fields = {k: v for k, v in config.to_dict().items() if k not in ("name", "description")}
@@ -321,24 +346,29 @@ def fit_and_predict(
     cache: Path | None,
     keys: list[str],
     boosted: bool = False,
+    head: str = "probabilities",
 ) -> tuple[np.ndarray, float]:
     """Test probabilities of one model fitted with one seed, and its training seconds (read from cache when
-    there)."""
+    there). ``head="nearest_class"``: those of the networks' nearest-class head (:func:`nearest_class`),
+    stored beside the softmax's in the same file; a file written without them is fitted again."""
     path = None if cache is None else cache / f"{keys[0]}.npz"
     for found in [] if cache is None else [cache / f"{key}.npz" for key in keys]:
         if found.is_file():
             stored = np.load(found)
-            return stored["probabilities"], float(stored["seconds"])
+            if head in stored:
+                return stored[head], float(stored["seconds"])
     start = time.perf_counter()
     predictor = (fit_boosted if boosted else fit_linear if linear else fit_neural)(
         config, train_kp, train_y, seed
     )
     seconds = time.perf_counter() - start
-    probabilities = predictor(test_kp)
+    heads = {"probabilities": predictor(test_kp)}
+    if hasattr(predictor, "nearest_class"):
+        heads["nearest_class"] = predictor.nearest_class(test_kp)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, probabilities=probabilities, seconds=seconds)
-    return probabilities, seconds
+        np.savez(path, seconds=seconds, **heads)
+    return heads[head], seconds
 
 
 def candidates(quick: bool) -> list[Candidate]:
@@ -349,23 +379,22 @@ def candidates(quick: bool) -> list[Candidate]:
             "chance",
             None,
             chance=True,
-            note="a uniform guess among the signs of the fold's training signers "
-            "(expected accuracy; 0 for a sign no training signer showed)",
+            note="a uniform guess among the signs of the fold's training signers (expected accuracy; 0 for a"
+            " sign no training signer showed)",
         ),
         Candidate("linear", linear, linear=True, note="the linear baseline (`--model linear`)"),
         Candidate(
             "boosted",
             models.get_config("boosted"),
             boosted=True,
-            note="gradient-boosted trees on the linear model's statistics (`--model boosted`: scikit-learn's "
-            "HistGradientBoostingClassifier, default settings, random_state 0)",
+            note="gradient-boosted trees on the linear model's statistics (`--model boosted`: scikit-learn's"
+            " HistGradientBoostingClassifier, default settings, random_state 0)",
         ),
         Candidate(
             "lstm",
             models.get_config("lstm"),
             note="the recommended `lstm` as the course gives it (`--model lstm`: 3 networks averaged in one "
-                 "model, "
-            "labels smoothed by 0.1, classes weighted alike; its configuration's epochs)",
+            "model, labels smoothed by 0.1, classes weighted alike; its configuration's epochs)",
         ),
         Candidate(
             "linear, old preprocessing",
@@ -413,6 +442,7 @@ def candidates(quick: bool) -> list[Candidate]:
     # the recommended lstm before class weights (the previous default), pinned so that its rows stay what
     # they were
     hand_angles = single.replace(class_weight=None)
+    smoothed = single.replace(label_smoothing=0.1)  # one network of the recommended lstm
     rows += [
         Candidate(
             "linear, hand angles",
@@ -424,8 +454,8 @@ def candidates(quick: bool) -> list[Candidate]:
         Candidate(
             "conv_gru",
             default,
-            note="the recommended `lstm` before hand angles: "
-            "Dense + 2 residual Conv1D + GRU(96), linear's preprocessing + velocity, 30 epochs",
+            note="the recommended `lstm` before hand angles: Dense + 2 residual Conv1D + GRU(96), linear's "
+            "preprocessing + velocity, 30 epochs",
         ),
         Candidate(
             "conv_gru, more augmentation",
@@ -433,7 +463,7 @@ def candidates(quick: bool) -> list[Candidate]:
                 augmentation={**default.augmentation, "rotate": 15.0, "hand_drop": 0.3, "finger_jitter": 0.1}
             ),
             note="conv_gru + rotation up to 15 degrees, one hand lost for a span (30% of clips), finger "
-                 "jitter 0.1",
+            "jitter 0.1",
         ),
         Candidate(
             "conv_gru, hand angles",
@@ -459,45 +489,48 @@ def candidates(quick: bool) -> list[Candidate]:
                 }
             ),
             note="conv_gru, hand angles + rotation up to 15 degrees, one hand lost for a span (30% of "
-                 "clips), "
-            "finger jitter 0.1",
+            "clips), finger jitter 0.1",
         ),
         Candidate(
             "conv_gru, hand angles, temporal crops",
             hand_angles.replace(augmentation={**hand_angles.augmentation, "time_warp": 0.5}),
             note="conv_gru, hand angles with time_warp 0.5: random crops of up to 25% at each end and a "
-                 "stronger "
-            "warp (0.2: 10%)",
+            "stronger warp (0.2: 10%)",
         ),
         Candidate(
             "conv_gru, hand angles, balanced classes",
             single,
-            note="one network of the recommended `lstm`: conv_gru, hand angles, each class's clips "
-            "weighted by N / (classes x its clips): the crowd's no / yes / please (4 signers each) count as "
-            "much as hello",
+            note="one network of the recommended `lstm`: conv_gru, hand angles, each class's clips weighted "
+            "by N / (classes x its clips): the crowd's no / yes / please (4 signers each) count as much"
+            " as hello",
         ),
         Candidate(
             "conv_gru, hand angles, balanced classes, ensemble=3",
             single.replace(ensemble=3),
             note="the recommended `lstm` before label smoothing: the same with `ModelConfig.ensemble=3`, "
-                 "three "
-            "networks (seeds 0, 1, 2) fitted one after another and averaged inside one Keras model "
-            "(chosen by `crossval` with this option: benchmarks/ensemble.md)",
+            "three networks (seeds 0, 1, 2) fitted one after another and averaged inside one Keras "
+            "model (chosen by `crossval` with this option: benchmarks/ensemble.md)",
         ),
         Candidate(
             "conv_gru, hand angles, balanced classes, label smoothing",
             single.replace(label_smoothing=0.1),
             note="one network of the recommended `lstm` trained against targets 0.9 x one-hot + 0.1 / "
-                 "classes "
-            "(`ModelConfig.label_smoothing=0.1`)",
+            "classes (`ModelConfig.label_smoothing=0.1`)",
         ),
         Candidate(
             "crowd + four in training",
             single,
             extra_training="four",
             note="one network of the recommended `lstm`; each crowd fold also trains on all clips of the "
-                 "four "
-            "signers (the test side stays the fold's 8 crowd signers; classes = the union)",
+            "four signers (the test side stays the fold's 8 crowd signers; classes = the union)",
+        ),
+        Candidate(
+            "crowd + four + more in training",
+            smoothed,
+            extra_training="four+more",
+            note="one network of the recommended `lstm`; each crowd fold also trains on all clips of the "
+            "four signers and the eleven of more.npz (the test side stays the fold's 8 crowd signers; "
+            "classes = the union)",
         ),
         Candidate(
             "conv_gru, hand angles, balanced classes x5",
@@ -511,16 +544,16 @@ def candidates(quick: bool) -> list[Candidate]:
             single,
             seeds=3,
             note="one network of the recommended `lstm` before label smoothing fitted with seeds 0-2, "
-            "probabilities averaged (what `ensemble=3` gives: the same folds as that row, fold for fold; "
-            "the baseline of the label smoothing x3 row)",
+            "probabilities averaged (what `ensemble=3` gives: the same folds as that row, fold for "
+            "fold; the baseline of the label smoothing x3 row)",
         ),
         Candidate(
             "conv_gru, hand angles, balanced classes, label smoothing x3",
             single.replace(label_smoothing=0.1),
             seeds=3,
-            note="**the recommended `lstm` now** (`--model lstm`, `ensemble=3`, `label_smoothing=0.1`): "
-            "the label smoothing row fitted with seeds 0-2, probabilities averaged (confirmed by "
-            "`crossval` on the same folds as the ensemble: README)",
+            note="**the recommended `lstm` now** (`--model lstm`, `ensemble=3`, `label_smoothing=0.1`): the "
+            "label smoothing row fitted with seeds 0-2, probabilities averaged (confirmed by `crossval`"
+            " on the same folds as the ensemble: README)",
         ),
         Candidate(
             "conv_gru, hand angles, balanced classes, label smoothing x5",
@@ -528,6 +561,47 @@ def candidates(quick: bool) -> list[Candidate]:
             seeds=5,
             note="the label smoothing row fitted with seeds 0-4, probabilities averaged (what the "
             "recommended `lstm` with `ensemble=5` would give)",
+        ),
+        Candidate(
+            "recommended, mirrored",
+            smoothed.replace(
+                preprocessing={**smoothed.preprocessing, "mirror": False},
+                augmentation={**smoothed.augmentation, "mirror": 0.5},
+            ),
+            note="one network of the recommended `lstm` without canonical handedness: instead, half of the "
+            "training clips mirrored (hands swapped), so that left-handed signers look right-handed and"
+            " the reverse",
+        ),
+        Candidate(
+            "recommended, nearest class",
+            smoothed,
+            seeds=3,
+            head="nearest_class",
+            note="the 3 networks of the recommended `lstm` (seeds 0-2), each answering with a nearest-class "
+            "head: cosine similarity of a clip's embedding (the last Dense layer's input) to each "
+            "sign's mean training embedding, softmax at temperature 0.1; averaged",
+        ),
+        Candidate(
+            "recommended + nearest class",
+            None,
+            blend=(
+                "conv_gru, hand angles, balanced classes, label smoothing x3",
+                "recommended, nearest class",
+            ),
+            note="the recommended `lstm`'s softmax and its nearest-class head, probabilities averaged",
+        ),
+        Candidate(
+            "recommended + boosted",
+            None,
+            blend=("conv_gru, hand angles, balanced classes, label smoothing", "boosted"),
+            note="one network of the recommended `lstm` and the boosted trees, probabilities averaged",
+        ),
+        Candidate(
+            "recommended x3 + boosted",
+            None,
+            blend=("conv_gru, hand angles, balanced classes, label smoothing x3", "boosted"),
+            note="the recommended `lstm` (3 networks) and the boosted trees, probabilities averaged half and"
+            " half",
         ),
         Candidate(
             "conv_gru x3",
@@ -602,6 +676,7 @@ def candidate_probabilities(
                 cache,
                 keys,
                 boosted=candidate.boosted,
+                head=candidate.head,
             )
             found.append(probabilities)
             seconds += spent
@@ -627,9 +702,8 @@ def run_fold(
     cache: Path | None,
 ) -> dict[str, Any]:
     """Fit on the training clips, score the test clips: accuracy, accuracy without the signs no training
-    signer
-    showed, n, and per sign of the whole set: test clips, right answers and the training signers who showed
-    it."""
+    signer showed, n, and per sign of the whole set: test clips, right answers and the training signers who
+    showed it."""
     classes = sorted(set(clips.labels[train]))
     test_kp, test_labels = (
         (other.keypoints, other.labels) if other is not None else (clips.keypoints[test], clips.labels[test])
@@ -650,6 +724,7 @@ def run_fold(
             "n": int(mine.sum()),
             "correct": float(correct[mine].sum()),
             "train_signers": len(set(clips.signers[train & (clips.labels == sign)])),
+            "test_signers": len(set(clips.signers[test & (clips.labels == sign)])) if other is None else None,
         }
     return {
         "accuracy": float(correct.mean()),
@@ -691,7 +766,9 @@ def run_candidate(
     result: dict[str, Any] = {}
     if candidate.extra_training is not None:
         datasets = [d for d in datasets if d == "crowd"]
-        extra = load_mp_signers({"four": "sequences"}[candidate.extra_training])
+        extra = load_mp_files(
+            {"four": ("sequences",), "four+more": ("sequences", "more")}[candidate.extra_training]
+        )
     for dataset in datasets:
         folds = []
         for index, (name, clips, train, test, other) in enumerate(fold_tasks(dataset)):

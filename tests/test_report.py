@@ -76,3 +76,29 @@ def test_an_unknown_table_name_is_an_error(tmp_path: Path) -> None:
 def test_the_course_tables_match_their_results_files(capsys: pytest.CaptureFixture) -> None:
     """What `make test` checks on the repository itself: every generated table is what its file says."""
     assert cli.main(["report", "--check"]) == 0, capsys.readouterr().out
+
+
+def _fold(recall_of: dict[str, tuple[int, int, int]], accuracy: float) -> dict:
+    """One fold of benchmarks/real_signers.json: per sign (test clips, right answers, training signers)."""
+    per_sign = {sign: {"n": n, "correct": right, "train_signers": signers, "test_signers": 1 if n else 0}
+                for sign, (n, right, signers) in recall_of.items()}
+    return {"accuracy": accuracy, "per_sign": per_sign}
+
+
+def test_the_55_signer_tables_judge_a_sign_only_where_enough_signers_trained_it(tmp_path: Path) -> None:
+    folds = [_fold({"hello": (10, 9, 30), "me": (10, 0, 1)}, 0.45),
+             _fold({"hello": (10, 7, 30), "me": (10, 6, 3)}, 0.65)]
+    entry = {"folds": folds, "mean": 0.55, "interval": [0.1, 1.0], "mean_seen": 0.6,
+             "interval_seen": [0.2, 1.0], "min": 0.45}
+    results = {"chance": {"all": {**entry, "mean": 0.5, "mean_seen": 0.5, "min": 0.5}},
+               "linear": {"all": entry},
+               "conv_gru, hand angles, balanced classes, label smoothing x3": {"all": entry}}
+    (tmp_path / "real_signers.json").write_text(json.dumps({"results": results}))
+    signs = report.table("all-signers-signs", tmp_path)
+    assert "| hello | 31 | 0.90 (30) · 0.70 (30) | 0.80 |" in signs
+    # the fold with one training signer is not judged
+    assert "| me | 2 | 0.00 (1) · 0.60 (3) | 0.60 |" in signs
+    overview = report.table("all-signers", tmp_path)
+    linear = "| linear baseline (`--model linear`) | 0.550 [0.10, 1.00] | 0.600 [0.20, 1.00] | 0.450 | – |"
+    assert linear in overview
+    assert "n = 2 folds" in overview

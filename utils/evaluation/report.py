@@ -114,7 +114,7 @@ REAL_SIGNER_STEPS = (
      "+ three networks averaged: the recommended `lstm`"),
 )
 REAL_SIGNER_SETS = (("four", "4 signers, 9 signs"), ("crowd", "crowd of 40"), ("all", "all 55 signers"),
-                    ("synthetic", "synthetic"), ("transfer", "24 ASL videos (trained on the real signers)"))
+                    ("synthetic", "synthetic"), ("transfer", "24 ASL videos (trained on 44 real signers)"))
 
 
 def _real_signer_cell(entry: dict[str, Any] | None) -> str:
@@ -157,6 +157,88 @@ def real_signers_source(folder: Path = BENCHMARKS_DIR) -> str:
             "Written by `python benchmarks/real_signers.py` (every row, fold and command in "
             "[benchmarks/real_signers.md](../benchmarks/real_signers.md)); "
             f"{len(result['results'])} rows in the results file, {len(REAL_SIGNER_STEPS)} shown here.")
+
+
+#: The rows of the 55-signer table (set "all" of benchmarks/real_signers.json): (the study's row, what the
+#: reader sees). The baselines, the recommended model, then what was tried on top of it.
+ALL_SIGNER_ROWS = (
+    ("linear", "linear baseline (`--model linear`)"),
+    ("boosted", "boosted trees (`--model boosted`)"),
+    ("conv_gru, hand angles, balanced classes, label smoothing", "one network of the recommended `lstm`"),
+    ("conv_gru, hand angles, balanced classes, label smoothing x3",
+     "**the recommended `lstm`** (3 networks)"),
+    ("recommended, mirrored", "one network, mirrored clips instead of canonical handedness"),
+    ("recommended, nearest class", "the recommended networks with a nearest-class head"),
+    ("recommended + nearest class", "the recommended `lstm` + its nearest-class head"),
+    ("recommended + boosted", "one network + boosted trees, averaged"),
+    ("recommended x3 + boosted", "the recommended `lstm` + boosted trees, averaged"),
+)
+#: a sign's recall is judged in the folds where at least this many training signers showed it
+MIN_TRAINING_SIGNERS = 3
+
+
+def all_signers_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """The 55 real signers: baselines, the recommended keypoint model and what was tried on top of it, on the
+    same 5 folds by signer (benchmarks/real_signers.json, set "all")."""
+    results = _load("real_signers.json", folder)["results"]
+    lines = ["| model | accuracy, mean [95% interval] | signs a training signer showed | lowest fold | "
+             "24 ASL videos (trained on all 55) |", "|---|---|---|---|---|"]
+    for row, label in (("chance", "chance (a uniform guess among the training signs)"), *ALL_SIGNER_ROWS):
+        entry = results.get(row, {}).get("all")
+        if entry:
+            seen = {"mean": entry["mean_seen"], "interval": entry["interval_seen"]}
+            videos = _real_signer_cell(results[row].get("transfer_all"))
+            lines.append(f"| {label} | {_real_signer_cell(entry)} | {_real_signer_cell(seen)} | "
+                         f"{entry['min']:.3f} | {videos} |")
+    folds = results.get("linear", {}).get("all", {}).get("folds", [])
+    sizes = sorted({len(fold.get("test_signers", [])) for fold in folds} - {0})
+    each = f" of {' or '.join(map(str, sizes))} test signers" if sizes else ""
+    lines.append("")
+    lines.append(f"n = {len(folds)} folds{each}, the same for every row; \"signs a training signer showed\" "
+                 "leaves out the test clips of a sign that no training signer of their fold showed.")
+    return "\n".join(lines)
+
+
+def all_signers_signs_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """Per sign, the recommended keypoint model on the 55 signers: its recall in each fold and how many
+    training signers showed the sign there (benchmarks/real_signers.json, set "all")."""
+    row = "conv_gru, hand angles, balanced classes, label smoothing x3"
+    folds = _load("real_signers.json", folder)["results"][row]["all"]["folds"]
+    signs = sorted({sign for fold in folds for sign in fold["per_sign"]})
+    lines = ["| sign | signers who show it | recall per fold (training signers) | mean recall where ≥ "
+             f"{MIN_TRAINING_SIGNERS} training signers |", "|---|---|---|---|"]
+    for sign in signs:
+        cells, judged = [], []
+        first = folds[0]["per_sign"].get(sign, {})  # any fold: its training signers + its test signers
+        showing = first.get("train_signers", 0) + (first.get("test_signers") or 0)
+        for fold in folds:
+            entry = fold["per_sign"].get(sign, {"n": 0, "correct": 0, "train_signers": 0})
+            if not entry["n"]:
+                cells.append(f"– ({entry['train_signers']})")
+                continue
+            recall = entry["correct"] / entry["n"]
+            cells.append(f"{recall:.2f} ({entry['train_signers']})")
+            if entry["train_signers"] >= MIN_TRAINING_SIGNERS:
+                judged.append(recall)
+        mean = f"{sum(judged) / len(judged):.2f}" if judged else "–"
+        lines.append(f"| {sign} | {showing} | {' · '.join(cells)} | {mean} |")
+    return "\n".join(lines)
+
+
+def rejected_groups_table(folder: Path = BENCHMARKS_DIR) -> str:
+    """How much of the 55 signers' error sits in groups of clips no model accepts
+    (benchmarks/rejected_groups.json)."""
+    result = _load("rejected_groups.json", folder)
+    lines = [f"{result['rejected_clips']} of {result['clips']} clips "
+             f"({result['rejected_clips'] / result['clips']:.1%}) belong to one signer's sign that the "
+             "linear model, the boosted trees and the recommended `lstm` each answer less than half right, "
+             f"out of fold ({len(result['groups'])} such groups, {result['rejected_signers']} signers; "
+             f"{len(result['swapped_pairs'])} signers with two signs taken for each other).", "",
+             "| model | all clips | the other clips | if every other clip were right |", "|---|---|---|---|"]
+    for name, values in result["models"].items():
+        lines.append(f"| {name} | {values['accuracy']:.3f} | {values['accuracy_outside']:.3f} | "
+                     f"{values['reachable']:.3f} |")
+    return "\n".join(lines)
 
 
 CHAPTERS = {  # what each chapter teaches, in one line (its title comes from the notebook itself)
@@ -205,6 +287,9 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "web-parity": web_parity_table,
     "real-signers": real_signers_table,
     "real-signers-source": real_signers_source,
+    "all-signers": all_signers_table,
+    "all-signers-signs": all_signers_signs_table,
+    "rejected-groups": rejected_groups_table,
 }
 
 

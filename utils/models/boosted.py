@@ -35,7 +35,6 @@ import numpy as np
 from keras import ops
 
 from utils.errors import ConfigError
-from utils.models.config import BOOSTED_DESCRIPTION as DESCRIPTION  # noqa: F401 (the configuration's words)
 from utils.models.linear import SegmentStatistics
 
 
@@ -216,5 +215,4 @@ __all__ = [
     "formula_param_count",
     "make_classifier",
     "tree_weights",
-    "DESCRIPTION",
 ]
