@@ -245,8 +245,7 @@ def _comparison_model(jit_compile: bool | str | None = None) -> tuple[Any, Any]:
 
 def _inference_copy(model: Any, config: Any, jit_compile: bool | None = None) -> Any:
     """What ``predict``, ``evaluate`` and ``export`` run with ``--fast`` (``runs.load_run(..., fast=True)``):
-    the model as
-    :func:`utils.models.inference_model` gives it, compiled like the model."""
+    the model as :func:`utils.models.inference_model` gives it, compiled like the model."""
     from utils import models
 
     return models.compile_model(models.inference_model(model), config, jit_compile=jit_compile)

@@ -279,8 +279,8 @@ def test_cli_export_fp16_prints_the_sizes(tmp_path, features, lstm_run, capsys):
 
 def test_load_run_for_inference_runs_the_convlstm_stack_with_the_same_answers(signers, runs):
     """--fast (load_run(fast=True)): the ConvLSTM layers and batch norms as one ConvLSTMStack, the same
-    probabilities
-    as the saved model, and the run's description says the copy was used; by default the saved model runs."""
+    probabilities     as the saved model, and the run's description says the copy was used; by default the
+    saved model runs."""
     from utils import models
     from utils.inputs.spec import prepare_inputs
     from utils.training.runs import load_run

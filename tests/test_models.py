@@ -151,8 +151,7 @@ def test_fast_convlstm_gradients_equal_stock() -> None:
 
 def test_runs_saved_by_earlier_versions_load() -> None:
     """Earlier versions saved a ConvLSTM option (compiled gates) and configuration fields that lost in the
-    studies:
-    such runs still load when those were off, and fail with a clear message when one was on."""
+    studies: such runs still load when those were off, and fail with a clear message when one was on."""
     layer = models.ConvLSTM(4, 3, return_sequences=True)
     restored = models.ConvLSTM.from_config({**layer.get_config(), "fused_gates": True})
     assert restored.filters == 4

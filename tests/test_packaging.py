@@ -1,7 +1,6 @@
 """Installable where users are: dependency ranges that hold the exact pins, the project folder outside a
-checkout,
---version and the program name, and (slow) a real wheel installed into a scratch venv and run from a tmp
-folder."""
+checkout, --version and the program name, and (slow) a real wheel installed into a scratch venv and run from a
+tmp folder."""
 from __future__ import annotations
 
 import os

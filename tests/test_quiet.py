@@ -53,8 +53,8 @@ print("finished")
 
 
 def test_published_notebooks_carry_no_framework_noise() -> None:
-    """The executed chapters a reader sees on GitHub (docs/notebooks, written by `make run` then
-    `python -m utils course --publish`) hold the course's output only."""
+    """The executed chapters a reader sees on GitHub (docs/notebooks, written by `make run` then     `python
+    -m utils course --publish`) hold the course's output only."""
     import json
 
     published = sorted((PROJECT_DIR / "docs" / "notebooks").glob("*.ipynb"))

@@ -1,6 +1,5 @@
 """The recorder (python -m utils record) driven without a window: a generated video stands in for the camera
-and a
-script of letters for the keyboard (k keep, r redo, s skip, q quit)."""
+and a script of letters for the keyboard (k keep, r redo, s skip, q quit)."""
 
 from __future__ import annotations
 

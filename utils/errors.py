@@ -1,5 +1,5 @@
-"""Typed errors. Every error raised for bad input derives from :class:`CourseError`; its message names
-the file or value at fault and says what to do. The command line prints the message, not a traceback."""
+"""Typed errors. Every error raised for bad input derives from :class:`CourseError`; its message names the
+file or value at fault and says what to do. The command line prints the message, not a traceback."""
 
 
 class CourseError(Exception):

@@ -189,8 +189,7 @@ def compose(
     status: str = "",
 ) -> np.ndarray:
     """One screen: the picture (with the skeleton when keypoints are given), mirrored if asked, then the
-    texts:
-    the sign to perform at the top, a big countdown number, a recording bar, the keys at the bottom."""
+    texts: the sign to perform at the top, a big countdown number, a recording bar, the keys at the bottom."""
     import cv2
 
     from utils.data.keypoints import draw_landmarks
@@ -385,8 +384,8 @@ def record(
     verbose: bool = True,
 ) -> dict:
     """Record ``clips`` clips of each sign by ``signer`` into the recordings folder ``out`` (default
-    data/raw/mine), resuming a folder that has some already; returns what happened (kept, redone,
-    skipped, ...).
+    data/raw/mine), resuming a folder that has some already; returns what happened (kept, redone,     skipped,
+    ...).
 
     ``clips`` counts the clips of each sign by this signer in all sessions, or in ``session`` when one is
     named (so that each session of several can have its own clips; the same name again resumes it).

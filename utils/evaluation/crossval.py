@@ -240,9 +240,9 @@ def run(features: Any, model_name: str, config: Any = None, out_dir: str | Path 
     """Cross-validate a model by group (signer); write crossval.json, the figures and one run folder per fold.
 
     ``features``: a FeatureSet or a features .npz path. ``config``: None (recommended), a name, a dict or a
-    ModelConfig. ``out_dir``: default results/crossval/<model>_<config>. ``folds``: 'loso' or K.
-    ``epochs`` / ``batch_size`` override the configuration's.
-    ``verbose`` is passed to each fold's training. Returns the content of crossval.json.
+    ModelConfig. ``out_dir``: default results/crossval/<model>_<config>. ``folds``: 'loso' or K. ``epochs`` /
+    ``batch_size`` override the configuration's. ``verbose`` is passed to each fold's training. Returns the
+    content of crossval.json.
     """
     from tqdm.auto import tqdm
 

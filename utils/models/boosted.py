@@ -138,10 +138,10 @@ def make_classifier(seed: int = 0) -> Any:
 def tree_weights(classifier: Any, num_classes: int) -> tuple[dict[str, int], list[np.ndarray]]:
     """The sizes (trees, nodes, depth) and the weights of :class:`TreeEnsemble` for a fitted classifier.
     scikit-learn fits one tree per class and round (two classes: one tree, for its second class, whose
-       probability is the sigmoid of the score: a softmax over (0, score) gives the same). Classes absent from
-       the training clips get a score of -30 (probability ~1e-13), as in the linear model. This reads
-       scikit-learn's fitted trees (``_predictors``, ``_baseline_prediction``), which are not public: the test
-       that compares the probabilities with ``predict_proba`` tells when a scikit-learn version changes them.
+    probability is the sigmoid of the score: a softmax over (0, score) gives the same). Classes absent from
+    the training clips get a score of -30 (probability ~1e-13), as in the linear model. This reads
+    scikit-learn's fitted trees (``_predictors``, ``_baseline_prediction``), which are not public: the test
+    that compares the probabilities with ``predict_proba`` tells when a scikit-learn version changes them.
     """
     classes = np.asarray(
         classifier.classes_, dtype=np.int64

@@ -24,9 +24,9 @@ minimises ``loss + wd/2 * sum(w**2)``; ``ModelConfig.l2`` holds ``wd`` and every
 Fusion (``frame_input``, ``fusion``, ``staged``): the frame branch sees whole thumbnails (``"frames"``), the
 two hand crops stacked as 6 channels (``"hands"``) or both. ``fusion="concat"`` is the original's
 concatenation under one head; ``"logits"`` gives every branch its own head and combines their
-log-probabilities with one
-learned weight per branch (:class:`~utils.models.layers.LogitFusion`). ``staged=True`` trains each branch
-alone, then only the fusion weights on the validation signers (``utils.training``).
+log-probabilities with one learned weight per branch (:class:`~utils.models.layers.LogitFusion`).
+``staged=True`` trains each branch alone, then only the fusion weights on the validation signers
+(``utils.training``).
 """
 
 from __future__ import annotations
@@ -191,8 +191,8 @@ def _frame_stem(x: Any, config: ModelConfig, prefix: str) -> Any:
 
 def _frame_branch(frames: Any, config: ModelConfig, impl: str, prefix: str = "frames") -> Any:
     """Rescale uint8 frames, the optional strided stem, ConvLSTM + BatchNorm per layer, last step, then a
-    reduce-conv
-    and flatten (``frame_pooling="flatten"``, the original) or a global average over the image ("average")."""
+    reduce-conv and flatten (``frame_pooling="flatten"``, the original) or a global average over the image
+    ("average")."""
     if config.frame_pooling not in FRAME_POOLINGS:
         raise ConfigError(
             f"unknown frame_pooling {config.frame_pooling!r}; use one of {', '.join(FRAME_POOLINGS)}"
@@ -275,9 +275,9 @@ def _branch_features(inputs: dict[str, Any], config: ModelConfig, impl: str) -> 
 
 
 def _fused_output(features: dict[str, Any], config: ModelConfig, num_classes: int) -> Any:
-    """The fused probabilities: one head on the concatenated features ("concat", the original), or each
-    branch a
-    classifier of its own whose log-probabilities are weighted and summed ("logits", :class:`LogitFusion`)."""
+    """The fused probabilities: one head on the concatenated features ("concat", the original), or each branch
+    a classifier of its own whose log-probabilities are weighted and summed ("logits",
+    :class:`LogitFusion`)."""
     if config.fusion not in FUSIONS:
         raise ConfigError(f"unknown fusion {config.fusion!r}; use one of {', '.join(FUSIONS)}")
     if config.fusion == "concat":
@@ -313,8 +313,7 @@ def check_ensemble(model_name: str, config: ModelConfig) -> int:
 
 def ensemble_model(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
     """One model from networks with the same inputs and outputs: each a sub-model ("member1", "member2", ...)
-    of
-    shared inputs, the output "probabilities" the mean of their probabilities (one member: that member
+    of shared inputs, the output "probabilities" the mean of their probabilities (one member: that member
     itself).
 
     Saved, loaded, evaluated and exported like any model; :func:`ensemble_members` gives the members back."""
@@ -464,8 +463,7 @@ def compile_model(
 
 def count_params(model: keras.Model) -> dict[str, int]:
     """Parameters per branch: {'keypoints', 'frames', 'head', 'total'} (+ 'hands'; batch-norm moving stats
-    included);
-    an ensemble's are the sums over its members."""
+    included); an ensemble's are the sums over its members."""
     members = ensemble_members(model)
     if members != [model]:
         per_member = [count_params(member) for member in members]
@@ -485,8 +483,7 @@ def formula_param_count(
     model_name: str, config: ModelConfig, num_classes: int, keypoint_dim: int = 1662
 ) -> dict[str, int]:
     """Parameter counts from the layer formulas (Keras layers), same keys as :func:`count_params` (concat
-    fusion
-    of keypoints and whole frames only)."""
+    fusion of keypoints and whole frames only)."""
     _check_model_name(model_name)
     if (
         config.frame_input != "frames"

@@ -33,8 +33,8 @@ _COMPILED_GATES: dict[tuple[Any, ...], Any] = {}
 
 def _compiled_gates(activation: Any, recurrent_activation: Any, arithmetic: Any = _gate_arithmetic) -> Any:
     """``arithmetic`` (:func:`_gate_arithmetic`, or :func:`_first_gate_arithmetic` for
-    :class:`ConvLSTMStack`'s first
-    step) for these activations as one XLA-compiled TensorFlow function (made once per key)."""
+    :class:`ConvLSTMStack`'s first step) for these activations as one XLA-compiled TensorFlow function (made
+    once per key)."""
     key = (activation, recurrent_activation) + (
         () if arithmetic is _gate_arithmetic else (arithmetic.__name__,)
     )
@@ -109,9 +109,8 @@ class ConvLSTMStack(keras.layers.Layer):
 
     def build(self, input_shape: tuple) -> None:
         """Per layer: input kernel, the first step's input kernel (i, c, o), recurrent kernel, bias (a vector
-        for the
-        first layer, one per pixel after a folded batch norm), the first step's bias; the last batch norm's
-        affine."""
+        for the first layer, one per pixel after a folded batch norm), the first step's bias; the last batch
+        norm's affine."""
         if input_shape[1] is None or None in input_shape[2:]:
             raise ValueError(
                 f"ConvLSTMStack needs a known number of frames and image size, got {input_shape}"
@@ -257,10 +256,9 @@ class ConvLSTMStack(keras.layers.Layer):
 
 
 def _convlstm_chain(model: keras.Model, last_step: LastTimeStep) -> tuple[list, list] | None:
-    """The ``<prefix>_convlstm<i>`` and ``<prefix>_batchnorm<i>`` layers that feed ``last_step`` one after
-    the other
-    (:func:`_frame_branch`), or None when the layers there are not exactly that chain of :class:`ConvLSTM`
-    layers."""
+    """The ``<prefix>_convlstm<i>`` and ``<prefix>_batchnorm<i>`` layers that feed ``last_step`` one after the
+    other (:func:`_frame_branch`), or None when the layers there are not exactly that chain of
+    :class:`ConvLSTM` layers."""
     prefix = last_step.name[: -len("_last_step")]
     names = {layer.name: layer for layer in model.layers}
     convlstms, batch_norms = [], []
@@ -296,8 +294,7 @@ def inference_model(model: keras.Model) -> keras.Model:
     name.
 
     For prediction, evaluation and export (``runs.load_run`` returns it); train the model itself. A model
-    without
-    such a chain (the LSTM, the stock ``ConvLSTM2D``) comes back as it is."""
+    without such a chain (the LSTM, the stock ``ConvLSTM2D``) comes back as it is."""
     chains: dict[
         int, Any
     ] = {}  # id of an original layer -> None (folded into a stack) or its chain (a last step)
@@ -338,8 +335,7 @@ def inference_model(model: keras.Model) -> keras.Model:
 
 def _copy_weights(source: keras.Model, target: keras.Model) -> None:
     """Set each layer of ``target`` that has weights to those of the layer of the same name in ``source``
-    (nested
-    models by name too); layers ``source`` lacks (a :class:`ConvLSTMStack`) keep theirs."""
+    (nested models by name too); layers ``source`` lacks (a :class:`ConvLSTMStack`) keep theirs."""
     names = {layer.name: layer for layer in source.layers}
     for layer in target.layers:
         if layer.name not in names:
@@ -361,8 +357,7 @@ def with_compute_dtype(model: keras.Model, compute_dtype: str = "bfloat16") -> k
     AVX512-BF16 or AMX, oneDNN runs the convolutions about twice as fast (the seed ConvLSTM's 5x5 convolutions
     of 16 channels: 0.90 -> 0.46 CPU ms per image and step), at bfloat16's 8-bit mantissa
     (benchmarks/README.md has the agreement with float32). On a CPU without those instructions it is slower:
-    measure before using it.
-    For inference; the model itself is left as it was."""
+    measure before using it. For inference; the model itself is left as it was."""
     if compute_dtype not in COMPUTE_DTYPES:
         raise ConfigError(f"unknown compute_dtype {compute_dtype!r}; use one of {', '.join(COMPUTE_DTYPES)}")
     policy = "float32" if compute_dtype == "float32" else "mixed_bfloat16"

@@ -197,8 +197,7 @@ FLIP_VIEWS = {"keypoints": "same", "frames": "frames", "hands": "hands"}  # how 
 @keras.saving.register_keras_serializable(package="course")
 class MirrorViews(keras.layers.Layer):
     """Test-time flip averaging, first half: at inference the batch followed by its mirror image (2B clips);
-    in
-    training the batch unchanged.
+    in training the batch unchanged.
 
     ``kind``: "frames" (B, T, S, S, C) flipped left/right; "hands" (B, T, 2, C, C, 3) flipped and swapped
     (the left hand's crop becomes the right one's), as :func:`utils.inputs.mirror_clips` does to raw clips;
@@ -280,8 +279,7 @@ def mirror_views(inputs: dict[str, Any], config: Any) -> dict[str, Any]:
 @keras.saving.register_keras_serializable(package="course")
 class SparseSmoothedCrossentropy(keras.losses.Loss):
     """Categorical cross-entropy of probabilities against integer labels smoothed to (1 - s) one-hot + s /
-    classes
-    (Keras's sparse loss has no label smoothing)."""
+    classes (Keras's sparse loss has no label smoothing)."""
 
     def __init__(
         self, label_smoothing: float = 0.0, name: str = "sparse_smoothed_crossentropy", **kwargs: Any

@@ -1,7 +1,6 @@
 """The linear baseline as a Keras model: segment statistics of the keypoints, standardised, then one softmax
-layer
-whose weights scikit-learn's LogisticRegression fits (:func:`set_linear_weights`). Being a Keras model, it is
-saved, evaluated, exported and served like the networks."""
+layer whose weights scikit-learn's LogisticRegression fits (:func:`set_linear_weights`). Being a Keras model,
+it is saved, evaluated, exported and served like the networks."""
 
 from __future__ import annotations
 

@@ -100,12 +100,11 @@ def run_webcam(model_dir: str | Path, camera_index: int | str = 0, stride: int |
                window: int | str | None = None, mediapipe_size: int | None = None, fast: bool = False) -> int:
     """Live recognition from a camera in an OpenCV window (q or Esc quits); returns 0 (the CLI's exit code).
 
-    A prediction is made every `stride` frames (default: a quarter of the window) on the last `window`
-    frames (default: the training clips' duration); both in frames (30) or seconds ("1.5s").
-    ``mediapipe_size``: longer side of the frames MediaPipe sees (default: as the run's features were
-    extracted).
-    ``show=False`` (with a video file as ``camera_index`` and ``max_frames``) runs the same loop without
-    a window, e.g. in tests. CourseError when there is no display or the camera cannot be opened.
+    A prediction is made every `stride` frames (default: a quarter of the window) on the last `window` frames
+    (default: the training clips' duration); both in frames (30) or seconds ("1.5s"). ``mediapipe_size``:
+    longer side of the frames MediaPipe sees (default: as the run's features were extracted). ``show=False``
+    (with a video file as ``camera_index`` and ``max_frames``) runs the same loop without a window, e.g. in
+    tests. CourseError when there is no display or the camera cannot be opened.
     """
     from utils.data.keypoints import HolisticExtractor, draw_prediction, hand_crops
     from utils.data.video import DEFAULT_FPS, capture_fps, read_ahead, resize_frames, sample_frame_indices

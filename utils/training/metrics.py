@@ -1,5 +1,5 @@
-"""The scores of a classifier on clips: accuracy, macro-F1, the per-class report and confusion matrix,
-class probabilities of many clips in chunks, and latency.
+"""The scores of a classifier on clips: accuracy, macro-F1, the per-class report and confusion matrix, class
+probabilities of many clips in chunks, and latency.
 
 Accuracy is always counted per clip over the whole evaluated set (the original averaged per-batch
 accuracies, which over-weights a small last batch). Training writes these scores into a run's

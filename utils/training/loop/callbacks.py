@@ -34,9 +34,8 @@ class KeepBest(keras.callbacks.Callback):
     """Remember the weights of the best val_accuracy epoch (ties: lower val_loss), stop after ``patience``
     epochs without progress, and restore the best weights at the end. With ``folder``, the best weights are
     also saved there as ``best.weights.h5`` whenever they change. Without validation clips (no
-    ``val_accuracy`` in the logs:
-    ``ModelConfig.validation=False``) there is nothing to select on: the last epoch counts as best and its
-    weights, already in the model, stay (nothing is copied or written)."""
+    ``val_accuracy`` in the logs: ``ModelConfig.validation=False``) there is nothing to select on: the last
+    epoch counts as best and its weights, already in the model, stay (nothing is copied or written)."""
 
     def __init__(self, patience: int | None = None, folder: Path | None = None) -> None:
         super().__init__()

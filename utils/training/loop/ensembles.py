@@ -45,8 +45,7 @@ def fit_ensemble(features: Any, run_info: dict[str, Any], config: Any, split: An
     signers, then average them in one model (:func:`utils.models.ensemble_model`). Each member trains in
     ``folder/member<i>`` (checkpoints, history.csv); a finished one is kept there, so a resumed run trains
     only the unfinished members. Returns (model, member 1's history (the curves and history.csv; every
-    member's:
-    :func:`member_summaries`), seconds)."""
+    member's: :func:`member_summaries`), seconds)."""
     from tensorflow.python.framework import config as tf_config
 
     from utils import models
