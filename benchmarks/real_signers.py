@@ -25,8 +25,8 @@ signers showed it. ``chance`` is the expected accuracy of a uniform guess among 
 
 Each fit's test probabilities are kept in ``results/real_signers_cache`` (``--cache ''``: train afresh), so a
 rerun or a blend ("a + b": probabilities averaged) reads them; "x3" averages seeds 0, 1 and 2. The mean over
-``four``, ``crowd``, ``all`` and ``synthetic`` decides between candidates; the ASL videos decide nothing.
-A run adds its rows to the JSON already at ``--out`` (``--fresh``: start empty); both files are generated:
+``four``, ``crowd``, ``all`` and ``synthetic`` decides between candidates; the ASL videos decide nothing. A
+run adds its rows to the JSON already at ``--out`` (``--fresh``: start empty); both files are generated:
 benchmarks/real_signers.json (one entry per row and set: model, configuration, set, mean, 95% t-interval, n,
 per-fold values, per-sign recall and training signers) and benchmarks/real_signers.md.
 """
@@ -206,13 +206,17 @@ def fit_boosted(
 
 
 def fit_neural(
-    config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seed: int
+    config: models.ModelConfig,
+    train_kp: np.ndarray,
+    train_y: np.ndarray,
+    seed: int,
+    sampling: str | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches;
     with ``config.ensemble`` N > 1, N networks (seeds seed .. seed + N - 1) in the course's averaging
     model."""
     members = [
-        fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index)
+        fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index, sampling)
         for index in range(models.check_ensemble("lstm", config))
     ]
     model = models.ensemble_model(members, name="ensemble")
@@ -254,9 +258,16 @@ def nearest_class(
     return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 
 
-def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.ndarray, seed: int) -> Any:
+def fit_network(
+    config: models.ModelConfig,
+    train_kp: np.ndarray,
+    train_y: np.ndarray,
+    seed: int,
+    sampling: str | None = None,
+) -> Any:
     """One lstm network of this configuration, trained config.epochs epochs with the course's augmented
-    batches."""
+    batches; ``sampling="balanced"``: each epoch's clips drawn class by class (the course's
+    ``ModelConfig.sampling``) instead of the configuration's class weights."""
     import keras
 
     from utils.config import set_seed
@@ -265,8 +276,10 @@ def fit_network(config: models.ModelConfig, train_kp: np.ndarray, train_y: np.nd
     set_seed(seed)
     spec = ("lstm", config)
     raw = {"keypoints": preprocessing.resample_time(train_kp, config.num_frames)}
+    if sampling is not None:  # the course's option (ModelConfig.sampling) in place of class weights
+        config = config.replace(sampling=sampling, class_weight=None)
     batches = training.training_batches(
-        raw, train_y, spec, config.augmentation or {}, config.batch_size, seed
+        raw, train_y, spec, config.augmentation or {}, config.batch_size, seed, sampling=config.sampling
     )
     model = models.build_model(
         "lstm",
@@ -308,15 +321,22 @@ class Candidate:
     # unchanged)
     extra_training: str | None = None
     head: str = "probabilities"  # "nearest_class": the networks' prototype head (:func:`nearest_class`)
+    sampling: str | None = None  # "balanced": class-balanced batches instead of class weights
 
 
 #: ModelConfig fields added after the cache was: left at their default they are not part of a key, so the
 #: probabilities cached before they existed still count (a key with them is also looked up).
-LATER_FIELDS = {"class_weight": None, "ensemble": 1, "label_smoothing": 0.0}
+LATER_FIELDS = {"class_weight": None, "ensemble": 1, "label_smoothing": 0.0, "sampling": None}
 
 
 def cache_keys(
-    config: models.ModelConfig, linear: bool, dataset: str, fold: str, seed: int, boosted: bool = False
+    config: models.ModelConfig,
+    linear: bool,
+    dataset: str,
+    fold: str,
+    seed: int,
+    boosted: bool = False,
+    sampling: str | None = None,
 ) -> list[str]:
     """File names for the test probabilities of one fit (everything that decides them, hashed): the key, then
     an older spelling of it to look up as well."""
@@ -324,7 +344,8 @@ def cache_keys(
 
     fields = {k: v for k, v in config.to_dict().items() if k not in ("name", "description")}
     short = {k: v for k, v in fields.items() if LATER_FIELDS.get(k, object()) != v}
-    kind = {"boosted": True} if boosted else {}  # the rows written before the boosted trees keep their keys
+    # the rows written before the boosted trees and the sampling option keep their keys
+    kind = {**({"boosted": True} if boosted else {}), **({"sampling": sampling} if sampling else {})}
     return [
         hashlib.sha1(
             json.dumps(
@@ -347,6 +368,7 @@ def fit_and_predict(
     keys: list[str],
     boosted: bool = False,
     head: str = "probabilities",
+    sampling: str | None = None,
 ) -> tuple[np.ndarray, float]:
     """Test probabilities of one model fitted with one seed, and its training seconds (read from cache when
     there). ``head="nearest_class"``: those of the networks' nearest-class head (:func:`nearest_class`),
@@ -358,9 +380,10 @@ def fit_and_predict(
             if head in stored:
                 return stored[head], float(stored["seconds"])
     start = time.perf_counter()
-    predictor = (fit_boosted if boosted else fit_linear if linear else fit_neural)(
-        config, train_kp, train_y, seed
-    )
+    if boosted or linear:
+        predictor = (fit_boosted if boosted else fit_linear)(config, train_kp, train_y, seed)
+    else:
+        predictor = fit_neural(config, train_kp, train_y, seed, sampling)
     seconds = time.perf_counter() - start
     heads = {"probabilities": predictor(test_kp)}
     if hasattr(predictor, "nearest_class"):
@@ -591,6 +614,21 @@ def candidates(quick: bool) -> list[Candidate]:
             note="the recommended `lstm`'s softmax and its nearest-class head, probabilities averaged",
         ),
         Candidate(
+            "recommended, balanced sampling",
+            smoothed,
+            sampling="balanced",
+            note="one network of the recommended `lstm` trained on class-balanced batches (each epoch draws "
+            "every sign equally often) instead of class weights",
+        ),
+        Candidate(
+            "recommended, balanced sampling x3",
+            smoothed,
+            sampling="balanced",
+            seeds=3,
+            note="the balanced sampling row fitted with seeds 0-2, probabilities averaged (what the "
+            "recommended `lstm`'s three networks would give with balanced sampling)",
+        ),
+        Candidate(
             "recommended + boosted",
             None,
             blend=("conv_gru, hand angles, balanced classes, label smoothing", "boosted"),
@@ -665,7 +703,9 @@ def candidate_probabilities(
         config = candidate.config if epochs is None or fixed else candidate.config.replace(epochs=epochs)
         train_y = class_index(classes, clips.labels[train])
         for seed in range(candidate.seeds):
-            keys = cache_keys(config, candidate.linear, dataset, fold, seed, boosted=candidate.boosted)
+            keys = cache_keys(
+                config, candidate.linear, dataset, fold, seed, candidate.boosted, candidate.sampling
+            )
             probabilities, spent = fit_and_predict(
                 config,
                 candidate.linear,
@@ -677,6 +717,7 @@ def candidate_probabilities(
                 keys,
                 boosted=candidate.boosted,
                 head=candidate.head,
+                sampling=candidate.sampling,
             )
             found.append(probabilities)
             seconds += spent

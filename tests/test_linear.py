@@ -178,8 +178,7 @@ def test_linear_and_recommended_keypoint_models_export_with_the_keras_probabilit
 
 def test_study_chance_row_and_every_sign_with_its_training_signers():
     """The chance row scores 1 / (training signs) on a seen sign, 0 on a sign no training signer showed; each
-    sign
-    is reported with its test clips and the training signers who showed it."""
+    sign is reported with its test clips and the training and test signers who showed it."""
     study = _study()
     labels = np.array(["a", "b", "a", "c", "a", "b"])
     signers = np.array(["s1", "s1", "s2", "s2", "s3", "s3"])
@@ -188,8 +187,8 @@ def test_study_chance_row_and_every_sign_with_its_training_signers():
     chance = study.Candidate("chance", None, chance=True)
     fold = study.run_fold(chance, "four", "0:s2", clips, ~test, test, None, None, None)
     assert fold["accuracy"] == pytest.approx(0.25) and fold["accuracy_seen"] == pytest.approx(0.5)
-    assert fold["per_sign"]["a"] == {"n": 1, "correct": 0.5, "train_signers": 2}
-    assert fold["per_sign"]["c"] == {"n": 1, "correct": 0.0, "train_signers": 0}
+    assert fold["per_sign"]["a"] == {"n": 1, "correct": 0.5, "train_signers": 2, "test_signers": 1}
+    assert fold["per_sign"]["c"] == {"n": 1, "correct": 0.0, "train_signers": 0, "test_signers": 1}
     assert fold["per_sign"]["b"]["n"] == 0 and fold["test_signers"] == ["s2"]
     summary = study.table.sign_summary({"folds": [fold, fold]})
     assert summary["a"]["recall"] == [0.5, 0.5] and summary["b"]["recall"] == [None, None]

@@ -456,3 +456,27 @@ def test_configurations_with_the_same_seed_are_tested_on_the_same_signers(tmp_pa
         assert (metrics["n_val"] > 0) == validation
         tested[name] = metrics["test_groups"]
     assert tested["lstm_val"] == tested["lstm_no_val"] == tested["linear"] != []
+
+
+def test_balanced_sampling_draws_every_class_alike_and_a_resumed_run_draws_the_same_clips():
+    from utils import models
+    from utils.training import loop as training
+
+    config = models.get_config("lstm").replace(ensemble=1)
+    keypoints = np.random.default_rng(0).random((60, 8, 1662)).astype(np.float32)
+    labels = np.array([0] * 50 + [1] * 8 + [2] * 2)  # one common sign, two rare ones
+    rows = np.arange(100, 160)  # the training clips' rows in a larger store
+    raw = {"keypoints": np.concatenate([np.zeros((100, 8, 1662), np.float32), keypoints])}
+    counts = np.zeros(3)
+    batches = training.training_batches(raw, labels, ("lstm", config), {}, 16, 0, rows, sampling="balanced")
+    for _ in range(20):
+        assert len(batches.labels) == 60 and set(batches.rows) <= set(rows)
+        assert np.array_equal(batches.labels, labels[batches.rows - 100])  # each drawn clip keeps its label
+        counts += np.bincount(batches.labels, minlength=3)
+        batches.on_epoch_end()
+    assert np.allclose(counts / counts.sum(), 1 / 3, atol=0.03)  # unbalanced 50 / 8 / 2, drawn alike
+    resumed = training.training_batches(raw, labels, ("lstm", config), {}, 16, 0, rows, sampling="balanced")
+    resumed.epoch = batches.epoch  # what ResumableBackup does when a run continues
+    assert np.array_equal(resumed[0][1], batches[0][1])
+    with pytest.raises(ConfigError, match="sampling"):
+        training.training_batches(raw, labels, ("lstm", config), {}, 16, 0, rows, sampling="uniform")

@@ -168,6 +168,8 @@ ALL_SIGNER_ROWS = (
     ("conv_gru, hand angles, balanced classes, label smoothing x3",
      "**the recommended `lstm`** (3 networks)"),
     ("recommended, mirrored", "one network, mirrored clips instead of canonical handedness"),
+    ("recommended, balanced sampling", "one network, class-balanced batches instead of class weights"),
+    ("recommended, balanced sampling x3", "three networks, class-balanced batches"),
     ("recommended, nearest class", "the recommended networks with a nearest-class head"),
     ("recommended + nearest class", "the recommended `lstm` + its nearest-class head"),
     ("recommended + boosted", "one network + boosted trees, averaged"),
@@ -238,6 +240,11 @@ def rejected_groups_table(folder: Path = BENCHMARKS_DIR) -> str:
     for name, values in result["models"].items():
         lines.append(f"| {name} | {values['accuracy']:.3f} | {values['accuracy_outside']:.3f} | "
                      f"{values['reachable']:.3f} |")
+    lines += ["", "| signers | clips | in rejected groups | the recommended `lstm` | if every other clip "
+              "were right |", "|---|---|---|---|---|"]
+    for name, values in result.get("by_source", {}).items():
+        lines.append(f"| {name} | {values['clips']} | {values['rejected_clips']} | "
+                     f"{values['recommended']:.3f} | {values['reachable']:.3f} |")
     return "\n".join(lines)
 
 

@@ -101,6 +101,7 @@ class ModelConfig:
     lr_milestones: tuple[int, ...] = ()  # epochs at which the learning rate is multiplied by lr_decay
     lr_decay: float = 0.1
     class_weight: str | None = None  # "balanced" weighs each class's clips by N / (classes x its clips)
+    sampling: str | None = None  # "balanced": each epoch draws every class equally often (instead of weights)
     label_smoothing: float = 0.0  # targets (1 - s) x one-hot + s / classes (0 = plain cross-entropy)
     # validation signers carved from the training side guide early stopping and the best epoch; False: every
     # training signer trains, for the configuration's epochs, and the last weights are kept (nothing is
@@ -304,8 +305,8 @@ def _recommended_convlstm(base: ModelConfig) -> ModelConfig:
 
 def _recommended_fused(keypoints: ModelConfig, frames: ModelConfig) -> ModelConfig:
     """The fused model: the recommended keypoint model's encoder, preprocessing and augmentation and the
-    recommended
-    ConvLSTM's frame branch, taken from those configurations (so it follows them), fused late and staged."""
+    recommended ConvLSTM's frame branch, taken from those configurations (so it follows them), fused late and
+    staged."""
     # benchmarks/fusion_ablation.md: late fusion of per-branch heads, each branch trained alone first, beat
     # concatenation trained end to end (where the branch that fits the training signers fastest dominates).
     # The fused model keeps whole frames only: with the hand crops as a third branch it scored the same at

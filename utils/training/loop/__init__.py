@@ -2,14 +2,14 @@
 
 One call, :func:`train`, does a whole run and writes a self-contained run folder (its files and format:
 :mod:`utils.training.runs`). Clips become model inputs through :mod:`utils.inputs` only (the same path as
-evaluation, cross-validation and prediction). Model selection uses the validation split only and the
-test split is scored once (defect 6 of the original chose the model on test; defect 5 averaged accuracy
-per batch: here it is per clip).
+evaluation, cross-validation and prediction). Model selection uses the validation split only and the test
+split is scored once (defect 6 of the original chose the model on test; defect 5 averaged accuracy per batch:
+here it is per clip).
 
 While training, ``<out_dir>.partial/`` holds ``history.csv`` (one row per finished epoch) and ``checkpoints/``
-(``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs):
-``train(..., resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch
-after its last finished one and ends with the same weights as a run that was never interrupted.
+(``best.weights.h5``, ``last.weights.h5`` and a backup of everything a resumed run needs): ``train(...,
+resume=True)`` (``python -m utils train ... --resume``) continues an interrupted run at the epoch after its
+last finished one and ends with the same weights as a run that was never interrupted.
 
 Seed ensembles (``ModelConfig.ensemble`` = N > 1, ``--ensemble N``): the N networks are fitted one after
 another, member i with seed ``seed + i - 1`` (its own initial weights, batch order and augmentation; member 1
@@ -17,8 +17,8 @@ is the network a single run of that seed trains), each with its own early stoppi
 signers and the same class weights, in ``<out_dir>.partial/member<i>/``. They are then saved as ONE Keras
 model whose output is the mean of their probabilities (:func:`utils.models.ensemble_model`), so evaluation,
 cross-validation, prediction, the webcam and export take it like any model. A resumed run reads finished
-members back and continues the unfinished one.
-``history.csv`` and the curves are member 1's; ``metrics.json`` keeps every member's under ``"members"``.
+members back and continues the unfinished one. ``history.csv`` and the curves are member 1's; ``metrics.json``
+keeps every member's under ``"members"``.
 
 The steps, one module each, in the order they build on each other:
 
@@ -34,7 +34,13 @@ The steps, one module each, in the order they build on each other:
 ``from utils.training import loop as training`` then ``training.train(features, "lstm")``.
 """
 
-from utils.training.loop.batches import ClipBatches, TrainingBatches, training_batches
+from utils.training.loop.batches import (
+                                           SAMPLINGS,
+                                           BalancedBatches,
+                                           ClipBatches,
+                                           TrainingBatches,
+                                           training_batches,
+)
 from utils.training.loop.callbacks import (
                                            CHECKPOINTS,
                                            MEMBER_HISTORY,
@@ -56,7 +62,8 @@ from utils.training.loop.staged import (
 from utils.training.loop.train_run import as_features, train, train_from_file
 
 __all__ = ["CHECKPOINTS", "CLASS_WEIGHTS", "ClipBatches", "EpochBar", "FUSION_LEARNING_RATE", "FUSION_STEPS",
-           "KeepBest", "MEMBER_HISTORY", "MEMBER_WEIGHTS", "OneInput", "ResumableBackup", "TrainingBatches",
+           "BalancedBatches", "KeepBest", "MEMBER_HISTORY", "MEMBER_WEIGHTS", "OneInput", "ResumableBackup",
+           "SAMPLINGS", "TrainingBatches",
            "as_features", "class_weights", "fit_fusion", "fit_fusion_layer", "fit_linear_weights",
            "member_summaries", "precision_policy", "resolve_config", "train", "train_from_file",
            "training_batches", "with_ensemble", "with_overrides"]

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from utils.data.keypoints import KEYPOINT_DIM
+from utils.errors import ConfigError
 from utils.inputs import preprocessing
 from utils.inputs.spec import as_spec, finish_inputs, prepare_inputs, sample_clips
 
@@ -20,9 +21,9 @@ class TrainingBatches(keras.utils.PyDataset):
     in them) or already the training clips (``rows`` None). Each batch indexes only its clips, so from a
     features store (memory maps) the training split is never in memory, and samples (T, S), augments and
     preprocesses just them (:mod:`utils.inputs`). Batch ``index`` is drawn from (seed, :attr:`epoch`, index)
-    only, so a run gives the same batches every time.
-    :attr:`epoch` counts Keras's calls of :meth:`on_epoch_end` (one more than the epochs trained, as Keras
-    also calls it after peeking at the first batches); a resumed run restores it (:class:`ResumableBackup`).
+    only, so a run gives the same batches every time. :attr:`epoch` counts Keras's calls of
+    :meth:`on_epoch_end` (one more than the epochs trained, as Keras also calls it after peeking at the first
+    batches); a resumed run restores it (:class:`ResumableBackup`).
     """
 
     def __init__(self, raw: Mapping[str, Any], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
@@ -62,11 +63,51 @@ class TrainingBatches(keras.utils.PyDataset):
         self.epoch += 1
 
 
+class BalancedBatches(TrainingBatches):
+    """Training batches whose clips are drawn anew each epoch so that every class comes up equally often
+    (``ModelConfig.sampling="balanced"``, in place of class weights): as many clips per epoch as the training
+    split has; a sign that few clips show repeats (each time augmented differently), a common one is
+    subsampled. The draw depends on (seed, :attr:`epoch`) only, so a resumed run draws the same clips."""
+
+    def __init__(self, raw: Mapping[str, Any], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
+                 batch_size: int, seed: int, rows: np.ndarray | None = None) -> None:
+        self.all_labels = np.asarray(labels)
+        self.all_rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
+        super().__init__(raw, labels, spec, augmentation, batch_size, seed, self.all_rows)
+        self.draw()
+
+    def draw(self) -> None:
+        """This epoch's clips: a class drawn uniformly for each place, then one of that class's clips."""
+        rng = np.random.default_rng([self.seed, self.epoch, 2])
+        classes = np.unique(self.all_labels)
+        members = {label: np.flatnonzero(self.all_labels == label) for label in classes}
+        places = rng.choice(classes, size=len(self.all_labels))
+        picked = np.array([rng.choice(members[label]) for label in places])
+        self.rows, self.labels = self.all_rows[picked], self.all_labels[picked]
+        self._drawn_for = self.epoch
+
+    def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        if self._drawn_for != self.epoch:  # a resumed run sets the epoch after construction
+            self.draw()
+        return super().__getitem__(index)
+
+    def on_epoch_end(self) -> None:
+        super().on_epoch_end()
+        self.draw()
+
+
+SAMPLINGS = (None, "balanced")
+
+
 def training_batches(raw: Mapping[str, Any], labels: np.ndarray, spec: Any, augmentation: Mapping[str, Any],
-                     batch_size: int, seed: int, rows: np.ndarray | None = None) -> TrainingBatches:
-    """A keras.utils.PyDataset of shuffled, augmented (raw keypoints and frames), then preprocessed
-    batches."""
-    return TrainingBatches(raw, labels, spec, augmentation, batch_size, seed, rows)
+                     batch_size: int, seed: int, rows: np.ndarray | None = None,
+                     sampling: str | None = None) -> TrainingBatches:
+    """A keras.utils.PyDataset of shuffled, augmented (raw keypoints and frames), then preprocessed batches;
+    ``sampling="balanced"``: every class drawn equally often each epoch (:class:`BalancedBatches`)."""
+    if sampling not in SAMPLINGS:
+        raise ConfigError(f"unknown sampling {sampling!r}; use one of {', '.join(map(str, SAMPLINGS))}")
+    kind = BalancedBatches if sampling == "balanced" else TrainingBatches
+    return kind(raw, labels, spec, augmentation, batch_size, seed, rows)
 
 
 class ClipBatches(keras.utils.PyDataset):
