@@ -211,12 +211,13 @@ def fit_neural(
     train_y: np.ndarray,
     seed: int,
     sampling: str | None = None,
+    first: np.ndarray | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The lstm model of this configuration, trained config.epochs epochs with the course's augmented batches;
     with ``config.ensemble`` N > 1, N networks (seeds seed .. seed + N - 1) in the course's averaging
     model."""
     members = [
-        fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index, sampling)
+        fit_network(config.replace(ensemble=1), train_kp, train_y, seed + index, sampling, first)
         for index in range(models.check_ensemble("lstm", config))
     ]
     model = models.ensemble_model(members, name="ensemble")
@@ -264,10 +265,13 @@ def fit_network(
     train_y: np.ndarray,
     seed: int,
     sampling: str | None = None,
+    first: np.ndarray | None = None,
 ) -> Any:
     """One lstm network of this configuration, trained config.epochs epochs with the course's augmented
     batches; ``sampling="balanced"``: each epoch's clips drawn class by class (the course's
-    ``ModelConfig.sampling``) instead of the configuration's class weights."""
+    ``ModelConfig.sampling``) instead of the configuration's class weights. ``first`` (a mask over the
+    training clips): pretrained on those clips for the configuration's epochs, then fine-tuned on the others
+    for as many (the same network, the same classes)."""
     import keras
 
     from utils.config import set_seed
@@ -278,9 +282,7 @@ def fit_network(
     raw = {"keypoints": preprocessing.resample_time(train_kp, config.num_frames)}
     if sampling is not None:  # the course's option (ModelConfig.sampling) in place of class weights
         config = config.replace(sampling=sampling, class_weight=None)
-    batches = training.training_batches(
-        raw, train_y, spec, config.augmentation or {}, config.batch_size, seed, sampling=config.sampling
-    )
+    stages = [None] if first is None else [np.flatnonzero(first), np.flatnonzero(~first)]  # rows, in order
     model = models.build_model(
         "lstm",
         config,
@@ -293,13 +295,19 @@ def fit_network(
         callbacks.append(
             keras.callbacks.LearningRateScheduler(lambda epoch, lr: models.learning_rate_at(config, epoch))
         )
-    model.fit(
-        batches,
-        epochs=config.epochs,
-        verbose=0,
-        callbacks=callbacks,
-        class_weight=training.class_weights(train_y, config.class_weight),
-    )
+    for rows in stages:
+        labels = train_y if rows is None else train_y[rows]
+        augmentation = config.augmentation or {}
+        batches = training.training_batches(
+            raw, labels, spec, augmentation, config.batch_size, seed, rows, sampling=config.sampling
+        )
+        model.fit(
+            batches,
+            epochs=config.epochs,
+            verbose=0,
+            callbacks=callbacks,
+            class_weight=training.class_weights(labels, config.class_weight),
+        )
     return model
 
 
@@ -322,6 +330,10 @@ class Candidate:
     extra_training: str | None = None
     head: str = "probabilities"  # "nearest_class": the networks' prototype head (:func:`nearest_class`)
     sampling: str | None = None  # "balanced": class-balanced batches instead of class weights
+    pretrain: bool = False  # with extra_training: first trained on the extra signers, then on the fold's own
+    # per-class calibration without tuning: probabilities divided by each sign's share of the training clips
+    # (and renormalised), the "logit adjustment" of Menon et al. (2021) with tau = 1
+    prior_correction: bool = False
 
 
 #: ModelConfig fields added after the cache was: left at their default they are not part of a key, so the
@@ -337,6 +349,7 @@ def cache_keys(
     seed: int,
     boosted: bool = False,
     sampling: str | None = None,
+    pretrain: bool = False,
 ) -> list[str]:
     """File names for the test probabilities of one fit (everything that decides them, hashed): the key, then
     an older spelling of it to look up as well."""
@@ -345,7 +358,11 @@ def cache_keys(
     fields = {k: v for k, v in config.to_dict().items() if k not in ("name", "description")}
     short = {k: v for k, v in fields.items() if LATER_FIELDS.get(k, object()) != v}
     # the rows written before the boosted trees and the sampling option keep their keys
-    kind = {**({"boosted": True} if boosted else {}), **({"sampling": sampling} if sampling else {})}
+    kind = {
+        **({"boosted": True} if boosted else {}),
+        **({"sampling": sampling} if sampling else {}),
+        **({"pretrain": True} if pretrain else {}),
+    }
     return [
         hashlib.sha1(
             json.dumps(
@@ -369,6 +386,7 @@ def fit_and_predict(
     boosted: bool = False,
     head: str = "probabilities",
     sampling: str | None = None,
+    first: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Test probabilities of one model fitted with one seed, and its training seconds (read from cache when
     there). ``head="nearest_class"``: those of the networks' nearest-class head (:func:`nearest_class`),
@@ -383,7 +401,7 @@ def fit_and_predict(
     if boosted or linear:
         predictor = (fit_boosted if boosted else fit_linear)(config, train_kp, train_y, seed)
     else:
-        predictor = fit_neural(config, train_kp, train_y, seed, sampling)
+        predictor = fit_neural(config, train_kp, train_y, seed, sampling, first)
     seconds = time.perf_counter() - start
     heads = {"probabilities": predictor(test_kp)}
     if hasattr(predictor, "nearest_class"):
@@ -614,6 +632,30 @@ def candidates(quick: bool) -> list[Candidate]:
             note="the recommended `lstm`'s softmax and its nearest-class head, probabilities averaged",
         ),
         Candidate(
+            "crowd: four + more first, then the crowd",
+            smoothed,
+            extra_training="four+more",
+            pretrain=True,
+            note="one network of the recommended `lstm` pretrained on all clips of the four signers and the "
+            "eleven of more.npz (every sign), then fine-tuned on the crowd fold's training signers, 30 "
+            "epochs each (classes = the union; the test side stays the fold's 8 crowd signers)",
+        ),
+        Candidate(
+            "recommended, prior-corrected",
+            None,
+            blend=("conv_gru, hand angles, balanced classes, label smoothing x3",),
+            prior_correction=True,
+            note="the recommended `lstm`'s probabilities divided by each sign's share of the training clips "
+            "(per-class calibration without tuning: logit adjustment, tau = 1)",
+        ),
+        Candidate(
+            "boosted, prior-corrected",
+            None,
+            blend=("boosted",),
+            prior_correction=True,
+            note="the boosted trees' probabilities divided by each sign's share of the training clips",
+        ),
+        Candidate(
             "recommended, balanced sampling",
             smoothed,
             sampling="balanced",
@@ -692,9 +734,10 @@ def candidate_probabilities(
     classes: list[str],
     epochs: int | None,
     cache: Path | None,
+    first: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], float]:
     """Test probabilities of each model a candidate averages (its seeds, then its blend rows) and the seconds
-    of all."""
+    of all; ``first``: the clips a ``pretrain`` candidate trains on first (a mask over all clips)."""
     found, seconds = [], 0.0
     if candidate.chance:  # every training sign equally likely
         return [np.full((len(test_kp), len(classes)), 1.0 / len(classes))], 0.0
@@ -704,7 +747,14 @@ def candidate_probabilities(
         train_y = class_index(classes, clips.labels[train])
         for seed in range(candidate.seeds):
             keys = cache_keys(
-                config, candidate.linear, dataset, fold, seed, candidate.boosted, candidate.sampling
+                config,
+                candidate.linear,
+                dataset,
+                fold,
+                seed,
+                candidate.boosted,
+                candidate.sampling,
+                candidate.pretrain,
             )
             probabilities, spent = fit_and_predict(
                 config,
@@ -718,6 +768,7 @@ def candidate_probabilities(
                 boosted=candidate.boosted,
                 head=candidate.head,
                 sampling=candidate.sampling,
+                first=first[train] if candidate.pretrain and first is not None else None,
             )
             found.append(probabilities)
             seconds += spent
@@ -741,18 +792,23 @@ def run_fold(
     other: ClipSet | None,
     epochs: int | None,
     cache: Path | None,
+    first: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Fit on the training clips, score the test clips: accuracy, accuracy without the signs no training
-    signer showed, n, and per sign of the whole set: test clips, right answers and the training signers who
-    showed it."""
+    """Fit on the training clips (a ``pretrain`` candidate: on the clips of ``first`` first), score the test
+    clips: accuracy, accuracy without the signs no training signer showed, n, and per sign of the whole set:
+    test clips, right answers and the training signers who showed it."""
     classes = sorted(set(clips.labels[train]))
     test_kp, test_labels = (
         (other.keypoints, other.labels) if other is not None else (clips.keypoints[test], clips.labels[test])
     )
     found, seconds = candidate_probabilities(
-        candidate, dataset, fold, clips, train, test_kp, classes, epochs, cache
+        candidate, dataset, fold, clips, train, test_kp, classes, epochs, cache, first
     )
     probabilities = np.mean(found, axis=0)
+    if candidate.prior_correction:
+        share = np.bincount(class_index(classes, clips.labels[train]), minlength=len(classes)) / train.sum()
+        probabilities = probabilities / share
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
     seen = np.isin(test_labels, classes)
     if candidate.chance:  # the expected score of the guess: the probability it gives the true sign
         correct = np.where(seen, 1.0 / len(classes), 0.0)
@@ -816,12 +872,15 @@ def run_candidate(
             fold_id = f"{index}:" + ",".join(
                 sorted(set(clips.signers[test]))
             )  # names like "8 signers" repeat
+            first = None
             if candidate.extra_training is not None:
+                # the extra clips, appended after the fold's
+                first = np.arange(len(clips.labels) + len(extra.labels)) >= len(clips.labels)
                 clips, train, test = with_extra_signers(clips, train, test, extra)
                 fold_id += f"+{candidate.extra_training}"  # its own cache entries
             fold = {
                 "fold": name,
-                **run_fold(candidate, dataset, fold_id, clips, train, test, other, epochs, cache),
+                **run_fold(candidate, dataset, fold_id, clips, train, test, other, epochs, cache, first),
             }
             folds.append(fold)
             print(

@@ -174,6 +174,8 @@ ALL_SIGNER_ROWS = (
     ("recommended + nearest class", "the recommended `lstm` + its nearest-class head"),
     ("recommended + boosted", "one network + boosted trees, averaged"),
     ("recommended x3 + boosted", "the recommended `lstm` + boosted trees, averaged"),
+    ("recommended, prior-corrected", "the recommended `lstm`, divided by each sign's share of training"),
+    ("boosted, prior-corrected", "boosted trees, divided by each sign's share of training"),
 )
 #: a sign's recall is judged in the folds where at least this many training signers showed it
 MIN_TRAINING_SIGNERS = 3
