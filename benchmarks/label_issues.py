@@ -108,6 +108,12 @@ def per_signer_table(clips: study.ClipSet, flagged: np.ndarray, sequences: np.nd
     return entries
 
 
+def study_folds() -> tuple[study.ClipSet, list[np.ndarray]]:
+    """The clips of the study's set ``all`` and the test signers of each of its folds."""
+    tasks = study.fold_tasks(DATASET)
+    return tasks[0][1], [np.array(sorted(set(tasks[0][1].signers[test]))) for _, _, _, test, _ in tasks]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Flag the suspected clips, repeat the study without them in training, write the .md and .json."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -117,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     cache = Path(args.cache) if args.cache else None
     rows = {c.name: c for c in study.candidates(False)}
     tasks = study.fold_tasks(DATASET)
-    clips = tasks[0][1]
-    groups = [np.array(sorted(set(clips.signers[test]))) for _, _, _, test, _ in tasks]
+    clips, groups = study_folds()
 
     # 1. suspected clips, from the study's own out-of-fold probabilities (its cache keys: tag "")
     everything = np.ones(len(clips.labels), bool)

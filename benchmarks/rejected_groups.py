@@ -4,14 +4,14 @@
 
 Every clip of the set ``all`` of benchmarks/real_signers.py (the four, the crowd and the eleven of more.npz)
 is answered by models fitted on the other folds' signers (the study's 5 folds by signer, read from its cache:
-nothing is trained here that the study did not train). A *rejected group* is one signer's clips of one sign
-of which each model (the linear baseline, the boosted trees and the recommended keypoint model) answers
-fewer than half right. Such a group is either recorded under the wrong sign's folder, or signed in a way no
-training signer signs it; a *swapped pair* (one signer's sign A mostly answered B, and their B mostly answered
-A) is hard to explain by anything but swapped folders. Accuracy over the other clips, and the accuracy a model
-would reach if it answered every other clip right and these groups as wrongly as the three models do, say how
-much of the gap to a perfect score these groups hold. The groups are chosen by the models' answers, so the
-accuracy without them flatters every model: it is shown to size the problem, not as a result.
+nothing is trained here that the study did not train). A *rejected group* is one signer's clips of one sign of
+which each model (the linear baseline, the boosted trees and the recommended keypoint model) answers fewer
+than half right. Such a group is either recorded under the wrong sign's folder, or signed in a way no training
+signer signs it; a *swapped pair* (one signer's sign A mostly answered B, and their B mostly answered A) is
+hard to explain by anything but swapped folders. Accuracy over the other clips, and the accuracy a model would
+reach if it answered every other clip right and these groups as wrongly as the three models do, say how much
+of the gap to a perfect score these groups hold. The groups are chosen by the models' answers, so the accuracy
+without them flatters every model: it is shown to size the problem, not as a result.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(BENCHMARKS_DIR))
 
 import real_signers as study  # noqa: E402
 from crowd_errors import error_groups, finger_extension, ily_hand_shape  # noqa: E402
-from label_issues import out_of_fold  # noqa: E402
+from label_issues import out_of_fold, study_folds  # noqa: E402
 
 DATASET = "all"
 ROWS = {
@@ -75,6 +75,23 @@ def swapped_pairs(groups: list[dict]) -> list[tuple[str, str, str]]:
     )
 
 
+def sources(clips: study.ClipSet) -> dict[str, np.ndarray]:
+    """Which file of ../shared/real/mp_data_signers each clip of the set came from (the four, the crowd, the
+    eleven more), as masks in the study's order."""
+    names = {"sequences": "the four", "crowd": "the crowd", "more": "the eleven more"}
+    folder = study.REAL / "mp_data_signers"
+    sizes = [len(np.load(folder / f"{n}.npz")["signers"]) for n in study.MP_FILES[DATASET]]
+    assert sum(sizes) == len(clips.labels)
+    ends = np.cumsum([0, *sizes])
+    index = np.arange(len(clips.labels))
+    return {names[n]: (index >= a) & (index < b) for n, a, b in zip(study.MP_FILES[DATASET], ends, ends[1:])}
+
+
+def reachable(answer: np.ndarray, labels: np.ndarray, inside: np.ndarray) -> float:
+    """Accuracy if every clip outside the rejected groups were right and those inside as they are."""
+    return float((np.sum(answer[inside] == labels[inside]) + np.sum(~inside)) / len(labels))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Read the out-of-fold answers, find the rejected groups, write the .md and .json."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -83,9 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cache = Path(args.cache) if args.cache else None
     rows = {c.name: c for c in study.candidates(False)}
-    tasks = study.fold_tasks(DATASET)
-    clips = tasks[0][1]
-    folds = [np.array(sorted(set(clips.signers[test]))) for _, _, _, test, _ in tasks]
+    clips, folds = study_folds()
     names = np.array(sorted(set(clips.labels)))
     answers = {}
     for short, row in ROWS.items():
@@ -108,10 +123,18 @@ def main(argv: list[str] | None = None) -> None:
             name: {
                 "accuracy": float(np.mean(answer == clips.labels)),
                 "accuracy_outside": float(np.mean(answer[~inside] == clips.labels[~inside])),
-                "reachable": float((np.sum(answer[inside] == clips.labels[inside]) + np.sum(~inside))
-                                   / len(clips.labels)),
+                "reachable": reachable(answer, clips.labels, inside),
             }
             for name, answer in answers.items()
+        },
+        "by_source": {
+            name: {
+                "clips": int(mask.sum()),
+                "rejected_clips": int((mask & inside).sum()),
+                "recommended": float(np.mean(answers["recommended"][mask] == clips.labels[mask])),
+                "reachable": reachable(answers["recommended"][mask], clips.labels[mask], inside[mask]),
+            }
+            for name, mask in sources(clips).items()
         },
     }
     write(Path(args.out), groups, summary)
@@ -146,6 +169,19 @@ def write(out: Path, groups: list[dict], summary: dict) -> None:
     for name, values in summary["models"].items():
         lines.append(
             f"| {name} | {values['accuracy']:.3f} | {values['accuracy_outside']:.3f} | "
+            f"{values['reachable']:.3f} |"
+        )
+    lines += [
+        "",
+        "By where the signers come from (the recommended model; the last column: if every clip outside the "
+        "rejected groups were right):",
+        "",
+        "| signers | clips | in rejected groups | recommended | reachable |",
+        "|---|---|---|---|---|",
+    ]
+    for name, values in summary["by_source"].items():
+        lines.append(
+            f"| {name} | {values['clips']} | {values['rejected_clips']} | {values['recommended']:.3f} | "
             f"{values['reachable']:.3f} |"
         )
     lines += [

@@ -9,18 +9,13 @@ pytest.importorskip("cleanlab")  # rejected_groups imports label_issues, which n
 
 
 def _rejected_groups():
-    """benchmarks/rejected_groups.py as a module (it imports its neighbours in benchmarks/)."""
-    import importlib.util
+    """benchmarks/rejected_groups.py, imported as it imports its neighbours (by name, from benchmarks/)."""
+    import importlib
     import sys
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(folder))
-    spec = importlib.util.spec_from_file_location("rejected_groups", folder / "rejected_groups.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("rejected_groups", module)
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module("rejected_groups")
 
 
 def test_a_group_is_rejected_only_when_every_model_misses_it_and_swaps_are_found():

@@ -60,7 +60,7 @@ def fit_network(features: Any, run_info: dict[str, Any], config: Any, split: Any
     # the stored arrays whole: each batch reads its clips only (a features store is never read whole)
     batches = training_batches(stored_arrays(features, run_info), labels[split.train], run_info,
                                config.augmentation or {}, global_batch, seed, split.train,
-                               getattr(config, "sampling", None))
+                               config.sampling)
     validation = ClipBatches(features, run_info, split.val, labels[split.val],
                              global_batch) if len(split.val) else None
     start = time.perf_counter()
